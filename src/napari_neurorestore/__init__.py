@@ -1,0 +1,20 @@
+"""napari-neurorestore: self-supervised restoration of fluorescence neural imaging.
+
+Importing the package is light: it never imports torch, Qt or napari. The Python API
+functions below import the restoration core lazily when they are first called.
+
+>>> from napari_neurorestore import denoise
+>>> restored = denoise(movie, train_seconds=60)        # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "denoise"]
+
+
+def __getattr__(name):  # PEP 562: lazy public API
+    if name in {"denoise"}:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,17 @@
+"""Restoration methods. Each module offers ``run(data, params, cancel, model=None, out=None)``,
+a generator that yields :class:`~napari_neurorestore.core.progress.Progress` and returns a
+:class:`~napari_neurorestore.core.models.RestoreResult`.
+
+Importing this package does not import torch; import a method's module to use it.
+"""
+
+METHODS = {"denoise": "napari_neurorestore.core.methods.denoise"}
+
+
+def get_method(name: str):
+    """Return the module implementing method ``name``."""
+    import importlib
+
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    return importlib.import_module(METHODS[name])

@@ -1,0 +1,292 @@
+"""Self-supervised temporal denoising after FAST (Wang, Gu et al., Nat Commun 2025).
+
+What is kept from the paper: self-supervision from the recording alone through
+spatiotemporal sampling (temporal windows of C frames taken with stride S; the 2x2
+neighbour sub-sampler), an ultra-light 2D network that sees the frames of a window as
+channels, flips/rot90 augmentation, Adam, and sliding-window inference that returns every
+frame in the input's intensity units.
+
+What differs (and why, measured in benchmarks/bench_denoise.py): the centre frame of each
+window is the target and is left out of the input (a temporal blind spot), instead of
+FAST's window-to-window mapping with Neighbor2Neighbor losses; the 2x2 sub-sampler is
+used as a pixel-unshuffle (the four neighbour sub-images become channels) so the net runs
+at half resolution. On a CPU this trains to a better optimum in 60 s and runs at tens
+of frames/s at 512x512.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import torch
+
+from ... import __version__
+from ..device import resolve_device
+from ..io import check_finite, check_movie
+from ..models import RestoreResult, TrainedModel
+from ..nets import TemporalDenoiseNet
+from ..params import DenoiseParams
+from ..progress import CancelToken, Progress
+from ..train import fit
+
+SUFFIX = "denoised"
+#: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
+TRAIN_CACHE_BYTES = 768 * 2**20
+
+
+# ----------------------------------------------------------------------------- sampling
+def neighbour_index(ts: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
+    """Frame indices of the neighbours of frames ``ts`` in a movie of ``n`` frames.
+
+    A neighbour beyond either end is replaced by its mirror about the centre frame
+    (t - k -> t + k), so edge frames get a full window and the centre frame itself is
+    never an input (mirroring about the movie's end would return it: t - 2t = -t -> t).
+    Needs ``n >= 2 * max|offset| + 1``. Returns an array of shape (len(ts), len(offsets)).
+    """
+    ts = np.asarray(ts)[:, None]
+    idx = ts + offsets[None, :]
+    outside = (idx < 0) | (idx >= n)
+    return np.where(outside, ts - offsets[None, :], idx)
+
+
+def neighbour_offsets(window: int) -> np.ndarray:
+    """Temporal offsets of the input frames: -K..-1, 1..K (the centre is excluded)."""
+    k = window // 2
+    return np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
+
+
+def neighbour_subsample(frames: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """FAST's 2x2 neighbour sub-sampler.
+
+    For every 2x2 cell one random pair of *adjacent* pixels is drawn (the same draw for
+    every frame of the window); the first goes to G1, the second to G2.
+    ``frames`` (..., H, W) with even H, W -> two arrays (..., H/2, W/2).
+    """
+    *lead, h, w = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError("neighbour_subsample needs even frame sizes")
+    cells = frames.reshape(*lead, h // 2, 2, w // 2, 2)
+    cells = np.moveaxis(cells, -3, -2).reshape(*lead, h // 2, w // 2, 4)  # (.., y, x, 4)
+    # pixel order in a cell: 0=(0,0) 1=(0,1) 2=(1,0) 3=(1,1); adjacent = share an edge
+    pairs = np.array([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
+    choice = pairs[rng.integers(0, len(pairs), size=(h // 2, w // 2))]
+    g1 = np.take_along_axis(cells, np.broadcast_to(choice[..., :1], (*lead, h // 2, w // 2, 1)), -1)
+    g2 = np.take_along_axis(cells, np.broadcast_to(choice[..., 1:], (*lead, h // 2, w // 2, 1)), -1)
+    return g1[..., 0], g2[..., 0]
+
+
+def _pad4(block: np.ndarray) -> np.ndarray:
+    """Reflect-pad the last two axes up to multiples of 4 (odd sizes: pad, don't crop)."""
+    h, w = block.shape[-2:]
+    ph, pw = (-h) % 4, (-w) % 4
+    if not (ph or pw):
+        return block
+    mode = "reflect" if h > ph and w > pw else "edge"
+    return np.pad(block, [(0, 0)] * (block.ndim - 2) + [(0, ph), (0, pw)], mode=mode)
+
+
+def _read(data: Any, t0: int, t1: int, plane: int | None) -> np.ndarray:
+    block = data[t0:t1] if plane is None else data[t0:t1, plane]
+    return np.asarray(block, dtype=np.float32)
+
+
+def _planes(data: Any) -> list[int | None]:
+    return [None] if data.ndim == 3 else list(range(data.shape[1]))
+
+
+class _TrainingSource:
+    """Normalised float32 frames held for training: the whole movie when it fits in
+    ``TRAIN_CACHE_BYTES``, otherwise evenly spread contiguous runs of frames."""
+
+    def __init__(self, data: Any, window: int, rng: np.random.Generator):
+        t = data.shape[0]
+        planes = _planes(data)
+        frame_bytes = 4 * data.shape[-1] * data.shape[-2]
+        budget_frames = max(window, TRAIN_CACHE_BYTES // frame_bytes // len(planes))
+        runs: list[tuple[int, int]]
+        if budget_frames >= t:
+            runs = [(0, t)]
+        else:
+            run_len = max(window * 8, 64)
+            n_runs = max(1, budget_frames // run_len)
+            starts = np.linspace(0, t - run_len, n_runs).astype(int)
+            runs = [(int(s), int(s) + run_len) for s in starts]
+        self.segments = []
+        for p in planes:
+            for a, b in runs:
+                block = _read(data, a, b, p)
+                check_finite(block)
+                self.segments.append(block)
+        sample = np.concatenate([s[:: max(1, len(s) // 32)].ravel() for s in self.segments])
+        self.mean = float(sample.mean())
+        self.std = float(sample.std()) or 1.0
+        for i, s in enumerate(self.segments):
+            self.segments[i] = _pad4((s - self.mean) / self.std)
+        self.k = window // 2
+        self.offsets = neighbour_offsets(window)
+        self.centres = [max(0, len(s) - 2 * self.k) for s in self.segments]
+        self.rng = rng
+
+    @property
+    def n_windows(self) -> int:
+        return int(sum(self.centres))
+
+    def batch(self, batch_size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
+        rng, k = self.rng, self.k
+        h, w = self.segments[0].shape[-2:]
+        py, px = min(patch, h), min(patch, w)
+        weights = np.asarray(self.centres, float) / self.n_windows
+        segs = rng.choice(len(self.segments), size=batch_size, p=weights)
+        x = np.empty((batch_size, len(self.offsets), py, px), np.float32)
+        y = np.empty((batch_size, 1, py, px), np.float32)
+        for i, s in enumerate(segs):
+            seg = self.segments[s]
+            t = k + rng.integers(0, self.centres[s])
+            y0 = rng.integers(0, h - py + 1)
+            x0 = rng.integers(0, w - px + 1)
+            win = seg[t - k:t + k + 1, y0:y0 + py, x0:x0 + px]
+            x[i] = win[self.offsets + k]
+            y[i, 0] = win[k]
+        # one random flip/rot90 per batch (same for input and target)
+        if rng.random() < 0.5:
+            x, y = x[..., ::-1], y[..., ::-1]
+        if rng.random() < 0.5:
+            x, y = x[..., ::-1, :], y[..., ::-1, :]
+        if py == px and rng.random() < 0.5:
+            x, y = np.swapaxes(x, -1, -2), np.swapaxes(y, -1, -2)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+# ----------------------------------------------------------------------------- train
+def build_net(params: DenoiseParams) -> TemporalDenoiseNet:
+    return TemporalDenoiseNet(params.window - 1, params.width)
+
+
+def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
+          ) -> Generator[Progress, None, TrainedModel]:
+    """Train a denoiser on ``data`` itself ((t, y, x) or (t, z, y, x)); no ground truth."""
+    cancel = cancel or CancelToken()
+    check_movie(data, params.window)
+    device = resolve_device(params.device)
+    seed = params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    yield Progress("prepare", message="reading training frames")
+    t_start = time.perf_counter()
+    src = _TrainingSource(data, params.window, rng)
+    cancel.check()
+    net = build_net(params).to(device)
+    steps_per_epoch = max(1, -(-src.n_windows // (params.stride * params.batch_size)))
+    total = params.epochs * steps_per_epoch
+
+    def sample_batch():
+        x, y = src.batch(params.batch_size, params.patch_size)
+        return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+    remaining = None
+    if params.train_seconds is not None:
+        remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
+    history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
+                             params.learning_rate, cancel)
+    seconds = time.perf_counter() - t_start
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    info = {"train_seconds": round(seconds, 2), "steps": len(history),
+            "final_loss": float(np.mean(history[-50:])) if history else None,
+            "seed": seed, "software_version": __version__}
+    return TrainedModel("denoise", params.to_dict(), state, {"mean": src.mean, "std": src.std}, info)
+
+
+# ----------------------------------------------------------------------------- predict
+def load_net(model: TrainedModel, device: torch.device) -> TemporalDenoiseNet:
+    if model.method != "denoise":
+        raise ValueError(f"this is a {model.method!r} model, not a denoising model")
+    net = build_net(DenoiseParams.from_dict(model.params))
+    net.load_state_dict(model.state_dict)
+    net.eval().to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
+            chunk_frames: int = 64, batch_size: int = 8, device: str = "auto",
+            start: int = 0, stop: int | None = None) -> Generator[Progress, None, Any]:
+    """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
+
+    Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
+    centre frame at the movie's ends), so the result does not depend on ``chunk_frames``. ``out`` is any
+    array with ``__setitem__`` of ``data``'s shape (a numpy array, a memmap, a zarr
+    array); a float32 numpy array is allocated when it is None. Returns ``out``.
+    """
+    cancel = cancel or CancelToken()
+    params = DenoiseParams.from_dict(model.params)
+    check_movie(data, params.window)
+    dev = resolve_device(device)
+    net = load_net(model, dev)
+    t_len = data.shape[0]
+    stop = t_len if stop is None else stop
+    k = params.half_window
+    offsets = neighbour_offsets(params.window)
+    mean, std = model.norm["mean"], model.norm["std"]
+    if out is None:
+        out = np.empty(data.shape, np.float32)
+    planes = _planes(data)
+    h, w = data.shape[-2:]
+    total = (stop - start) * len(planes)
+    done = 0
+    t0 = time.perf_counter()
+    yield Progress("predict", 0, total, message="restoring frames")
+    with torch.inference_mode():
+        for p in planes:
+            for a in range(start, stop, chunk_frames):
+                b = min(stop, a + chunk_frames)
+                lo, hi = max(0, a - k), min(t_len, b + k)
+                block = _read(data, lo, hi, p)
+                check_finite(block, f"frames {lo}-{hi - 1}")
+                block = _pad4((block - mean) / std)
+                for s in range(a, b, batch_size):
+                    cancel.check()
+                    ts = np.arange(s, min(b, s + batch_size))
+                    idx = neighbour_index(ts, offsets, t_len) - lo
+                    x = torch.from_numpy(block[idx]).to(dev)
+                    if dev.type == "cpu":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    y = net(x)[:, 0, :h, :w].float().cpu().numpy() * std + mean
+                    if p is None:
+                        out[s:s + len(ts)] = y
+                    else:
+                        out[s:s + len(ts), p] = y
+                done += b - a
+                el = time.perf_counter() - t0
+                yield Progress("predict", done, total, eta=el / done * (total - done),
+                               message=f"restoring: {done}/{total} frames")
+    return out
+
+
+# ----------------------------------------------------------------------------- run
+def metadata_for(model: TrainedModel, extra: dict | None = None) -> dict[str, Any]:
+    md = {"method": model.method, "params": dict(model.params),
+          "model_format_version": model.version,
+          "train_seconds": model.info.get("train_seconds"),
+          "training": dict(model.info), "software_version": __version__}
+    if extra:
+        md.update(extra)
+    return {"neurorestore": md}
+
+
+def run(data: Any, params: DenoiseParams | None = None, cancel: CancelToken | None = None,
+        model: TrainedModel | None = None, out: Any = None
+        ) -> Generator[Progress, None, RestoreResult]:
+    """Train on ``data`` (unless ``model`` is given) and denoise every frame."""
+    params = params or DenoiseParams()
+    if model is None:
+        model = yield from train(data, params, cancel)
+    elif model.method != "denoise":
+        raise ValueError(f"this is a {model.method!r} model, not a denoising model")
+    out = yield from predict(data, model, cancel, out, chunk_frames=params.chunk_frames,
+                             device=params.device)
+    yield Progress("done", 1, 1, message="done")
+    return RestoreResult(out, model, metadata_for(model), SUFFIX)

@@ -1,0 +1,70 @@
+"""Trained-model container and its (de)serialisation. torch is imported only to save/load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainedModel:
+    """Everything needed to apply a trained network again.
+
+    method : "denoise", ...
+    params : the method's parameters as a plain dict.
+    state_dict : the network's weights (torch tensors on the CPU).
+    norm : intensity normalisation, e.g. {"mean": .., "std": ..}, so outputs return to the
+        input's units.
+    info : training facts (seconds, steps, final loss, software version).
+    """
+
+    method: str
+    params: dict[str, Any]
+    state_dict: dict[str, Any]
+    norm: dict[str, float]
+    info: dict[str, Any] = field(default_factory=dict)
+    version: int = MODEL_FORMAT_VERSION
+
+
+def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    import torch
+
+    from .io import check_output_path
+
+    p = check_output_path(path, overwrite)
+    torch.save({"format": "napari-neurorestore", "version": model.version, "method": model.method,
+                "params": model.params, "state_dict": model.state_dict, "norm": model.norm,
+                "info": model.info}, p)
+    return p
+
+
+def load_model(path: str | os.PathLike) -> TrainedModel:
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model file {p} does not exist")
+    try:
+        d = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, or an unsafe pickle
+        raise ValueError(f"{p} is not a napari-neurorestore model file: {e}") from e
+    if not isinstance(d, dict) or d.get("format") != "napari-neurorestore":
+        raise ValueError(f"{p} is not a napari-neurorestore model file")
+    if d.get("version", 0) > MODEL_FORMAT_VERSION:
+        raise ValueError(f"{p} was saved by a newer napari-neurorestore (format {d['version']})")
+    return TrainedModel(d["method"], d["params"], d["state_dict"], d["norm"], d.get("info", {}),
+                        d["version"])
+
+
+@dataclass
+class RestoreResult:
+    """What a method's ``run`` returns: the restored array, the model and layer metadata."""
+
+    data: Any
+    model: TrainedModel
+    metadata: dict[str, Any]
+    suffix: str

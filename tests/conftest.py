@@ -1,0 +1,22 @@
+"""Shared fixtures. torch is imported before any QApplication exists (pytorch #11326)."""
+
+import numpy as np
+import pytest
+
+try:  # import torch early: importing it after a QApplication exists has crashed on Linux
+    import torch  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture
+def tiny_movie():
+    """A small simulated calcium movie with ground truth (fast to train on)."""
+    from napari_neurorestore.core.simulate import simulate_calcium_movie
+
+    return simulate_calcium_movie(n_frames=80, shape=(40, 40), n_cells=6, seed=3)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

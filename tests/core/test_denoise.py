@@ -1,0 +1,211 @@
+import numpy as np
+import pytest
+
+from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.methods import denoise as dn
+from napari_neurorestore.core.metrics import psnr
+from napari_neurorestore.core.models import load_model, save_model
+from napari_neurorestore.core.params import DenoiseParams
+from napari_neurorestore.core.progress import CancelToken, Cancelled, Progress, drain
+
+FAST = dict(epochs=1, patch_size=16, batch_size=4, seed=0, device="cpu")
+
+
+def test_neighbour_index_never_returns_the_centre_and_stays_in_range():
+    offs = dn.neighbour_offsets(7)
+    assert list(offs) == [-3, -2, -1, 1, 2, 3]
+    for n in (7, 8, 20):
+        idx = dn.neighbour_index(np.arange(n), offs, n)
+        assert idx.shape == (n, 6) and idx.min() >= 0 and idx.max() < n
+        for t in range(n):
+            assert t not in idx[t]  # the centre frame's own noise is never an input
+    assert list(dn.neighbour_index(np.array([0]), offs, 20)[0]) == [3, 2, 1, 1, 2, 3]
+
+
+def test_neighbour_subsampler_shapes_and_adjacency(rng):
+    frames = np.arange(3 * 8 * 6, dtype=np.float32).reshape(3, 8, 6)
+    g1, g2 = dn.neighbour_subsample(frames, rng)
+    assert g1.shape == g2.shape == (3, 4, 3)
+    # recover pixel coordinates from values in frame 0 and check each pair is 4-adjacent
+    y1, x1 = np.divmod(g1[0].astype(int), 6)
+    y2, x2 = np.divmod(g2[0].astype(int), 6)
+    dist = np.abs(y1 - y2) + np.abs(x1 - x2)
+    assert np.all(dist == 1)
+    # both pixels in the same 2x2 cell, and the same pattern in every frame
+    assert np.all(y1 // 2 == np.arange(4)[:, None]) and np.all(x1 // 2 == np.arange(3)[None])
+    assert np.all(g1[1] - g1[0] == 48) and np.all(g2[2] - g2[0] == 96)
+    with pytest.raises(ValueError):
+        dn.neighbour_subsample(np.zeros((2, 5, 4)), rng)
+
+
+def test_training_batches_have_the_window_shape(tiny_movie, rng):
+    src = dn._TrainingSource(tiny_movie.raw, 5, rng)
+    x, y = src.batch(3, 16)
+    assert x.shape == (3, 4, 16, 16) and y.shape == (3, 1, 16, 16)
+    assert abs(src.mean - tiny_movie.raw.mean()) < 1.0
+
+
+def test_output_shape_dtype_units_and_every_frame(tiny_movie):
+    raw = tiny_movie.raw[:, :37, :29]  # odd sizes are padded, not cropped
+    res = drain(dn.run(raw, DenoiseParams(**FAST)))
+    out = res.data
+    assert out.shape == raw.shape and out.dtype == np.float32
+    assert np.isfinite(out).all()
+    # the input's intensity units: same offset level, not normalised to 0-1
+    assert abs(out.mean() - raw.mean()) < 0.05 * raw.mean()
+    # no bright or dark edge frames
+    means = out.reshape(len(out), -1).mean(1)
+    assert abs(means[0] - np.median(means)) < 3 * means.std() + 1
+    md = res.metadata["neurorestore"]
+    assert md["method"] == "denoise" and md["params"]["window"] == 7
+    assert md["train_seconds"] >= 0 and res.suffix == "denoised"
+
+
+def test_loss_decreases(tiny_movie):
+    import torch
+
+    from napari_neurorestore.core.train import fit
+
+    p = DenoiseParams(patch_size=32, batch_size=8, device="cpu")
+    src = dn._TrainingSource(tiny_movie.raw, p.window, np.random.default_rng(0))
+    xv, yv = (torch.from_numpy(a) for a in src.batch(64, 32))  # a fixed evaluation batch
+    torch.manual_seed(0)
+    net = dn.build_net(p)
+
+    def batch():
+        x, y = src.batch(8, 32)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def eval_loss():
+        with torch.no_grad():
+            return float(torch.nn.functional.mse_loss(net.eval()(xv), yv))
+
+    before = eval_loss()
+    hist = drain(fit(net, batch, torch.nn.functional.mse_loss, 150, None, 2e-3, CancelToken()))
+    assert len(hist) == 150
+    after = eval_loss()
+    assert after < 0.95 * before, (before, after)
+
+
+def test_denoising_beats_raw_on_ground_truth(tiny_movie):
+    out = drain(dn.run(tiny_movie.raw, DenoiseParams(epochs=60, patch_size=32, batch_size=8,
+                                                     seed=0, device="cpu"))).data
+    rng = float(np.ptp(tiny_movie.clean))
+    gain = psnr(out, tiny_movie.clean, rng) - psnr(tiny_movie.raw, tiny_movie.clean, rng)
+    assert gain > 5.0, gain
+
+
+def test_deterministic_with_seed_on_cpu(tiny_movie):
+    a = drain(dn.run(tiny_movie.raw[:30], DenoiseParams(**FAST))).data
+    b = drain(dn.run(tiny_movie.raw[:30], DenoiseParams(**FAST))).data
+    c = drain(dn.run(tiny_movie.raw[:30], DenoiseParams(**{**FAST, "seed": 5}))).data
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_chunking_does_not_change_the_result(tiny_movie):
+    model = drain(dn.train(tiny_movie.raw, DenoiseParams(**FAST)))
+    whole = drain(dn.predict(tiny_movie.raw, model, chunk_frames=1000))
+    for chunk in (1, 3, 7):
+        part = drain(dn.predict(tiny_movie.raw, model, chunk_frames=chunk))
+        np.testing.assert_allclose(part, whole, rtol=1e-5, atol=1e-4)
+
+
+def test_4d_movies_are_denoised_plane_by_plane(tiny_movie):
+    movie = np.stack([tiny_movie.raw[:20], tiny_movie.raw[20:40]], axis=1)  # (t, z, y, x)
+    res = drain(dn.run(movie, DenoiseParams(**FAST)))
+    assert res.data.shape == movie.shape
+    model = res.model
+    plane1 = drain(dn.predict(np.ascontiguousarray(movie[:, 1]), model))
+    np.testing.assert_allclose(res.data[:, 1], plane1, rtol=1e-5, atol=1e-4)
+
+
+def test_float_and_int_dtypes(tiny_movie):
+    for dtype in (np.uint8, np.int16, np.float64):
+        movie = (tiny_movie.raw[:20] // (4 if dtype == np.uint8 else 1)).astype(dtype)
+        out = drain(dn.run(movie, DenoiseParams(**FAST))).data
+        assert out.dtype == np.float32 and out.shape == movie.shape
+
+
+def test_cancel_mid_training_stops_quickly(tiny_movie):
+    import time
+
+    token = CancelToken()
+    gen = dn.run(tiny_movie.raw, DenoiseParams(epochs=100000, patch_size=16, device="cpu"), token)
+    seen = []
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        for p in gen:
+            assert isinstance(p, Progress)
+            seen.append(p)
+            if p.stage == "train" and p.step > 3:
+                token.cancel()
+    assert time.perf_counter() - t0 < 30
+    assert any(p.stage == "train" for p in seen)
+
+
+def test_cancel_during_prediction(tiny_movie):
+    model = drain(dn.train(tiny_movie.raw, DenoiseParams(**FAST)))
+    token = CancelToken()
+    gen = dn.predict(tiny_movie.raw, model, token, chunk_frames=4)
+    with pytest.raises(Cancelled):
+        for p in gen:
+            if p.step >= 8:
+                token.cancel()
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (np.zeros((32, 32), np.uint16), "got 2D"),
+        (np.zeros((1, 32, 32), np.uint16), "1 frame"),
+        (np.zeros((4, 32, 32), np.uint16), "at least 7"),
+        (np.zeros((2, 2, 3, 32, 32), np.uint16), "got 5D"),
+        (np.zeros((10, 32, 32), complex), "unsupported data type"),
+        (np.zeros((10, 32, 32), bool), "unsupported data type"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(data, match):
+    with pytest.raises(InputError, match=match):
+        drain(dn.run(data, DenoiseParams(**FAST)))
+
+
+def test_nans_are_refused(tiny_movie):
+    movie = tiny_movie.raw.astype(np.float32)
+    movie[5, 3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        drain(dn.run(movie, DenoiseParams(**FAST)))
+
+
+@pytest.mark.parametrize("kw", [dict(window=4), dict(window=1), dict(stride=0), dict(epochs=0),
+                                dict(train_seconds=0), dict(patch_size=30), dict(device="tpu"),
+                                dict(window=7.0)])
+def test_bad_parameters(kw):
+    with pytest.raises(ValueError):
+        DenoiseParams(**kw)
+
+
+def test_model_save_load_round_trip(tiny_movie, tmp_path):
+    res = drain(dn.run(tiny_movie.raw, DenoiseParams(**FAST)))
+    path = save_model(res.model, tmp_path / "m.pt")
+    with pytest.raises(FileExistsError):
+        save_model(res.model, path)
+    loaded = load_model(path)
+    assert loaded.method == "denoise" and loaded.params == res.model.params
+    again = drain(dn.run(tiny_movie.raw, DenoiseParams(**FAST), model=loaded)).data
+    np.testing.assert_allclose(again, res.data, rtol=1e-6, atol=1e-5)
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a napari-neurorestore model"):
+        load_model(tmp_path / "junk.pt")
+
+
+def test_memmap_input(tiny_movie, tmp_path):
+    import tifffile
+
+    from napari_neurorestore.core.io import read_tiff
+
+    tifffile.imwrite(tmp_path / "m.tif", tiny_movie.raw[:24])
+    data, axes = read_tiff(tmp_path / "m.tif")
+    assert isinstance(data, np.memmap) and data.shape == (24, 40, 40)
+    out = drain(dn.run(data, DenoiseParams(**FAST))).data
+    assert out.shape == data.shape
