@@ -15,7 +15,7 @@ def test_import_does_not_import_torch_or_qt():
 
 def test_widget_and_reader_modules_do_not_import_torch():
     mods = _modules_after(
-        "import napari_neurorestore._reader, "
+        "import napari_neurorestore._widgets.restore, napari_neurorestore._reader, "
         "napari_neurorestore._sample_data, napari_neurorestore.core.params, "
         "napari_neurorestore.cli")
     assert "torch" not in mods

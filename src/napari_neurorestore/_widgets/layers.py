@@ -5,19 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 
-def result_layer_kwargs(source_layer: Any, result_metadata: dict, suffix: str) -> dict:
+def output_grid(scale, translate, scale_factors=None, translate_shift=None):
+    """World scale/translate of a result whose grid differs from the input's.
+
+    ``scale_factors`` multiply the input's pixel size per axis; ``translate_shift`` moves the
+    origin per axis in input pixels (see :class:`~napari_neurorestore.core.models.RestoreResult`).
+    """
+    in_scale = [float(s) for s in scale]
+    n = len(in_scale)
+    factors = [1.0] * n if scale_factors is None else [float(f) for f in scale_factors][-n:]
+    shift = [0.0] * n if translate_shift is None else [float(d) for d in translate_shift][-n:]
+    out_scale = tuple(s * f for s, f in zip(in_scale, factors, strict=True))
+    out_translate = tuple(float(t) + d * s
+                          for t, d, s in zip(translate, shift, in_scale, strict=True))
+    return out_scale, out_translate
+
+
+def result_layer_kwargs(source_layer: Any, result_metadata: dict, suffix: str,
+                        scale_factors=None, translate_shift=None) -> dict:
     """Keyword arguments for ``viewer.add_image`` for a result made from ``source_layer``.
 
-    Same scale, translate, rotate and contrast semantics as the input (the result is in the
+    Same scale, translate and contrast semantics as the input (the result is in the
     input's intensity units), the method's record in ``metadata``, name ``<input> [suffix]``.
+    For methods that change the grid, ``scale_factors``/``translate_shift`` (from the
+    result) give the output's pixel size and origin so both layers overlay in napari.
     """
+    scale, translate = output_grid(source_layer.scale, source_layer.translate, scale_factors,
+                                   translate_shift)
     meta = dict(getattr(source_layer, "metadata", {}) or {})
     meta.update(result_metadata)
     meta.setdefault("neurorestore", {})["source_layer"] = source_layer.name
     kwargs = {
         "name": f"{source_layer.name} [{suffix}]",
-        "scale": tuple(source_layer.scale),
-        "translate": tuple(source_layer.translate),
+        "scale": scale,
+        "translate": translate,
         "metadata": meta,
         "colormap": getattr(getattr(source_layer, "colormap", None), "name", "gray"),
         "blending": "additive" if source_layer.blending == "additive" else "translucent",

@@ -62,9 +62,17 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
 
 @dataclass
 class RestoreResult:
-    """What a method's ``run`` returns: the restored array, the model and layer metadata."""
+    """What a method's ``run`` returns: the restored array, the model and layer metadata.
+
+    scale_factors : per-axis factors by which the output's pixel size differs from the
+        input's (e.g. (1, 1/M, 1) for sparse-axis reconstruction along y); None = same grid.
+    translate_shift : per-axis shift of the output's origin, in input pixels
+        (e.g. -(f - 1) / (2 f) for area-sampled upsampling by f); None = no shift.
+    """
 
     data: Any
     model: TrainedModel
     metadata: dict[str, Any]
     suffix: str
+    scale_factors: tuple[float, ...] | None = None
+    translate_shift: tuple[float, ...] | None = None
