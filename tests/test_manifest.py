@@ -6,7 +6,7 @@ def test_manifest_validates_and_resolves():
 
     pm = PluginManifest.from_distribution("napari-neurorestore")
     pm.validate_imports()
-    assert {w.display_name for w in pm.contributions.widgets} >= {"Restore"}
+    assert {w.display_name for w in pm.contributions.widgets} >= {"Restore", "ROI traces"}
     assert pm.contributions.sample_data[0].key == "calcium_movie"
 
 

@@ -1,0 +1,157 @@
+"""``neurorestore traces``: ROI ΔF/F traces of a movie (and restored versions of it) from a
+label image, written as CSV, with the fidelity table printed to stdout.
+
+numpy and tifffile only (no torch, Qt or napari).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import numpy as np
+
+DESCRIPTION = """\
+ROI fluorescence traces and ΔF/F of MOVIE (t, y, x) or (t, z, y, x) for every ROI of a label
+image (0 = background), and of each --compare movie (restored versions with the same number
+of frames). Writes the traces as CSV (frame, time, then <layer>:roi<id>:F and :dFF columns)
+and prints, per ROI, the SNR in dB of each movie and the Pearson r and NRMSE of each compare
+movie's ΔF/F against MOVIE's.
+"""
+
+EPILOG = """\
+F0 specs: percentile:20 (20th percentile of the trace), sliding:20:30s (20th percentile over a
+sliding 30 s window; sliding:20:900 for 900 frames), first:50 (mean of the first 50 frames),
+fixed:1200 (F0 = 1200).
+
+example:
+  neurorestore traces raw.tif --rois rois.tif --compare restored.tif --fps 30 -o traces.csv
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``traces`` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "traces",
+        help="ROI ΔF/F traces and fidelity figures from a label image",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("movie", help="reference movie TIFF, (t, y, x) or (t, z, y, x)")
+    p.add_argument("--rois", required=True, metavar="ROIS.tif",
+                   help="label image TIFF: (y, x), or (z, y, x) for a volume movie; 0 = background")
+    p.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER.tif",
+                   help="movies to compare with the reference (same number of frames)")
+    p.add_argument("--f0", default="percentile:20", metavar="SPEC",
+                   help="how F0 is computed (default: percentile:20; see below)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (time column in seconds)")
+    p.add_argument("--neuropil", type=float, default=None, metavar="COEF",
+                   help="subtract COEF x the mean of an annulus around each ROI (e.g. 0.7)")
+    p.add_argument("--annulus", type=float, nargs=2, default=None, metavar=("INNER", "OUTER"),
+                   help="annulus radii in pixels from the ROI's edge (default: 2 8)")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="camera dark level subtracted from all intensities (default 0)")
+    p.add_argument("--plane", type=int, default=None,
+                   help="z plane of a 2D label image on a (t, z, y, x) movie")
+    p.add_argument("-o", "--output", required=True, metavar="traces.csv", help="traces CSV to write")
+    p.add_argument("--fidelity", default=None, metavar="fidelity.csv",
+                   help="also write the fidelity table as CSV")
+    p.add_argument("--tidy", action="store_true",
+                   help="write the traces in long form (one row per layer, ROI and frame)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=run_traces)
+    return p
+
+
+def _time_first(data: Any, axes: str) -> Any:
+    axes = (axes or "").upper()
+    if "T" in axes and axes.index("T") != 0 and len(axes) == data.ndim:
+        data = np.moveaxis(data, axes.index("T"), 0)
+    return data
+
+
+def run_traces(args: argparse.Namespace) -> int:
+    """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
+    from .core import traces as tr
+    from .core.io import InputError, check_output_path, read_tiff
+
+    prog = "neurorestore traces"
+    try:
+        out = check_output_path(args.output, args.overwrite)
+        fid_out = check_output_path(args.fidelity, args.overwrite) if args.fidelity else None
+        if fid_out is not None and fid_out.resolve() == out.resolve():
+            raise InputError("the traces and fidelity outputs must be different files")
+        fields = tr.parse_f0(args.f0)
+        if args.fps is not None:
+            fields["fps"] = args.fps
+        if args.neuropil is not None:
+            fields["neuropil"] = True
+            fields["neuropil_coef"] = args.neuropil
+        if args.annulus is not None:
+            fields["neuropil_inner"], fields["neuropil_outer"] = args.annulus
+        fields["offset"] = args.offset
+        params = tr.TraceParams(**fields)
+
+        movie, axes = read_tiff(args.movie, lazy=True)
+        movie = _time_first(movie, axes)
+        labels, _ = read_tiff(args.rois, lazy=False)
+        labels = np.asarray(labels)
+        if labels.dtype.kind == "f":
+            if not np.all(labels == np.round(labels)):
+                raise InputError(f"{args.rois} is not a label image (it holds fractional values)")
+            labels = labels.astype(np.int64)
+        spatial = tuple(movie.shape[1:]) if movie.ndim >= 3 else None
+        if spatial is None:
+            tr.check_trace_movie(movie, args.movie)
+        rois = tr.rois_from_labels(labels, spatial, plane=args.plane)
+        if not rois:
+            raise InputError(f"{args.rois} holds no ROIs (all pixels are 0)")
+        compare, names = [], [_stem(args.movie)]
+        for path in args.compare:
+            data, ax = read_tiff(path, lazy=True)
+            compare.append(_time_first(data, ax))
+            name = _stem(path)
+            while name in names:
+                name += "'"
+            names.append(name)
+        result = tr.compute_traces(movie, rois, compare, params=params, names=names)
+        tr.write_traces_csv(out, result, tidy=args.tidy)
+        rows = result.fidelity()
+        if fid_out is not None:
+            tr.write_fidelity_csv(fid_out, rows)
+    except (InputError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    for m in result.messages:
+        print(f"{prog}: note: {m}", file=sys.stderr)
+    n_frames = result.n_frames
+    print(f"{len(result.roi_ids)} ROIs, {n_frames} frames, {len(result.layers)} movie(s); "
+          f"F0: {args.f0}" + (f", neuropil x{params.neuropil_coef}" if params.neuropil else ""))
+    print(tr.format_fidelity(rows))
+    print(f"traces written to {out}" + (f"; fidelity table to {fid_out}" if fid_out else ""))
+    return 0
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    name = Path(path).name
+    for ext in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``traces`` on its own (``python -m napari_neurorestore._cli_traces ...``)."""
+    parser = argparse.ArgumentParser(prog="neurorestore")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

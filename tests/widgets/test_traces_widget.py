@@ -1,0 +1,218 @@
+"""GUI tests of the ROI traces dock (run under xvfb-run; tiny data)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_neurorestore._widgets.traces import TracesWidget
+from napari_neurorestore.core import traces as tr
+from napari_neurorestore.core.simulate import simulate_calcium_movie
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_calcium_movie(n_frames=40, shape=(48, 48), n_cells=4, seed=2)
+
+
+def _centre(labels, k):
+    ys, xs = np.nonzero(labels == k)
+    return float(ys.mean()), float(xs.mean())
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def widget(viewer, qtbot):
+    w = TracesWidget(viewer)
+    viewer.window.add_dock_widget(w, name="ROI traces")
+    w.sync = True
+    w.debounce_ms = 5
+    return w
+
+
+def _setup(viewer, widget, sim):
+    viewer.add_image(sim.raw, name="raw")
+    viewer.add_image(sim.clean, name="restored")
+    widget.reference_combo.setCurrentText("raw")
+    widget.set_compare(["restored"])
+    layer = widget.add_roi_layer()
+    for k in (1, 2):
+        layer.add_ellipses(np.array([_centre(sim.labels, k), (4.0, 4.0)]))
+    widget.refresh()
+    return layer
+
+
+def test_widget_defaults_equal_core_defaults(widget):
+    assert widget.params() == tr.TraceParams()
+
+
+def test_two_ellipses_move_export_and_screenshot(viewer, widget, sim, qtbot, tmp_path):
+    layer = _setup(viewer, widget, sim)
+    assert widget.error is None, widget.status_label.text()
+    assert list(layer.features["roi"]) == [1, 2]
+    res = widget.result
+    assert res.roi_ids == [1, 2] and [lt.name for lt in res.layers] == ["raw", "restored"]
+    assert sorted(widget.lines) == [("raw", 1), ("raw", 2), ("restored", 1), ("restored", 2)]
+    assert len(widget.axes) == 2  # reference and compare side by side
+    traces = set(widget.lines.values())
+    assert [sum(ln in traces for ln in ax.lines) for ax in widget.axes] == [2, 2]
+    # the ROI colours of the plot are those of the shapes in the viewer
+    ec = np.asarray(layer.edge_color)
+    np.testing.assert_allclose(widget.lines[("raw", 2)].get_color(), ec[1][:3], atol=1e-6)
+    assert not np.allclose(ec[0], ec[1])
+    # traces agree with the core on the same masks
+    rois, _ = tr.rois_from_shapes(list(layer.data), list(layer.shape_type), sim.raw.shape[1:])
+    np.testing.assert_allclose(res.reference.f, tr.extract_traces(sim.raw, rois))
+    assert widget.fidelity_table.rowCount() == 4
+
+    before = {k: np.array(v.get_ydata()) for k, v in widget.lines.items()}
+    n_extracted = widget.cache.extracted
+    data = [d.copy() for d in layer.data]
+    data[1] = data[1] + np.array([3.0, -2.0])
+    layer.data = data  # move ROI 2 (fires the layer's data event)
+    qtbot.waitUntil(lambda: not np.array_equal(widget.lines[("raw", 2)].get_ydata(),
+                                               before[("raw", 2)]), timeout=3000)
+    after = {k: np.array(v.get_ydata()) for k, v in widget.lines.items()}
+    for name in ("raw", "restored"):
+        np.testing.assert_array_equal(after[(name, 1)], before[(name, 1)])
+        assert not np.allclose(after[(name, 2)], before[(name, 2)])
+    # only the moved ROI (and annuli whose pixels changed) were re-extracted, per layer
+    assert 2 <= widget.cache.extracted - n_extracted <= 2 * 3
+
+    # deleting ROI 1 keeps ROI 2's id, colour and trace
+    layer.selected_data = {0}
+    layer.remove_selected()
+    qtbot.waitUntil(lambda: widget.result.roi_ids == [2], timeout=3000)
+    np.testing.assert_array_equal(widget.lines[("raw", 2)].get_ydata(), after[("raw", 2)])
+    layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+    qtbot.waitUntil(lambda: widget.result.roi_ids == [2, 3], timeout=3000)
+
+    # exports
+    widget.export_traces_csv(tmp_path / "traces.csv")
+    widget.export_fidelity_csv(tmp_path / "fidelity.csv")
+    widget.save_figure(tmp_path / "traces.png")
+    widget.save_figure(tmp_path / "traces.svg")
+    with open(tmp_path / "traces.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][0] == "frame" and "restored:roi3:dFF" in rows[0]
+    assert len(rows) == sim.raw.shape[0] + 1
+    np.asarray(rows[1:], float)
+    with open(tmp_path / "fidelity.csv", newline="") as fh:
+        fid = list(csv.DictReader(fh))
+    assert [(r["roi"], r["layer"]) for r in fid] == [
+        ("2", "raw"), ("2", "restored"), ("3", "raw"), ("3", "restored")]
+    assert -1.0 <= float(fid[1]["pearson_r"]) <= 1.0 and float(fid[1]["nrmse"]) > 0
+    assert (tmp_path / "traces.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "traces.svg").read_bytes()[:2000]
+    widget.grab().save(str(tmp_path / "dock.png"))
+    assert (tmp_path / "dock.png").stat().st_size > 1000
+
+
+def test_frame_line_follows_viewer_and_click_moves_viewer(viewer, widget, sim):
+    from matplotlib.backend_bases import MouseEvent
+
+    _setup(viewer, widget, sim)
+    widget.fps_spin.setValue(10.0)
+    widget.refresh()
+    viewer.dims.set_point(0, 7)
+    assert widget.current_frame() == 7
+    for v in widget.vlines:
+        assert v.get_xdata()[0] == pytest.approx(0.7)
+    ax = widget.axes[1]
+    widget.canvas.draw()
+    x, y = ax.transData.transform((2.3, 0.0))
+    MouseEvent("button_press_event", widget.canvas, x, y, button=1)._process()
+    assert widget.current_frame() == 23
+    assert viewer.dims.current_step[0] == 23
+
+
+def test_overlay_and_labels_source(viewer, widget, sim, qtbot):
+    viewer.add_image(sim.raw, name="raw")
+    viewer.add_image(sim.clean, name="restored")
+    lab = viewer.add_labels(sim.labels, name="cells")
+    widget.reference_combo.setCurrentText("raw")
+    widget.set_compare(["restored"])
+    widget.roi_combo.setCurrentText("cells")
+    widget.overlay_check.setChecked(True)
+    widget.refresh()
+    n = int(sim.labels.max())
+    assert widget.result.roi_ids == list(range(1, n + 1))
+    assert len(widget.axes) == 1 and len(widget.lines) == 2 * n
+    np.testing.assert_allclose(widget.lines[("raw", 3)].get_color(),
+                               np.asarray(lab.get_color(3))[:3], atol=1e-6)
+    ref = tr.compute_traces(sim.raw, sim.labels)
+    np.testing.assert_allclose(widget.result.reference.dff, ref.reference.dff)
+    relabelled = sim.labels.copy()
+    relabelled[relabelled == 3] = 7
+    lab.data = relabelled  # relabel: the plot follows
+    qtbot.waitUntil(lambda: 7 in widget.result.roi_ids and 3 not in widget.result.roi_ids,
+                    timeout=3000)
+
+
+def test_volume_movie_rois_on_a_plane(viewer, widget, sim):
+    vol = np.stack([sim.raw, sim.raw[:, ::-1], sim.raw[:, :, ::-1]], axis=1)  # (t, z, y, x)
+    viewer.add_image(vol, name="vol")
+    layer = widget.add_roi_layer()
+    assert layer.ndim == 3
+    cy, cx = _centre(sim.labels, 1)
+    corners = [[2.0, cy + dy, cx + dx] for dy, dx in ((-4, -4), (-4, 4), (4, 4), (4, -4))]
+    layer.add_ellipses(np.array(corners))  # on plane 2
+    widget.refresh()
+    assert widget.error is None, widget.status_label.text()
+    rois, _ = tr.rois_from_shapes([layer.data[0]], ["ellipse"], vol.shape[1:])
+    np.testing.assert_allclose(widget.result.reference.f[0], tr.extract_traces(vol, rois)[0])
+    np.testing.assert_allclose(widget.result.reference.f[0],
+                               tr.extract_traces(sim.raw[:, :, ::-1], [tr.Roi(1, rois[0].index % (48 * 48), (48, 48))])[0])
+
+
+def test_bad_inputs_show_messages_not_tracebacks(viewer, widget, sim):
+    viewer.add_image(sim.raw, name="raw")
+    viewer.add_image(sim.clean[:20], name="short")
+    widget.reference_combo.setCurrentText("raw")
+    layer = widget.add_roi_layer()
+    widget.refresh()  # empty Shapes layer
+    assert "has no shapes yet" in widget.error
+    assert widget.result is None
+    layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+    layer.add_rectangles(np.array([[100.0, 100.0], [110.0, 120.0]]))  # outside the image
+    widget.set_compare(["short"])
+    widget.refresh()
+    text = widget.status_label.text()
+    assert widget.error is None
+    assert "lies outside the image" in text
+    assert "has 20 frames but the reference" in text
+    assert widget.result.roi_ids == [1] and len(widget.result.layers) == 1
+    viewer.add_image(sim.raw[0], name="single")
+    widget.reference_combo.setCurrentText("single")
+    widget.refresh()
+    assert "single frame" in widget.error
+    assert widget.result is None and widget.fidelity_table.rowCount() == 0
+    widget.reference_combo.setCurrentText("raw")
+    widget.f0_mode_combo.setCurrentIndex(tr.F0_MODES.index("sliding"))  # seconds without fps
+    widget.refresh()
+    assert "frame rate" in widget.error
+    with pytest.raises(ValueError, match="nothing to export"):
+        widget.export_traces_csv("unused.csv")
+    widget.save_figure_button.click()  # handled: a message, no dialog, no traceback
+    assert "nothing to export" in widget.error
+
+
+def test_large_jobs_run_in_a_worker(viewer, widget, sim, qtbot):
+    widget.sync = False
+    widget.async_threshold = 0
+    viewer.add_image(sim.raw, name="raw")
+    widget.reference_combo.setCurrentText("raw")
+    layer = widget.add_roi_layer()
+    layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+    widget.refresh()
+    assert widget.busy or widget.result is not None
+    qtbot.waitUntil(lambda: widget.result is not None and not widget.busy, timeout=5000)
+    assert widget.result.roi_ids == [1] and widget.error is None
