@@ -9,11 +9,11 @@ functions below import the restoration core lazily when they are first called.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "denoise"]
+__all__ = ["__version__", "denoise", "upsample", "isotropize", "sparse"]
 
 
 def __getattr__(name):  # PEP 562: lazy public API
-    if name in {"denoise"}:
+    if name in {"denoise", "upsample", "isotropize", "sparse"}:
         from . import api
 
         return getattr(api, name)

@@ -67,3 +67,206 @@ def denoise(
         model = load_model(model)
     result = drain(method.run(data, p, cancel, model=model, out=out), progress)
     return (result.data, result.model) if return_model else result.data
+
+
+def upsample(
+    data: Any,
+    factor: int = 3,
+    *,
+    lateral_only: bool = False,
+    prior: str = "none",
+    train_seconds: float | None = 60.0,
+    seed: int | None = 0,
+    device: str = "auto",
+    model: Any = None,
+    out: Any = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+    return_model: bool = False,
+    return_result: bool = False,
+    **params: Any,
+):
+    """Upsample a (z, y, x) volume or a (y, x) image by ``factor`` per axis with a network
+    trained on the input itself (zero-shot, after Self-Vision).
+
+    Area-sampling convention: each input pixel is the mean of the ``factor``-per-axis block
+    of output pixels it covers (binning the output gives the input back when
+    ``back_projection`` is on, the default). Output shape = input shape x factor; to overlay
+    the input, give the output ``scale = input_scale / factor`` and
+    ``translate = input_translate - (factor - 1) / (2 factor) * input_scale`` per upsampled
+    axis (``return_result=True`` returns these as ``scale_factors``/``translate_shift``).
+
+    Parameters
+    ----------
+    data : array-like
+        Integer or float intensities; numpy, memmap or dask arrays work (read tile by tile).
+    factor : 2, 3 or 4
+    lateral_only : upsample y and x only (3D input).
+    prior : "none" (the input alone) or "simulated" (also learn from a simulated neuron
+        volume at the true scale).
+    train_seconds, seed, device, **params
+        See :class:`napari_neurorestore.core.params.UpsampleParams` (defaults there).
+    model : TrainedModel or path, optional
+        Skip training and apply this model.
+    out : array-like, optional
+        Where to write the result (e.g. a memmap or zarr array of the output shape).
+    progress, cancel : as for :func:`denoise`.
+    return_model : also return the trained model.
+    return_result : return the full :class:`RestoreResult` (data, model, metadata, grid).
+
+    Returns
+    -------
+    numpy.ndarray float32 (a temporary memmap when very large) in the input's units, and the
+    model when ``return_model``.
+    """
+    from .core.methods import upsample as method
+    from .core.models import load_model
+    from .core.params import UpsampleParams
+
+    p = UpsampleParams(factor=factor, lateral_only=lateral_only, prior=prior,
+                       train_seconds=train_seconds, seed=seed, device=device, **params)
+    if model is not None and not hasattr(model, "state_dict"):
+        model = load_model(model)
+    result = drain(method.run(data, p, cancel, model=model, out=out), progress)
+    if return_result:
+        return result
+    return (result.data, result.model) if return_model else result.data
+
+
+def isotropize(
+    data: Any,
+    z_ratio: float | None = None,
+    *,
+    degradation: str = "gaussian",
+    sigma_z: float | None = None,
+    train_seconds: float | None = None,
+    seed: int | None = 0,
+    device: str = "auto",
+    model: Any = None,
+    out: Any = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+    return_model: bool = False,
+    return_result: bool = False,
+    **params: Any,
+):
+    """Axial isotropization (after Self-Net) of a (z, y, x) volume whose z pixel is
+    ``z_ratio`` times its lateral pixel: a restorer trained on the volume's own lateral
+    slices (degraded the way z is) restores every xz and yz slice after cubic interpolation
+    in z; the two are averaged.
+
+    Output: round((z - 1) R) + 1 slices; output slice k lies at input slice k / R, so give
+    the output layer ``scale = (z_scale / R, y_scale, x_scale)`` and the input's translate
+    (``return_result=True`` returns ``scale_factors`` = (1/R, 1, 1)).
+
+    Parameters
+    ----------
+    data : array-like
+        (z, y, x), integer or float intensities; numpy, memmap or dask arrays (read block by
+        block).
+    z_ratio : float >= 1
+        z pixel size / lateral pixel size (required unless ``model`` is given).
+    degradation : "gaussian" (default) or "learned" (adversarially learned axial blur).
+    sigma_z : axial blur beyond the lateral one, Gaussian sigma in lateral pixels
+        (None = estimated from the data's axial and lateral spectra).
+    train_seconds, seed, device, **params
+        See :class:`napari_neurorestore.core.params.IsotropizeParams` (defaults there).
+    model : TrainedModel or path, optional
+        Skip training and apply this model (its z ratio is used).
+    out : array-like, optional
+        Where to write the result (shape (round((z - 1) R) + 1, y, x)).
+    progress, cancel : as for :func:`denoise`.
+    return_model : also return the trained model.
+    return_result : return the full :class:`RestoreResult` (data, model, metadata, grid).
+
+    Returns
+    -------
+    numpy.ndarray float32 in the input's units, and the model when ``return_model``.
+    """
+    from .core.methods import isotropize as method
+    from .core.models import load_model
+    from .core.params import IsotropizeParams
+
+    if model is not None and not hasattr(model, "state_dict"):
+        model = load_model(model)
+    if model is not None:
+        trained = model.params.get("z_ratio")
+        if z_ratio is not None and trained is not None and abs(float(z_ratio) - trained) > 1e-6:
+            raise ValueError(f"the model was trained for z ratio {trained}, not {z_ratio}")
+        p = IsotropizeParams.from_dict({**model.params, "device": device, **params})
+    else:
+        if z_ratio is None:
+            raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
+        p = IsotropizeParams(z_ratio=z_ratio, degradation=degradation, sigma_z=sigma_z,
+                             train_seconds=train_seconds, seed=seed, device=device, **params)
+    result = drain(method.run(data, p, cancel, model=model, out=out), progress)
+    if return_result:
+        return result
+    return (result.data, result.model) if return_model else result.data
+
+
+def sparse(
+    data: Any,
+    factor: int = 4,
+    *,
+    axis: str = "y",
+    simulate: bool = False,
+    reference: Any = None,
+    labels: Any = None,
+    train_seconds: float | None = None,
+    seed: int | None = 0,
+    device: str = "auto",
+    model: Any = None,
+    out: Any = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+    return_model: bool = False,
+    return_result: bool = False,
+    **params: Any,
+):
+    """Restore the lines a scan skipped along ``axis`` (sparse-axis reconstruction, after
+    IRIS), with a network trained on the sparse data itself (the fully sampled axis is the
+    teacher) or on a fully sampled ``reference`` stack from the same rig.
+
+    ``data`` holds the acquired lines: acquired line i lies at output line i * factor, the
+    output has ``factor`` times more lines along ``axis``, its pixel size along ``axis`` is
+    the input's divided by ``factor`` and its origin is unchanged (``return_result=True``
+    gives ``scale_factors``). (y, x) images, (t|z, y, x) stacks and (t, z, y, x) movies.
+
+    With ``simulate=True``, ``data`` is a fully sampled stack: every ``factor``-th line is
+    kept, reconstructed and compared with the full stack; the figures (PSNR, SSIM, ROI ΔF/F
+    trace NRMSE, and cubic interpolation's) are in
+    ``result.metadata["neurorestore"]["simulation"]`` (use ``return_result=True``).
+    ``labels`` (a (y, x) ROI label image) sets the ROIs of the trace figures.
+
+    Parameters
+    ----------
+    factor : skip factor M (2-16).
+    axis : "y" (default) or "x".
+    train_seconds, seed, device, **params
+        See :class:`napari_neurorestore.core.params.SparseParams` (defaults there).
+    model : TrainedModel or path, optional
+        Skip training and apply this model.
+    out : array-like, optional
+        Where to write the result (shape: ``core.methods.sparse.output_shape``).
+    progress, cancel : as for :func:`denoise`.
+    return_model : also return the trained model.
+    return_result : return the full :class:`RestoreResult` (data, model, metadata, grid).
+
+    Returns
+    -------
+    numpy.ndarray float32 in the input's units, and the model when ``return_model``.
+    """
+    from .core.methods import sparse as method
+    from .core.models import load_model
+    from .core.params import SparseParams
+
+    p = SparseParams(factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
+                     seed=seed, device=device, **params)
+    if model is not None and not hasattr(model, "state_dict"):
+        model = load_model(model)
+    result = drain(method.run(data, p, cancel, model=model, out=out, reference=reference,
+                              labels=labels), progress)
+    if return_result:
+        return result
+    return (result.data, result.model) if return_model else result.data

@@ -188,6 +188,9 @@ def _run_gui(args) -> int:
 
 _EXTRA_PARSERS = (
     "napari_neurorestore._cli_traces",
+    "napari_neurorestore._cli_upsample",
+    "napari_neurorestore._cli_isotropize",
+    "napari_neurorestore._cli_sparse",
 )
 
 

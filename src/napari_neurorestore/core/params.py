@@ -5,7 +5,7 @@ The widget, the CLI and the Python API all build their defaults from these class
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -86,4 +86,265 @@ class DenoiseParams:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-PARAMS = {"denoise": DenoiseParams}
+
+@dataclass(frozen=True)
+class UpsampleParams:
+    """Parameters of zero-shot upsampling (after Self-Vision).
+
+    factor : output pixels per input pixel along each upsampled axis (2, 3 or 4).
+    lateral_only : upsample y and x only (a 3D volume keeps its z sampling).
+    prior : "none" trains on the input alone (strict zero-shot); "simulated" also trains on
+        a procedurally generated neuron volume at the true scale (no user data), mixed with
+        the input's own crops. See the benchmark for when each wins.
+    steps : optimisation steps (whichever of ``steps`` and ``train_seconds`` comes first).
+    train_seconds : wall-time cap on training (None = no cap).
+    patch_size : side of the training crops, in input pixels (rounded down to a multiple of
+        the factor; clipped to the volume's depth along z).
+    batch_size, learning_rate, width, depth : training batch, Adam's initial learning rate,
+        channels and hidden layers of the network.
+    base : the interpolation the network adds its residual to ("cubic" or "linear").
+    scale_augment : half of the batches are crops interpolated up by a random factor in
+        [1, factor] before binning, so structures also appear at the size they have at the
+        scale the network is applied at.
+    back_projection : make the output bin back exactly to the input (data consistency).
+    ensemble : average the predictions over flips (8x slower inference).
+    two_stage : factor 4 as two 2x stages with one 2x network.
+    seed, device : as for the other methods.
+    tile_size : side of the inference tiles (input pixels); bounds memory, does not change
+        the result.
+    tile_overlap : minimum context read around each tile (input pixels). The context is
+        never less than the network's receptive field (plus back-projection's), so tile
+        centres are exact and are stitched without blending; 0 = just that.
+    """
+
+    factor: int = 3
+    lateral_only: bool = False
+    prior: str = field(default="none", metadata={"choices": ("none", "simulated")})
+    steps: int = 4000
+    train_seconds: float | None = 60.0
+    patch_size: int = 36
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    width: int = 16
+    depth: int = 4
+    base: str = field(default="cubic", metadata={"choices": ("cubic", "linear")})
+    scale_augment: bool = True
+    back_projection: bool = True
+    ensemble: bool = False
+    two_stage: bool = False
+    seed: int | None = 0
+    device: str = "auto"
+    tile_size: int = 64
+    tile_overlap: int = 0
+
+    method = "upsample"
+
+    def __post_init__(self) -> None:
+        _check_int("factor", self.factor, 2, 4)
+        for name in ("lateral_only", "scale_augment", "back_projection", "ensemble",
+                     "two_stage"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_choice(self, "prior")
+        _check_choice(self, "base")
+        if self.two_stage and self.factor != 4:
+            raise ValueError("two_stage applies to factor 4 only")
+        _check_int("steps", self.steps, 1)
+        if self.train_seconds is not None and not self.train_seconds > 0:
+            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        _check_int("patch_size", self.patch_size, 8, 512)
+        _check_int("batch_size", self.batch_size, 1, 1024)
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        _check_int("width", self.width, 4, 256)
+        _check_int("depth", self.depth, 0, 16)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        from .device import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        _check_int("tile_size", self.tile_size, 8)
+        _check_int("tile_overlap", self.tile_overlap, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UpsampleParams:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _check_choice(obj: Any, name: str) -> None:
+    f = next(f for f in fields(obj) if f.name == name)
+    choices = f.metadata["choices"]
+    if getattr(obj, name) not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {getattr(obj, name)!r}")
+
+
+@dataclass(frozen=True)
+class SparseParams:
+    """Parameters of sparse-axis reconstruction (after IRIS): restore the lines a scan
+    skipped along one axis, learning from the fully sampled other axis.
+
+    factor : skip factor M: one line in M was acquired (acquired line i lies at full-frame
+        line i*M; the output has M times more lines).
+    axis : the under-sampled axis: "y" (rows, the slow scan axis) or "x" (columns).
+    simulate : simulate from a fully sampled stack: keep every M-th line of the input,
+        reconstruct it, and report PSNR, SSIM and trace NRMSE against the full stack.
+    context : neighbouring frames (or planes) on each side given to the network as
+        extra input (0 = frame by frame).
+    denoise : also denoise the acquired lines (their values are then a restored estimate);
+        off keeps the acquired lines exactly as measured.
+    epochs : training length: an epoch draws about as many random crops as the frames
+        hold (at least 10 steps); whichever of ``epochs`` and ``train_seconds`` comes
+        first ends training.
+    train_seconds : wall-time cap on training (None = no cap).
+    patch_size : side of the training crops in samples (multiple of 4).
+    batch_size : training crops per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level (speed/quality trade-off).
+    seed : seed for the sampler and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    chunk_frames : frames per inference chunk (bounds memory; does not change the result).
+    """
+
+    factor: int = 4
+    axis: str = field(default="y", metadata={"choices": ("y", "x")})
+    simulate: bool = False
+    context: int = 6
+    denoise: bool = True
+    epochs: int = 40
+    train_seconds: float | None = None
+    patch_size: int = 32
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    width: int = 16
+    seed: int | None = 0
+    device: str = "auto"
+    chunk_frames: int = 64
+
+    method = "sparse"
+
+    def __post_init__(self) -> None:
+        _check_int("factor", self.factor, 2, 16)
+        if self.axis not in ("y", "x"):
+            raise ValueError(f"axis must be 'y' or 'x', got {self.axis!r}")
+        for name in ("simulate", "denoise"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_int("context", self.context, 0, 8)
+        _check_int("epochs", self.epochs, 1)
+        if self.train_seconds is not None and not self.train_seconds > 0:
+            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        _check_int("patch_size", self.patch_size, 8, 1024)
+        if self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
+        _check_int("batch_size", self.batch_size, 1, 1024)
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        _check_int("width", self.width, 4, 128)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        from .device import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        _check_int("chunk_frames", self.chunk_frames, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SparseParams:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class IsotropizeParams:
+    """Parameters of axial isotropization (after Self-Net).
+
+    z_ratio : R, the z pixel size over the lateral (y, x) pixel size (>= 1; the widget
+        reads it from the layer's scale). The output has round((z - 1) R) + 1 slices.
+    degradation : how lateral slices are degraded to look axial for training: "gaussian"
+        (a Gaussian axial blur of width ``sigma_z``) or "learned" (a blur kernel learned
+        adversarially so degraded lateral slices look like the real axial slices).
+    sigma_z : the axial blur beyond the lateral one, as a Gaussian sigma in lateral
+        pixels (None = estimate it from the volume's axial and lateral spectra).
+    steps : optimisation steps (whichever of ``steps`` and ``train_seconds`` ends first).
+    train_seconds : wall-time cap on training (None = no cap).
+    patch_size : side of the square training crops (multiple of 4).
+    batch_size : training crops per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level.
+    seed : seed for the sampler, the degradations and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    tile_size : lateral side of the inference blocks (bounds memory; does not change
+        the result).
+    match_noise : top the noise of the degraded training inputs up to the data's level
+        (blurring averages noise down; real axial slices are as noisy as lateral ones).
+    """
+
+    z_ratio: float = 2.0
+    degradation: str = field(default="gaussian", metadata={"choices": ("gaussian", "learned")})
+    sigma_z: float | None = None
+    steps: int = 4000
+    train_seconds: float | None = None
+    patch_size: int = 64
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    width: int = 16
+    seed: int | None = 0
+    device: str = "auto"
+    tile_size: int = 256
+    match_noise: bool = True
+
+    method = "isotropize"
+
+    def __post_init__(self) -> None:
+        r = self.z_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 1.0 <= r <= 16.0:
+            raise ValueError(f"z_ratio must be a number between 1 and 16 (z pixel size over "
+                             f"lateral pixel size), got {r!r}")
+        object.__setattr__(self, "z_ratio", float(r))
+        _check_choice(self, "degradation")
+        if self.sigma_z is not None:
+            s = self.sigma_z
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 32:
+                raise ValueError(f"sigma_z must be between 0 and 32 lateral pixels or None "
+                                 f"(estimate), got {s!r}")
+            object.__setattr__(self, "sigma_z", float(s))
+        _check_int("steps", self.steps, 1)
+        if self.train_seconds is not None and not self.train_seconds > 0:
+            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        _check_int("patch_size", self.patch_size, 16, 1024)
+        if self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
+        _check_int("batch_size", self.batch_size, 1, 1024)
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        _check_int("width", self.width, 4, 128)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        from .device import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        _check_int("tile_size", self.tile_size, 16)
+        if not isinstance(self.match_noise, bool):
+            raise ValueError(f"match_noise must be True or False, got {self.match_noise!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IsotropizeParams:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+PARAMS = {"denoise": DenoiseParams, "upsample": UpsampleParams}
+PARAMS["sparse"] = SparseParams
+PARAMS["isotropize"] = IsotropizeParams

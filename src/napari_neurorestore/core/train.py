@@ -25,7 +25,13 @@ def fit(
     learning_rate: float,
     cancel: CancelToken,
     report_every: float = 0.25,
+    on_step: Callable[[int], None] | None = None,
 ) -> Generator[Progress, None, list[float]]:
+    """Train ``model``; yields Progress, returns the loss history.
+
+    ``on_step(step)``, when given, is called after every optimisation step (e.g. to
+    validate and keep the best weights).
+    """
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history: list[float] = []
     t0 = time.perf_counter()
@@ -53,6 +59,8 @@ def fit(
         history.append(value)
         ema = value if ema is None else 0.95 * ema + 0.05 * value
         step += 1
+        if on_step is not None:
+            on_step(step)
         now = time.perf_counter() - t0
         if now - last_report >= report_every or step == total_steps:
             last_report = now

@@ -5,7 +5,10 @@ a generator that yields :class:`~napari_neurorestore.core.progress.Progress` and
 Importing this package does not import torch; import a method's module to use it.
 """
 
-METHODS = {"denoise": "napari_neurorestore.core.methods.denoise"}
+METHODS = {"denoise": "napari_neurorestore.core.methods.denoise",
+           "upsample": "napari_neurorestore.core.methods.upsample"}
+METHODS["sparse"] = "napari_neurorestore.core.methods.sparse"
+METHODS["isotropize"] = "napari_neurorestore.core.methods.isotropize"
 
 
 def get_method(name: str):

@@ -1,0 +1,99 @@
+"""``neurorestore upsample``: zero-shot upsampling of a (z, y, x) volume or a (y, x) image.
+
+    neurorestore upsample IN.tif -o OUT.tif --factor F [--lateral-only]
+                 [--prior none|simulated] [--train-seconds T] [--steps N] [--patch-size P]
+                 [--no-back-projection] [--ensemble] [--two-stage] [--tile-size T]
+                 [--seed N] [--device auto|cpu|cuda|mps] [--save-model M.pt] [--model M.pt]
+                 [--overwrite] [-q]
+"""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    from .cli import _add_common
+    from .core.params import UpsampleParams
+
+    d = UpsampleParams()
+    p = sub.add_parser(
+        "upsample", help="zero-shot 2-4x upsampling of a volume or image (Self-Vision)",
+        description="Train on the input itself (crops binned by the factor -> crops) and "
+                    "return it with factor-times finer sampling (area-sampling convention: "
+                    "binning the output by the factor gives the input back).")
+    p.add_argument("input", help="(z, y, x) or (y, x) TIFF")
+    p.add_argument("-o", "--output", required=True, help="output TIFF (float32, input's units)")
+    p.add_argument("--factor", type=int, default=d.factor, choices=[2, 3, 4],
+                   help=f"upsampling factor per axis (default {d.factor})")
+    p.add_argument("--lateral-only", action="store_true", help="upsample y and x only")
+    p.add_argument("--prior", default=d.prior, choices=["none", "simulated"],
+                   help="'simulated': also train on a simulated neuron volume at the true "
+                        f"scale (default {d.prior!r}: the input alone)")
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help=f"training steps (default {d.steps}; --train-seconds caps the time, "
+                        f"default {d.train_seconds:g} s)")
+    p.add_argument("--patch-size", type=int, default=d.patch_size,
+                   help=f"training crop side in input pixels (default {d.patch_size})")
+    p.add_argument("--width", type=int, default=d.width, help=f"network width (default {d.width})")
+    p.add_argument("--no-back-projection", action="store_true",
+                   help="do not force the output to bin back to the input")
+    p.add_argument("--ensemble", action="store_true", help="average over flips (8x slower)")
+    p.add_argument("--two-stage", action="store_true", help="factor 4 as two 2x stages")
+    p.add_argument("--tile-size", type=int, default=d.tile_size,
+                   help=f"inference tile side in input pixels (memory bound; default {d.tile_size})")
+    _add_common(p)
+    p.set_defaults(func=run_upsample)
+
+
+def run_upsample(args) -> int:
+    from .cli import ProgressBar
+    from .core.io import check_output_path, open_output_tiff, read_tiff
+    from .core.models import load_model, save_model
+    from .core.params import UpsampleParams
+    from .core.progress import drain
+
+    d = UpsampleParams()
+    params = UpsampleParams(
+        factor=args.factor, lateral_only=args.lateral_only, prior=args.prior, steps=args.steps,
+        train_seconds=args.train_seconds if args.train_seconds is not None else d.train_seconds,
+        patch_size=args.patch_size, width=args.width,
+        back_projection=not args.no_back_projection, ensemble=args.ensemble,
+        two_stage=args.two_stage, seed=args.seed, device=args.device, tile_size=args.tile_size)
+    # fail before any work: output paths, the model file and the input
+    check_output_path(args.output, args.overwrite)
+    if args.save_model:
+        check_output_path(args.save_model, args.overwrite)
+    model = load_model(args.model) if args.model else None
+    if model is not None:
+        if model.method != "upsample":
+            raise ValueError(f"{args.model} is a {model.method!r} model, not an upsampling model")
+        params = UpsampleParams.from_dict({**model.params, "device": args.device,
+                                           "tile_size": args.tile_size,
+                                           "back_projection": not args.no_back_projection,
+                                           "ensemble": args.ensemble})
+    data, _axes = read_tiff(args.input, lazy=True)
+
+    from .core.methods import upsample as method
+
+    factors = method.check_volume(data, params, training=model is None)
+    shape_out = method.output_shape(data.shape, factors)
+    bar = ProgressBar(quiet=args.quiet)
+    if model is None:
+        model = drain(method.train(data, params, None), bar)
+        if args.save_model:
+            save_model(model, args.save_model, args.overwrite)
+    out = open_output_tiff(args.output, shape_out, args.overwrite,
+                           metadata={"axes": "ZYX" if data.ndim == 3 else "YX"})
+    try:
+        drain(method.predict(data, model, None, out=out, device=params.device,
+                             tile_size=params.tile_size, ensemble=params.ensemble,
+                             back_projection=params.back_projection), bar)
+        out.flush()
+    finally:
+        del out
+        bar.close()
+    info = model.info
+    print(f"wrote {args.output} ({'x'.join(map(str, shape_out))}, float32, pixel size = input's "
+          f"/ {'x'.join(map(str, factors))}); training {info.get('train_seconds', 0)} s, "
+          f"{info.get('steps', 0)} steps"
+          + (f"; model saved to {args.save_model}" if args.save_model else ""))
+    return 0

@@ -1,0 +1,455 @@
+"""Axial isotropization after Self-Net (Ning, Zhao et al., "Deep self-learning enables
+fast, high-fidelity isotropic resolution restoration for volumetric fluorescence
+microscopy", Light: Science & Applications 2023).
+
+What is kept from the paper: the volume's own sharp lateral (xy) slices are the reference
+for its blurred, coarsely sampled axial (xz, yz) slices. Lateral slices are degraded
+along one lateral axis the way z is degraded (blurred, sampled every R-th line, brought
+back to the fine grid with the interpolation used at inference) and a 2D restorer is
+trained on the pixel-aligned (degraded, sharp) pairs; at inference the volume is
+interpolated in z to the lateral pitch, every xz and yz slice is restored, and the two
+results are averaged. The "learned" degradation learns the axial blur adversarially from
+the unpaired real axial slices (a patch discriminator compares degraded lateral slices
+with real axial slices on the interpolated grid), alternating with the restorer's steps.
+
+What differs (measured in benchmarks/bench_isotropize.py): the learned generator is a
+normalised 1D blur kernel along the degraded axis (KernelGAN-style) instead of a CycleGAN
+generator: it cannot hallucinate structure (the cycle loss's job), needs no backward
+generator, and trains in seconds on a CPU. The "gaussian" mode (the default) replaces the
+learned blur by a Gaussian whose width is given or estimated from the ratio of the axial
+and lateral power spectra. Degraded inputs get their noise topped up to the level of the
+real axial slices (blurring lowers it), using a Poisson-Gaussian noise model estimated
+from the data. The restorer predicts a residual over the cubic (Keys) interpolation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ... import __version__
+from ..axial import (
+    check_volume,
+    cubic_weights,
+    estimate_noise,
+    estimate_sigma_z,
+    interp_z,
+    output_slices,
+    z_ratio_from_scale,
+)
+from ..device import resolve_device
+from ..io import check_finite
+from ..models import RestoreResult, TrainedModel
+from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator
+from ..params import IsotropizeParams
+from ..progress import CancelToken, Progress
+from ..train import fit
+from .denoise import metadata_for
+
+__all__ = ["run", "train", "predict", "build_net", "z_ratio_from_scale", "output_slices",
+           "scale_factors"]
+
+SUFFIX = "isotropic"
+#: bytes of float32 lateral slices kept in memory for training (a larger volume is sampled)
+TRAIN_CACHE_BYTES = 512 * 2**20
+
+
+def scale_factors(ratio: float) -> tuple[float, float, float]:
+    """Per-axis factors of the output pixel size relative to the input's: (1/R, 1, 1)."""
+    return (1.0 / float(ratio), 1.0, 1.0)
+
+
+def _is_integer(r: float) -> bool:
+    return abs(r - round(r)) < 1e-9
+
+
+# ----------------------------------------------------------------------------- degradation
+class _Degrader:
+    """Make (degraded, sharp) training pairs from sharp lateral crops, in torch.
+
+    A crop ``S`` (B, Hs, P) (degraded axis first, Hs = P + 2 * margin) is blurred along
+    axis 1, sampled at rows phase + j R, topped up with noise, interpolated back to the
+    fine rows margin .. margin + P with the inference's Keys interpolation, and returned
+    with the sharp rows margin .. margin + P as the target.
+    """
+
+    def __init__(self, ratio: float, patch: int, margin: int, noise: tuple[float, float],
+                 rng: np.random.Generator, device: torch.device):
+        self.r = float(ratio)
+        self.p = patch
+        self.m = margin
+        self.hs = patch + 2 * margin
+        self.noise = noise
+        self.rng = rng
+        self.device = device
+
+    def _phase(self) -> float:
+        if _is_integer(self.r):
+            return float(self.rng.integers(0, int(round(self.r))))
+        return float(self.rng.uniform(0, self.r))
+
+    def _geometry(self, phase: float):
+        n = int(math.floor((self.hs - 1 - phase) / self.r)) + 1
+        s = phase + self.r * np.arange(n)
+        rows = np.arange(self.m, self.m + self.p)
+        idx, w = cubic_weights((rows - phase) / self.r, n)
+        up = np.zeros((self.p, n))
+        np.add.at(up, (np.repeat(np.arange(self.p), 4), idx.ravel()), w.ravel())
+        return s, torch.from_numpy(up.astype(np.float32)).to(self.device)
+
+    def gaussian_matrix(self, s: np.ndarray, sigma: float) -> torch.Tensor:
+        i = np.arange(self.hs)
+        d = s[:, None] - i[None, :]
+        if sigma > 0:
+            a = np.exp(-0.5 * (d / sigma) ** 2)
+        else:  # no blur: linear interpolation at s
+            a = np.clip(1 - np.abs(d), 0, None)
+        a /= a.sum(1, keepdims=True)
+        return torch.from_numpy(a.astype(np.float32)).to(self.device)
+
+    def kernel_matrix(self, s: np.ndarray, kernel: torch.Tensor) -> torch.Tensor:
+        """Rows = the blurred (by ``kernel``, centred, odd length) signal at ``s``; linear
+        interpolation between fine rows; differentiable in ``kernel``."""
+        q = (kernel.shape[0] - 1) // 2
+        i = torch.arange(self.hs, device=self.device)
+        d = i[None, :] - i[:, None] + q  # K[r, i] = k[i - r + q]
+        inside = (d >= 0) & (d <= 2 * q)
+        conv = torch.where(inside, kernel[d.clamp(0, 2 * q)], torch.zeros((), device=self.device))
+        conv = conv / conv.sum(1, keepdim=True)
+        lin = np.clip(1 - np.abs(s[:, None] - np.arange(self.hs)[None, :]), 0, None)
+        lin = torch.from_numpy(lin.astype(np.float32)).to(self.device)
+        return lin @ conv
+
+    def __call__(self, sharp: torch.Tensor, sigma: float | None = None,
+                 kernel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        s, up = self._geometry(self._phase())
+        a = self.gaussian_matrix(s, sigma) if kernel is None else self.kernel_matrix(s, kernel)
+        t = a @ sharp  # (B, n, P) the acquired rows
+        na, nb = self.noise
+        if na > 0 or nb > 0:
+            # blurring averaged the noise down by sum(a^2); top it up to the data's level
+            var = (na * t.detach() + nb).clamp_min(0) * (1 - (a.detach() ** 2).sum(1)).clamp_min(0)[:, None]
+            gen = torch.Generator(device="cpu").manual_seed(int(self.rng.integers(2**31)))
+            eps = torch.randn(t.shape, generator=gen).to(self.device)
+            t = t + var.sqrt() * eps
+        x = up @ t
+        y = sharp[:, self.m:self.m + self.p]
+        return x, y
+
+
+class _Source:
+    """The normalised volume held for training: lateral slices (reflect-padded by the
+    degradation margin) and, for the learned mode, z-interpolated axial slices."""
+
+    def __init__(self, data: Any, ratio: float, patch: int, margin: int,
+                 rng: np.random.Generator, need_axial: bool):
+        n, h, w = data.shape
+        slice_bytes = 4 * h * w
+        keep = max(1, min(n, TRAIN_CACHE_BYTES // max(slice_bytes, 1)))
+        zs = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
+        vol = np.stack([np.asarray(data[z], np.float32) for z in zs])
+        check_finite(vol)
+        sample = vol[:, ::max(1, h // 128), ::max(1, w // 128)]
+        self.mean = float(sample.mean())
+        self.std = float(sample.std()) or 1.0
+        self.raw_stats = (self.mean, self.std)
+        vol = (vol - self.mean) / self.std
+        self.patch = max(4, min(patch, h, w) // 4 * 4)
+        self.margin = margin
+        self.slices = np.pad(vol, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
+        self.h, self.w = h, w
+        self.rng = rng
+        self.axial = None
+        if need_axial:
+            side = 160
+            y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+            crop = np.asarray(data[:, y0:y0 + side, x0:x0 + side], np.float32)
+            self.axial = (interp_z(crop, ratio) - self.mean) / self.std
+
+    def lateral(self, batch: int) -> np.ndarray:
+        """Sharp crops (B, P + 2 margin, P), the degraded axis first (y or x at random)."""
+        p, m = self.patch, self.margin
+        hs = p + 2 * m
+        out = np.empty((batch, hs, p), np.float32)
+        for b in range(batch):
+            z = self.rng.integers(len(self.slices))
+            y0 = self.rng.integers(0, self.h - p + 1)
+            x0 = self.rng.integers(0, self.w - p + 1)
+            if self.rng.random() < 0.5:  # degrade along y
+                out[b] = self.slices[z, y0:y0 + hs, x0 + m:x0 + m + p]
+            else:  # degrade along x: transpose so the degraded axis comes first
+                out[b] = self.slices[z, y0 + m:y0 + m + p, x0:x0 + hs].T
+        return out
+
+    def axial_crops(self, batch: int, size: int) -> np.ndarray:
+        """Real axial crops (B, size, size) from xz and yz slices of the interpolated volume."""
+        a = self.axial
+        nz, h, w = a.shape
+        sz, sl = min(size, nz), min(size, h, w)
+        out = np.empty((batch, sz, sl), np.float32)
+        for b in range(batch):
+            z0 = self.rng.integers(0, nz - sz + 1)
+            if self.rng.random() < 0.5:
+                y = self.rng.integers(h)
+                x0 = self.rng.integers(0, w - sl + 1)
+                out[b] = a[z0:z0 + sz, y, x0:x0 + sl]
+            else:
+                x = self.rng.integers(w)
+                y0 = self.rng.integers(0, h - sl + 1)
+                out[b] = a[z0:z0 + sz, y0:y0 + sl, x]
+        return out
+
+
+def _flip(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+    if rng.random() < 0.5:
+        x, y = x.flip(-1), y.flip(-1)
+    if rng.random() < 0.5:
+        x, y = x.flip(-2), y.flip(-2)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- train
+def build_net(params: IsotropizeParams) -> AxialRestoreNet:
+    return AxialRestoreNet(params.width)
+
+
+def _margin(ratio: float, sigma: float) -> int:
+    return int(math.ceil(4 * max(sigma, 0.5) + 2 * ratio + 3))
+
+
+def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
+          ) -> Generator[Progress, None, TrainedModel]:
+    """Train the axial restorer on ``data`` (z, y, x) itself; no ground truth."""
+    cancel = cancel or CancelToken()
+    check_volume(data)
+    device = resolve_device(params.device)
+    seed = params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    t_start = time.perf_counter()
+    ratio = params.z_ratio
+    yield Progress("prepare", message="estimating the axial blur and the noise")
+    estimated = None
+    if params.sigma_z is None:
+        estimated = estimate_sigma_z(data, ratio)
+        sigma = estimated
+    else:
+        sigma = params.sigma_z
+    cancel.check()
+    learned = params.degradation == "learned"
+    q = int(math.ceil(4 * max(sigma, 1.0))) + 2  # learned kernel half-length
+    margin = _margin(ratio, max(sigma, q / 4.0 if learned else sigma))
+    yield Progress("prepare", message="reading the lateral slices")
+    src = _Source(data, ratio, params.patch_size, margin, rng, learned)
+    na, nb = estimate_noise(data)
+    mean, std = src.mean, src.std
+    noise = (na / std, (na * mean + nb) / std**2) if params.match_noise else (0.0, 0.0)
+    cancel.check()
+    deg = _Degrader(ratio, src.patch, margin, noise, rng, device)
+    net = build_net(params).to(device)
+    if device.type == "cpu":  # several times faster for these small dense convolutions
+        net = net.to(memory_format=torch.channels_last)
+
+    kernel_logits = None
+    gan: dict[str, Any] = {}
+    if learned:
+        offs = np.arange(-q, q + 1, dtype=np.float64)
+        k0 = np.exp(-0.5 * (offs / max(sigma, 0.3)) ** 2) + 1e-4
+        kernel_logits = torch.tensor(np.log(k0 / k0.sum()), dtype=torch.float32, device=device,
+                                     requires_grad=True)
+        disc = PatchDiscriminator(16).to(device)
+        if device.type == "cpu":
+            disc = disc.to(memory_format=torch.channels_last)
+        gan = {"disc": disc,
+               "opt_d": torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.999)),
+               "opt_k": torch.optim.Adam([kernel_logits], lr=5e-3, betas=(0.5, 0.999)),
+               "losses": []}
+
+    def sample_batch():
+        sharp = torch.from_numpy(src.lateral(params.batch_size)).to(device)
+        if not learned:
+            x, y = deg(sharp, sigma=sigma)
+        else:
+            kernel = torch.softmax(kernel_logits, 0)
+            x, y = deg(sharp, kernel=kernel)
+            size = min(x.shape[-2], src.axial.shape[0]) // 4 * 4 or min(x.shape[-2], src.axial.shape[0])
+            real = torch.from_numpy(src.axial_crops(params.batch_size, size)).to(device)[:, None]
+            sl = min(real.shape[-1], x.shape[-1])
+            real = real[..., :sl]
+            fake = x[:, None, :real.shape[-2], :sl]
+            if device.type == "cpu":
+                real = real.contiguous(memory_format=torch.channels_last)
+                fake = fake.contiguous(memory_format=torch.channels_last)
+            disc = gan["disc"]
+            # discriminator step (least-squares GAN)
+            d_loss = 0.5 * (((disc(real) - 1) ** 2).mean() + (disc(fake.detach()) ** 2).mean())
+            gan["opt_d"].zero_grad(set_to_none=True)
+            d_loss.backward()
+            gan["opt_d"].step()
+            # generator (blur kernel) step: make degraded lateral slices look axial
+            g_loss = ((disc(fake) - 1) ** 2).mean()
+            gan["opt_k"].zero_grad(set_to_none=True)
+            g_loss.backward()
+            gan["opt_k"].step()
+            gan["losses"].append((float(d_loss.detach()), float(g_loss.detach())))
+            x = x.detach()
+        x, y = _flip(x[:, None], y[:, None], rng)
+        if device.type == "cpu":
+            return x.contiguous(memory_format=torch.channels_last), y.contiguous()
+        return x.contiguous(), y.contiguous()
+
+    remaining = None
+    if params.train_seconds is not None:
+        remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
+    history = yield from fit(net, sample_batch, F.mse_loss, params.steps, remaining,
+                             params.learning_rate, cancel)
+    seconds = time.perf_counter() - t_start
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    info = {"train_seconds": round(seconds, 2), "steps": len(history),
+            "final_loss": float(np.mean(history[-50:])) if history else None,
+            "seed": seed, "software_version": __version__,
+            "sigma_z_used": round(float(sigma), 4),
+            "sigma_z_estimated": None if estimated is None else round(float(estimated), 4),
+            "noise_model": {"a": na, "b": nb}}
+    if learned:
+        k = torch.softmax(kernel_logits.detach(), 0).cpu().numpy().astype(np.float64)
+        offs = np.arange(-q, q + 1)
+        centre = float((k * offs).sum())
+        info["learned_kernel"] = [round(float(v), 5) for v in k]
+        info["learned_sigma"] = round(float(np.sqrt((k * (offs - centre) ** 2).sum())), 4)
+        if gan["losses"]:
+            info["gan_losses"] = [round(float(v), 4) for v in np.mean(gan["losses"][-50:], 0)]
+    return TrainedModel("isotropize", params.to_dict(), state, {"mean": mean, "std": std}, info)
+
+
+# ----------------------------------------------------------------------------- predict
+def load_net(model: TrainedModel, device: torch.device) -> AxialRestoreNet:
+    if model.method != "isotropize":
+        raise ValueError(f"this is a {model.method!r} model, not an axial isotropization model")
+    net = build_net(IsotropizeParams.from_dict(model.params))
+    net.load_state_dict(model.state_dict)
+    net.eval().to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def _pad_lateral(block: np.ndarray, axis: int, front: int, back: int) -> np.ndarray:
+    if not (front or back):
+        return block
+    pad = [(0, 0)] * block.ndim
+    pad[axis] = (front, back)
+    mode = "reflect" if block.shape[axis] > 1 else "edge"
+    return np.pad(block, pad, mode=mode)
+
+
+def _run_net(net, slices: np.ndarray, dev: torch.device, batch_pixels: int,
+             cancel: CancelToken) -> np.ndarray:
+    """Apply the net to (N, H, W) slices (H, W multiples of 4) in batches."""
+    n, h, w = slices.shape
+    bs = max(1, batch_pixels // (h * w))
+    out = np.empty_like(slices)
+    for a in range(0, n, bs):
+        cancel.check()
+        x = torch.from_numpy(np.ascontiguousarray(slices[a:a + bs]))[:, None].to(dev)
+        if dev.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        out[a:a + bs] = net(x)[:, 0].float().cpu().numpy()
+    return out
+
+
+def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
+            tile_size: int = 256, device: str = "auto", batch_pixels: int = 2**20
+            ) -> Generator[Progress, None, Any]:
+    """Isotropize ``data`` (z, y, x) with a trained model, block by lateral block.
+
+    Each block is read with :data:`AXIAL_NET_HALO` pixels of context (mirrored at the
+    volume's borders), interpolated in z, restored along its xz and yz slices and the two
+    averaged, so the result does not depend on ``tile_size``. ``out`` is any array with
+    ``__setitem__`` of shape (round((z - 1) R) + 1, y, x); float32 numpy when None.
+    """
+    cancel = cancel or CancelToken()
+    params = IsotropizeParams.from_dict(model.params)
+    check_volume(data)
+    dev = resolve_device(device)
+    net = load_net(model, dev)
+    ratio = params.z_ratio
+    n, hh, ww = data.shape
+    nz = output_slices(n, ratio)
+    if out is None:
+        out = np.empty((nz, hh, ww), np.float32)
+    elif tuple(out.shape) != (nz, hh, ww):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(nz, hh, ww)}")
+    mean, std = model.norm["mean"], model.norm["std"]
+    halo = AXIAL_NET_HALO
+    tile = max(16, int(tile_size))
+    ys = list(range(0, hh, tile))
+    xs = list(range(0, ww, tile))
+    total = len(ys) * len(xs)
+    done = 0
+    t0 = time.perf_counter()
+    zpad_back = halo + (-(nz + 2 * halo)) % 4
+    yield Progress("predict", 0, total, message="restoring axial slices")
+    with torch.inference_mode():
+        for y0 in ys:
+            for x0 in xs:
+                y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
+                ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
+                yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
+                block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
+                check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
+                block = (block - mean) / std
+                vi = interp_z(block, ratio)  # (nz, hb, wb)
+                vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
+                fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
+                by = (halo if yb == hh else 0)
+                bx = (halo if xb == ww else 0)
+                vi = _pad_lateral(vi, 1, fy, by)
+                vi = _pad_lateral(vi, 2, fx, bx)
+                vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
+                vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
+                cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
+                ny, nx = y1 - y0, x1 - x0
+                zs = slice(halo, halo + nz)
+                # xz slices: one per core row y; the net sees (z, x)
+                xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
+                res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
+                del xz
+                # yz slices: one per core column x; the net sees (z, y)
+                yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
+                res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
+                del yz, vi
+                out[:, y0:y1, x0:x1] = res * std + mean
+                done += 1
+                el = time.perf_counter() - t0
+                yield Progress("predict", done, total, eta=el / done * (total - done),
+                               message=f"restoring: block {done}/{total}")
+    return out
+
+
+# ----------------------------------------------------------------------------- run
+def run(data: Any, params: IsotropizeParams | None = None, cancel: CancelToken | None = None,
+        model: TrainedModel | None = None, out: Any = None
+        ) -> Generator[Progress, None, RestoreResult]:
+    """Train on ``data`` (unless ``model`` is given) and return the isotropic volume."""
+    params = params or IsotropizeParams()
+    check_volume(data)
+    if model is None:
+        model = yield from train(data, params, cancel)
+    elif model.method != "isotropize":
+        raise ValueError(f"this is a {model.method!r} model, not an axial isotropization model")
+    ratio = IsotropizeParams.from_dict(model.params).z_ratio
+    out = yield from predict(data, model, cancel, out, tile_size=params.tile_size,
+                             device=params.device)
+    yield Progress("done", 1, 1, message="done")
+    extra = {"z_ratio": ratio, "sigma_z": model.info.get("sigma_z_used"),
+             "output_slices": output_slices(data.shape[0], ratio)}
+    return RestoreResult(out, model, metadata_for(model, extra), SUFFIX,
+                         scale_factors=scale_factors(ratio), translate_shift=None)
+

@@ -1,0 +1,538 @@
+"""Zero-shot upsampling of a volume (or a 2D image) after Self-Vision (Zhang et al., 2023).
+
+What is kept from the paper: the only training data is the input itself; random crops of
+it, flipped/rotated, are down-sampled by the factor to make network inputs and the crops
+are the targets; a light network whose convolutions run on the coarse grid and whose last
+layer is a sub-pixel convolution; back-projection at inference; 4x optionally as two 2x
+stages; flip ensembling as an option.
+
+What differs (measured in benchmarks/bench_upsample.py; see its output):
+- down-sampling is area sampling (binning: each input pixel is the mean of factor^d output
+  pixels), the same model as the acquisition this method assumes;
+- the network predicts a residual on top of cubic (Keys) interpolation and starts at zero,
+  so it only changes what it learned to change;
+- dense 3x3(x3) convolutions instead of 5^3 extraction + grouped convolutions (grouped
+  convolutions are slow on CPUs);
+- intensities are normalised by robust percentiles of the input (any dtype, not /255) and
+  the output is in the input's units;
+- an optional prior (``prior="simulated"``): crops of a procedurally generated neuron volume,
+  binned at the true scale, are mixed into the batches; zero-shot alone trains at a scale
+  factor-times coarser than the one it is applied at, and that gap can cost it the gain;
+- tiled inference with a halo that covers the receptive field, so tiling does not change
+  the result and memory stays bounded; the output can be a memmap/zarr (``out``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..io import InputError, check_dtype, check_finite
+from ..models import RestoreResult, TrainedModel
+from ..nets import UpsampleNet, bin_down, interp_upsample
+from ..params import UpsampleParams
+from ..progress import CancelToken, Progress
+from ..train import fit
+from .denoise import metadata_for
+
+SUFFIX = "upsampled"
+#: float32 bytes of the input kept in memory for training (larger inputs: sampled blocks)
+TRAIN_CACHE_BYTES = 512 * 2**20
+#: outputs larger than this are written to a temporary memory-mapped file when ``out`` is None
+OUT_MEMMAP_BYTES = 2 * 2**30
+#: cubic back-projection iterations before the final exact (box) correction
+BP_ITERS = 3
+#: fraction of each batch drawn from the simulated volume when ``prior="simulated"``
+PRIOR_FRACTION = 0.5
+#: shape of the simulated neuron volume used as a prior (true-scale pixels)
+PRIOR_SHAPE_3D = (48, 144, 144)
+PRIOR_SHAPE_2D = (384, 384)
+#: intra-op threads while training on a CPU: the batches are small, and with more threads a
+#: busy 2-core machine ran 5-15x slower per step (measured: 17 ms vs 260 ms at width 16)
+TRAIN_THREADS = int(os.environ.get("NEURORESTORE_TRAIN_THREADS", "1"))
+#: normalisation percentiles
+NORM_PCT = (0.5, 99.9)
+
+
+# ----------------------------------------------------------------------------- conventions
+def axis_factors(ndim: int, factor: int, lateral_only: bool) -> tuple[int, ...]:
+    """Per-axis factors: (f, f) for 2D; (f, f, f) or (1, f, f) for 3D."""
+    if ndim == 2:
+        return (factor, factor)
+    return (1 if lateral_only else factor, factor, factor)
+
+
+def output_shape(shape: tuple[int, ...], factors: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(s) * f for s, f in zip(shape, factors, strict=True))
+
+
+def grid_change(factors: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(scale_factors, translate_shift) of the output relative to the input (input pixels).
+
+    Input pixel i covers [i - 1/2, i + 1/2); output pixel j of an axis upsampled by f covers
+    [(j - 1/2) / f, (j + 1/2) / f) - (f - 1) / (2 f): its first centre is at -(f - 1) / (2 f).
+    """
+    return (tuple(1.0 / f for f in factors), tuple(-(f - 1) / (2.0 * f) for f in factors))
+
+
+def bin_array(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Area down-sampling (the acquisition model): mean over ``factors`` blocks; trailing
+    pixels that do not fill a block are dropped. float32 out."""
+    x = np.asarray(x, np.float32)
+    sl = tuple(slice(0, (s // f) * f) for s, f in zip(x.shape, factors, strict=True))
+    x = x[sl]
+    shp = []
+    for s, f in zip(x.shape, factors, strict=True):
+        shp += [s // f, f]
+    return x.reshape(shp).mean(axis=tuple(range(1, 2 * x.ndim, 2)), dtype=np.float64
+                                ).astype(np.float32)
+
+
+def check_volume(data: Any, params: UpsampleParams, training: bool = True) -> tuple[int, ...]:
+    """Validate a (z, y, x) volume or a (y, x) image; return the per-axis factors.
+
+    ``training``: the image must also hold one training patch along y and x.
+    """
+    check_dtype(data)
+    shape = tuple(getattr(data, "shape", ()))
+    if len(shape) not in (2, 3):
+        raise InputError(
+            f"expected a (z, y, x) volume or a (y, x) image, got {len(shape)}D data of shape "
+            f"{shape}; for movies or channels, upsample one volume at a time")
+    factors = axis_factors(len(shape), params.factor, params.lateral_only)
+    for ax, (n, f) in enumerate(zip(shape, factors, strict=True)):
+        lateral = ax >= len(shape) - 2
+        if training and lateral and n < params.patch_size:
+            raise InputError(
+                f"the image ({'x'.join(map(str, shape))}) is smaller than one training patch "
+                f"({params.patch_size} pixels along y and x); use a smaller patch_size "
+                f"(>= {3 * params.factor}) or a larger image")
+        if training and lateral and params.patch_size < 3 * params.factor:
+            raise InputError(f"patch_size {params.patch_size} is too small for factor "
+                             f"{params.factor} (min {3 * params.factor})")
+        if training and not lateral and f > 1 and n < 2 * f:
+            raise InputError(
+                f"the volume has {n} z-slice(s); upsampling z by {f} needs at least {2 * f} "
+                "(or use lateral_only)")
+    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap) and data.nbytes < 2**31:
+        check_finite(data)
+    return factors
+
+
+def _net_factors(factors: tuple[int, ...], two_stage: bool) -> tuple[int, ...]:
+    return tuple(2 if (two_stage and f == 4) else f for f in factors)
+
+
+def _seed(params: UpsampleParams) -> int:
+    return params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+
+
+# ----------------------------------------------------------------------------- training data
+def _robust_norm(x: np.ndarray) -> tuple[float, float]:
+    flat = x.ravel()
+    if flat.size > 2_000_000:
+        flat = flat[:: flat.size // 2_000_000]
+    lo, hi = np.percentile(flat, NORM_PCT)
+    scale = float(hi - lo)
+    if not scale > 0:
+        scale = float(flat.std()) or 1.0
+    return float(lo), scale
+
+
+def _load_training_volume(data: Any, rng: np.random.Generator, crop: tuple[int, ...]
+                          ) -> list[np.ndarray]:
+    """The input as float32 (whole when it fits TRAIN_CACHE_BYTES, else random blocks)."""
+    n_bytes = 4 * int(np.prod(data.shape))
+    if n_bytes <= TRAIN_CACHE_BYTES:
+        block = np.asarray(data, np.float32)
+        check_finite(block)
+        return [block]
+    blk = tuple(min(s, max(4 * c, 128)) for s, c in zip(data.shape, crop, strict=True))
+    n_blocks = max(1, TRAIN_CACHE_BYTES // (4 * int(np.prod(blk))))
+    out = []
+    for _ in range(n_blocks):
+        start = [int(rng.integers(0, s - b + 1)) for s, b in zip(data.shape, blk, strict=True)]
+        sl = tuple(slice(a, a + b) for a, b in zip(start, blk, strict=True))
+        block = np.asarray(data[sl], np.float32)
+        check_finite(block)
+        out.append(block)
+    return out
+
+
+_PRIOR_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def simulated_prior_volume(ndim: int, seed: int = 12345) -> np.ndarray:
+    """The procedurally generated neuron volume used by ``prior="simulated"`` (cached)."""
+    from ..simulate import simulate_neuron_volume
+
+    shape = PRIOR_SHAPE_3D if ndim == 3 else PRIOR_SHAPE_2D
+    key = (shape, seed)
+    if key not in _PRIOR_CACHE:
+        _PRIOR_CACHE[key] = simulate_neuron_volume(shape, seed=seed)
+    return _PRIOR_CACHE[key]
+
+
+class _PairSampler:
+    """Random (coarse, fine) training pairs: a crop, flipped/transposed, binned by the
+    factors. Sources are lists of normalised float32 arrays."""
+
+    def __init__(self, sources: list[np.ndarray], factors: tuple[int, ...], patch: int,
+                 rng: np.random.Generator):
+        self.sources = sources
+        self.factors = factors
+        self.rng = rng
+        self.crop = tuple(max(f, (patch // f) * f) for f in factors)
+        # a volume thinner than a crop (few z-slices) is mirrored to the crop's size, as
+        # inference mirrors it: training crops then see the context inference will see
+        padded = []
+        for src in sources:
+            pad = [((c - n + 1) // 2, (c - n) // 2 + 1) if n < c else (0, 0)
+                   for n, c in zip(src.shape, self.crop, strict=True)]
+            padded.append(np.pad(src, pad, mode="symmetric") if any(map(sum, pad)) else src)
+        sources = self.sources = padded
+        sizes = np.array([s.size for s in sources], float)
+        self.p = sizes / sizes.sum()
+        self.scale_augment = False
+
+    def _zoom(self, block: np.ndarray, u: float) -> np.ndarray:
+        """Interpolate ``block`` up by ``u`` along the upsampled axes; centre-crop to
+        ``self.crop``."""
+        t = torch.from_numpy(np.ascontiguousarray(block))[None, None]
+        size = [c if f == 1 else max(c, int(round(b * u)))
+                for b, c, f in zip(block.shape, self.crop, self.factors, strict=True)]
+        mode = "trilinear" if block.ndim == 3 else "bicubic"
+        z = torch.nn.functional.interpolate(t, size=size, mode=mode, align_corners=False)[0, 0]
+        off = [(s - c) // 2 for s, c in zip(size, self.crop, strict=True)]
+        return z[tuple(slice(o, o + c) for o, c in zip(off, self.crop, strict=True))].numpy()
+
+    def sample(self, n: int) -> np.ndarray:
+        """``n`` fine-grid targets (n, 1, *crop); the network inputs are their binning."""
+        rng, nd = self.rng, len(self.factors)
+        ys = np.empty((n, 1, *self.crop), np.float32)
+        # scale augmentation: a smaller crop interpolated up by u in [1, f] (per batch), so
+        # that structures also appear at the size they have at the scale we apply the net
+        u = 1.0
+        if self.scale_augment and rng.random() < 0.5:
+            u = float(rng.uniform(1.0, max(self.factors)))
+        crop = self.crop
+        if u > 1.0:
+            crop = tuple(c if f == 1 else min(c, int(np.ceil(c / u)) + 1)
+                         for c, f in zip(self.crop, self.factors, strict=True))
+        for i in range(n):
+            src = self.sources[int(rng.choice(len(self.sources), p=self.p))]
+            st = [int(rng.integers(0, s - c + 1)) for s, c in zip(src.shape, crop, strict=True)]
+            block = src[tuple(slice(a, a + c) for a, c in zip(st, crop, strict=True))]
+            if u > 1.0:
+                block = self._zoom(block, u)
+            ys[i, 0] = block
+        # one random flip set / transpose per batch (same for input and target)
+        for ax in range(nd):
+            if rng.random() < 0.5:
+                ys = np.flip(ys, axis=2 + ax)
+        if self.crop[-1] == self.crop[-2] and self.factors[-1] == self.factors[-2] \
+                and rng.random() < 0.5:
+            ys = np.swapaxes(ys, -1, -2)
+        return np.ascontiguousarray(ys)
+
+
+def _make_batches(params: UpsampleParams, sampler: _PairSampler, prior: _PairSampler | None,
+                  factors: tuple[int, ...], device: torch.device):
+    def sample_batch():
+        b = params.batch_size
+        if prior is not None:
+            n_prior = int(round(b * PRIOR_FRACTION))
+            parts = []
+            if b - n_prior:
+                parts.append(sampler.sample(b - n_prior))
+            if n_prior:
+                parts.append(prior.sample(n_prior))
+            y = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        else:
+            y = sampler.sample(b)
+        yt = torch.from_numpy(y).to(device)
+        return bin_down(yt, factors), yt
+
+    return sample_batch
+
+
+# ----------------------------------------------------------------------------- train
+def build_net(params: UpsampleParams, ndim: int) -> UpsampleNet:
+    factors = _net_factors(axis_factors(ndim, params.factor, params.lateral_only),
+                           params.two_stage)
+    return UpsampleNet(factors, params.width, params.depth, params.base)
+
+
+def train(data: Any, params: UpsampleParams, cancel: CancelToken | None = None
+          ) -> Generator[Progress, None, TrainedModel]:
+    """Train an upsampling network on ``data`` itself ((z, y, x) or (y, x)); no ground truth."""
+    from ... import __version__
+
+    cancel = cancel or CancelToken()
+    factors = check_volume(data, params)
+    nf = _net_factors(factors, params.two_stage)
+    device = resolve_device(params.device)
+    seed = _seed(params)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    t_start = time.perf_counter()
+    yield Progress("prepare", message="reading the input")
+    blocks = _load_training_volume(data, rng, (params.patch_size,) * data.ndim)
+    lo, scale = _robust_norm(blocks[0] if len(blocks) == 1 else np.concatenate(
+        [b.ravel()[:: max(1, b.size // 100_000)] for b in blocks]))
+    blocks = [(b - lo) / scale for b in blocks]
+    sampler = _PairSampler(blocks, nf, params.patch_size, rng)
+    sampler.scale_augment = params.scale_augment
+    prior = None
+    if params.prior == "simulated":
+        yield Progress("prepare", message="simulating a neuron volume for the prior")
+        sim = simulated_prior_volume(data.ndim)
+        slo, sscale = _robust_norm(sim)
+        prior = _PairSampler([(sim - slo) / sscale], nf, params.patch_size, rng)
+    cancel.check()
+    net = build_net(params, data.ndim).to(device)
+    remaining = None
+    if params.train_seconds is not None:
+        remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(min(threads, TRAIN_THREADS))
+    try:
+        history = yield from fit(net, _make_batches(params, sampler, prior, nf, device),
+                                 torch.nn.functional.mse_loss, params.steps, remaining,
+                                 params.learning_rate, cancel)
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - t_start
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    info = {"train_seconds": round(seconds, 2), "steps": len(history),
+            "final_loss": float(np.mean(history[-50:])) if history else None,
+            "first_loss": float(np.mean(history[:20])) if history else None,
+            "seed": seed, "ndim": data.ndim, "software_version": __version__}
+    return TrainedModel("upsample", params.to_dict(), state, {"lo": lo, "scale": scale}, info)
+
+
+# ----------------------------------------------------------------------------- predict
+def load_net(model: TrainedModel, ndim: int, device: torch.device) -> UpsampleNet:
+    if model.method != "upsample":
+        raise ValueError(f"this is a {model.method!r} model, not an upsampling model")
+    trained_ndim = model.info.get("ndim", ndim)
+    if trained_ndim != ndim:
+        raise InputError(f"this model was trained on {trained_ndim}D data; the input is {ndim}D")
+    net = build_net(UpsampleParams.from_dict(model.params), ndim)
+    net.load_state_dict(model.state_dict)
+    return net.eval().to(device)
+
+
+def back_project(y: torch.Tensor, x: torch.Tensor, factors: tuple[int, ...], kind: str,
+                 iters: int = BP_ITERS) -> torch.Tensor:
+    """Iterative back-projection: ``iters`` smooth corrections (the coarse residual
+    interpolated), then one exact box correction so that ``bin(y) == x``."""
+    for _ in range(iters):
+        y = y + interp_upsample(x - bin_down(y, factors), factors, kind)
+    r = x - bin_down(y, factors)
+    for d, f in enumerate(factors):
+        if f > 1:
+            r = r.repeat_interleave(f, dim=2 + d)
+    return y + r
+
+
+def _flip_sets(ndim: int, ensemble: bool) -> list[tuple[int, ...]]:
+    if not ensemble:
+        return [()]
+    sets = []
+    for m in range(2**ndim):
+        sets.append(tuple(2 + a for a in range(ndim) if (m >> a) & 1))
+    return sets
+
+
+def halo_for(net: UpsampleNet, params: UpsampleParams) -> int:
+    """Coarse-pixel context each tile needs so that tiles reproduce whole-volume inference."""
+    h = net.radius + 2  # network + interpolation taps
+    if params.back_projection:
+        h += 2 * BP_ITERS + 1
+    return max(h, params.tile_overlap)
+
+
+def _upsample_pass(data: Any, net: UpsampleNet, params: UpsampleParams, factors, norm, out,
+                   device, cancel, stage_label: str, final: bool
+                   ) -> Generator[Progress, None, Any]:
+    """One pass of the network over ``data`` tile by tile, written into ``out``.
+
+    Each tile reads ``halo`` extra coarse pixels on every side (reflected at the volume's
+    borders) and keeps only its centre, so the result does not depend on the tiling.
+    ``norm`` = (lo, scale): input is normalised with it; the output is de-normalised when
+    ``final`` (else left normalised for the next stage).
+    """
+    lo, scale = norm
+    nd = data.ndim
+    halo = halo_for(net, params)
+    tile = [min(s, params.tile_size) for s in data.shape]
+    starts = [list(range(0, s, t)) for s, t in zip(data.shape, tile, strict=True)]
+    grid = np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, nd)
+    flips = _flip_sets(nd, params.ensemble)
+    t0 = time.perf_counter()
+    yield Progress("predict", 0, len(grid), message=f"{stage_label}: 0/{len(grid)} tiles")
+    with torch.inference_mode():
+        for i, a in enumerate(grid):
+            cancel.check()
+            b = [min(s, ai + t) for s, ai, t in zip(data.shape, a, tile, strict=True)]
+            rlo = [max(0, ai - halo) for ai in a]
+            rhi = [min(s, bi + halo) for s, bi in zip(data.shape, b, strict=True)]
+            block = np.asarray(data[tuple(slice(p, q) for p, q in zip(rlo, rhi, strict=True))],
+                               np.float32)
+            check_finite(block, "the input tile at " + ",".join(map(str, a)))
+            pad = [(halo - (ai - p), halo - (q - bi))
+                   for ai, bi, p, q in zip(a, b, rlo, rhi, strict=True)]
+            block = np.pad((block - lo) / scale, pad, mode="symmetric")
+            x = torch.from_numpy(np.ascontiguousarray(block))[None, None].to(device)
+            acc = None
+            for fl in flips:
+                xi = torch.flip(x, fl) if fl else x
+                yi = net(xi)
+                if fl:
+                    yi = torch.flip(yi, fl)
+                acc = yi if acc is None else acc + yi
+            y = acc / len(flips)
+            if params.back_projection:
+                y = back_project(y, x, net.factors, params.base)
+            keep = tuple(slice(halo * f, (halo + (bi - ai)) * f)
+                         for ai, bi, f in zip(a, b, factors, strict=True))
+            y = y[0, 0][keep].float().cpu().numpy()
+            if final:
+                y = y * scale + lo
+            out[tuple(slice(ai * f, bi * f) for ai, bi, f in zip(a, b, factors, strict=True))] = y
+            el = time.perf_counter() - t0
+            yield Progress("predict", i + 1, len(grid), eta=el / (i + 1) * (len(grid) - i - 1),
+                           message=f"{stage_label}: {i + 1}/{len(grid)} tiles")
+    return out
+
+
+def _alloc(shape: tuple[int, ...]) -> Any:
+    nbytes = 4 * int(np.prod(shape))
+    if nbytes <= OUT_MEMMAP_BYTES:
+        return np.empty(shape, np.float32)
+    fd, path = tempfile.mkstemp(prefix="neurorestore-upsample-", suffix=".f32")
+    os.close(fd)
+    return np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
+
+
+def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
+            device: str = "auto", tile_size: int | None = None, ensemble: bool | None = None,
+            back_projection: bool | None = None) -> Generator[Progress, None, Any]:
+    """Upsample ``data`` with a trained model, tile by tile, into ``out`` (any array with
+    ``__setitem__`` of the output shape; allocated as float32 when None, memory-mapped to a
+    temporary file when larger than ``OUT_MEMMAP_BYTES``). Returns ``out``.
+
+    ``tile_size``, ``ensemble`` and ``back_projection`` override the model's parameters.
+    """
+    cancel = cancel or CancelToken()
+    params = UpsampleParams.from_dict(model.params)
+    over = {k: v for k, v in dict(tile_size=tile_size, ensemble=ensemble,
+                                  back_projection=back_projection).items() if v is not None}
+    params = replace(params, **over)
+    factors = check_volume(data, params, training=False)
+    dev = resolve_device(device)
+    net = load_net(model, data.ndim, dev)
+    norm = (model.norm["lo"], model.norm["scale"])
+    shape_out = output_shape(data.shape, factors)
+    if out is None:
+        out = _alloc(shape_out)
+    elif tuple(out.shape) != shape_out:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape_out}")
+    if net.factors == factors:
+        out = yield from _upsample_pass(data, net, params, factors, norm, out, dev, cancel,
+                                        "upsampling", True)
+        return out
+    # two 2x stages: the intermediate stays normalised; the second stage reads it as is
+    mid_shape = output_shape(data.shape, net.factors)
+    mid = _alloc(mid_shape)
+    try:
+        yield from _upsample_pass(data, net, params, net.factors, norm, mid, dev, cancel,
+                                  "upsampling (stage 1/2)", False)
+        yield from _upsample_pass(mid, net, params, net.factors, (0.0, 1.0), out, dev, cancel,
+                                  "upsampling (stage 2/2)", False)
+        # de-normalise in place, slab by slab
+        for s in range(0, shape_out[0], 16):
+            out[s:s + 16] = np.asarray(out[s:s + 16], np.float32) * norm[1] + norm[0]
+    finally:
+        if isinstance(mid, np.memmap):
+            path = mid.filename
+            del mid
+            os.unlink(path)
+    return out
+
+
+# ----------------------------------------------------------------------------- run
+def run(data: Any, params: UpsampleParams | None = None, cancel: CancelToken | None = None,
+        model: TrainedModel | None = None, out: Any = None
+        ) -> Generator[Progress, None, RestoreResult]:
+    """Train on ``data`` (unless ``model`` is given) and return it upsampled by the factor.
+
+    The result's ``scale_factors``/``translate_shift`` place the output on the input's
+    grid (area-sampling convention: see :func:`grid_change`).
+    """
+    params = params or UpsampleParams()
+    if model is None:
+        model = yield from train(data, params, cancel)
+    elif model.method != "upsample":
+        raise ValueError(f"this is a {model.method!r} model, not an upsampling model")
+    mp = UpsampleParams.from_dict(model.params)
+    out = yield from predict(data, model, cancel, out, device=params.device,
+                             tile_size=params.tile_size)
+    factors = axis_factors(data.ndim, mp.factor, mp.lateral_only)
+    scale_factors, shift = grid_change(factors)
+    yield Progress("done", 1, 1, message="done")
+    return RestoreResult(out, model, metadata_for(model, {"factors": list(factors)}), SUFFIX,
+                         scale_factors, shift)
+
+
+def preview(data: Any, params: UpsampleParams | None = None, center: tuple[int, ...] | None = None,
+            size: int = 64, cancel: CancelToken | None = None, model: TrainedModel | None = None,
+            ) -> Generator[Progress, None, RestoreResult]:
+    """Upsample only a crop of ``data`` (side ``size`` input pixels along y/x and z, centred
+    at ``center`` in input pixel coordinates; the volume's centre by default).
+
+    Training uses the whole input (the same model ``run`` would train, for the same seed), so
+    ``result.model`` can be passed to ``run(..., model=...)`` to process the whole volume
+    without training again. The result's ``translate_shift`` includes the crop's offset, so
+    the preview overlays the input in napari.
+    """
+    params = params or UpsampleParams()
+    factors = check_volume(data, params)
+    if center is None:
+        center = tuple(s // 2 for s in data.shape)
+    if len(center) != data.ndim:
+        raise ValueError(f"center needs {data.ndim} coordinates, got {center}")
+    lo = []
+    hi = []
+    for s, c in zip(data.shape, center, strict=True):
+        n = min(s, max(size, 1))
+        a = int(np.clip(int(round(c)) - n // 2, 0, s - n))
+        lo.append(a)
+        hi.append(a + n)
+    if model is None:
+        model = yield from train(data, params, cancel)
+    crop = np.asarray(data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))])
+    shape_out = output_shape(crop.shape, factors)
+    out = np.empty(shape_out, np.float32)
+    # the crop's own (mirrored) borders stand in for the volume's context around it
+    mp = replace(UpsampleParams.from_dict(model.params), tile_size=params.tile_size)
+    dev = resolve_device(params.device)
+    out = yield from _upsample_pass(crop, load_net(model, data.ndim, dev), mp, factors,
+                                    (model.norm["lo"], model.norm["scale"]), out, dev,
+                                    cancel or CancelToken(), "preview", True)
+    scale_factors, shift = grid_change(factors)
+    shift = tuple(a + d for a, d in zip(lo, shift, strict=True))
+    yield Progress("done", 1, 1, message="done")
+    return RestoreResult(out, model, metadata_for(model, {"factors": list(factors),
+                                                         "preview_origin": lo}),
+                         SUFFIX + " preview", scale_factors, shift)

@@ -1,0 +1,206 @@
+import numpy as np
+import pytest
+
+from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.methods import sparse as sp
+from napari_neurorestore.core.metrics import psnr
+from napari_neurorestore.core.models import load_model, save_model
+from napari_neurorestore.core.params import SparseParams
+from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
+
+FAST = dict(epochs=1, patch_size=8, batch_size=4, width=8, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def movie():
+    from napari_neurorestore.core.simulate import simulate_calcium_movie
+
+    return simulate_calcium_movie(n_frames=60, shape=(40, 40), n_cells=6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained(movie):
+    """A model trained briefly on the M=4 sparse movie, and its reconstruction."""
+    sparse = sp.make_sparse(movie.raw, 4)
+    res = drain(sp.run(sparse, SparseParams(factor=4, epochs=12, batch_size=8, width=8, seed=0,
+                                            device="cpu")))
+    return sparse, res
+
+
+def test_cubic_baseline_conventions():
+    ramp = np.arange(12, dtype=np.float32)[:, None] * np.ones((1, 5), np.float32)
+    sparse = ramp[::3]
+    up = sp.cubic_upsample(sparse, 3)
+    assert up.shape == (12, 5)
+    np.testing.assert_allclose(up[::3], sparse, atol=1e-5)  # acquired lines kept
+    np.testing.assert_allclose(up[:10], ramp[:10], atol=1e-4)  # cubic is exact on a line
+    upx = sp.cubic_upsample(sparse.T.copy(), 3, axis="x")
+    np.testing.assert_allclose(upx, up.T, atol=1e-6)
+
+
+def test_frame_index_mirrors_and_clips():
+    idx = sp.frame_index(np.arange(5), 2, 5)
+    assert idx.shape == (5, 5) and idx.min() >= 0 and idx.max() <= 4
+    assert list(idx[0]) == [2, 1, 0, 1, 2] and list(idx[2]) == [0, 1, 2, 3, 4]
+    assert list(sp.frame_index(np.array([0]), 2, 1)[0]) == [0] * 5  # a single frame
+
+
+def test_training_batches_shapes(movie, rng):
+    sparse = sp.make_sparse(movie.raw, 4)
+    src = sp._TrainingSource(sp._Frames(sparse, "y"), 4, 2, False, rng)
+    x, y = src.batch(3, 8)
+    assert x.shape == (3, 5, 8, 8) and y.shape == (3, 8, 8, 8)
+    # the target at j = 0 is the centre frame's input sample, and is not scored
+    np.testing.assert_array_equal(x[:, 2], y[:, 0])
+    assert (y[:, 4] == 0).all() and (y[:, 5:] == 1).all()
+    # one frame in 10 is held out for validation and is never a training centre
+    assert list(src.held[0]) == [5, 15, 25, 35, 45, 55]
+    assert not set(src.held[0]) & set(src.centres[0]) and len(src.centres[0]) == 54
+    xv, yv = src.validation(6, 8)
+    xv2, _ = src.validation(6, 8)
+    np.testing.assert_array_equal(xv, xv2)  # a fixed validation set
+
+
+def test_shape_scale_and_units(trained, movie):
+    sparse, res = trained
+    out = res.data
+    assert out.shape == (60, 40, 40) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert res.scale_factors == (1.0, 0.25, 1.0) and res.translate_shift is None
+    assert abs(out.mean() - sparse.mean()) < 0.05 * sparse.mean()  # input units, not 0-1
+    md = res.metadata["neurorestore"]
+    assert md["method"] == "sparse" and md["params"]["factor"] == 4 and res.suffix
+    assert md["train_seconds"] >= 0
+
+
+def test_reconstruction_beats_cubic_interpolation(trained, movie):
+    sparse, res = trained
+    rng = float(np.ptp(movie.clean))
+    ours = psnr(res.data, movie.clean, rng)
+    cubic = psnr(sp.cubic_upsample(sparse, 4), movie.clean, rng)
+    assert ours > cubic + 1.0, (ours, cubic)
+
+
+def test_acquired_lines_stay_close_to_measured(trained, movie):
+    sparse, res = trained
+    model = res.model
+    kept = drain(sp.run(sparse, SparseParams(denoise=False, device="cpu"), model=model)).data
+    np.testing.assert_array_equal(kept[:, ::4], sparse.astype(np.float32))  # exactly
+    den = res.data[:, ::4]
+    diff = den - sparse
+    noise = np.std(sparse.astype(np.float32) - movie.clean[:, ::4])
+    assert abs(diff.mean()) < 0.1 * noise  # no bias: the same intensity level
+    assert np.sqrt((diff**2).mean()) < 1.5 * noise  # only (about) the noise is removed
+    rng = float(np.ptp(movie.clean))
+    assert psnr(den, movie.clean[:, ::4], rng) > psnr(sparse, movie.clean[:, ::4], rng)
+
+
+def test_chunking_does_not_change_the_result(trained):
+    sparse, res = trained
+    for chunk in (1, 7, 23):
+        part = drain(sp.predict(sparse, res.model, chunk_frames=chunk, batch_size=3))
+        np.testing.assert_allclose(part, res.data, rtol=1e-5, atol=1e-3)
+
+
+def test_out_array_of_wrong_shape_is_refused(trained):
+    sparse, res = trained
+    with pytest.raises(ValueError, match="expected"):
+        drain(sp.predict(sparse, res.model, out=np.zeros(sparse.shape, np.float32)))
+
+
+def test_axis_x_is_the_transpose_of_axis_y(movie):
+    sparse = sp.make_sparse(movie.raw[:20], 4)
+    a = drain(sp.run(sparse, SparseParams(**FAST))).data
+    b = drain(sp.run(np.swapaxes(sparse, 1, 2), SparseParams(axis="x", **FAST)))
+    assert b.scale_factors == (1.0, 1.0, 0.25)
+    np.testing.assert_allclose(np.swapaxes(b.data, 1, 2), a, rtol=1e-5, atol=1e-3)
+
+
+def test_images_stacks_and_4d_movies(movie):
+    img = sp.make_sparse(movie.raw[0], 2)  # (20, 40)
+    res = drain(sp.run(img, SparseParams(factor=2, **FAST)))
+    assert res.data.shape == (40, 40) and res.scale_factors == (0.5, 1.0)
+    assert res.model.info["context"] == 0  # a single image has no neighbours
+    m4 = np.stack([movie.raw[:12], movie.raw[12:24]], axis=1)[:, :, ::4]  # (t, z, y, x)
+    res = drain(sp.run(m4, SparseParams(**FAST)))
+    assert res.data.shape == (12, 2, 40, 40) and res.scale_factors == (1, 1, 0.25, 1)
+    plane = drain(sp.predict(np.ascontiguousarray(m4[:, 1]), res.model))
+    np.testing.assert_allclose(res.data[:, 1], plane, rtol=1e-5, atol=1e-3)
+
+
+def test_simulate_mode_reports_figures(movie):
+    res = drain(sp.run(movie.raw[:40], SparseParams(simulate=True, **FAST),
+                       labels=movie.labels))
+    assert res.data.shape == (40, 40, 40) and res.scale_factors is None
+    figs = res.metadata["neurorestore"]["simulation"]
+    assert figs["factor"] == 4 and figs["n_rois"] == movie.labels.max()
+    full = movie.raw[:40].astype(np.float32)
+    assert figs["psnr"] == pytest.approx(psnr(res.data, full, float(np.ptp(full))), abs=1e-6)
+    for f in (figs, figs["cubic"]):
+        assert 0 < f["ssim"] <= 1 and 0 <= f["trace_nrmse"] < 1
+    text = sp.format_simulation(figs)
+    assert "PSNR" in text and "cubic" in text
+    lab = sp.auto_rois(movie.raw)  # without labels: the 20 most active 8x8 tiles
+    assert lab.max() == 20 and np.bincount(lab.ravel())[1:].tolist() == [64] * 20
+
+
+def test_supervised_training_on_a_reference_stack(movie):
+    ref = movie.raw[:40]  # fully sampled, same rig
+    sparse = sp.make_sparse(movie.raw[40:], 4)
+    res = drain(sp.run(sparse, SparseParams(epochs=1, batch_size=8, width=8, patch_size=16,
+                                            seed=0, device="cpu"), reference=ref))
+    assert res.model.info["teacher"] == "reference" and res.data.shape == (20, 40, 40)
+    rng = float(np.ptp(movie.clean))
+    assert (psnr(res.data, movie.clean[40:], rng)
+            > psnr(sp.cubic_upsample(sparse, 4), movie.clean[40:], rng) + 1.0)
+
+
+@pytest.mark.parametrize("kw", [dict(factor=1), dict(factor=17), dict(factor=4.0),
+                                dict(axis="z"), dict(context=-1), dict(simulate="yes"),
+                                dict(patch_size=10), dict(train_seconds=0),
+                                dict(device="tpu")])
+def test_bad_parameters(kw):
+    with pytest.raises(ValueError):
+        SparseParams(**kw)
+
+
+@pytest.mark.parametrize(
+    "data, kw, match",
+    [
+        (np.zeros(32, np.uint16), {}, "got 1D"),
+        (np.zeros((2, 2, 2, 8, 32), np.uint16), {}, "got 5D"),
+        (np.zeros((4, 1, 32), np.uint16), {}, "only 1 acquired line"),
+        (np.zeros((4, 8, 6), np.uint16), {}, "fully sampled axis has 6"),
+        (np.zeros((4, 12, 64), np.uint16), dict(simulate=True, factor=8), "larger than"),
+        (np.zeros((4, 8, 32), complex), {}, "unsupported data type"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(data, kw, match):
+    with pytest.raises(InputError, match=match):
+        drain(sp.run(data, SparseParams(**{**FAST, **kw})))
+
+
+def test_nans_are_refused(movie):
+    sparse = sp.make_sparse(movie.raw[:10], 4).astype(np.float32)
+    sparse[3, 2, 2] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        drain(sp.run(sparse, SparseParams(**FAST)))
+
+
+def test_model_round_trip_and_wrong_method(trained, tmp_path):
+    sparse, res = trained
+    path = save_model(res.model, tmp_path / "m.pt")
+    loaded = load_model(path)
+    again = drain(sp.run(sparse, SparseParams(factor=8), model=loaded))  # the model's factor
+    np.testing.assert_allclose(again.data, res.data, rtol=1e-5, atol=1e-3)
+    loaded.method = "denoise"
+    with pytest.raises(ValueError, match="not a sparse-axis model"):
+        drain(sp.run(sparse, SparseParams(), model=loaded))
+
+
+def test_cancel_stops_training(movie):
+    token = CancelToken()
+    gen = sp.run(sp.make_sparse(movie.raw, 4), SparseParams(epochs=10_000, device="cpu"), token)
+    with pytest.raises(Cancelled):
+        for p in gen:
+            if p.stage == "train" and p.step >= 2:
+                token.cancel()
