@@ -1,4 +1,6 @@
-"""napari reader for TIFF stacks (*.tif, *.tiff): keeps the file's axes and pixel sizes."""
+"""napari reader for TIFF stacks (*.tif, *.tiff) and zarr/OME-Zarr stores (*.zarr): keeps the
+file's axes and pixel sizes. Large files come back lazy (a memory map, or a dask array over a
+compressed TIFF or a zarr store), never read whole."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ def napari_get_reader(path):
         path = path[0]
     if not isinstance(path, (str, os.PathLike)):
         return None
-    if not str(path).lower().endswith((".tif", ".tiff")):
+    name = str(path).lower().rstrip("/\\")
+    if name.endswith(".zarr"):
+        return read_zarr_layer
+    if not name.endswith((".tif", ".tiff")):
         return None
     return read_tiff_layer
 
@@ -59,3 +64,24 @@ def read_tiff_layer(path):
     name = os.path.splitext(os.path.basename(str(path)))[0]
     meta = {"axes": axes, "source_path": str(path)}
     return [(data, {"name": name, "scale": scale, "metadata": meta}, "image")]
+
+
+def read_zarr_layer(path):
+    """A zarr array, an OME-Zarr image or a napari-neurorestore output store, as a lazy
+    (dask) layer. A store still being written shows NaN for frames not yet restored."""
+    from .core.io import PROGRESS_ATTR, read_array
+
+    path = str(path).rstrip("/\\")
+    data, axes = read_array(path, lazy=True)
+    meta = {"axes": axes, "source_path": path}
+    try:
+        import zarr
+
+        attrs = dict(zarr.open(path, mode="r").attrs)
+        for key in ("neurorestore", PROGRESS_ATTR):
+            if key in attrs:
+                meta[key] = attrs[key]
+    except Exception:
+        pass
+    name = os.path.splitext(os.path.basename(path))[0]
+    return [(data, {"name": name, "metadata": meta}, "image")]

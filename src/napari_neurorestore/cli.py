@@ -1,9 +1,11 @@
 """``neurorestore`` command line: the same core generators as the widgets, drained with a
 text progress bar.
 
-    neurorestore denoise IN.tif -o OUT.tif [--window C] [--stride S] [--epochs N]
+    neurorestore denoise IN.tif -o OUT.tif|OUT.zarr [--window C] [--stride S] [--epochs N]
                  [--train-seconds T] [--seed N] [--device auto|cpu|cuda|mps]
-                 [--save-model M.pt] [--model M.pt] [--overwrite]
+                 [--save-model M.pt] [--model M.pt] [--overwrite] [--chunk-frames N]
+                 [--workers N | --dask-scheduler tcp://HOST:8786]
+    neurorestore denoise A.tif B.tif -o OUTDIR [--model M.pt] [--workers N]
     neurorestore demo        # headless demo on a simulated movie with ground truth
     neurorestore gui         # napari with the plugin's widget and the sample movie
 """
@@ -72,63 +74,192 @@ def _denoise_parser(sub) -> None:
     from .core.params import DenoiseParams
 
     d = DenoiseParams()
-    p = sub.add_parser("denoise", help="self-supervised temporal denoising (FAST)",
-                       description="Train a denoiser on the movie itself and restore every frame.")
-    p.add_argument("input", help="(t, y, x) or (t, z, y, x) TIFF stack")
-    p.add_argument("-o", "--output", required=True, help="output TIFF (float32, input's units)")
+    p = sub.add_parser(
+        "denoise", help="self-supervised temporal denoising (FAST)",
+        description="Train a denoiser on the movie itself and restore every frame. "
+                    "Several inputs go into the folder given by -o (OUTDIR/<name>_denoised.zarr).")
+    p.add_argument("input", nargs="+",
+                   help="(t, y, x) or (t, z, y, x) TIFF stack(s) or zarr/OME-Zarr store(s)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: OUT.tif (float32, input's units, memory-mapped) or OUT.zarr "
+                        "(chunked, compressed); a folder when there are several inputs")
     p.add_argument("--window", type=int, default=d.window, help=f"temporal window C, odd (default {d.window})")
     p.add_argument("--stride", type=int, default=d.stride, help=f"training window stride S (default {d.stride})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
     p.add_argument("--width", type=int, default=d.width, help=f"network width (default {d.width})")
     p.add_argument("--chunk-frames", type=int, default=d.chunk_frames,
-                   help=f"frames per inference chunk (memory bound; default {d.chunk_frames})")
+                   help=f"frames per inference chunk and per zarr chunk (memory bound; "
+                        f"default {d.chunk_frames})")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="run inference on a local dask cluster of N worker processes "
+                        "(needs the 'large' extra; output must be .zarr)")
+    g.add_argument("--dask-scheduler", metavar="ADDR",
+                   help="run inference on a running dask cluster, e.g. tcp://host:8786 "
+                        "(paths must be visible to the workers)")
     _add_common(p)
     p.set_defaults(func=_run_denoise)
 
 
+def _denoise_outputs(inputs: list[str], output: str) -> list[Path]:
+    """One output per input: ``-o`` itself for one input; OUTDIR/<stem>_denoised.zarr else."""
+    if len(inputs) == 1:
+        return [Path(output)]
+    outdir = Path(output)
+    if outdir.suffix.lower() in (".tif", ".tiff", ".zarr"):
+        raise ValueError(f"with {len(inputs)} inputs, -o must be a folder (got {output})")
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"{outdir} exists and is not a folder")
+    outs = []
+    for f in inputs:
+        name = Path(f.rstrip("/")).name
+        for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        outs.append(outdir / f"{name}_denoised.zarr")
+    if len(set(outs)) != len(outs):
+        raise ValueError("two inputs have the same name; their outputs would collide")
+    outdir.mkdir(parents=True, exist_ok=True)
+    return outs
+
+
 def _run_denoise(args) -> int:
-    from .core.io import check_movie, check_output_path, open_output_tiff, read_tiff
-    from .core.models import load_model, save_model
+    from .core.io import (
+        _require,
+        check_movie,
+        check_output_path,
+        check_output_target,
+        open_array,
+    )
+    from .core.models import load_model
     from .core.params import DenoiseParams
 
     params = DenoiseParams(window=args.window, stride=args.stride, epochs=args.epochs,
                            train_seconds=args.train_seconds, seed=args.seed,
                            device=args.device, width=args.width,
                            chunk_frames=args.chunk_frames)
-    # fail before any work: output paths and the model file
-    check_output_path(args.output, args.overwrite)
+    distributed = args.workers is not None or args.dask_scheduler is not None
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    # fail before any work: output paths, the model file and the inputs
+    if args.save_model and len(args.input) > 1:
+        raise ValueError("--save-model takes one input (each input trains its own model); "
+                         "train on one recording, then pass --model for the others")
+    outputs = _denoise_outputs(args.input, args.output)
+    for o in outputs:
+        check_output_path(o, args.overwrite)
+        if distributed and o.suffix.lower() != ".zarr":
+            raise ValueError(f"--workers/--dask-scheduler write zarr stores: use -o "
+                             f"{o.with_suffix('.zarr')}")
+    if any(o.suffix.lower() == ".zarr" for o in outputs):
+        _require("zarr")
+    if distributed:
+        _require("distributed")
     if args.save_model:
         check_output_path(args.save_model, args.overwrite)
     model = load_model(args.model) if args.model else None
     if model is not None:
+        if model.method != "denoise":
+            raise ValueError(f"{args.model} is a {model.method!r} model, not a denoising model")
         params = DenoiseParams.from_dict({**model.params, "device": args.device,
                                           "chunk_frames": args.chunk_frames})
-    data, axes = read_tiff(args.input, lazy=True)
-    check_movie(data, params.window)
-
-    from .core.methods import denoise as method
-
+    opened = []
+    for f, o in zip(args.input, outputs, strict=True):
+        data, axes = open_array(f)
+        check_movie(data, params.window)
+        check_output_target(o, tuple(data.shape), args.overwrite)  # disk space, zarr
+        opened.append((data, axes))
     bar = ProgressBar(quiet=args.quiet)
-    if model is None:
-        from .core.progress import drain
+    try:
+        if distributed:
+            return _denoise_distributed(args, params, model, opened, outputs, bar)
+        for f, (data, axes), o in zip(args.input, opened, outputs, strict=True):
+            _denoise_one(args, params, model, f, data, axes, o, bar)
+    finally:
+        bar.close()
+    return 0
 
-        model = drain(method.train(data, params, None), bar)
+
+def _train(args, params, data, bar):
+    from .core.methods import denoise as method
+    from .core.progress import drain
+
+    return drain(method.train(data, params, None), bar)
+
+
+def _denoise_one(args, params, model, src, data, axes, output, bar) -> None:
+    from .core.io import ChunkRecorder, open_output
+    from .core.methods import denoise as method
+    from .core.models import save_model
+    from .core.progress import Cancelled, drain
+
+    if model is None:
+        model = _train(args, params, data, bar)
         if args.save_model:
             save_model(model, args.save_model, args.overwrite)
-    out = open_output_tiff(args.output, tuple(data.shape), args.overwrite)
+    out = open_output(output, tuple(data.shape), args.overwrite, chunks=params.chunk_frames,
+                      metadata=method.metadata_for(model, {"source": str(src)}),
+                      axes=axes if len(axes) == data.ndim else None)
+    recorder = ChunkRecorder(out)
     try:
-        from .core.progress import drain
-
         drain(method.predict(data, model, None, out=out, chunk_frames=params.chunk_frames,
-                             device=params.device), bar)
-        out.flush()
-    finally:
-        del out
+                             device=params.device, on_chunk=recorder), bar)
+    except (KeyboardInterrupt, Cancelled):
         bar.close()
+        print(f"interrupted: {recorder.describe()} were restored and written to {output}"
+              + (" (its 'neurorestore_progress' attribute lists them); " if
+                 output.suffix.lower() == ".zarr" else "; ")
+              + "run again with --overwrite to redo it", file=sys.stderr)
+        raise
+    finally:
+        if hasattr(out, "flush"):
+            out.flush()
+        del out
     info = model.info
-    print(f"wrote {args.output} ({'x'.join(map(str, data.shape))}, float32); "
+    print(f"wrote {output} ({'x'.join(map(str, data.shape))}, float32); "
           f"training {info.get('train_seconds', 0)} s, {info.get('steps', 0)} steps"
-          + (f"; model saved to {args.save_model}" if args.save_model else ""))
+          + (f"; model saved to {args.save_model}" if args.save_model and
+             not args.model else ""))
+
+
+def _denoise_distributed(args, params, model, opened, outputs, bar) -> int:
+    import os
+    import tempfile
+
+    from .core.distributed import DenoiseJob, denoise_files
+    from .core.models import save_model
+    from .core.progress import drain
+
+    temp_models: list[Path] = []
+    try:
+        if model is not None:
+            model_paths = [str(Path(args.model).resolve())] * len(outputs)
+        else:  # train each input on itself here, then distribute the inference of all
+            model_paths = []
+            for (data, _), o in zip(opened, outputs, strict=True):
+                m = _train(args, params, data, bar)
+                if args.save_model:
+                    path = Path(save_model(m, args.save_model, args.overwrite)).resolve()
+                else:  # next to the output, where the workers can read it
+                    fd, tmp = tempfile.mkstemp(suffix=".pt", prefix=".neurorestore-model-",
+                                               dir=o.resolve().parent)
+                    os.close(fd)
+                    path = Path(save_model(m, tmp, overwrite=True)).resolve()
+                    temp_models.append(path)
+                model_paths.append(str(path))
+        jobs = [DenoiseJob(str(Path(f).resolve()), str(o.resolve()), mp)
+                for f, o, mp in zip(args.input, outputs, model_paths, strict=True)]
+        done = drain(denoise_files(jobs, workers=args.workers, scheduler=args.dask_scheduler,
+                                   chunk_frames=params.chunk_frames, device=params.device,
+                                   overwrite=args.overwrite), bar)
+    finally:
+        for t in temp_models:
+            t.unlink(missing_ok=True)
+    bar.close()
+    where = args.dask_scheduler or f"{args.workers} local dask worker(s)"
+    for (data, _), o in zip(opened, done, strict=True):
+        print(f"wrote {o} ({'x'.join(map(str, data.shape))}, float32) on {where}")
     return 0
 
 
@@ -218,13 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except Cancelled:
-        print("cancelled", file=sys.stderr)
+    except Cancelled as e:
+        print(str(e) or "cancelled", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, FileNotFoundError, PermissionError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, PermissionError, ImportError,
+            OSError) as e:
         print(f"neurorestore: error: {e}", file=sys.stderr)
         return 2
 

@@ -131,6 +131,23 @@ LAYER_HINTS: dict[str, tuple[Any, str]] = {
 
 STAGE_LABELS = {"prepare": "preparing", "train": "training", "predict": "restoring", "done": "done"}
 PROGRESS_MAX = 1000
+#: denoising results larger than this (float32 bytes) are streamed into a zarr store in
+#: :func:`results_folder` and shown as a layer while they are being written
+LARGE_RESULT_BYTES = 2**30
+#: seconds between refreshes of a result layer that is being written
+LIVE_REFRESH_SECONDS = 1.0
+
+
+def results_folder() -> Path:
+    """Where large results are written: ``$NEURORESTORE_RESULTS_DIR``, else
+    ``$XDG_CACHE_HOME/napari-neurorestore/results`` (``~/.cache/...``)."""
+    import os
+
+    env = os.environ.get("NEURORESTORE_RESULTS_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "napari-neurorestore" / "results"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -232,6 +249,10 @@ class _Job:
     outcome: TaskOutcome | None = None
     reason: str | None = None  # why it was cancelled, when not by the Cancel button
     last_progress: Progress | None = None
+    out: Any = None  # a zarr store the result is streamed into (large results)
+    out_path: Path | None = None
+    live_layer: Any = None  # the layer showing ``out`` while it is written
+    last_refresh: float = 0.0
 
 
 @dataclass
@@ -655,7 +676,13 @@ class RestoreWidget(QWidget):
         except ValueError as e:
             self._refuse(f"Invalid settings: {e}")
             return None
-        job = _Job(kind, self.method, layer, layer.name, CancelToken())
+        try:
+            out, out_path = self._large_output(layer, data, params)
+        except (ValueError, OSError) as e:
+            self._refuse(f"Cannot write the result: {e}")
+            return None
+        job = _Job(kind, self.method, layer, layer.name, CancelToken(), out=out,
+                   out_path=out_path)
         connect = {
             "yielded": functools.partial(self._on_yielded, job),
             "returned": functools.partial(self._on_returned, job),
@@ -670,6 +697,7 @@ class RestoreWidget(QWidget):
             params,
             job.cancel,
             model,
+            out,
             connect=connect,
             sync=self.sync,
             cancel_token=job.cancel,
@@ -683,6 +711,46 @@ class RestoreWidget(QWidget):
         self._update_buttons()
         worker.start()  # an inline worker has finished (and cleared the job) on return
         return worker
+
+    def _large_output(self, layer: Any, data: Any, params: Any) -> tuple[Any, Path | None]:
+        """A zarr store for a large denoising result (None, None for a small one, another
+        method, or without zarr installed): the result streams into it chunk by chunk and
+        is shown while it is written, instead of being held in memory."""
+        import numpy as np
+
+        if self.method != "denoise" or 4 * int(np.prod(data.shape)) < LARGE_RESULT_BYTES:
+            return None, None
+        from ..core import io
+
+        try:
+            io._require("zarr")
+        except ImportError:
+            return None, None
+        folder = results_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", layer.name).strip("_") or "layer"
+        base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-denoised"
+        path, i = folder / f"{base}.zarr", 2
+        while path.exists():
+            path, i = folder / f"{base}-{i}.zarr", i + 1
+        out = io.open_output(path, tuple(data.shape), chunks=params.chunk_frames,
+                             metadata={"neurorestore": {"source_layer": layer.name}})
+        return out, path
+
+    def _show_live(self, job: _Job) -> None:
+        """Add (once) and refresh the layer of a result that is being written."""
+        if job.live_layer is None:
+            if job.layer not in self.viewer.layers:
+                return
+            kwargs = result_layer_kwargs(
+                job.layer, {"neurorestore": {"store": str(job.out_path), "partial": True}},
+                "denoised")
+            kwargs["name"] = unique_name(self.viewer, kwargs["name"])
+            job.live_layer = self.viewer.add_image(job.out, **kwargs)
+            job.last_refresh = time.perf_counter()
+        elif time.perf_counter() - job.last_refresh > LIVE_REFRESH_SECONDS:
+            job.live_layer.refresh()
+            job.last_refresh = time.perf_counter()
 
     def cancel(self, *_: Any) -> bool:
         """Cancel the running Train/Run (no layer is added). Returns False when idle."""
@@ -707,6 +775,12 @@ class RestoreWidget(QWidget):
         job.last_progress = p
         self.progress_bar.value = int(round(PROGRESS_MAX * p.fraction))
         self.progress_label.value = format_progress(p)
+        if job.out is not None and p.stage == "predict":
+            try:
+                self._show_live(job)
+            except Exception as e:  # the viewer refused the data: show it at the end
+                job.out = None
+                self._error(f"Could not show the result while it is written: {e}")
 
     def _on_returned(self, job: _Job, outcome: TaskOutcome) -> None:
         job.outcome = outcome
@@ -731,8 +805,15 @@ class RestoreWidget(QWidget):
                 scale_factors=getattr(result, "scale_factors", None),
                 translate_shift=getattr(result, "translate_shift", None),
             )
-            kwargs["name"] = unique_name(self.viewer, kwargs["name"])
-            new_layer = self.viewer.add_image(result.data, **kwargs)
+            live = job.live_layer
+            if live is not None and live in self.viewer.layers:  # shown while written
+                kwargs["metadata"]["neurorestore"]["store"] = str(job.out_path)
+                live.metadata = kwargs["metadata"]
+                live.refresh()
+                new_layer = live
+            else:
+                kwargs["name"] = unique_name(self.viewer, kwargs["name"])
+                new_layer = self.viewer.add_image(result.data, **kwargs)
         except Exception as e:  # e.g. the viewer refused the data
             self._error(f"Could not add the result layer: {e}")
             return
@@ -752,6 +833,8 @@ class RestoreWidget(QWidget):
             )
         else:
             self._set_status(f"Restored in {format_seconds(elapsed)}; added '{new_layer.name}'.")
+        if job.out_path is not None:
+            self._set_status(f"{self.status_label.value} Written to {job.out_path}.")
         self.progress_bar.value = PROGRESS_MAX
         self.progress_label.value = "done"
 
@@ -771,7 +854,19 @@ class RestoreWidget(QWidget):
         if job.cancel.cancelled or outcome is None or outcome.cancelled:
             # cancelled by the user, by removing the input layer, or aborted from napari's
             # activity dock (which calls worker.quit() only)
-            self._set_status(job.reason or f"{self._what(job)} cancelled; no layer was added.")
+            if job.live_layer is not None and job.live_layer in self.viewer.layers:
+                from ..core.io import output_progress
+
+                prog = output_progress(job.out) or {}
+                self._set_status(
+                    f"{job.reason or self._what(job) + ' cancelled'}: "
+                    f"{prog.get('frames_done', 0)} of {prog.get('frames_total', '?')} frames "
+                    f"were restored; layer '{job.live_layer.name}' keeps them (the others "
+                    f"show as NaN); store: {job.out_path}")
+                job.live_layer.refresh()
+            else:
+                self._set_status(
+                    job.reason or f"{self._what(job)} cancelled; no layer was added.")
             self.progress_label.value = "cancelled"
             self.progress_bar.value = 0
         elif outcome.error is not None:

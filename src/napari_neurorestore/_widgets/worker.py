@@ -55,9 +55,11 @@ def restore_task(
     params: Any,
     cancel: CancelToken,
     model: Any = None,
+    out: Any = None,
 ) -> Generator[Progress, None, TaskOutcome]:
     """Run ``get_method(method).run(data, params, cancel, model)`` (train unless ``model``).
 
+    ``out``, when given, is the array the result is streamed into (e.g. a zarr store).
     Yields the core's progress messages; returns a :class:`TaskOutcome`.
     """
     try:
@@ -66,7 +68,8 @@ def restore_task(
         from ..core.methods import get_method  # imports torch here, in the worker thread
 
         module = get_method(method)
-        result = yield from module.run(data, params, cancel=cancel, model=model)
+        extra = {} if out is None else {"out": out}
+        result = yield from module.run(data, params, cancel=cancel, model=model, **extra)
     except Cancelled:
         return TaskOutcome(cancelled=True)
     except EXPECTED_ERRORS as exc:

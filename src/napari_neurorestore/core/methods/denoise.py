@@ -25,11 +25,11 @@ import torch
 
 from ... import __version__
 from ..device import resolve_device
-from ..io import check_finite, check_movie
+from ..io import ChunkRecorder, check_finite, check_movie
 from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet
 from ..params import DenoiseParams
-from ..progress import CancelToken, Progress
+from ..progress import Cancelled, CancelToken, Progress
 from ..train import fit
 
 SUFFIX = "denoised"
@@ -213,56 +213,87 @@ def load_net(model: TrainedModel, device: torch.device) -> TemporalDenoiseNet:
 
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int = 8, device: str = "auto",
-            start: int = 0, stop: int | None = None) -> Generator[Progress, None, Any]:
+            start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
+            net: Any = None) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
-    centre frame at the movie's ends), so the result does not depend on ``chunk_frames``. ``out`` is any
-    array with ``__setitem__`` of ``data``'s shape (a numpy array, a memmap, a zarr
-    array); a float32 numpy array is allocated when it is None. Returns ``out``.
+    centre frame at the movie's ends), so the result does not depend on ``chunk_frames``.
+    A chunk is restored into a numpy buffer and written to ``out`` once (one plane at a
+    time for (t, z, y, x)), so writes to a zarr store chunked ``chunk_frames`` along time
+    are chunk-aligned. ``out`` is any array with ``__setitem__`` of ``data``'s shape (a
+    numpy array, a memmap, a zarr array); a float32 numpy array is allocated when it is
+    None. ``on_chunk(a, b)`` is called when frames ``a:b`` are written; the default
+    ("auto") is a :class:`~napari_neurorestore.core.io.ChunkRecorder`, which keeps a zarr
+    output's progress record up to date. ``net`` is an already loaded network (from
+    :func:`load_net`; used by dask workers that cache it). Cancelling raises
+    :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
     check_movie(data, params.window)
     dev = resolve_device(device)
-    net = load_net(model, dev)
+    if net is None:
+        net = load_net(model, dev)
+    else:
+        dev = next(net.parameters()).device
     t_len = data.shape[0]
     stop = t_len if stop is None else stop
+    if not 0 <= start <= stop <= t_len:
+        raise ValueError(f"frames {start}:{stop} are outside the movie's {t_len} frames")
     k = params.half_window
     offsets = neighbour_offsets(params.window)
     mean, std = model.norm["mean"], model.norm["std"]
     if out is None:
         out = np.empty(data.shape, np.float32)
+    elif tuple(out.shape) != tuple(data.shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {tuple(data.shape)}")
+    if isinstance(on_chunk, str) and on_chunk == "auto":
+        on_chunk = ChunkRecorder(out)
     planes = _planes(data)
     h, w = data.shape[-2:]
     total = (stop - start) * len(planes)
     done = 0
+    frames_written = 0
     t0 = time.perf_counter()
     yield Progress("predict", 0, total, message="restoring frames")
-    with torch.inference_mode():
-        for p in planes:
+    try:
+        with torch.inference_mode():
             for a in range(start, stop, chunk_frames):
                 b = min(stop, a + chunk_frames)
                 lo, hi = max(0, a - k), min(t_len, b + k)
-                block = _read(data, lo, hi, p)
-                check_finite(block, f"frames {lo}-{hi - 1}")
-                block = _pad4((block - mean) / std)
-                for s in range(a, b, batch_size):
-                    cancel.check()
-                    ts = np.arange(s, min(b, s + batch_size))
-                    idx = neighbour_index(ts, offsets, t_len) - lo
-                    x = torch.from_numpy(block[idx]).to(dev)
-                    if dev.type == "cpu":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    y = net(x)[:, 0, :h, :w].float().cpu().numpy() * std + mean
+                buf = np.empty((b - a, h, w), np.float32)
+                for i, p in enumerate(planes):
+                    block = _read(data, lo, hi, p)
+                    check_finite(block, f"frames {lo}-{hi - 1}")
+                    block = _pad4((block - mean) / std)
+                    for s in range(a, b, batch_size):
+                        cancel.check()
+                        ts = np.arange(s, min(b, s + batch_size))
+                        idx = neighbour_index(ts, offsets, t_len) - lo
+                        x = torch.from_numpy(block[idx]).to(dev)
+                        if dev.type == "cpu":
+                            x = x.contiguous(memory_format=torch.channels_last)
+                        y = net(x)[:, 0, :h, :w].float().cpu().numpy()
+                        buf[s - a:s - a + len(ts)] = y * std + mean
                     if p is None:
-                        out[s:s + len(ts)] = y
+                        out[a:b] = buf
                     else:
-                        out[s:s + len(ts), p] = y
-                done += b - a
+                        out[a:b, p] = buf
+                    done += b - a
+                    if i < len(planes) - 1:
+                        el = time.perf_counter() - t0
+                        yield Progress("predict", done, total, eta=el / done * (total - done),
+                                       message=f"restoring: {done}/{total} frames")
+                frames_written += b - a
+                if on_chunk is not None:  # recorded before the report: a stop at the
+                    on_chunk(a, b)        # report's yield keeps the record exact
                 el = time.perf_counter() - t0
                 yield Progress("predict", done, total, eta=el / done * (total - done),
                                message=f"restoring: {done}/{total} frames")
+    except Cancelled:
+        raise Cancelled(f"cancelled by the user: {frames_written} of {stop - start} frames "
+                        f"were restored and written") from None
     return out
 
 
