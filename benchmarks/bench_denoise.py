@@ -22,16 +22,20 @@ from napari_neurorestore.core.nets import count_parameters
 from napari_neurorestore.core.params import DenoiseParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
+from napari_neurorestore.core.traces import (
+    TraceParams,
+    compute_f0,
+    delta_f_over_f,
+    extract_traces,
+    rois_from_labels,
+)
 
 
-def roi_dff(movie: np.ndarray, labels: np.ndarray, pct: float = 20.0) -> np.ndarray:
-    """ΔF/F of each labelled ROI, F0 = 20th percentile of its trace."""
-    n = labels.max()
-    flat = movie.reshape(len(movie), -1).astype(np.float64)
-    lab = labels.ravel()
-    f = np.stack([flat[:, lab == i].mean(1) for i in range(1, n + 1)])
-    f0 = np.percentile(f, pct, axis=1, keepdims=True)
-    return (f - f0) / f0
+def roi_dff(movie: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """ΔF/F of each labelled ROI (F0 = 20th percentile of its trace), via core.traces."""
+    rois = rois_from_labels(labels)
+    f = extract_traces(movie, rois)
+    return delta_f_over_f(f, compute_f0(f, TraceParams()))
 
 
 def mean_trace_r(movie, labels, truth_dff) -> float:
