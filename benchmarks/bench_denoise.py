@@ -53,7 +53,7 @@ def best_gaussian(raw, clean, rng):
     return best
 
 
-def inference_fps(model, shape, n_frames, batch_size=8):
+def inference_fps(model, shape, n_frames, batch_size=None):
     movie = np.random.default_rng(0).poisson(5.0, size=(n_frames, *shape)).astype(np.uint16)
     drain(dn.predict(movie[: 16], model, batch_size=batch_size))  # warm-up
     with Timer() as t:

@@ -74,7 +74,7 @@ def _worker_input(path: str) -> Any:
 
 
 def denoise_chunk(input_path: str, output_path: str, model_path: str, a: int, b: int,
-                  device: str = "cpu", batch_size: int = 8,
+                  device: str = "cpu", batch_size: int | None = None,
                   torch_threads: int | None = None) -> tuple[int, int]:
     """A dask task: restore frames ``a:b`` of ``input_path`` into the zarr store
     ``output_path`` (which exists, chunked along time so that ``a:b`` is whole chunks).
@@ -165,7 +165,7 @@ def prepare_outputs(jobs: list[DenoiseJob], chunk_frames: int, overwrite: bool =
 
 
 def denoise_files(jobs: list[DenoiseJob], workers: int | None = None,
-                  scheduler: str | None = None, chunk_frames: int = 64, batch_size: int = 8,
+                  scheduler: str | None = None, chunk_frames: int = 64, batch_size: int | None = None,
                   device: str = "cpu", overwrite: bool = False,
                   cancel: CancelToken | None = None, poll: float = 0.2
                   ) -> Generator[Progress, None, list[str]]:

@@ -211,8 +211,17 @@ def load_net(model: TrainedModel, device: torch.device) -> TemporalDenoiseNet:
     return net
 
 
+def auto_batch_size(frame_shape, device) -> int:
+    """Frames per forward pass. On a CPU, about 64k pixels per batch keeps the activations in
+    cache (measured at 512x512 on 2 cores: 1 frame/batch 70 fps, 2: 64, 4: 48, 8: 31; at
+    128x128, 4 frames/batch was fastest); on a GPU, larger batches (about 4 M pixels)."""
+    pixels = int(frame_shape[0]) * int(frame_shape[1])
+    target = 2**22 if getattr(device, "type", str(device)) != "cpu" else 2**16
+    return int(min(64, max(1, round(target / max(pixels, 1)))))
+
+
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
-            chunk_frames: int = 64, batch_size: int = 8, device: str = "auto",
+            chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
             net: Any = None) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
@@ -228,11 +237,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     output's progress record up to date. ``net`` is an already loaded network (from
     :func:`load_net`; used by dask workers that cache it). Cancelling raises
     :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.
+    ``batch_size`` frames go through the net at once; None picks it from the frame size.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
     check_movie(data, params.window)
     dev = resolve_device(device)
+    if batch_size is None:
+        batch_size = auto_batch_size(data.shape[-2:], dev)
     if net is None:
         net = load_net(model, dev)
     else:
