@@ -401,7 +401,7 @@ def acquired_estimate(y: torch.Tensor) -> torch.Tensor:
 
 
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
-            chunk_frames: int = 64, batch_size: int = 8, device: str = "auto",
+            chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             denoise: bool | None = None, geometry: str | None = None
             ) -> Generator[Progress, None, Any]:
     """Reconstruct every frame of sparse ``data`` with a trained model, chunk by chunk.
@@ -410,6 +410,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     depend on ``chunk_frames``. ``out`` (any array with ``__setitem__``) must have
     :func:`output_shape`; a float32 numpy array is allocated when it is None. ``denoise``
     (default: the model's setting) replaces the acquired lines by restored values.
+    ``batch_size`` frames per forward pass; None: 2 on a CPU (measured fastest at 512x512
+    on 2 cores: 1: 155, 2: 167, 4: 155, 8: 100 frames/s at M=4; 44/63/37/31 at M=2), 16 on
+    a GPU.
     """
     cancel = cancel or CancelToken()
     params = SparseParams.from_dict(model.params)
@@ -418,6 +421,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     check_input(data, m, axis)
     geometry = geometry or model.info.get("geometry", GEOMETRY)
     dev = resolve_device(device)
+    if batch_size is None:
+        batch_size = 2 if dev.type == "cpu" else 16
     net = load_net(model, dev)
     k = int(model.info.get("context", params.context))
     frames = _Frames(data, axis)
