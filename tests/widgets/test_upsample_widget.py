@@ -47,3 +47,40 @@ def test_upsample_train_then_run_overlays_the_input(widget):
     w.start_run()  # the trained model, no training
     again = viewer.layers["vol [upsampled] (2)"]
     np.testing.assert_allclose(again.data, out.data, rtol=1e-5, atol=1e-3)
+
+
+def test_preview_on_a_crop_then_run_reuses_its_model(widget):
+    viewer, w = widget
+    vol = bin_array(simulate_neuron_volume((16, 96, 96), n_somata=3, n_neurites=6, seed=1),
+                    (2, 2, 2)) * 1000  # (8, 48, 48): larger than the 16-pixel test crop
+    layer = viewer.add_image(vol.astype(np.uint16), name="vol", scale=(2.0, 0.5, 0.5))
+    w.layer_combo.value = layer
+    w.method_combo.value = "denoise"
+    assert w.preview_button.native.isHidden()  # only methods with a preview show the button
+    w.method_combo.value = "upsample"
+    assert not w.preview_button.native.isHidden() and w.preview_button.enabled
+    for name, v in {"factor": 2, "steps": 3, "train_seconds": 0.0, "patch_size": 12,
+                    "batch_size": 2, "width": 8, "depth": 1, "device": "cpu"}.items():
+        w.param_widgets[name].value = v
+    import napari_neurorestore._widgets.restore as restore
+
+    restore.PREVIEW_SIZE, old = 16, restore.PREVIEW_SIZE
+    try:
+        w.start_preview()
+    finally:
+        restore.PREVIEW_SIZE = old
+    prev = w.last_result_layer
+    assert prev is not None and "preview" in prev.name, w.status_label.value
+    assert prev.data.shape == (16, 32, 32)  # an 8x16x16 crop, upsampled 2x
+    np.testing.assert_allclose(prev.scale, (1.0, 0.25, 0.25))
+    assert w.model is not None and w.model.method == "upsample"
+    model = w.model
+    w.start_run()  # the whole volume with the preview's model: no training again
+    full = w.last_result_layer
+    assert full.data.shape == (16, 96, 96) and w.model is model
+    # the preview's crop sits where the full result has the same values (same model)
+    origin = np.rint((np.asarray(prev.translate) - np.asarray(full.translate))
+                     / np.asarray(full.scale)).astype(int)
+    z, y, x = origin
+    crop = full.data[z:z + 16, y:y + 32, x:x + 32]
+    assert np.corrcoef(crop[2:-2, 4:-4, 4:-4].ravel(), prev.data[2:-2, 4:-4, 4:-4].ravel())[0, 1] > 0.95

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 
     from ..core.models import TrainedModel
 
+#: methods whose core module offers ``preview(data, params, center, size, cancel, model)``
+PREVIEW_METHODS = ("upsample",)
+#: side of the preview crop, in input pixels
+PREVIEW_SIZE = 64
+
 #: labels of the methods in the method picker (a method not listed shows its key)
 METHOD_LABELS = {
     "denoise": "Denoise (FAST)",
@@ -195,6 +200,19 @@ def format_seconds(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def format_simulation(figs: dict[str, Any]) -> str:
+    """A simulate-mode run's figures (against the fully sampled layer) in two short lines."""
+
+    def fig(f: dict[str, Any]) -> str:
+        t = f.get("trace_nrmse")
+        trace = "n/a" if t is None else f"{100 * t:.1f} %"
+        return f"PSNR {f['psnr']:.2f} dB, SSIM {f['ssim']:.3f}, trace NRMSE {trace}"
+
+    cubic = figs.get("cubic") or {}
+    head = f"Simulated M={figs.get('factor')} along {figs.get('axis')}: "
+    return head + fig(figs) + ("\ncubic interpolation: " + fig(cubic) if cubic else "")
+
+
 def format_progress(p: Progress) -> str:
     """One line for the progress label: stage, position, loss and time left."""
     parts = [STAGE_LABELS.get(p.stage, p.stage)]
@@ -239,7 +257,7 @@ class _Job:
     """State of one Train/Run: signals of a worker are bound to their job, so a late
     signal from a finished job can never touch the next one."""
 
-    kind: str  # "train" or "run"
+    kind: str  # "train", "run" or "preview"
     method: str
     layer: Any
     layer_name: str
@@ -322,6 +340,12 @@ class RestoreWidget(QWidget):
         self.run_button.tooltip = (
             "Restore the selected layer with the trained or loaded model, without training."
         )
+        self.preview_button = PushButton(text="Preview on a crop")
+        self.preview_button.tooltip = (
+            "Train on the whole layer, then restore only a 64-pixel crop around the viewer's "
+            "current position (a quick look before Run processes everything; Run reuses the "
+            "model). Methods that offer it: " + ", ".join(PREVIEW_METHODS) + "."
+        )
         self.cancel_button = PushButton(text="Cancel")
         self.cancel_button.tooltip = "Stop training / restoring (no layer is added)."
         self.progress_bar = ProgressBar(min=0, max=PROGRESS_MAX, value=0)
@@ -342,6 +366,7 @@ class RestoreWidget(QWidget):
 
         self.train_button.changed.connect(self.start_training)
         self.run_button.changed.connect(self.start_run)
+        self.preview_button.changed.connect(self.start_preview)
         self.cancel_button.changed.connect(self.cancel)
         self.save_button.changed.connect(self._save_dialog)
         self.load_button.changed.connect(self._load_dialog)
@@ -385,6 +410,7 @@ class RestoreWidget(QWidget):
         for b in (self.train_button, self.run_button, self.cancel_button):
             row.addWidget(b.native)
         lay.addLayout(row)
+        lay.addWidget(self.preview_button.native)
         lay.addWidget(self.progress_bar.native)
         lay.addWidget(self.progress_label.native)
         lay.addWidget(self.status_label.native)
@@ -594,6 +620,8 @@ class RestoreWidget(QWidget):
         model_ok = self.model is not None and self.model.method == self.method
         self.train_button.enabled = not busy and has_layer
         self.run_button.enabled = not busy and has_layer and model_ok
+        self.preview_button.visible = self.method in PREVIEW_METHODS
+        self.preview_button.enabled = not busy and has_layer
         self.cancel_button.enabled = busy
         self.save_button.enabled = self.model is not None
         self.load_button.enabled = not busy
@@ -660,6 +688,27 @@ class RestoreWidget(QWidget):
                 return None
         return self._start("run")
 
+    def start_preview(self, *_: Any) -> Any:
+        """Train on the selected layer (unless a model of this method is loaded or trained)
+        and restore a crop around the viewer's current position into a new layer.
+
+        Returns the worker, or None when refused (the status label says why).
+        """
+        if self.method not in PREVIEW_METHODS:
+            self._refuse(f"{METHOD_LABELS.get(self.method, self.method)} has no preview.")
+            return None
+        return self._start("preview")
+
+    def _preview_center(self, layer: Any) -> tuple[int, ...]:
+        """The viewer's current position in the layer's pixel coordinates."""
+        ndim = layer.ndim
+        try:
+            point = self.viewer.dims.point[-ndim:]
+            pos = layer.world_to_data(point)
+        except Exception:
+            pos = [s / 2 for s in layer.data.shape]
+        return tuple(int(round(float(p))) for p in pos[-ndim:])
+
     def _start(self, kind: str) -> Any:
         if self._alive.closed:
             return None
@@ -690,6 +739,11 @@ class RestoreWidget(QWidget):
             "finished": functools.partial(self._on_finished, job),
         }
         model = self.model if kind == "run" else None
+        preview = None
+        if kind == "preview":
+            preview = {"center": self._preview_center(layer), "size": PREVIEW_SIZE}
+            if self.model is not None and self.model.method == self.method:
+                model = self.model
         worker = make_worker(
             restore_task,
             job.method,
@@ -698,6 +752,7 @@ class RestoreWidget(QWidget):
             job.cancel,
             model,
             out,
+            preview,
             connect=connect,
             sync=self.sync,
             cancel_token=job.cancel,
@@ -706,7 +761,7 @@ class RestoreWidget(QWidget):
         self._alive.job = job
         self.progress_bar.value = 0
         self.progress_label.value = "starting…"
-        verb = "Training on" if kind == "train" else "Restoring"
+        verb = {"train": "Training on", "preview": "Previewing"}.get(kind, "Restoring")
         self._set_status(f"{verb} '{layer.name}'…")
         self._update_buttons()
         worker.start()  # an inline worker has finished (and cleared the job) on return
@@ -819,6 +874,10 @@ class RestoreWidget(QWidget):
             return
         self.last_result_layer = new_layer
         elapsed = time.perf_counter() - job.t0
+        if job.kind == "preview" and result.model is not self.model:
+            self.model = result.model
+            self.model_source = f"trained on '{job.layer_name}' (preview)"
+            self._update_model_label()
         if job.kind == "train":
             self.model = result.model
             self.model_source = f"trained on '{job.layer_name}'"
@@ -835,6 +894,9 @@ class RestoreWidget(QWidget):
             self._set_status(f"Restored in {format_seconds(elapsed)}; added '{new_layer.name}'.")
         if job.out_path is not None:
             self._set_status(f"{self.status_label.value} Written to {job.out_path}.")
+        sim = (result.metadata.get("neurorestore") or {}).get("simulation")
+        if sim:
+            self._set_status(f"{self.status_label.value}\n{format_simulation(sim)}")
         self.progress_bar.value = PROGRESS_MAX
         self.progress_label.value = "done"
 

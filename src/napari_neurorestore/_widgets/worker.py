@@ -56,11 +56,14 @@ def restore_task(
     cancel: CancelToken,
     model: Any = None,
     out: Any = None,
+    preview: dict | None = None,
 ) -> Generator[Progress, None, TaskOutcome]:
     """Run ``get_method(method).run(data, params, cancel, model)`` (train unless ``model``).
 
     ``out``, when given, is the array the result is streamed into (e.g. a zarr store).
-    Yields the core's progress messages; returns a :class:`TaskOutcome`.
+    ``preview`` (e.g. ``{"center": (z, y, x), "size": 64}``) calls the method's
+    ``preview`` on a crop instead of ``run``. Yields the core's progress messages; returns a
+    :class:`TaskOutcome`.
     """
     try:
         yield Progress("prepare", message="loading the restoration engine")
@@ -68,8 +71,12 @@ def restore_task(
         from ..core.methods import get_method  # imports torch here, in the worker thread
 
         module = get_method(method)
-        extra = {} if out is None else {"out": out}
-        result = yield from module.run(data, params, cancel=cancel, model=model, **extra)
+        if preview is not None:
+            result = yield from module.preview(data, params, cancel=cancel, model=model,
+                                               **preview)
+        else:
+            extra = {} if out is None else {"out": out}
+            result = yield from module.run(data, params, cancel=cancel, model=model, **extra)
     except Cancelled:
         return TaskOutcome(cancelled=True)
     except EXPECTED_ERRORS as exc:
