@@ -17,8 +17,36 @@ def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
         raise ValueError(f"{name} must be {rng}, got {value}")
 
 
+
+class _Params:
+    """Shared behaviour of the parameter dataclasses (not a dataclass itself: it adds no
+    fields, so each method keeps its own field order for the widget)."""
+
+    def _check_common(self) -> None:
+        """Validate the fields every trainable method has."""
+        if self.train_seconds is not None and not self.train_seconds > 0:
+            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        from .device import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        """Build from a dict, ignoring keys that are not fields (e.g. from a newer version)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
 @dataclass(frozen=True)
-class DenoiseParams:
+class DenoiseParams(_Params):
     """Parameters of the self-supervised temporal denoiser (after FAST).
 
     window : frames in the temporal window C (odd). The centre frame is predicted from
@@ -56,39 +84,22 @@ class DenoiseParams:
             raise ValueError(f"window must be odd (the centre frame is predicted), got {self.window}")
         _check_int("stride", self.stride, 1, self.window)
         _check_int("epochs", self.epochs, 1)
-        if self.train_seconds is not None and not self.train_seconds > 0:
-            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        self._check_common()
         _check_int("patch_size", self.patch_size, 16, 1024)
         if self.patch_size % 4:
             raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
         _check_int("batch_size", self.batch_size, 1, 1024)
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         _check_int("width", self.width, 4, 128)
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0)
-        from .device import DEVICES
-
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         _check_int("chunk_frames", self.chunk_frames, 1)
 
     @property
     def half_window(self) -> int:
         return self.window // 2
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DenoiseParams:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 
 @dataclass(frozen=True)
-class UpsampleParams:
+class UpsampleParams(_Params):
     """Parameters of zero-shot upsampling (after Self-Vision).
 
     factor : output pixels per input pixel along each upsampled axis (2, 3 or 4).
@@ -150,30 +161,13 @@ class UpsampleParams:
         if self.two_stage and self.factor != 4:
             raise ValueError("two_stage applies to factor 4 only")
         _check_int("steps", self.steps, 1)
-        if self.train_seconds is not None and not self.train_seconds > 0:
-            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        self._check_common()
         _check_int("patch_size", self.patch_size, 8, 512)
         _check_int("batch_size", self.batch_size, 1, 1024)
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         _check_int("width", self.width, 4, 256)
         _check_int("depth", self.depth, 0, 16)
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0)
-        from .device import DEVICES
-
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         _check_int("tile_size", self.tile_size, 8)
         _check_int("tile_overlap", self.tile_overlap, 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> UpsampleParams:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _check_choice(obj: Any, name: str) -> None:
@@ -184,7 +178,7 @@ def _check_choice(obj: Any, name: str) -> None:
 
 
 @dataclass(frozen=True)
-class SparseParams:
+class SparseParams(_Params):
     """Parameters of sparse-axis reconstruction (after IRIS): restore the lines a scan
     skipped along one axis, learning from the fully sampled other axis.
 
@@ -236,34 +230,17 @@ class SparseParams:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_int("context", self.context, 0, 8)
         _check_int("epochs", self.epochs, 1)
-        if self.train_seconds is not None and not self.train_seconds > 0:
-            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        self._check_common()
         _check_int("patch_size", self.patch_size, 8, 1024)
         if self.patch_size % 4:
             raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
         _check_int("batch_size", self.batch_size, 1, 1024)
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         _check_int("width", self.width, 4, 128)
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0)
-        from .device import DEVICES
-
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         _check_int("chunk_frames", self.chunk_frames, 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SparseParams:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
-class IsotropizeParams:
+class IsotropizeParams(_Params):
     """Parameters of axial isotropization (after Self-Net).
 
     z_ratio : R, the z pixel size over the lateral (y, x) pixel size (>= 1; the widget
@@ -317,32 +294,15 @@ class IsotropizeParams:
                                  f"(estimate), got {s!r}")
             object.__setattr__(self, "sigma_z", float(s))
         _check_int("steps", self.steps, 1)
-        if self.train_seconds is not None and not self.train_seconds > 0:
-            raise ValueError(f"train_seconds must be positive or None, got {self.train_seconds}")
+        self._check_common()
         _check_int("patch_size", self.patch_size, 16, 1024)
         if self.patch_size % 4:
             raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
         _check_int("batch_size", self.batch_size, 1, 1024)
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         _check_int("width", self.width, 4, 128)
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0)
-        from .device import DEVICES
-
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         _check_int("tile_size", self.tile_size, 16)
         if not isinstance(self.match_noise, bool):
             raise ValueError(f"match_noise must be True or False, got {self.match_noise!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> IsotropizeParams:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 PARAMS = {"denoise": DenoiseParams, "upsample": UpsampleParams}
