@@ -55,11 +55,15 @@ def test_cli_progress_bar_is_printed(movie_path, tmp_path, capsys):
     assert "train" in err and "predict" in err and "100.0%" in err
 
 
-def test_python_api(tiny_movie):
+def test_python_api(tiny_movie, tmp_path):
     from napari_neurorestore import denoise
+    from napari_neurorestore.core.models import save_model
 
     out, model = denoise(tiny_movie.raw[:20], epochs=1, patch_size=16, device="cpu",
                          return_model=True)
     assert out.shape == (20, 40, 40) and out.dtype == np.float32
     again = denoise(tiny_movie.raw[:20], model=model)
     np.testing.assert_allclose(again, out, rtol=1e-5, atol=1e-4)
+    path = save_model(model, tmp_path / "m.pt")  # a saved model's path works too
+    np.testing.assert_allclose(denoise(tiny_movie.raw[:20], model=str(path)), out, rtol=1e-5,
+                               atol=1e-4)

@@ -14,6 +14,23 @@ from typing import Any
 from .core.progress import CancelToken, Progress, drain
 
 
+def _as_model(model: Any) -> Any:
+    """A TrainedModel as given, or loaded from a path."""
+    if model is None or hasattr(model, "state_dict"):
+        return model
+    from .core.models import load_model
+
+    return load_model(model)
+
+
+def _finish(gen, progress, return_model: bool, return_result: bool = False):
+    """Drain a method's generator and shape what the API function returns."""
+    result = drain(gen, progress)
+    if return_result:
+        return result
+    return (result.data, result.model) if return_model else result.data
+
+
 def denoise(
     data: Any,
     *,
@@ -55,7 +72,6 @@ def denoise(
     ``return_model``.
     """
     from .core.methods import denoise as method
-    from .core.models import load_model
     from .core.params import DenoiseParams
 
     given = {"window": window, "stride": stride, "epochs": epochs,
@@ -63,10 +79,8 @@ def denoise(
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(params)
     p = DenoiseParams(seed=seed, device=device, **kwargs)
-    if model is not None and not hasattr(model, "state_dict"):
-        model = load_model(model)
-    result = drain(method.run(data, p, cancel, model=model, out=out), progress)
-    return (result.data, result.model) if return_model else result.data
+    return _finish(method.run(data, p, cancel, model=_as_model(model), out=out), progress,
+                   return_model)
 
 
 def upsample(
@@ -120,17 +134,12 @@ def upsample(
     model when ``return_model``.
     """
     from .core.methods import upsample as method
-    from .core.models import load_model
     from .core.params import UpsampleParams
 
     p = UpsampleParams(factor=factor, lateral_only=lateral_only, prior=prior,
                        train_seconds=train_seconds, seed=seed, device=device, **params)
-    if model is not None and not hasattr(model, "state_dict"):
-        model = load_model(model)
-    result = drain(method.run(data, p, cancel, model=model, out=out), progress)
-    if return_result:
-        return result
-    return (result.data, result.model) if return_model else result.data
+    return _finish(method.run(data, p, cancel, model=_as_model(model), out=out), progress,
+                   return_model, return_result)
 
 
 def isotropize(
@@ -184,11 +193,9 @@ def isotropize(
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
     from .core.methods import isotropize as method
-    from .core.models import load_model
     from .core.params import IsotropizeParams
 
-    if model is not None and not hasattr(model, "state_dict"):
-        model = load_model(model)
+    model = _as_model(model)
     if model is not None:
         trained = model.params.get("z_ratio")
         if z_ratio is not None and trained is not None and abs(float(z_ratio) - trained) > 1e-6:
@@ -199,10 +206,8 @@ def isotropize(
             raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
         p = IsotropizeParams(z_ratio=z_ratio, degradation=degradation, sigma_z=sigma_z,
                              train_seconds=train_seconds, seed=seed, device=device, **params)
-    result = drain(method.run(data, p, cancel, model=model, out=out), progress)
-    if return_result:
-        return result
-    return (result.data, result.model) if return_model else result.data
+    return _finish(method.run(data, p, cancel, model=model, out=out), progress, return_model,
+                   return_result)
 
 
 def sparse(
@@ -258,15 +263,10 @@ def sparse(
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
     from .core.methods import sparse as method
-    from .core.models import load_model
     from .core.params import SparseParams
 
     p = SparseParams(factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
                      seed=seed, device=device, **params)
-    if model is not None and not hasattr(model, "state_dict"):
-        model = load_model(model)
-    result = drain(method.run(data, p, cancel, model=model, out=out, reference=reference,
-                              labels=labels), progress)
-    if return_result:
-        return result
-    return (result.data, result.model) if return_model else result.data
+    return _finish(method.run(data, p, cancel, model=_as_model(model), out=out,
+                              reference=reference, labels=labels), progress, return_model,
+                   return_result)
