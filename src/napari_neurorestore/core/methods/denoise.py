@@ -27,7 +27,7 @@ from ... import __version__
 from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite, check_movie
 from ..models import RestoreResult, TrainedModel
-from ..nets import TemporalDenoiseNet
+from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..params import DenoiseParams
 from ..progress import Cancelled, CancelToken, Progress
 from ..train import fit
@@ -204,11 +204,7 @@ def load_net(model: TrainedModel, device: torch.device) -> TemporalDenoiseNet:
     if model.method != "denoise":
         raise ValueError(f"this is a {model.method!r} model, not a denoising model")
     net = build_net(DenoiseParams.from_dict(model.params))
-    net.load_state_dict(model.state_dict)
-    net.eval().to(device)
-    if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-    return net
+    return ready_for_inference(net, model.state_dict, device)
 
 
 def auto_batch_size(frame_shape, device) -> int:

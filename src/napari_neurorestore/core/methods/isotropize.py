@@ -46,7 +46,7 @@ from ..axial import (
 from ..device import resolve_device
 from ..io import check_finite
 from ..models import RestoreResult, TrainedModel
-from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator
+from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
 from ..params import IsotropizeParams
 from ..progress import CancelToken, Progress
 from ..train import fit
@@ -333,11 +333,7 @@ def load_net(model: TrainedModel, device: torch.device) -> AxialRestoreNet:
     if model.method != "isotropize":
         raise ValueError(f"this is a {model.method!r} model, not an axial isotropization model")
     net = build_net(IsotropizeParams.from_dict(model.params))
-    net.load_state_dict(model.state_dict)
-    net.eval().to(device)
-    if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-    return net
+    return ready_for_inference(net, model.state_dict, device)
 
 
 def _pad_lateral(block: np.ndarray, axis: int, front: int, back: int) -> np.ndarray:

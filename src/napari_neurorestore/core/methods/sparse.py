@@ -51,7 +51,7 @@ from ..device import resolve_device
 from ..io import InputError, check_dtype, check_finite
 from ..metrics import nrmse, psnr
 from ..models import RestoreResult, TrainedModel
-from ..nets import SparseAxisNet
+from ..nets import SparseAxisNet, ready_for_inference
 from ..params import SparseParams
 from ..progress import CancelToken, Progress
 from ..train import fit
@@ -363,11 +363,7 @@ def load_net(model: TrainedModel, device: torch.device) -> SparseAxisNet:
     params = SparseParams.from_dict(model.params)
     net = build_net(params, int(model.info.get("context", params.context)),
                     int(model.info.get("p_unshuffle", 1)))
-    net.load_state_dict(model.state_dict)
-    net.eval().to(device)
-    if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-    return net
+    return ready_for_inference(net, model.state_dict, device)
 
 
 def _apply(net: SparseAxisNet, x: torch.Tensor, m: int, geometry: str) -> torch.Tensor:
