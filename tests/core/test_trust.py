@@ -154,3 +154,17 @@ def test_large_movies_are_sampled(sim, cases):
     assert rep.frames == (55, 95)
     assert rep.residual.shape == (40, 48, 48)
     assert rep.flags == []
+
+
+def test_transient_checks_flag_halved_peaks_not_the_truth(sim, cases):
+    ok = trust.assess(sim.raw, cases["truth"], rois=sim.labels)
+    half = trust.assess(sim.raw, cases["halved"], rois=sim.labels)
+    assert ok.figures["transient_rois_with_events"] >= 3
+    assert ok.figures["peak_ratio_median"] > 0.85
+    assert "flattened_transients" not in ok.flags and ok.flags == []
+    assert "flattened_transients" in half.flags
+    assert abs(half.figures["peak_ratio_median"] - 0.5) < 0.1
+    assert half.traces["reference"].shape == (int(sim.labels.max()), sim.raw.shape[0])
+    # without ROIs, the most active tiles are used
+    auto = trust.assess(sim.raw, cases["halved"])
+    assert "flattened_transients" in auto.flags

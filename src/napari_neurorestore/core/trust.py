@@ -11,7 +11,8 @@ from another tool. The pieces:
 * :func:`assess` computes the residual ``raw - forward(restored)`` on a sample of frames and
   checks it against the noise model: its variance (about 1 x the noise when exactly the
   noise was removed), its lag-1 autocorrelations, its correlation with the restored signal,
-  a map of where it has structure, the intensity shift, and, with ROIs, transient fidelity.
+  a map of where it has structure, the intensity shift, and transient fidelity of ROI
+  ΔF/F traces (:mod:`.transients`; the given ROIs or the most active tiles).
   Each check has a value, a threshold and a status ``"pass"`` or ``"warn"``; warnings are
   collected in ``flags``.
 
