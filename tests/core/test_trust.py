@@ -168,3 +168,25 @@ def test_transient_checks_flag_halved_peaks_not_the_truth(sim, cases):
     # without ROIs, the most active tiles are used
     auto = trust.assess(sim.raw, cases["halved"])
     assert "flattened_transients" in auto.flags
+
+
+def test_isotropize_forward_model_truth_passes_lateral_blur_flagged():
+    from napari_neurorestore.core.simulate import degrade_axial, simulate_neuron_volume
+
+    vol = simulate_neuron_volume(shape=(40, 64, 64), seed=0)
+    vol = np.asarray(getattr(vol, "clean", vol), np.float32)
+    deg = degrade_axial(vol, 2.0, 2.5, photons=200)
+    md = {"neurorestore": {"method": "isotropize", "z_ratio": 2.5, "sigma_z": 2.0}}
+    ok = trust.assess(deg.raw, deg.truth, md)
+    assert ok.flags == [] and ok.frames is None
+    bad = trust.assess(deg.raw, gaussian_filter(deg.truth, (0, 1.5, 1.5)), md)
+    assert "residual_structure" in bad.flags and "signal_correlation" in bad.flags
+
+
+def test_sparse_forward_model_on_the_truth(sim):
+    md = {"neurorestore": {"method": "sparse", "params": {"factor": 2, "axis": "y"}}}
+    sparse_raw = sim.raw[:, ::2]
+    ok = trust.assess(sparse_raw, sim.clean, md, transients=False)
+    assert ok.flags == []
+    same = trust.assess(sparse_raw, np.repeat(sparse_raw, 2, axis=1), md, transients=False)
+    assert "removed_nothing" in same.flags

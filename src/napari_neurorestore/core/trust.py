@@ -285,7 +285,7 @@ def _blur_z(x: np.ndarray, sigma: float) -> np.ndarray:
     h = int(math.ceil(4 * sigma))
     k = np.exp(-0.5 * (np.arange(-h, h + 1) / sigma) ** 2)
     k /= k.sum()
-    pad = np.pad(x, [(h, h)] + [(0, 0)] * (x.ndim - 1), mode="symmetric")
+    pad = np.pad(x, [(h, h)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
     out = np.zeros_like(x, dtype=np.float64)
     for i, w in enumerate(k):
         out += w * pad[i:i + x.shape[0]]
@@ -527,6 +527,16 @@ def assess(raw: Any, restored: Any, metadata: dict | None = None, *,
     if not np.isfinite(back).all():
         raise ValueError("the restored data contain NaN or infinite values (an unfinished "
                          "output store?)")
+    if method == "isotropize":
+        # the re-blurred output is only complete where the axial blur's support lies
+        # inside the output: leave out the end slices where it does not
+        ratio = (restored.shape[0] - 1) / max(raw.shape[0] - 1, 1)
+        reach = 3.0 * float(md.get("sigma_z") or dict(md.get("params", {})).get("sigma_z")
+                            or 0.0)
+        pos = np.arange(raw.shape[0]) * ratio
+        inside = np.nonzero((pos >= reach) & (pos <= restored.shape[0] - 1 - reach))[0]
+        if len(inside) >= 3:
+            raw_s, back = raw_s[inside[0]:inside[-1] + 1], back[inside[0]:inside[-1] + 1]
     res = raw_s - back
     if noise is None:
         noise = estimate_noise(raw_s, temporal=temporal, offset=offset)
