@@ -126,3 +126,45 @@ def test_own_parser_sets_func():
                               "-o", "t.csv"])
     assert args.func is _cli_traces.run_traces and args.compare == ["a.tif", "b.tif"]
     assert args.f0 == "percentile:20"
+
+
+def test_traces_cli_prints_and_writes_transient_fidelity(tmp_path, capsys):
+    from napari_neurorestore.core.simulate import simulate_calcium_movie
+
+    kw = dict(n_frames=150, shape=(40, 40), n_cells=5, seed=3)
+    sim = simulate_calcium_movie(**kw)
+    half = simulate_calcium_movie(**kw, dff_per_spike=0.5).clean
+    paths = {k: tmp_path / f"{k}.tif" for k in ("truth", "good", "half", "rois")}
+    for k, a in (("truth", sim.clean), ("good", sim.clean.copy()), ("half", half)):
+        tifffile.imwrite(paths[k], a, metadata={"axes": "TYX"})
+    tifffile.imwrite(paths["rois"], sim.labels)
+    out, fid = tmp_path / "traces.csv", tmp_path / "fid.csv"
+    rc = _main(["traces", str(paths["truth"]), "--rois", str(paths["rois"]), "--compare",
+                str(paths["good"]), str(paths["half"]), "-o", str(out), "--fidelity", str(fid)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "transient fidelity" in printed and "peak_ratio" in printed
+    table = printed[printed.index("transient fidelity"):].splitlines()
+    half_lines = [ln for ln in table if " half " in ln]
+    good_lines = [ln for ln in table if " good " in ln]
+    assert len(half_lines) == len(good_lines) == int(sim.labels.max())
+    assert all("⚠ flattened" in ln for ln in half_lines)
+    assert not any("⚠" in ln for ln in good_lines)
+    assert "pairs flagged" in printed
+    with open(fid, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(tr.FIDELITY_COLUMNS)
+    halves = [r for r in rows if r["layer"] == "half"]
+    assert all(r["flags"] == "flattened" for r in halves)
+    assert all(float(r["peak_ratio"]) == pytest.approx(0.5, abs=0.1) for r in halves)
+    assert all(abs(float(r["onset_delay"])) < 0.5 for r in halves)
+    assert all(r["flags"] == "" and float(r["peak_ratio"]) == pytest.approx(1.0)
+               for r in rows if r["layer"] == "good")
+    # the thresholds are options: a lenient ratio raises no flag
+    rc = _main(["traces", str(paths["truth"]), "--rois", str(paths["rois"]), "--compare",
+                str(paths["half"]), "-o", str(out), "--fidelity", str(fid), "--overwrite",
+                "--min-peak-ratio", "0.3"])
+    assert rc == 0 and "⚠" not in capsys.readouterr().out
+    rc = _main(["traces", str(paths["truth"]), "--rois", str(paths["rois"]), "-o", str(out),
+                "--overwrite", "--max-delay", "-1"])
+    assert rc == 2 and "--max-delay must be >= 0" in capsys.readouterr().err

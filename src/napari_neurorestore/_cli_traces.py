@@ -17,7 +17,10 @@ ROI fluorescence traces and ΔF/F of MOVIE (t, y, x) or (t, z, y, x) for every R
 image (0 = background), and of each --compare movie (restored versions with the same number
 of frames). Writes the traces as CSV (frame, time, then <layer>:roi<id>:F and :dFF columns)
 and prints, per ROI, the SNR in dB of each movie and the Pearson r and NRMSE of each compare
-movie's ΔF/F against MOVIE's.
+movie's ΔF/F against MOVIE's; then the transient fidelity: events detected on MOVIE's ΔF/F
+(lightly smoothed), each compare movie's peak ratio (median over events of its peak over
+MOVIE's) and onset delay in frames (+ = it lags), with a warning when the peaks drop below
+--min-peak-ratio ("flattened") or shift by more than --max-delay frames ("shifted").
 """
 
 EPILOG = """\
@@ -58,6 +61,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="traces.csv", help="traces CSV to write")
     p.add_argument("--fidelity", default=None, metavar="fidelity.csv",
                    help="also write the fidelity table as CSV")
+    p.add_argument("--min-peak-ratio", type=float, default=0.8, metavar="R",
+                   help="warn when restored peaks are below R x the reference's (default 0.8)")
+    p.add_argument("--max-delay", type=float, default=1.0, metavar="FRAMES",
+                   help="warn when restored transients shift by more than this (default 1)")
+    p.add_argument("--event-threshold", type=float, default=4.0, metavar="SD",
+                   help="events: rises of more than SD robust noise SDs (default 4)")
     p.add_argument("--tidy", action="store_true",
                    help="write the traces in long form (one row per layer, ROI and frame)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -76,6 +85,7 @@ def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from .core import traces as tr
     from .core.io import InputError, check_output_path, read_tiff
+    from .core.transients import format_transients
 
     prog = "neurorestore traces"
     try:
@@ -83,6 +93,12 @@ def run_traces(args: argparse.Namespace) -> int:
         fid_out = check_output_path(args.fidelity, args.overwrite) if args.fidelity else None
         if fid_out is not None and fid_out.resolve() == out.resolve():
             raise InputError("the traces and fidelity outputs must be different files")
+        if not args.min_peak_ratio > 0:
+            raise ValueError(f"--min-peak-ratio must be > 0, got {args.min_peak_ratio}")
+        if not args.max_delay >= 0:
+            raise ValueError(f"--max-delay must be >= 0 frames, got {args.max_delay}")
+        if not args.event_threshold > 0:
+            raise ValueError(f"--event-threshold must be > 0, got {args.event_threshold}")
         fields = tr.parse_f0(args.f0)
         if args.fps is not None:
             fields["fps"] = args.fps
@@ -118,7 +134,8 @@ def run_traces(args: argparse.Namespace) -> int:
             names.append(name)
         result = tr.compute_traces(movie, rois, compare, params=params, names=names)
         tr.write_traces_csv(out, result, tidy=args.tidy)
-        rows = result.fidelity()
+        rows = result.fidelity(min_peak_ratio=args.min_peak_ratio, max_delay=args.max_delay,
+                               threshold_sd=args.event_threshold)
         if fid_out is not None:
             tr.write_fidelity_csv(fid_out, rows)
     except (InputError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as e:
@@ -130,6 +147,15 @@ def run_traces(args: argparse.Namespace) -> int:
     print(f"{len(result.roi_ids)} ROIs, {n_frames} frames, {len(result.layers)} movie(s); "
           f"F0: {args.f0}" + (f", neuropil x{params.neuropil_coef}" if params.neuropil else ""))
     print(tr.format_fidelity(rows))
+    print()
+    print("transient fidelity (events on the reference; peak ratio and delay of each compare "
+          "movie, in frames, + = it lags):")
+    print(format_transients(rows))
+    flagged = [r for r in rows if r.get("flags")]
+    n_cmp = sum(r["role"] != "reference" for r in rows)
+    if flagged:
+        print(f"⚠ {len(flagged)} of {n_cmp} ROI/movie pairs flagged: " + "; ".join(
+            f"ROI {r['roi']} {r['layer']}: {', '.join(r['flags'])}" for r in flagged))
     print(f"traces written to {out}" + (f"; fidelity table to {fid_out}" if fid_out else ""))
     return 0
 

@@ -255,3 +255,46 @@ def test_simulator_halved_and_shifted_are_flagged(sim_dff):
     _, delay, _ = _summary(rows)
     assert delay == pytest.approx(3.0, abs=0.5)
     assert all(r["flags"] == ["shifted"] for r in rows)
+
+
+# ------------------------------------------------------------------ in the traces module
+
+
+def test_fidelity_rows_and_csv_carry_the_transient_columns(tmp_path):
+    import csv
+
+    kw = dict(n_frames=200, shape=(48, 48), n_cells=4, seed=2)
+    sim = simulate_calcium_movie(**kw)
+    half = simulate_calcium_movie(**kw, dff_per_spike=0.5).clean
+    res = tr.compute_traces(sim.clean, sim.labels, {"same": sim.clean.copy(), "half": half},
+                            names=["truth", "same", "half"])
+    rows = res.fidelity()
+    assert len(rows) == 3 * len(res.roi_ids)
+    expect = transient_fidelity(res.reference.dff, res.layer("half").dff)
+    for i, rid in enumerate(res.roi_ids):
+        ref_row, same, flat = rows[3 * i: 3 * i + 3]
+        assert ref_row["roi"] == same["roi"] == flat["roi"] == rid
+        assert (ref_row["layer"], same["layer"], flat["layer"]) == ("truth", "same", "half")
+        assert ref_row["n_events"] == same["n_events"] == flat["n_events"] >= 1
+        np.testing.assert_array_equal(ref_row["events"], detect_events(res.reference.dff[i]))
+        assert np.isnan(ref_row["peak_ratio"]) and ref_row["flags"] == []
+        assert same["peak_ratio"] == pytest.approx(1.0) and same["flags"] == []
+        assert flat["flags"] == ["flattened"]
+        assert flat["peak_ratio"] == pytest.approx(expect[i]["peak_ratio"])
+        assert flat["onset_delay"] == pytest.approx(expect[i]["onset_delay"], nan_ok=True)
+        assert {"pearson_r", "nrmse", "snr_db"} <= set(flat)  # the existing columns stay
+    # options reach transient_fidelity; results are cached per set of options
+    assert all(r["flags"] == [] for r in res.fidelity(min_peak_ratio=0.3))
+    again = res.fidelity()
+    assert again is not rows and [r["flags"] for r in again] == [r["flags"] for r in rows]
+    again[2]["flags"].append("edited")  # the cache hands out copies of the rows
+    assert res.fidelity()[2]["flags"] == ["flattened"]
+    p = tmp_path / "fid.csv"
+    tr.write_fidelity_csv(p, res)
+    with open(p, newline="") as fh:
+        fr = list(csv.DictReader(fh))
+    assert list(fr[0]) == list(tr.FIDELITY_COLUMNS)
+    assert [r["flags"] for r in fr[:3]] == ["", "", "flattened"]
+    assert float(fr[2]["peak_ratio"]) == pytest.approx(rows[2]["peak_ratio"])
+    assert int(fr[2]["n_events"]) == rows[2]["n_events"]
+    assert fr[0]["peak_ratio"] == "nan"

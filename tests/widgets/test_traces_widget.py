@@ -216,3 +216,69 @@ def test_large_jobs_run_in_a_worker(viewer, widget, sim, qtbot):
     assert widget.busy or widget.result is not None
     qtbot.waitUntil(lambda: widget.result is not None and not widget.busy, timeout=5000)
     assert widget.result.roi_ids == [1] and widget.error is None
+
+
+@pytest.fixture(scope="module")
+def sim_long():
+    kw = dict(n_frames=150, shape=(48, 48), n_cells=4, seed=2)
+    return simulate_calcium_movie(**kw), simulate_calcium_movie(**kw, dff_per_spike=0.5).clean
+
+
+def test_halved_transients_are_flagged_in_the_table_and_on_the_plot(viewer, widget, sim_long,
+                                                                    tmp_path):
+    from qtpy.QtGui import QColor
+
+    from napari_neurorestore._widgets.traces import TABLE_COLUMNS, WARN_COLOR
+
+    sim, half = sim_long
+    viewer.add_image(sim.raw, name="raw")
+    viewer.add_image(sim.clean, name="restored")
+    viewer.add_image(half, name="halved")
+    widget.reference_combo.setCurrentText("raw")
+    widget.set_compare(["restored", "halved"])
+    layer = widget.add_roi_layer()
+    for k in (1, 2, 3):
+        layer.add_ellipses(np.array([_centre(sim.labels, k), (4.0, 4.0)]))
+    widget.refresh()
+    assert widget.error is None, widget.status_label.text()
+    tab = widget.fidelity_table
+    assert [tab.horizontalHeaderItem(j).text() for j in range(tab.columnCount())] == TABLE_COLUMNS
+    col = {name: j for j, name in enumerate(TABLE_COLUMNS)}
+    rows = {(tab.item(i, 0).text(), tab.item(i, 1).text()): i for i in range(tab.rowCount())}
+    assert len(rows) == 9
+    expect = widget.result.fidelity()
+    for rid in ("1", "2", "3"):
+        n_ev = tab.item(rows[(rid, "raw")], col["Events"]).text()
+        assert int(n_ev) >= 1
+        assert tab.item(rows[(rid, "raw")], col["⚠"]).text() == ""
+        ok, flat = rows[(rid, "restored")], rows[(rid, "halved")]
+        assert tab.item(ok, col["⚠"]).text() == ""
+        assert float(tab.item(ok, col["Peak ratio"]).text()) > 0.8
+        assert tab.item(flat, col["⚠"]).text() == "⚠ flattened"
+        assert float(tab.item(flat, col["Peak ratio"]).text()) == pytest.approx(0.5, abs=0.1)
+        assert abs(float(tab.item(flat, col["Delay (fr)"]).text())) < 0.5
+        for c in ("⚠", "Peak ratio"):  # in red
+            assert tab.item(flat, c if isinstance(c, int) else col[c]).foreground().color() \
+                == QColor(WARN_COLOR)
+        assert tab.item(ok, col["Peak ratio"]).foreground().color() != QColor(WARN_COLOR)
+        # markers: the reference's events, and the flattened events on the halved trace
+        r = next(e for e in expect if e["roi"] == int(rid) and e["layer"] == "raw")
+        ev_marker = widget.event_markers[("raw", int(rid))]
+        np.testing.assert_array_equal(ev_marker.get_xdata(), r["events"])
+        assert ev_marker in widget.axes[0].lines
+        fl = widget.flag_markers[("halved", int(rid))]
+        assert fl in widget.axes[2].lines and len(fl.get_xdata()) >= 1
+        assert ("restored", int(rid)) not in widget.flag_markers
+    assert "⚠ ROI 1 'halved'" in widget.status_label.text()
+    assert "flattens transients" in widget.status_label.text()
+    widget.export_fidelity_csv(tmp_path / "fid.csv")
+    with open(tmp_path / "fid.csv", newline="") as fh:
+        fid = list(csv.DictReader(fh))
+    assert [r["flags"] for r in fid if r["layer"] == "halved"] == ["flattened"] * 3
+    # overlay: one panel with every marker
+    widget.overlay_check.setChecked(True)
+    widget.refresh()
+    assert len(widget.axes) == 1
+    assert all(m in widget.axes[0].lines for m in widget.flag_markers.values())
+    assert len(widget.event_markers) == 3
+    widget.grab().save(str(tmp_path / "dock.png"))

@@ -66,6 +66,11 @@ F0_LABELS = {
 }
 ROI_FEATURE = "roi"
 ERROR_STYLE = "color: #e06c75;"
+WARN_COLOR = "#e06c75"
+#: the fidelity table's columns
+TABLE_COLUMNS = ["ROI", "Layer", "SNR (dB)", "Pearson r", "NRMSE", "Events", "Peak ratio",
+                 "Delay (fr)", "⚠"]
+FLAG_TEXT = {"flattened": "flattened", "shifted": "shifted"}
 
 
 def palette_color(roi_id: int) -> np.ndarray:
@@ -99,6 +104,10 @@ class TracesWidget(QWidget):
         self.cache = tr.TraceCache()
         self.result: tr.TraceResult | None = None
         self.lines: dict[tuple[str, int], Any] = {}
+        #: markers of the reference's detected events, per (reference name, ROI id)
+        self.event_markers: dict[tuple[str, int], Any] = {}
+        #: markers of flagged events (peak ratio below the limit), per (compare name, ROI id)
+        self.flag_markers: dict[tuple[str, int], Any] = {}
         self.axes: list[Any] = []
         self.vlines: list[Any] = []
         self.messages: list[str] = []
@@ -236,13 +245,26 @@ class TracesWidget(QWidget):
         root.addWidget(self.canvas, stretch=3)
 
         # fidelity table
-        self.fidelity_table = QTableWidget(0, 5)
-        self.fidelity_table.setHorizontalHeaderLabels(["ROI", "Layer", "SNR (dB)", "Pearson r", "NRMSE"])
+        self.fidelity_table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.fidelity_table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        tips = {
+            "Events": "transients detected on the reference's ΔF/F (lightly smoothed); "
+                      "▼ on the reference plot",
+            "Peak ratio": "median over events of the layer's peak ΔF/F over the reference's "
+                          "(each above its own pre-event baseline); below 0.8: flattened",
+            "Delay (fr)": "onset delay in frames from the cross-correlation around the events "
+                          "(+ = the layer lags); beyond ±1 frame: shifted",
+            "⚠": "transient warnings; ✕ on the plot marks flattened events",
+        }
+        for j, name in enumerate(TABLE_COLUMNS):
+            if name in tips:
+                self.fidelity_table.horizontalHeaderItem(j).setToolTip(tips[name])
         self.fidelity_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.fidelity_table.verticalHeader().setVisible(False)
         hh = self.fidelity_table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for j in (0, TABLE_COLUMNS.index("Events"), len(TABLE_COLUMNS) - 1):
+            hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
         self.fidelity_table.setMinimumHeight(80)
         root.addWidget(self.fidelity_table, stretch=1)
 
@@ -680,7 +702,7 @@ class TracesWidget(QWidget):
         self._colors = plan.colors
         self._draw(res)
         self._fill_table(res)
-        self._show_status(plan.messages + res.messages, None)
+        self._show_status(plan.messages + res.messages + self.transient_warnings(), None)
 
     def _plan(self) -> _Plan | None:
         """Gather layers, ROIs and parameters; None (with a hint shown) when there is nothing to do."""
@@ -869,6 +891,7 @@ class TracesWidget(QWidget):
     def _draw(self, res: tr.TraceResult) -> None:
         self.figure.clear()
         self.lines, self.vlines = {}, []
+        self.event_markers, self.flag_markers = {}, {}
         x = res.frames / self.fps_spin.value() if self._use_seconds() else res.frames.astype(float)
         n = len(res.layers)
         if self.overlay_check.isChecked() or n == 1:
@@ -888,6 +911,7 @@ class TracesWidget(QWidget):
                 self.lines[(lt.name, rid)] = line
             if not overlay:
                 ax.set_title(lt.name, fontsize=9)
+        self._draw_events(res, axes, x)
         uniq = list(dict.fromkeys(axes))
         if overlay:
             uniq[0].set_title("  ".join(f"{lt.name} ({styles[k % 4]})"
@@ -906,26 +930,86 @@ class TracesWidget(QWidget):
         self.axes = uniq
         self._apply_theme()
 
+    def _draw_events(self, res: tr.TraceResult, axes: list[Any], x: np.ndarray) -> None:
+        """Small markers: ▼ at the reference's detected events (ROI colour), ✕ at the events
+        a compare layer flattened (red, on that layer's trace)."""
+        for r in res.fidelity():
+            k = next(j for j, lt in enumerate(res.layers) if lt.name == r["layer"])
+            lt, ax = res.layers[k], axes[k]
+            i = res.roi_ids.index(r["roi"])
+            if lt.role == "reference":
+                ev = np.asarray(r["events"], np.int64)
+                if ev.size:
+                    c = self._colors.get(r["roi"], palette_color(r["roi"]))
+                    (m,) = ax.plot(x[ev], lt.dff[i][ev], ls="none", marker="v", ms=6,
+                                   color=c[:3], mec=self._theme()["text"], mew=0.6,
+                                   zorder=3, label="_nolegend_")
+                    self.event_markers[(lt.name, r["roi"])] = m
+            else:
+                ev = np.asarray(r.get("flagged_events", []), np.int64)
+                if ev.size:
+                    (m,) = ax.plot(x[ev], lt.dff[i][ev], ls="none", marker="x", ms=6, mew=1.5,
+                                   color=WARN_COLOR, zorder=4, label="_nolegend_")
+                    self.flag_markers[(lt.name, r["roi"])] = m
+
     def _fill_table(self, res: tr.TraceResult) -> None:
         rows = res.fidelity()
         tab = self.fidelity_table
         tab.setRowCount(len(rows))
+        warn = QColor(WARN_COLOR)
         for i, r in enumerate(rows):
+            flags = list(r.get("flags") or [])
             vals = [str(r["roi"]), r["layer"], _num(r["snr_db"], 2), _num(r["pearson_r"], 4),
-                    _num(r["nrmse"], 4)]
+                    _num(r["nrmse"], 4), str(r.get("n_events", "")),
+                    _num(r.get("peak_ratio"), 2), _num(r.get("onset_delay"), 2),
+                    ("⚠ " + ", ".join(FLAG_TEXT.get(f, f) for f in flags)) if flags else ""]
+            red = {8} if flags else set()
+            if "flattened" in flags:
+                red.add(6)
+            if "shifted" in flags:
+                red.add(7)
             for j, v in enumerate(vals):
                 item = QTableWidgetItem(v)
-                if j != 1:
+                if j not in (1, 8):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if j == 0:
                     c = self._colors.get(r["roi"], palette_color(r["roi"]))
                     item.setBackground(QColor.fromRgbF(float(c[0]), float(c[1]), float(c[2]), 0.6))
+                if j in red:
+                    item.setForeground(warn)
+                    f = item.font()
+                    f.setBold(True)
+                    item.setFont(f)
+                    item.setToolTip(self._flag_tip(r))
                 tab.setItem(i, j, item)
+
+    @staticmethod
+    def _flag_tip(r: dict) -> str:
+        parts = []
+        if "flattened" in (r.get("flags") or []):
+            parts.append(f"peaks at {r['peak_ratio']:.0%} of the reference's (median over "
+                         f"{r['n_events']} event{'s' if r['n_events'] != 1 else ''}): the restoration flattens transients")
+        if "shifted" in (r.get("flags") or []):
+            parts.append(f"transients {abs(r['onset_delay']):.1f} frames "
+                         f"{'later' if r['onset_delay'] > 0 else 'earlier'} than the reference's")
+        return "\n".join(parts)
+
+    def transient_warnings(self) -> list[str]:
+        """One line per flagged (ROI, compare layer) of the current result."""
+        if self.result is None:
+            return []
+        out = []
+        for r in self.result.fidelity():
+            if r.get("flags"):
+                out.append(f"⚠ ROI {r['roi']} '{r['layer']}': " + "; ".join(
+                    self._flag_tip(r).split("\n")))
+        return out
 
     def _clear(self, message: str) -> None:
         self.result = None
         self.figure.clear()
         self.lines, self.vlines, self.axes = {}, [], []
+        self.event_markers, self.flag_markers = {}, {}
         self.fidelity_table.setRowCount(0)
         self._apply_theme()
         self._show_status([], message)
@@ -938,7 +1022,8 @@ class TracesWidget(QWidget):
             parts.append(f"<span style='{ERROR_STYLE}'>{_html(error)}</span>")
         if busy:
             parts.append(_html(busy))
-        parts += [_html(m) for m in notes]
+        parts += [f"<span style='{ERROR_STYLE}'>{_html(m)}</span>" if m.startswith("⚠")
+                  else _html(m) for m in notes]
         if not parts and self.result is not None:
             r = self.result
             parts.append(f"{len(r.roi_ids)} ROI(s), {r.n_frames} frames, {len(r.layers)} layer(s)")

@@ -23,7 +23,10 @@ numpy only (no torch, Qt or napari). The pieces, in the order they are used:
 Fidelity figures follow the fiberscopy paper: Pearson r and NRMSE (RMSE between the compare
 ΔF/F and the reference ΔF/F over the range of the compare ΔF/F) per ROI, and
 SNR = 10 log10(P_signal / P_noise) with P_signal the mean intensity of the ROI and P_noise
-the mean intensity of the background annulus adjacent to it.
+the mean intensity of the background annulus adjacent to it. Transient fidelity
+(:mod:`.transients`) adds, per ROI and compare layer, the number of events detected on the
+reference, the restored/reference peak ratio, the onset delay and the "flattened"/"shifted"
+flags.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import numpy as np
 
 from .io import InputError
 from .metrics import nrmse, pearson, snr_db
+from .transients import detect_events, transient_fidelity
 
 __all__ = [
     "AREA_SHAPE_TYPES",
@@ -70,7 +74,12 @@ __all__ = [
     "write_fidelity_csv",
     "write_table_csv",
     "format_fidelity",
+    "FIDELITY_COLUMNS",
 ]
+
+#: The columns of the fidelity CSV (see :func:`fidelity_rows`), in order.
+FIDELITY_COLUMNS = ("roi", "layer", "role", "snr_db", "pearson_r", "nrmse", "n_events",
+                    "peak_ratio", "onset_delay", "flags")
 
 AREA_SHAPE_TYPES = ("ellipse", "rectangle", "polygon")
 F0_MODES = ("percentile", "sliding", "first", "fixed")
@@ -885,6 +894,7 @@ class TraceResult:
     params: TraceParams
     messages: list[str] = field(default_factory=list)
     roi_sizes: list[int] = field(default_factory=list)
+    _fidelity: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_frames(self) -> int:
@@ -940,17 +950,36 @@ class TraceResult:
                 cols[f"{lt.name}:roi{rid}:dFF"] = lt.dff[i]
         return cols
 
-    def fidelity(self) -> list[dict[str, Any]]:
-        """See :func:`fidelity_rows`."""
-        return fidelity_rows(self)
+    def fidelity(self, **transient_options: Any) -> list[dict[str, Any]]:
+        """See :func:`fidelity_rows` (computed once per set of options, then reused)."""
+        key = tuple(sorted(transient_options.items()))
+        if key not in self._fidelity:
+            self._fidelity[key] = fidelity_rows(self, **transient_options)
+        return [{k: (list(v) if isinstance(v, list) else
+                     v.copy() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
+                for r in self._fidelity[key]]
 
 
-def fidelity_rows(result: TraceResult) -> list[dict[str, Any]]:
+def fidelity_rows(result: TraceResult, **transient_options: Any) -> list[dict[str, Any]]:
     """One row per ROI and layer: roi, layer, role, snr_db (the fiberscopy definition),
     and for compare layers pearson_r and nrmse of its ΔF/F against the reference's ΔF/F
-    (RMSE over the range of the compare trace; NaN for the reference row)."""
+    (RMSE over the range of the compare trace; NaN for the reference row).
+
+    Transient fidelity (:func:`~.transients.transient_fidelity`, options passed on, e.g.
+    ``smooth_frames``, ``threshold_sd``, ``min_peak_ratio``, ``max_delay``): ``n_events``
+    (events detected on the reference's ΔF/F, in every row), ``events`` (their frames),
+    and for compare layers ``peak_ratio``, ``onset_delay`` (frames; + = the compare layer
+    lags), ``flags`` (list: "flattened", "shifted") and ``flagged_events`` (frames of the
+    events whose own ratio is low). The reference row has NaN ratio and delay, no flags.
+    """
     ref = result.reference
     snr = [lt.snr_db() for lt in result.layers]
+    det = {k: transient_options[k] for k in ("smooth_frames", "threshold_sd", "min_separation",
+                                             "min_peak") if k in transient_options}
+    events = [detect_events(np.asarray(ref.dff[i], np.float64), **det)
+              for i in range(len(result.roi_ids))]
+    trans = {lt.name: transient_fidelity(ref.dff, lt.dff, **transient_options)
+             for lt in result.layers if lt.role != "reference"}
     rows = []
     for i, rid in enumerate(result.roi_ids):
         r0 = ref.dff[i]
@@ -960,6 +989,9 @@ def fidelity_rows(result: TraceResult) -> list[dict[str, Any]]:
             if lt.role == "reference":
                 row["pearson_r"] = float("nan")
                 row["nrmse"] = float("nan")
+                row.update(n_events=int(events[i].size), events=events[i],
+                           peak_ratio=float("nan"), onset_delay=float("nan"), flags=[],
+                           flagged_events=np.zeros(0, np.int64))
             else:
                 x = lt.dff[i]
                 ok = np.isfinite(x) & np.isfinite(r0)
@@ -968,6 +1000,10 @@ def fidelity_rows(result: TraceResult) -> list[dict[str, Any]]:
                     row["nrmse"] = nrmse(x[ok], r0[ok])
                 else:
                     row["pearson_r"] = row["nrmse"] = float("nan")
+                t = trans[lt.name][i]
+                row.update(n_events=t["n_events"], events=t["events"],
+                           peak_ratio=t["peak_ratio"], onset_delay=t["onset_delay"],
+                           flags=list(t["flags"]), flagged_events=t["flagged_events"])
             rows.append(row)
     return rows
 
@@ -1127,11 +1163,18 @@ def write_traces_csv(path: str | os.PathLike, result: TraceResult, tidy: bool = 
 
 def write_fidelity_csv(path: str | os.PathLike, rows: TraceResult | Sequence[Mapping[str, Any]]
                        ) -> None:
-    """The fidelity rows (see :func:`fidelity_rows`) as CSV."""
+    """The fidelity rows (see :func:`fidelity_rows`) as CSV: the columns of
+    :data:`FIDELITY_COLUMNS`; ``flags`` joined by ";" (empty when none)."""
     if isinstance(rows, TraceResult):
         rows = rows.fidelity()
-    keys = ["roi", "layer", "role", "snr_db", "pearson_r", "nrmse"]
-    write_table_csv(path, {k: [r.get(k) for r in rows] for k in keys})
+
+    def cell(r: Mapping[str, Any], k: str) -> Any:
+        v = r.get(k)
+        if k == "flags":
+            return ";".join(v or [])
+        return float("nan") if v is None and k in ("peak_ratio", "onset_delay") else v
+
+    write_table_csv(path, {k: [cell(r, k) for r in rows] for k in FIDELITY_COLUMNS})
 
 
 def format_fidelity(rows: Sequence[Mapping[str, Any]]) -> str:

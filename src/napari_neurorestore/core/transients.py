@@ -8,13 +8,14 @@ module answers that, per ROI:
 1. Both ΔF/F traces get the same light temporal smoothing (:func:`smooth_trace`, a Gaussian
    of ``smooth_frames`` frames), so that frame-to-frame noise of the reference does not pass
    for peak height.
-2. Events are detected on the reference only (:func:`detect_events`): frames of the smoothed
-   reference above baseline + ``threshold_sd`` x its robust noise SD form segments; segments
-   closer than ``min_separation`` frames merge; each segment gives one event, at its maximum.
+2. Events are detected on the reference only (:func:`detect_events`): rises of the smoothed
+   reference of more than ``threshold_sd`` x its robust noise SD, peaking that much above its
+   baseline; events closer than ``min_separation`` frames merge; each event is reported at
+   its maximum.
 3. For each event (:func:`transient_fidelity`) the amplitude of each smoothed trace is its
-   maximum within ``window // 2`` frames of the reference peak, less its own median over a
-   short pre-event window (the same frames for both traces). The peak ratio of the ROI is the
-   median over events of restored / reference amplitude.
+   maximum within ``window // 2`` frames of the reference peak, less its own median over the
+   few frames before the trough that starts the rise (the same frames for both traces).
+   The peak ratio of the ROI is the median over events of restored / reference amplitude.
 4. The onset delay is the lag maximising the correlation of the two smoothed traces over
    windows of ±``window`` frames around the events (pooled over events), refined below a
    frame by a parabola through the best lag and its neighbours. Positive: the restored trace
@@ -52,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "max_delay": 1.0,
 }
 _MAD_TO_SD = 1.4826  # MAD -> SD for Gaussian noise
+#: events must also rise this fraction of the trace's largest excursion above its baseline
+MIN_RELATIVE_PEAK = 0.02
+#: an event gains its threshold level within this many frames before its peak
+MAX_RISE_FRAMES = 10
+#: the local baseline of an event: the median of this many frames just before its trough
+PRE_FRAMES = 4
 
 
 def _as_float(x: Any, name: str) -> np.ndarray:
@@ -213,10 +220,15 @@ def _detect(ref: np.ndarray, smooth_frames: float, threshold_sd: float, min_sepa
     level = threshold_sd * sd
     if min_peak is not None:
         level = max(level, float(min_peak))
-    level = max(level, 1e-9 * max(1.0, span))  # a noise-free flat trace has no events
+    # a noise-free trace (a simulator's truth) has SD ~ 0: its slow baseline wiggles are
+    # not events, nor is anything on a flat trace
+    level = max(level, MIN_RELATIVE_PEAK * (float(np.nanmax(s)) - base), 1e-9 * max(1.0, span))
     events: list[list[int]] = []
     for a, p in _rises(s, level):
         if not s[p] > base + level:
+            continue
+        # a transient rises fast: a slow drift (a neuropil or baseline fluctuation) is not one
+        if not s[p] - np.nanmin(s[max(a, p - MAX_RISE_FRAMES): p + 1]) >= level:
             continue
         if events and p - events[-1][1] < min_separation:  # too close: one event
             if s[p] > s[events[-1][1]]:
@@ -234,10 +246,17 @@ def detect_events(ref_dff: np.ndarray, *, smooth_frames: float = 1.0, threshold_
 
     The trace is smoothed with :func:`smooth_trace` (``smooth_frames``); frames where it
     exceeds its baseline (a median robust to the events) by more than ``threshold_sd`` x the
-    robust noise SD of the smoothed trace (:func:`noise_sd`) — and by more than ``min_peak``
-    ΔF/F when given — form segments; segments less than ``min_separation`` frames apart
-    merge; each segment is one event, at the frame of its maximum. NaN frames are never
-    above threshold. Returns a sorted int64 array (empty when there are no events).
+    robust noise SD of the smoothed trace (the larger of :func:`noise_sd` and the spread of
+    the samples below the baseline, which catches temporally correlated noise), by more than
+    ``min_peak`` ΔF/F when given, and by more than 2 % (``MIN_RELATIVE_PEAK``) of the trace's
+    largest excursion, are candidate event frames. An event is a rise of at least that same
+    level from the trough before it, ending where the trace falls that level below its
+    maximum, and gaining that level within the last ``MAX_RISE_FRAMES`` (10) frames before
+    its peak: so events riding on the decay of an earlier one count separately, noise
+    smaller than the threshold splits nothing, and slow drifts are not events. Events whose peaks are less than
+    ``min_separation`` frames apart merge (keeping the higher peak). Each event is reported
+    at the frame of its maximum. NaN frames are skipped. Returns a sorted int64 array
+    (empty when there are no events).
     """
     x = _check_1d(_as_float(ref_dff, "ref_dff"), "ref_dff")
     _check_params(smooth_frames, threshold_sd, min_separation)
@@ -340,7 +359,8 @@ def transient_fidelity(
     -------
     One dict per ROI: ``n_events``, ``events`` (reference peak frames), ``peak_ratio``
     (median of ``peak_ratios``; NaN without events), ``peak_ratios`` (per event: restored
-    amplitude / reference amplitude, each above its own median over the pre-event window;
+    amplitude / reference amplitude, each above its own median over the ``PRE_FRAMES``
+    frames just before the trough that starts the rise;
     NaN where the reference amplitude is within 2 noise SDs of zero), ``onset_delay``
     (frames, + = restored lags; NaN without events), ``flags`` (list of str) and
     ``flagged_events`` (frames of the events whose ratio < ``min_peak_ratio``).
@@ -371,10 +391,7 @@ def transient_fidelity(
         s_test = smooth_trace(test[i], smooth_frames)
         ratios = np.full(peaks.size, np.nan)
         for k, (p, a) in enumerate(zip(peaks, onsets, strict=True)):
-            stop = max(0, a - 1)  # the pre-event window ends a frame before the crossing
-            pre = np.arange(max(0, stop - half), stop)
-            if pre.size == 0:
-                pre = np.arange(0, max(1, a))
+            pre = np.arange(max(0, a - PRE_FRAMES), max(a, 1))  # up to the trough, excluded
             srch = np.arange(max(0, p - half), min(n, p + half + 1))
             amp = []
             for s in (s_ref, s_test):
