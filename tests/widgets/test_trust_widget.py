@@ -110,3 +110,39 @@ def test_clean_output_has_no_warnings_and_bad_input_is_reported(viewer, sim, mon
     w.restored_combo.setCurrentText("raw")
     assert w.assess() is None and "same layer" in w.status_label.text()
     assert len(viewer.layers) == 3
+
+
+def test_restore_widget_adds_the_residual_layer(viewer, monkeypatch, qtbot):
+    """The Restore widget's "Add residual layer" adds '<input> [removed]' on the input's
+    grid, also for a result on a finer grid (brought back by the method's forward model)."""
+    import napari_neurorestore.core.methods as methods
+    from napari_neurorestore._widgets.restore import RestoreWidget
+    from napari_neurorestore.core.models import RestoreResult, TrainedModel
+
+    rng = np.random.default_rng(0)
+    vol = rng.poisson(20, size=(4, 8, 8)).astype(np.float32)
+    up = np.repeat(np.repeat(vol + 1.0, 2, 1), 2, 2)  # bins back to vol + 1
+
+    class Fake:
+        @staticmethod
+        def run(data, params, cancel=None, model=None, **kw):
+            yield from ()
+            md = {"neurorestore": {"method": "upsample", "factors": [1, 2, 2]}}
+            return RestoreResult(up, TrainedModel("denoise", {}, {}, {}), md, "upsampled",
+                                 scale_factors=(1, 0.5, 0.5))
+
+    monkeypatch.setattr(methods, "get_method", lambda name: Fake)
+    layer = viewer.add_image(vol, name="vol", scale=(3, 1, 1), translate=(0, 10, 10))
+    w = RestoreWidget(viewer)
+    w.sync = True
+    assert w.residual_check.value is False
+    w.start_training()
+    assert "vol [removed]" not in viewer.layers  # off by default
+    w.residual_check.value = True
+    w.start_training()
+    res = viewer.layers["vol [removed]"]
+    np.testing.assert_allclose(res.data, -1.0, atol=1e-5)
+    assert tuple(res.scale) == (3, 1, 1) and tuple(res.translate) == (0, 10, 10)
+    assert res.contrast_limits[0] == pytest.approx(-res.contrast_limits[1])
+    assert res.metadata["neurorestore"]["method"] == "upsample"
+    np.testing.assert_array_equal(layer.data, vol)
