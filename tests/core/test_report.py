@@ -28,9 +28,10 @@ def fake_transient_fidelity(ref, test):
         k = int(np.argmax(r))
         ratio = float(t[k] / r[k]) if r[k] > 0 else float("nan")
         bad = ratio < 0.8
-        rows.append({"n_events": 1, "events": [k], "peak_ratio": ratio, "peak_ratios": [ratio],
-                     "onset_delay": 0.0, "flags": ["flattened"] if bad else [],
-                     "flagged_events": [k] if bad else []})
+        rows.append({"n_events": 1, "events": np.array([k]), "peak_ratio": ratio,
+                     "peak_ratios": np.array([ratio]), "onset_delay": 0.0,
+                     "flags": ["flattened"] if bad else [],
+                     "flagged_events": np.array([k] if bad else [], dtype=int)})
     return rows
 
 
@@ -95,12 +96,12 @@ def test_transient_rows_are_rendered_with_flagged_events(sim, fake_transients):
     halved = f0 + 0.5 * (sim.clean - f0)
     rep = trust.assess(sim.raw, halved, transients=True)
     assert rep.transients and rep.traces is not None
-    assert any(r["flagged_events"] for r in rep.transients)
+    assert any(len(r["flagged_events"]) for r in rep.transients)
     text = render_html(rep)
     assert "Transients" in text and "flattened" in text
     assert text.count("data:image/png;base64,") == 4  # + the traces figure
     # one table row per ROI, flagged frames listed
-    k = next(r for r in rep.transients if r["flagged_events"])["flagged_events"][0]
+    k = next(r for r in rep.transients if len(r["flagged_events"]))["flagged_events"][0]
     assert f"[{k}]" in text
 
 

@@ -75,6 +75,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _seq(x: Any) -> list:
+    """A row's list field (a list, tuple or numpy array; None) as a flat list."""
+    return [] if x is None else np.asarray(x).ravel().tolist()
+
+
 def _png(fig: Any) -> str:
     """A matplotlib Figure as a base64 PNG data URI (Agg canvas; no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -191,16 +196,16 @@ def _traces_figure(report: TrustReport) -> str | None:
         row = rows[i]
         ax.plot(t, ref[i], color="#555555", lw=0.8, label="reference (raw)")
         ax.plot(t, out[i], color="#1f77b4", lw=0.9, label="restored")
-        for ev in row.get("events") or []:
+        for ev in _seq(row.get("events")):
             ax.axvline(t0 + float(ev), color="#2ca02c", lw=0.5, alpha=0.5)
-        flagged = [float(e) for e in (row.get("flagged_events") or [])]
+        flagged = [float(e) for e in _seq(row.get("flagged_events"))]
         if flagged:
             idx = np.clip(np.round(flagged).astype(int), 0, ref.shape[1] - 1)
             ax.plot(t0 + idx, ref[i, idx], "v", color="#d62728", ms=7,
                     label="flagged event")
         label = f"ROI {row.get('roi', i + 1)}"
-        if row.get("flags"):
-            label += " (" + ", ".join(map(str, row["flags"])) + ")"
+        if _seq(row.get("flags")):
+            label += " (" + ", ".join(map(str, _seq(row["flags"]))) + ")"
         ax.set_ylabel("ΔF/F", fontsize=8)
         ax.set_title(label, fontsize=9, loc="left")
         if i == 0:
@@ -246,14 +251,14 @@ def _transients_table(rows: list[dict]) -> str:
             "<th>flags</th><th>flagged events (frames)</th></tr>")
     body = []
     for i, r in enumerate(rows):
-        flags = ", ".join(map(str, r.get("flags") or [])) or "–"
-        cls = ' class="warn"' if r.get("flags") else ""
+        flags = ", ".join(map(str, _seq(r.get("flags")))) or "–"
+        cls = ' class="warn"' if flags != "–" else ""
         body.append(f"<tr><td>{_esc(r.get('roi', i + 1))}</td>"
                     f'<td class="num">{_esc(_fmt(r.get("n_events")))}</td>'
                     f'<td class="num">{_esc(_fmt(r.get("peak_ratio")))}</td>'
                     f'<td class="num">{_esc(_fmt(r.get("onset_delay")))}</td>'
                     f"<td{cls}>{_esc(flags)}</td>"
-                    f"<td>{_esc(_fmt(list(r.get('flagged_events') or [])))}</td></tr>")
+                    f"<td>{_esc(_fmt(_seq(r.get('flagged_events'))))}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
