@@ -322,6 +322,7 @@ _EXTRA_PARSERS = (
     "napari_neurorestore._cli_upsample",
     "napari_neurorestore._cli_isotropize",
     "napari_neurorestore._cli_sparse",
+    "napari_neurorestore._cli_report",
 )
 
 

@@ -346,6 +346,8 @@ class RestoreWidget(QWidget):
             "current position (a quick look before Run processes everything; Run reuses the "
             "model). Methods that offer it: " + ", ".join(PREVIEW_METHODS) + "."
         )
+        self.residual_check = CheckBox(value=False, text="Add residual layer")
+        self.residual_check.tooltip = "Also add '<input> [removed]': what the run removed."
         self.cancel_button = PushButton(text="Cancel")
         self.cancel_button.tooltip = "Stop training / restoring (no layer is added)."
         self.progress_bar = ProgressBar(min=0, max=PROGRESS_MAX, value=0)
@@ -411,6 +413,7 @@ class RestoreWidget(QWidget):
             row.addWidget(b.native)
         lay.addLayout(row)
         lay.addWidget(self.preview_button.native)
+        lay.addWidget(self.residual_check.native)
         lay.addWidget(self.progress_bar.native)
         lay.addWidget(self.progress_label.native)
         lay.addWidget(self.status_label.native)
@@ -899,6 +902,20 @@ class RestoreWidget(QWidget):
             self._set_status(f"{self.status_label.value}\n{format_simulation(sim)}")
         self.progress_bar.value = PROGRESS_MAX
         self.progress_label.value = "done"
+        if self.residual_check.value and job.kind != "preview":
+            self._add_residual(job, result, new_layer)
+
+    def _add_residual(self, job: _Job, result: Any, new_layer: Any) -> None:
+        from ..core.trust import residual
+        from .trust import add_residual
+
+        try:
+            res = residual(self._read_layer(job.layer), result.data, result.metadata)
+            method = (result.metadata.get("neurorestore") or {}).get("method", job.method)
+            add_residual(self.viewer, job.layer, res,
+                         {"restored_layer": new_layer.name, "method": method})
+        except (ValueError, MemoryError) as e:
+            self._error(f"Could not add the residual layer: {e}")
 
     def _on_errored(self, job: _Job, exc: BaseException) -> None:
         job.outcome = TaskOutcome(error=exc)
