@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -52,15 +50,9 @@ def test_raw_as_output_is_flagged_but_exits_0(files, tmp_path, capsys):
     assert "WARN  removed_nothing" in capsys.readouterr().out
 
 
-def test_provenance_gives_the_method_and_rois_feed_the_transients(files, tmp_path, sim,
-                                                                   monkeypatch, capsys):
+def test_provenance_gives_the_method_and_rois_feed_the_transients(files, tmp_path, sim, capsys):
     from napari_neurorestore.core.io import open_output_tiff
 
-    mod = types.ModuleType("napari_neurorestore.core.transients")
-    mod.transient_fidelity = lambda ref, test: [
-        {"n_events": 1, "events": [int(np.argmax(r))], "peak_ratio": 1.0, "peak_ratios": [1.0],
-         "onset_delay": 0.0, "flags": [], "flagged_events": []} for r in ref]
-    monkeypatch.setitem(sys.modules, "napari_neurorestore.core.transients", mod)
     raw, _, rois = files
     ours = tmp_path / "ours.tif"
     md = {"neurorestore": {"method": "denoise", "params": {"window": 5}, "train_seconds": 3.0}}
