@@ -247,15 +247,17 @@ def _denoise(shape, p, itemsize, lazy, streaming, gpu):
     cache = n_seg * seg
     padded = (h, w) != (hp, wp)
     # normalising a segment: s and (s - mean) / std live at once (numpy divides the
-    # temporary in place), then the padded copy
-    train_act = p.batch_size * p.patch_size**2 * F32 * (4 * p.window + 12 * p.width)
-    train = cache + (1 + padded) * seg + _read_extra(seg, itemsize, lazy) + 3 * train_act
+    # temporary in place), then the padded copy; check_finite's boolean mask; the
+    # half-resolution activations kept for backward
+    train_act = p.batch_size * (p.patch_size // 2)**2 * F32 * (4 * (p.window - 1) + 8 * p.width)
+    train = (cache + (1 + padded) * seg + seg / 4 + _read_extra(seg, itemsize, lazy)
+             + 3 * train_act)
     k = p.window // 2
     chunk = min(p.chunk_frames, t)
     block = (chunk + 2 * k) * F32 * hp * wp
     bpix = _batch_pixels_denoise(h, w, gpu)
     act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
-    predict = (3 * block + chunk * fb + _read_extra(block, itemsize, lazy)
+    predict = (2 * block + chunk * fb + _read_extra(block, itemsize, lazy)
                + (0 if gpu else act))
     if streaming:
         predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
@@ -331,7 +333,10 @@ def _upsample(shape, p, itemsize, lazy, streaming, gpu):
     fprod = math.prod(factors)
     nbytes = F32 * math.prod(shape)
     cache = min(nbytes, 512 * 2**20)
-    train_act = p.batch_size * (p.patch_size ** len(shape)) * F32 * (2 + 3 * p.width)
+    # the convolutions run on the coarse grid; the fine crops are the targets
+    coarse_patch = math.prod(max(1, p.patch_size // f) for f in factors)
+    train_act = p.batch_size * F32 * (coarse_patch * 3 * p.width
+                                      + 6 * p.patch_size ** len(shape))
     train = 2 * cache + _read_extra(cache, itemsize, lazy) + 3 * train_act
     if p.prior == "simulated":
         train += 2 * F32 * math.prod((48, 144, 144) if len(shape) == 3 else (384, 384))
