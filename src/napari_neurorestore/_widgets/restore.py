@@ -785,7 +785,12 @@ class RestoreWidget(QWidget):
             from ..core.io import InputError
 
             try:
-                refuse_if_too_big(self.estimate(kind), self._stream_hint())
+                est = self.estimate(kind)
+            except ValueError:  # bad input: the core reports it, as for any run
+                est = None
+            try:
+                if est is not None:
+                    refuse_if_too_big(est, self._stream_hint())
             except InputError as e:
                 self._refuse(f"Not started: {e}")
                 return None
