@@ -40,7 +40,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_isotropize(args: Any) -> int:
-    from .cli import ProgressBar
+    from .cli import ProgressBar, _preflight
     from .core.axial import check_volume, output_slices
     from .core.io import check_output_path, open_output_tiff, read_tiff
     from .core.models import load_model, save_model
@@ -73,6 +73,7 @@ def run_isotropize(args: Any) -> int:
 
     from .core.methods import isotropize as method
 
+    _preflight(args, "isotropize", data, params, model)
     bar = ProgressBar(quiet=args.quiet)
     if model is None:
         model = drain(method.train(data, params, None), bar)

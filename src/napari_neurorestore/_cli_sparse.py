@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
 
 
 def run_sparse(args) -> int:
-    from .cli import ProgressBar
+    from .cli import ProgressBar, _preflight
     from .core.io import check_output_path, open_output_tiff, read_tiff
     from .core.models import load_model, save_model
     from .core.params import SparseParams
@@ -100,6 +100,7 @@ def run_sparse(args) -> int:
     else:
         method.check_input(data, params.factor, params.axis)
         shape = method.output_shape(tuple(data.shape), params.factor, params.axis)
+    _preflight(args, "sparse", data, params, model, streaming=not params.simulate)
     bar = ProgressBar(quiet=args.quiet)
     try:
         if model is None:

@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
 
 
 def run_upsample(args) -> int:
-    from .cli import ProgressBar
+    from .cli import ProgressBar, _preflight
     from .core.io import check_output_path, open_output_tiff, read_tiff
     from .core.models import load_model, save_model
     from .core.params import UpsampleParams
@@ -76,6 +76,7 @@ def run_upsample(args) -> int:
 
     factors = method.check_volume(data, params, training=model is None)
     shape_out = method.output_shape(data.shape, factors)
+    _preflight(args, "upsample", data, params, model)
     bar = ProgressBar(quiet=args.quiet)
     if model is None:
         model = drain(method.train(data, params, None), bar)

@@ -68,6 +68,30 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M.pt", help="apply this saved model; skip training")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="run even if the memory estimate exceeds free RAM")
+
+
+#: probe the network's speed only when the nominal estimate of the run passes this (s):
+#: a small run is not slowed down by its own estimate
+PROBE_ABOVE_SECONDS = 20.0
+
+
+def _preflight(args, method: str, data, params, model=None, streaming: bool = True):
+    """Print the cost estimate of a run to stderr (unless ``-q``) and refuse one that would
+    not fit in free memory (unless ``--force``). Returns the estimate."""
+    from .core.cost import estimate_cost, refuse_if_too_big
+
+    est = estimate_cost(method, data, params, model=model, device=params.device,
+                        streaming=streaming, probe=False)
+    total = est.infer_seconds + (est.train_seconds or 0.0)
+    if not args.quiet and total > PROBE_ABOVE_SECONDS:
+        est = estimate_cost(method, data, params, model=model, device=params.device,
+                            streaming=streaming, probe=True)
+    if not args.quiet:
+        print(f"estimate: {est.summary()}", file=sys.stderr)
+    if not getattr(args, "force", False):
+        refuse_if_too_big(est, "-o OUT.zarr; --force runs it anyway")
+    return est
 
 
 def _denoise_parser(sub) -> None:
@@ -169,6 +193,7 @@ def _run_denoise(args) -> int:
         data, axes = open_array(f)
         check_movie(data, params.window)
         check_output_target(o, tuple(data.shape), args.overwrite)  # disk space, zarr
+        _preflight(args, "denoise", data, params, model)
         opened.append((data, axes))
     bar = ProgressBar(quiet=args.quiet)
     try:

@@ -354,11 +354,17 @@ class RestoreWidget(QWidget):
         self.progress_label = Label(value="")
         self.status_label = Label(value="Ready.")
         self.model_label = Label(value="model: none")
+        self.cost_label = Label(value="")
+        self.cost_label.tooltip = (
+            "Expected peak memory and time of Train on the selected layer (from its size; "
+            "the speed is a nominal CPU rate, not measured here)."
+        )
         self.save_button = PushButton(text="Save model…")
         self.save_button.tooltip = "Save the current model to a file (.pt)."
         self.load_button = PushButton(text="Load model…")
         self.load_button.tooltip = "Load a model saved by napari-neurorestore (GUI or CLI)."
-        for label in (self.progress_label, self.status_label, self.model_label):
+        for label in (self.progress_label, self.status_label, self.model_label,
+                      self.cost_label):
             label.native.setWordWrap(True)
             label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
             label.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -387,6 +393,7 @@ class RestoreWidget(QWidget):
         if active is not None and active in self._image_layers():
             self.layer_combo.value = active
         self._update_buttons()
+        self._update_cost()
 
     def event(self, event: QEvent) -> bool:
         # napari's panel close button un-parents the widget (remove_dock_widget) rather than
@@ -408,6 +415,7 @@ class RestoreWidget(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.params_container.native)
         lay.addWidget(self.advanced)
+        lay.addWidget(self.cost_label.native)
         row = QHBoxLayout()
         for b in (self.train_button, self.run_button, self.cancel_button):
             row.addWidget(b.native)
@@ -441,6 +449,8 @@ class RestoreWidget(QWidget):
             target = self.advanced_container if f.name in ADVANCED else self.params_container
             target.append(w)
         self.advanced.setVisible(len(self.advanced_container) > 0)
+        for w in self.param_widgets.values():
+            w.changed.connect(self._update_cost)
         self._apply_layer_hints()
         for container in (self.params_container, self.advanced_container):
             _widen_labels(container)
@@ -532,6 +542,50 @@ class RestoreWidget(QWidget):
     def _on_method_changed(self, *_: Any) -> None:
         self._build_params(self.method)
         self._update_buttons()
+        self._update_cost()
+
+    # ------------------------------------------------------------------ cost
+    def estimate(self, kind: str = "train") -> Any:
+        """The cost estimate of Train (or Run, ``kind="run"``) on the selected layer with
+        the current parameters, from the data's size only (no probe: never blocks the UI).
+        None when there is no layer or the settings are invalid."""
+        from ..core.cost import estimate_cost
+
+        layer = self.layer_combo.value
+        if layer is None:
+            return None
+        data = self._read_layer(layer)
+        params = self.get_params()
+        model = self.model if kind == "run" and self.model is not None \
+            and self.model.method == self.method else None
+        return estimate_cost(self.method, data, params, model=model, device=params.device,
+                             streaming=self._streams(data), probe=False)
+
+    def _streams(self, data: Any) -> bool:
+        """Whether the result of ``data`` is streamed to a store (see :meth:`_large_output`)."""
+        import importlib.util
+
+        import numpy as np
+
+        return (self.method == "denoise" and 4 * int(np.prod(data.shape)) >= LARGE_RESULT_BYTES
+                and importlib.util.find_spec("zarr") is not None)
+
+    def _update_cost(self, *_: Any) -> None:
+        if self._alive.closed:
+            return
+        try:
+            est = self.estimate()
+        except (ValueError, TypeError):
+            est = None
+        self.cost_label.value = "" if est is None else f"Estimate: {est.summary()}"
+
+    def _stream_hint(self) -> str:
+        if self.method == "denoise":
+            return ("install zarr (pip install 'napari-neurorestore[large]') so that large "
+                    "results stream to a zarr store, or use the command line: "
+                    "neurorestore denoise IN.tif -o OUT.zarr")
+        return (f"use the command line, which streams the result to disk: "
+                f"neurorestore {self.method} IN.tif -o OUT.zarr")
 
     # ------------------------------------------------------------------ layers
     def _image_layers(self) -> list[napari.layers.Image]:
@@ -565,6 +619,7 @@ class RestoreWidget(QWidget):
             return
         self._apply_layer_hints()
         self._update_buttons()
+        self._update_cost()
 
     def _on_layers_changed(self, *_: Any) -> None:
         self.reset_choices()
@@ -728,6 +783,20 @@ class RestoreWidget(QWidget):
         except ValueError as e:
             self._refuse(f"Invalid settings: {e}")
             return None
+        if kind != "preview":
+            from ..core.cost import refuse_if_too_big
+            from ..core.io import InputError
+
+            try:
+                est = self.estimate(kind)
+            except ValueError:  # bad input: the core reports it, as for any run
+                est = None
+            try:
+                if est is not None:
+                    refuse_if_too_big(est, self._stream_hint())
+            except InputError as e:
+                self._refuse(f"Not started: {e}")
+                return None
         try:
             out, out_path = self._large_output(layer, data, params)
         except (ValueError, OSError) as e:
