@@ -649,8 +649,9 @@ def _transient_rows(raw_s, back, rois, noise):
     if not roi_list:
         return [], None
     tp = TraceParams(offset=float(noise.offset))
-    f_ref = extract_traces(raw_s, roi_list)
-    f_out = extract_traces(back, roi_list)
+    # ΔF/F of the signal above the dark level (the noise model's offset)
+    f_ref = extract_traces(raw_s, roi_list) - tp.offset
+    f_out = extract_traces(back, roi_list) - tp.offset
     d_ref = delta_f_over_f(f_ref, compute_f0(f_ref, tp))
     d_out = delta_f_over_f(f_out, compute_f0(f_out, tp))
     rows = transient_fidelity(d_ref, d_out)
