@@ -36,7 +36,8 @@ def noise_models(frames: int, size: int) -> bool:
     print(f"{'data':34s} {'gain':>14s} {'err':>7s} {'offset':>16s} {'err/range':>9s}  bar")
     ok_all = True
     settings = [(2.0, 100.0, 1.5), (5.0, 500.0, 3.0), (1.0, 20.0, 1.0), (10.0, 1000.0, 5.0),
-                (0.5, 50.0, 0.5), (20.0, 200.0, 10.0)]
+                (0.5, 50.0, 0.5), (20.0, 200.0, 10.0), (2.0, 100.0, 8.0), (0.5, 50.0, 2.0),
+                (1.0, 100.0, 5.0)]  # the last: strong read noise, skewness near its limit
     for g, o, r in settings:
         s = simulate_calcium_movie(n_frames=min(frames, 300), shape=(size, size), gain=g,
                                    offset=o, read_noise=r, seed=7)
@@ -46,7 +47,8 @@ def noise_models(frames: int, size: int) -> bool:
         ok = abs(eg) < 0.10 and abs(eo) < 0.05
         ok_all &= ok
         print(f"movie g={g:<4} o={o:<6} read={r:<4}      {nm.gain:7.3f} vs {g:<5} {100 * eg:+6.1f}% "
-              f"{nm.offset:8.1f} vs {o:<6} {100 * eo:+8.2f}%  {'PASS' if ok else 'FAIL'}")
+              f"{nm.offset:8.1f} vs {o:<6} {100 * eo:+8.2f}%  {'PASS' if ok else 'FAIL'}"
+              f"  read var {nm.read_var:.3g} vs {r * r:.3g}")
     # a volume / single image: spatial differences
     rng_ = np.random.default_rng(3)
     yy, xx = np.mgrid[0:size * 2, 0:size * 2]

@@ -35,7 +35,7 @@ def test_box_mean_matches_scipy():
         trust.box_mean(x, (2, 1, 1))
 
 
-@pytest.mark.parametrize("gain,offset,read", [(2.0, 100.0, 1.5), (6.0, 400.0, 3.0)])
+@pytest.mark.parametrize("gain,offset,read", [(2.0, 100.0, 1.5), (6.0, 400.0, 3.0), (2.0, 100.0, 8.0)])
 def test_noise_model_recovers_gain_and_offset(gain, offset, read):
     s = simulate_calcium_movie(n_frames=120, shape=(64, 64), n_cells=10, gain=gain,
                                offset=offset, read_noise=read, seed=1)
@@ -43,7 +43,10 @@ def test_noise_model_recovers_gain_and_offset(gain, offset, read):
     data_range = float(s.raw.max()) - float(s.raw.min())
     assert nm.source == "temporal"
     assert abs(nm.gain / gain - 1) < 0.10
+    # strong read noise (8 units, 2 per photon) would put the zero-variance intercept
+    # 32 units low; the noise's skewness finds the offset
     assert abs(nm.offset - offset) < 0.05 * data_range
+    assert abs(nm.read_var - read**2) < 0.5 * read**2 + 2.0
     # with the offset known, the intercept becomes the read-noise variance
     nm2 = trust.estimate_noise(s.raw, offset=offset)
     assert nm2.offset == offset

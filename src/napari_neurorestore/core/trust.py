@@ -113,10 +113,12 @@ class NoiseModel:
     """Poisson-Gaussian noise ``var = gain * (mean - offset) + read_var``.
 
     ``gain`` is in intensity units per photon (the slope of variance against mean);
-    ``offset`` the intensity at zero photons. From a single recording only the line is
-    identifiable, so ``offset`` is its intercept with zero variance (``read_var`` = 0)
-    unless the offset was given; a read noise of r units puts that estimate r^2/gain below
-    the true offset. ``lag1_y``/``lag1_x``: the noise's own lag-1 spatial correlation.
+    ``offset`` the intensity at zero photons. The variance line alone cannot tell the
+    offset from the read noise (a read noise of r units moves its zero-variance intercept
+    r^2/gain below the offset), so the offset comes from the noise's skewness: the third
+    cumulant of Poisson noise is gain^2 (mean - offset) and Gaussian read noise has none.
+    When the skewness does not look like Poisson noise, the zero-variance intercept is used
+    (``read_var`` = 0). A given offset is used as is. ``lag1_y``/``lag1_x``: the noise's own lag-1 spatial correlation.
     """
 
     gain: float
@@ -172,6 +174,39 @@ def _fit_line(means, vars_, counts):
             break
         keep = new
     return float(a), float(b)
+
+
+def _skew_offset(d, m, mx, lo, hi, gain, n_bins: int = 12) -> float | None:
+    """Offset from the third cumulant of the differences ``d``: Poisson noise has
+    gain^2 (mean - offset) (x 0.75 for second differences), Gaussian read noise none, so it
+    locates the offset whatever the read noise. Bins of equal width in the mean (for
+    leverage), a weighted line; None when the skewness does not look like Poisson noise of
+    that gain (slope off by more than 30 %) or the fit is poorly determined."""
+    edges = np.linspace(lo, hi, n_bins + 1)
+    which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, n_bins - 1)
+    means, k3, w = [], [], []
+    for i in range(n_bins):
+        sel = (which == i) & (m >= lo) & (m <= hi)
+        n = int(sel.sum())
+        if n < 2000:
+            continue
+        di = d[sel]
+        med = float(np.median(di))
+        mad = float(np.median(np.abs(di - med))) * 1.4826
+        c = di[np.abs(di - med) < 8 * max(mad, 1e-6)]
+        c = c - c.mean()
+        v = float(np.mean(c * c))
+        means.append(float(mx[sel].mean()))
+        k3.append(float(np.mean(c ** 3)) / 0.75)
+        w.append(math.sqrt(n) / max(v, 1e-12) ** 1.5)  # 1 / standard error of k3
+    if len(means) < 3:
+        return None
+    means_a = np.asarray(means)
+    a, c = np.polyfit(means_a, np.asarray(k3), 1, w=np.asarray(w))
+    if not (a > 0 and abs(math.sqrt(a) / gain - 1) < 0.3):
+        return None
+    o3 = -c / a
+    return float(o3) if o3 <= float(means_a.min()) else None
 
 
 def estimate_noise(raw: Any, *, temporal: bool | None = None, offset: float | None = None,
@@ -258,6 +293,9 @@ def estimate_noise(raw: Any, *, temporal: bool | None = None, offset: float | No
     elif slope > 0:
         off = -intercept / slope
         read_var = 0.0
+        o3 = _skew_offset(d, m, mx, lo, hi, slope)
+        if o3 is not None and o3 >= off - 1e-9:
+            off, read_var = o3, max(intercept + slope * o3, 0.0)
     else:
         off = float(np.min(means_a))
         read_var = max(intercept, 0.0)
