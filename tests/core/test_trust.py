@@ -193,3 +193,19 @@ def test_sparse_forward_model_on_the_truth(sim):
     assert ok.flags == []
     same = trust.assess(sparse_raw, np.repeat(sparse_raw, 2, axis=1), md, transients=False)
     assert "removed_nothing" in same.flags
+
+
+def test_lazy_residual(sim, monkeypatch):
+    da = pytest.importorskip("dask.array")
+    small = trust.lazy_residual(sim.raw, sim.clean)
+    assert isinstance(small, np.ndarray)  # small numpy: in memory
+    lazy = trust.lazy_residual(da.from_array(sim.raw, chunks=(30, 48, 48)), sim.clean)
+    assert isinstance(lazy, da.Array) and lazy.dtype == np.float32
+    np.testing.assert_allclose(lazy[10:20].compute(), sim.raw[10:20] - sim.clean[10:20],
+                               atol=1e-4)
+    monkeypatch.setattr(trust, "LAZY_RESIDUAL_BYTES", 1000)
+    assert isinstance(trust.lazy_residual(sim.raw, sim.clean), da.Array)  # large: lazy
+    # another grid (sparse): in memory through the forward model
+    md = {"neurorestore": {"method": "sparse", "params": {"factor": 2, "axis": "y"}}}
+    r = trust.lazy_residual(sim.raw[:, ::2], sim.clean, md)
+    assert isinstance(r, np.ndarray) and r.shape == sim.raw[:, ::2].shape

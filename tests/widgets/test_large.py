@@ -170,3 +170,28 @@ def drain_predict(movie, model):
     from napari_neurorestore.core.progress import drain
 
     return drain(denoise.predict(movie, model, chunk_frames=16))
+
+
+def test_residual_of_a_dask_layer_stays_lazy(make_napari_viewer, qtbot):
+    """'Add residual layer' on a dask layer adds a dask residual (raw - restored), read
+    frame chunk by frame chunk, never the whole array at once."""
+    movie = simulate_calcium_movie(n_frames=60, shape=(32, 32), n_cells=4, seed=0).raw
+    counting = Counting(movie)
+    lazy = da.from_array(counting, chunks=(16, 32, 32))
+    viewer = make_napari_viewer()
+    w = RestoreWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Restore")
+    w.sync = True
+    viewer.add_image(lazy, name="big", contrast_limits=(0, 1000))
+    _small_budget(w)
+    w.residual_check.value = True
+    w.start_training()
+    assert not w.is_busy, w.status_label.value
+    res = viewer.layers["big [removed]"]
+    assert isinstance(res.data, da.Array)
+    out = np.asarray(viewer.layers["big [denoised]"].data)
+    np.testing.assert_allclose(np.asarray(res.data[:5]), movie[:5].astype(np.float32) - out[:5],
+                               atol=1e-4)
+    lo, hi = res.contrast_limits
+    assert lo == -hi and hi > 0
+    assert max(counting.reads) <= 16 * movie[0].size

@@ -975,11 +975,11 @@ class RestoreWidget(QWidget):
             self._add_residual(job, result, new_layer)
 
     def _add_residual(self, job: _Job, result: Any, new_layer: Any) -> None:
-        from ..core.trust import residual
+        from ..core.trust import lazy_residual
         from .trust import add_residual
 
         try:
-            res = residual(self._read_layer(job.layer), result.data, result.metadata)
+            res = lazy_residual(self._read_layer(job.layer), result.data, result.metadata)
             method = (result.metadata.get("neurorestore") or {}).get("method", job.method)
             add_residual(self.viewer, job.layer, res,
                          {"restored_layer": new_layer.name, "method": method})

@@ -92,7 +92,8 @@ def residual_layer_kwargs(raw_layer: Any, residual: np.ndarray, what: dict,
     translate = [float(t) for t in raw_layer.translate]
     if frames is not None and frames[0]:
         translate[0] += frames[0] * scale[0]
-    finite = np.abs(residual[np.isfinite(residual)])
+    sample = np.asarray(residual[:64] if np.ndim(residual) >= 3 else residual)  # lazy: 64 frames
+    finite = np.abs(sample[np.isfinite(sample)])
     lim = float(np.percentile(finite, 99.5)) if finite.size else 1.0
     lim = lim if lim > 0 else 1.0
     meta = {"neurorestore": {"kind": "residual", "description":
@@ -110,7 +111,8 @@ def add_residual(viewer: Any, raw_layer: Any, residual: np.ndarray, what: dict,
     """Add ``<raw> [removed]`` to ``viewer`` (a new layer, unique name)."""
     kw = residual_layer_kwargs(raw_layer, residual, what, frames)
     kw["name"] = unique_name(viewer, kw["name"])
-    return viewer.add_image(np.asarray(residual, np.float32), **kw)
+    data = residual if hasattr(residual, "dask") else np.asarray(residual, np.float32)
+    return viewer.add_image(data, **kw)
 
 
 class TrustWidget(QWidget):

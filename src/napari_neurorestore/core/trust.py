@@ -766,3 +766,39 @@ def _checks(figs, th, method, md, zero, temporal) -> list[Check]:
         out.append(Check("shifted_transients", dl, f"|x| <= {th['onset_delay']} frame", st,
                          f"median onset delay {dl:+.2f} frames"))
     return out
+
+
+#: same-grid residuals larger than this (bytes of float32) are built lazily with dask
+LAZY_RESIDUAL_BYTES = 256 * 2**20
+
+
+def lazy_residual(raw: Any, restored: Any, metadata: dict | None = None, *,
+                  method: str | None = None) -> Any:
+    """``raw - restored`` for a whole recording without loading it: a dask array computed
+    frame chunk by frame chunk when the output is on the input's grid (denoise, other
+    tools) and the data are large (or already lazy); otherwise :func:`residual` in memory.
+    """
+    md = _meta(metadata)
+    method = method or _method_of(md)
+    same_grid = tuple(restored.shape) == tuple(raw.shape) and method in (None, "denoise")
+    big = 4 * int(np.prod(raw.shape)) > LAZY_RESIDUAL_BYTES
+    lazy_in = not isinstance(raw, np.ndarray) or not isinstance(restored, np.ndarray)
+    if same_grid and (big or lazy_in):
+        try:
+            import dask.array as da
+        except ImportError:
+            da = None
+        if da is not None:
+            frame = int(np.prod(raw.shape[1:])) * 4
+            n = max(1, min(raw.shape[0], (64 * 2**20) // max(frame, 1)))
+            chunks = (n,) + tuple(raw.shape[1:])
+
+            def _lazy(a):
+                return a if isinstance(a, da.Array) else da.from_array(a, chunks=chunks)
+
+            return _lazy(raw).astype(np.float32) - _lazy(restored).astype(np.float32)
+        if big:
+            raise MemoryError(f"the residual of {raw.shape} needs "
+                              f"{4 * np.prod(raw.shape) / 2**30:.1f} GiB; install dask "
+                              "(pip install 'napari-neurorestore[large]') to build it lazily")
+    return residual(raw, restored, md, method=method)
