@@ -1,0 +1,169 @@
+"""Streamed outputs of the sparse, upsample and isotropize methods: tiled/chunked output in
+a zarr store equals whole-array inference, writes are whole chunks, the input is read
+piece by piece, and a cancel leaves a readable partial store that says how far it got.
+Tiny data and barely trained models: this tests the streaming, not the quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_neurorestore.core import io
+from napari_neurorestore.core.methods import upsample as up
+from napari_neurorestore.core.params import UpsampleParams
+from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
+from napari_neurorestore.core.simulate import simulate_neuron_volume
+
+zarr = pytest.importorskip("zarr")
+TOL = dict(rtol=1e-5, atol=1e-4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Lazy:
+    """An array wrapper that refuses to be materialised whole and counts what is read."""
+
+    def __init__(self, a: np.ndarray):
+        self.a = a
+        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
+        self.reads: list[int] = []
+
+    def __getitem__(self, key):
+        block = np.asarray(self.a[key])
+        self.reads.append(block.size)
+        return block
+
+    def __len__(self):
+        return len(self.a)
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole input was materialised")
+
+
+class Spy:
+    """Records the regions written into a zarr array."""
+
+    def __init__(self, z):
+        self.z, self.shape, self.dtype = z, z.shape, z.dtype
+        self.writes: list[tuple] = []
+
+    def __setitem__(self, key, value):
+        self.writes.append(key)
+        self.z[key] = value
+
+
+def assert_whole_chunks(writes, chunks, shape):
+    """Every write starts on a chunk boundary and spans whole chunks (or ends at the edge)."""
+    for key in writes:
+        key = key if isinstance(key, tuple) else (key,)
+        for ax, sl in enumerate(key):
+            if isinstance(sl, int):
+                assert chunks[ax] == 1
+                continue
+            a, b = sl.indices(shape[ax])[:2]
+            assert a % chunks[ax] == 0, (key, chunks)
+            assert (b - a) % chunks[ax] == 0 or b == shape[ax], (key, chunks)
+
+
+# ----------------------------------------------------------------------------- upsample
+UP_FAST = dict(steps=3, patch_size=12, batch_size=2, width=8, depth=1, seed=0, device="cpu",
+               train_seconds=None)
+
+
+@pytest.fixture(scope="module")
+def up_vol():
+    truth = simulate_neuron_volume((22, 52, 44), n_somata=2, n_neurites=4, seed=3)
+    return (up.bin_array(truth, (2, 2, 2)) * 1000 + 100).astype(np.uint16)  # (11, 26, 22)
+
+
+@pytest.fixture(scope="module")
+def up_model(up_vol):
+    return drain(up.train(up_vol, UpsampleParams(factor=2, **UP_FAST)))
+
+
+@pytest.fixture(scope="module")
+def up_whole(up_vol, up_model):
+    return drain(up.predict(up_vol, up_model, device="cpu", tile_size=64))
+
+
+@pytest.mark.parametrize("tile", [8, 9, 13])  # tile 9 and 13: odd, edge tiles of 2 and 0-4
+def test_upsample_zarr_tiles_equal_whole(up_vol, up_model, up_whole, tmp_path, tile):
+    shape_out = up_whole.shape
+    chunks = up.output_chunks(up_model, up_vol.shape, tile)
+    assert chunks == tuple(min(s, tile) * 2 for s in up_vol.shape)
+    n_tiles = up.output_tiles(up_model, up_vol.shape, tile)["total"]
+    assert n_tiles == int(np.prod([-(-s // tile) for s in up_vol.shape]))
+    z = io.open_output(tmp_path / "u.zarr", shape_out, chunk_shape=chunks, axes="ZYX",
+                       unit="tiles", total=n_tiles)
+    spy = Spy(z)
+    lazy = Lazy(up_vol)
+    drain(up.predict(lazy, up_model, out=spy, device="cpu", tile_size=tile,
+                     on_chunk=io.ChunkRecorder(z, n_tiles, "tiles")))
+    assert len(spy.writes) == n_tiles
+    assert_whole_chunks(spy.writes, chunks, shape_out)
+    assert len(lazy.reads) == n_tiles  # one read per tile (with its halo), never whole
+    got = zarr.open_array(tmp_path / "u.zarr", mode="r")
+    np.testing.assert_allclose(got[:], up_whole, **TOL)
+    prog = io.output_progress(tmp_path / "u.zarr")
+    assert prog["tiles_done"] == n_tiles and prog["complete"]
+
+
+def test_upsample_two_stage_streams_into_zarr(up_vol, tmp_path):
+    vol = up_vol[:, :20, :20]
+    model = drain(up.train(vol, UpsampleParams(factor=4, two_stage=True, **UP_FAST)))
+    whole = drain(up.predict(vol, model, device="cpu", tile_size=64))
+    chunks = up.output_chunks(model, vol.shape, 9)
+    assert chunks == (18, 18, 18)  # the second 2x pass writes the output
+    z = io.open_output(tmp_path / "u4.zarr", whole.shape, chunk_shape=chunks)
+    spy = Spy(z)
+    n = up.output_tiles(model, vol.shape, 9)["total"]
+    drain(up.predict(vol, model, out=spy, device="cpu", tile_size=9,
+                     on_chunk=io.ChunkRecorder(z, n, "tiles")))
+    assert_whole_chunks(spy.writes, chunks, whole.shape)
+    np.testing.assert_allclose(z[:], whole, **TOL)
+    assert io.output_progress(z)["complete"]
+
+
+def test_upsample_cancel_leaves_a_readable_partial_store(up_vol, up_model, up_whole,
+                                                         tmp_path):
+    tile = 9
+    tiles = up.output_tiles(up_model, up_vol.shape, tile)
+    z = io.open_output(tmp_path / "p.zarr", up_whole.shape,
+                       chunk_shape=up.output_chunks(up_model, up_vol.shape, tile),
+                       unit="tiles", total=tiles["total"])
+    token = CancelToken()
+    gen = up.predict(up_vol, up_model, token, out=z, device="cpu", tile_size=tile)
+    with pytest.raises(Cancelled, match=f"3 of {tiles['total']} output tiles were "
+                                        f"upsampled and written"):
+        for p in gen:
+            if p.step >= 3:
+                token.cancel()
+    got = zarr.open_array(tmp_path / "p.zarr", mode="r")
+    prog = got.attrs[io.PROGRESS_ATTR]
+    assert prog["tiles_done"] == 3 and prog["done_ranges"] == [[0, 3]]
+    assert not prog["complete"] and prog["tile_shape"] == [18, 18, 18]
+    # tiles 0-2 (C order over a 2x3x3 grid): z 0-8, y 0-8, x 0-8 / 9-17 / 18-21
+    np.testing.assert_allclose(got[:18, :18, :], up_whole[:18, :18, :], **TOL)
+    assert np.isnan(got[18:]).all() and np.isnan(got[:18, 18:]).all()
+
+
+def test_upsample_auto_tile_size_fits_the_budget(up_model):
+    small = up.auto_tile_size(up_model, 3, 64 * 2**20)
+    large = up.auto_tile_size(up_model, 3, 8 * 2**30)
+    assert 8 <= small < large <= UpsampleParams.from_dict(up_model.params).tile_size
+    four = drain(up.train(np.random.default_rng(0).poisson(50, (8, 24, 24)).astype(np.uint16),
+                          UpsampleParams(factor=4, steps=1, patch_size=12, seed=0,
+                                         device="cpu", train_seconds=None)))
+    t = up.auto_tile_size(four, 3, int(1.25 * 2**30))  # default width/depth, factor 4
+    halo = up.halo_for(up.build_net(UpsampleParams.from_dict(four.params), 3),
+                       UpsampleParams.from_dict(four.params))
+    assert up.BYTES_PER_BLOCK_VOXEL * 64 * (t + 2 * halo) ** 3 <= 1.25 * 2**30
+    assert up.BYTES_PER_BLOCK_VOXEL * 64 * (t + 8 + 2 * halo) ** 3 > 1.25 * 2**30

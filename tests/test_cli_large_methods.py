@@ -1,0 +1,144 @@
+"""``neurorestore sparse|upsample|isotropize -o OUT.zarr``: zarr round trip (equal to the TIFF
+output), Ctrl-C leaves a readable partial store and says how far it got, an existing
+output is refused without --overwrite, and a bad output fails before any training.
+Tiny data and saved tiny models: this tests the streaming, not the quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_neurorestore.cli import main
+from napari_neurorestore.core import io
+from napari_neurorestore.core.methods.upsample import bin_array
+from napari_neurorestore.core.simulate import simulate_neuron_volume
+
+zarr = pytest.importorskip("zarr")
+TOL = dict(rtol=1e-5, atol=1e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def interrupt_after(monkeypatch, n_calls: int) -> None:
+    """Ctrl-C right after the ``n_calls``-th chunk/tile is recorded."""
+    calls = []
+    original = io.ChunkRecorder.__call__
+
+    def interrupting(self, a, b):
+        original(self, a, b)
+        calls.append((a, b))
+        if len(calls) == n_calls:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.ChunkRecorder, "__call__", interrupting)
+
+
+def no_training(monkeypatch, module) -> None:
+    def fail(*a, **k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(module, "train", fail)
+
+
+def check_bad_outputs(argv_for, method_module, tmp_path, capsys, monkeypatch) -> None:
+    """Missing folder, full disk, existing store: clear errors before any training."""
+    no_training(monkeypatch, method_module)
+    assert main(argv_for(tmp_path / "nope" / "o.zarr")) == 2
+    assert "does not exist" in capsys.readouterr().err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+
+        if not os.access(ro, os.W_OK):  # (root can write anywhere)
+            assert main(argv_for(ro / "o.zarr")) == 2
+            assert "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+    class Usage:
+        free = 10
+
+    disk_usage = io.shutil.disk_usage
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: Usage)
+    assert main(argv_for(tmp_path / "o.zarr")) == 2
+    assert "not enough free disk space" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists()
+    monkeypatch.setattr(io.shutil, "disk_usage", disk_usage)
+    existing = tmp_path / "e.zarr"
+    io.open_output(existing, (3, 4, 4), chunks=1)[:] = 7.0
+    assert main(argv_for(existing)) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert zarr.open_array(existing, mode="r")[0, 0, 0] == 7.0  # untouched
+
+
+# ----------------------------------------------------------------------------- upsample
+UP = ["--steps", "3", "--patch-size", "12", "--width", "8", "--seed", "1", "--device", "cpu",
+      "-q"]
+
+
+@pytest.fixture(scope="module")
+def up_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("up")
+    truth = simulate_neuron_volume((22, 52, 44), n_somata=2, n_neurites=4, seed=1)
+    vol = (bin_array(truth, (2, 2, 2)) * 3000).astype(np.uint16)  # (11, 26, 22)
+    tifffile.imwrite(d / "in.tif", vol)
+    assert main(["upsample", str(d / "in.tif"), "-o", str(d / "ref.tif"), "--factor", "2",
+                 "--save-model", str(d / "m.pt"), "--tile-size", "64", *UP]) == 0
+    return d
+
+
+def test_upsample_zarr_round_trip(up_files, tmp_path, capsys):
+    out = tmp_path / "o.zarr"
+    assert main(["upsample", str(up_files / "in.tif"), "-o", str(out), "--model",
+                 str(up_files / "m.pt"), "--tile-size", "9", "-q"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    z = zarr.open_array(out, mode="r")
+    assert z.shape == (22, 52, 44) and z.dtype == np.float32 and z.chunks == (18, 18, 18)
+    np.testing.assert_allclose(z[:], tifffile.imread(up_files / "ref.tif"), **TOL)
+    assert z.attrs["axes"] == "ZYX" and z.attrs["neurorestore"]["method"] == "upsample"
+    prog = z.attrs[io.PROGRESS_ATTR]
+    assert prog["complete"] and prog["tiles_done"] == prog["tiles_total"] == 2 * 3 * 3
+    # a zarr store as the input (read tile by tile): the same result
+    src = tmp_path / "in.zarr"
+    zin = zarr.create_array(store=str(src), shape=(11, 26, 22), chunks=(4, 26, 22),
+                            dtype="uint16")
+    zin[:] = tifffile.imread(up_files / "in.tif")
+    out2 = tmp_path / "o2.tif"
+    assert main(["upsample", str(src), "-o", str(out2), "--model", str(up_files / "m.pt"),
+                 "--tile-size", "13", "-q"]) == 0
+    np.testing.assert_allclose(tifffile.imread(out2), z[:], **TOL)
+
+
+def test_upsample_interrupt_leaves_a_partial_store(up_files, tmp_path, capsys, monkeypatch):
+    interrupt_after(monkeypatch, 2)
+    out = tmp_path / "p.zarr"
+    rc = main(["upsample", str(up_files / "in.tif"), "-o", str(out), "--model",
+               str(up_files / "m.pt"), "--tile-size", "9", "-q"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert "2 of 18 tiles were restored and written" in err and "--overwrite" in err
+    z = zarr.open_array(out, mode="r")
+    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 2]]
+    ref = tifffile.imread(up_files / "ref.tif")
+    np.testing.assert_allclose(z[:18, :18, :36], ref[:18, :18, :36], **TOL)
+    assert np.isnan(z[:18, :18, 36:]).all() and np.isnan(z[18:]).all()
+
+
+def test_upsample_bad_outputs_fail_before_training(up_files, tmp_path, capsys, monkeypatch):
+    from napari_neurorestore.core.methods import upsample
+
+    def argv(o):
+        return ["upsample", str(up_files / "in.tif"), "-o", str(o), "--factor", "2", *UP]
+
+    check_bad_outputs(argv, upsample, tmp_path, capsys, monkeypatch)
