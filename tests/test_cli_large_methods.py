@@ -12,7 +12,7 @@ import tifffile
 from napari_neurorestore.cli import main
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods.upsample import bin_array
-from napari_neurorestore.core.simulate import simulate_neuron_volume
+from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
 zarr = pytest.importorskip("zarr")
 TOL = dict(rtol=1e-5, atol=1e-3)
@@ -142,3 +142,66 @@ def test_upsample_bad_outputs_fail_before_training(up_files, tmp_path, capsys, m
         return ["upsample", str(up_files / "in.tif"), "-o", str(o), "--factor", "2", *UP]
 
     check_bad_outputs(argv, upsample, tmp_path, capsys, monkeypatch)
+
+
+# ----------------------------------------------------------------------------- sparse
+SP = ["--factor", "4", "--context", "2", "--epochs", "1", "--width", "8", "--seed", "0",
+      "--device", "cpu", "--train-seconds", "1", "-q"]
+
+
+@pytest.fixture(scope="module")
+def sp_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sp")
+    raw = simulate_calcium_movie(n_frames=23, shape=(40, 36), n_cells=4, seed=5).raw
+    tifffile.imwrite(d / "in.tif", raw[:, ::4])
+    assert main(["sparse", str(d / "in.tif"), "-o", str(d / "ref.tif"),
+                 "--save-model", str(d / "m.pt"), *SP]) == 0
+    return d
+
+
+def test_sparse_zarr_round_trip(sp_files, tmp_path, capsys):
+    out = tmp_path / "o.zarr"
+    assert main(["sparse", str(sp_files / "in.tif"), "-o", str(out), "--model",
+                 str(sp_files / "m.pt"), "--chunk-frames", "4", "-q"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    z = zarr.open_array(out, mode="r")
+    assert z.shape == (23, 40, 36) and z.chunks == (4, 40, 36)
+    np.testing.assert_allclose(z[:], tifffile.imread(sp_files / "ref.tif"), **TOL)
+    assert z.attrs[io.PROGRESS_ATTR]["complete"]
+    assert z.attrs["neurorestore"]["method"] == "sparse"
+
+
+def test_sparse_simulate_into_zarr(sp_files, tmp_path, capsys):
+    full = tmp_path / "full.tif"
+    tifffile.imwrite(full, simulate_calcium_movie(n_frames=12, shape=(40, 36), n_cells=4,
+                                                  seed=5).raw)
+    out = tmp_path / "sim.zarr"
+    assert main(["sparse", str(full), "--simulate", "-o", str(out), "--model",
+                 str(sp_files / "m.pt"), "-q"]) == 0
+    assert "cubic interpolation" in capsys.readouterr().out
+    z = zarr.open_array(out, mode="r")
+    assert z.shape == (12, 40, 36) and not np.isnan(z[:]).any()
+    assert z.attrs[io.PROGRESS_ATTR]["complete"]
+
+
+def test_sparse_interrupt_leaves_a_partial_store(sp_files, tmp_path, capsys, monkeypatch):
+    interrupt_after(monkeypatch, 3)
+    out = tmp_path / "p.zarr"
+    rc = main(["sparse", str(sp_files / "in.tif"), "-o", str(out), "--model",
+               str(sp_files / "m.pt"), "--chunk-frames", "5", "-q"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert "15 of 23 frames were restored and written" in err and "--overwrite" in err
+    z = zarr.open_array(out, mode="r")
+    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 15]]
+    np.testing.assert_allclose(z[:15], tifffile.imread(sp_files / "ref.tif")[:15], **TOL)
+    assert np.isnan(z[15:]).all()
+
+
+def test_sparse_bad_outputs_fail_before_training(sp_files, tmp_path, capsys, monkeypatch):
+    from napari_neurorestore.core.methods import sparse
+
+    def argv(o):
+        return ["sparse", str(sp_files / "in.tif"), "-o", str(o), *SP]
+
+    check_bad_outputs(argv, sparse, tmp_path, capsys, monkeypatch)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import io
+from napari_neurorestore.core.methods import sparse as sp
 from napari_neurorestore.core.methods import upsample as up
-from napari_neurorestore.core.params import UpsampleParams
+from napari_neurorestore.core.params import SparseParams, UpsampleParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
-from napari_neurorestore.core.simulate import simulate_neuron_volume
+from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
 zarr = pytest.importorskip("zarr")
 TOL = dict(rtol=1e-5, atol=1e-4)
@@ -167,3 +168,66 @@ def test_upsample_auto_tile_size_fits_the_budget(up_model):
                        UpsampleParams.from_dict(four.params))
     assert up.BYTES_PER_BLOCK_VOXEL * 64 * (t + 2 * halo) ** 3 <= 1.25 * 2**30
     assert up.BYTES_PER_BLOCK_VOXEL * 64 * (t + 8 + 2 * halo) ** 3 > 1.25 * 2**30
+
+
+# ----------------------------------------------------------------------------- sparse
+SP_FAST = dict(factor=4, context=2, epochs=1, patch_size=8, batch_size=4, width=8, seed=0,
+               device="cpu", train_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def sp_movie():
+    raw = simulate_calcium_movie(n_frames=23, shape=(40, 36), n_cells=4, seed=5).raw
+    return sp.make_sparse(raw, 4)  # (23, 10, 36)
+
+
+@pytest.fixture(scope="module")
+def sp_model(sp_movie):
+    return drain(sp.train(sp_movie, SparseParams(**SP_FAST)))
+
+
+@pytest.fixture(scope="module")
+def sp_whole(sp_movie, sp_model):
+    return drain(sp.predict(sp_movie, sp_model, chunk_frames=1000, device="cpu"))
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7])  # 1 frame, window - 1 (context 2: 5 frames), odd
+def test_sparse_zarr_chunks_equal_whole(sp_movie, sp_model, sp_whole, tmp_path, chunk):
+    z = io.open_output(tmp_path / "s.zarr", sp_whole.shape, chunks=chunk)
+    spy = Spy(z)
+    lazy = Lazy(sp_movie)
+    drain(sp.predict(lazy, sp_model, out=spy, chunk_frames=chunk, device="cpu",
+                     on_chunk=io.ChunkRecorder(z)))
+    assert_whole_chunks(spy.writes, z.chunks, z.shape)
+    assert max(lazy.reads) <= (chunk + 4) * 10 * 36  # a chunk and its context at a time
+    np.testing.assert_allclose(zarr.open_array(tmp_path / "s.zarr", mode="r")[:], sp_whole,
+                               **TOL)
+    assert io.output_progress(tmp_path / "s.zarr")["done_ranges"] == [[0, 23]]
+
+
+def test_sparse_4d_streams_plane_by_plane(sp_movie, sp_model, tmp_path):
+    m4 = np.stack([sp_movie[:11], sp_movie[11:22]], axis=1)  # (11, 2, 10, 36)
+    ref = drain(sp.predict(m4, sp_model, chunk_frames=100, device="cpu"))
+    z = io.open_output(tmp_path / "s4.zarr", ref.shape, chunks=3)
+    assert z.chunks == (3, 1, 40, 36)
+    spy = Spy(z)
+    drain(sp.predict(m4, sp_model, out=spy, chunk_frames=3, device="cpu",
+                     on_chunk=io.ChunkRecorder(z)))
+    assert_whole_chunks(spy.writes, z.chunks, z.shape)
+    np.testing.assert_allclose(z[:], ref, **TOL)
+    assert io.output_progress(z)["complete"]
+
+
+def test_sparse_cancel_leaves_a_readable_partial_store(sp_movie, sp_model, sp_whole, tmp_path):
+    z = io.open_output(tmp_path / "p.zarr", sp_whole.shape, chunks=5)
+    token = CancelToken()
+    gen = sp.predict(sp_movie, sp_model, token, out=z, chunk_frames=5, device="cpu")
+    with pytest.raises(Cancelled, match="10 of 23 frames were reconstructed and written"):
+        for p in gen:
+            if p.step >= 10:
+                token.cancel()
+    got = zarr.open_array(tmp_path / "p.zarr", mode="r")
+    prog = got.attrs[io.PROGRESS_ATTR]
+    assert prog["frames_done"] == 10 and prog["done_ranges"] == [[0, 10]]
+    np.testing.assert_allclose(got[:10], sp_whole[:10], **TOL)
+    assert np.isnan(got[10:]).all()
