@@ -205,3 +205,60 @@ def test_sparse_bad_outputs_fail_before_training(sp_files, tmp_path, capsys, mon
         return ["sparse", str(sp_files / "in.tif"), "-o", str(o), *SP]
 
     check_bad_outputs(argv, sparse, tmp_path, capsys, monkeypatch)
+
+
+# ----------------------------------------------------------------------------- isotropize
+ISO = ["--z-ratio", "3", "--sigma-z", "1.5", "--steps", "2", "--width", "4", "--seed", "0",
+       "--device", "cpu", "-q"]
+
+
+@pytest.fixture(scope="module")
+def iso_files(tmp_path_factory):
+    from napari_neurorestore.core.simulate import degrade_axial
+
+    d = tmp_path_factory.mktemp("iso")
+    v = simulate_neuron_volume((19, 45, 37), n_somata=1, n_neurites=4, seed=0)
+    tifffile.imwrite(d / "in.tif", degrade_axial(v, 1.5, 3, photons=100, seed=0).raw
+                     .astype(np.uint16))  # (7, 45, 37)
+    assert main(["isotropize", str(d / "in.tif"), "-o", str(d / "ref.tif"),
+                 "--save-model", str(d / "m.pt"), *ISO]) == 0
+    return d
+
+
+def test_isotropize_zarr_round_trip(iso_files, tmp_path, capsys):
+    out = tmp_path / "o.zarr"
+    assert main(["isotropize", str(iso_files / "in.tif"), "-o", str(out), "--model",
+                 str(iso_files / "m.pt"), "--tile-size", "17", "-q"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    z = zarr.open_array(out, mode="r")
+    assert z.shape == (19, 45, 37) and z.chunks == (19, 17, 17)
+    np.testing.assert_allclose(z[:], tifffile.imread(iso_files / "ref.tif"), **TOL)
+    prog = z.attrs[io.PROGRESS_ATTR]
+    assert prog["complete"] and prog["tiles_total"] == 9
+    assert z.attrs["axes"] == "ZYX" and z.attrs["neurorestore"]["method"] == "isotropize"
+
+
+def test_isotropize_interrupt_leaves_a_partial_store(iso_files, tmp_path, capsys,
+                                                     monkeypatch):
+    interrupt_after(monkeypatch, 2)
+    out = tmp_path / "p.zarr"
+    rc = main(["isotropize", str(iso_files / "in.tif"), "-o", str(out), "--model",
+               str(iso_files / "m.pt"), "--tile-size", "17", "-q"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert "2 of 9 tiles were restored and written" in err and "--overwrite" in err
+    z = zarr.open_array(out, mode="r")
+    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 2]]
+    ref = tifffile.imread(iso_files / "ref.tif")
+    np.testing.assert_allclose(z[:, :17, :34], ref[:, :17, :34], **TOL)
+    assert np.isnan(z[:, :17, 34:]).all() and np.isnan(z[:, 17:]).all()
+
+
+def test_isotropize_bad_outputs_fail_before_training(iso_files, tmp_path, capsys,
+                                                     monkeypatch):
+    from napari_neurorestore.core.methods import isotropize
+
+    def argv(o):
+        return ["isotropize", str(iso_files / "in.tif"), "-o", str(o), *ISO]
+
+    check_bad_outputs(argv, isotropize, tmp_path, capsys, monkeypatch)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import io
+from napari_neurorestore.core.methods import isotropize as iso
 from napari_neurorestore.core.methods import sparse as sp
 from napari_neurorestore.core.methods import upsample as up
-from napari_neurorestore.core.params import SparseParams, UpsampleParams
+from napari_neurorestore.core.params import IsotropizeParams, SparseParams, UpsampleParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
@@ -231,3 +232,63 @@ def test_sparse_cancel_leaves_a_readable_partial_store(sp_movie, sp_model, sp_wh
     assert prog["frames_done"] == 10 and prog["done_ranges"] == [[0, 10]]
     np.testing.assert_allclose(got[:10], sp_whole[:10], **TOL)
     assert np.isnan(got[10:]).all()
+
+
+# ----------------------------------------------------------------------------- isotropize
+@pytest.fixture(scope="module")
+def iso_vol():
+    from napari_neurorestore.core.simulate import degrade_axial
+
+    v = simulate_neuron_volume((19, 45, 37), n_somata=1, n_neurites=4, seed=0)
+    return degrade_axial(v, 1.5, 3, photons=100, seed=0).raw.astype(np.uint16)  # (7, 45, 37)
+
+
+@pytest.fixture(scope="module")
+def iso_model(iso_vol):
+    return drain(iso.train(iso_vol, IsotropizeParams(z_ratio=3, sigma_z=1.5, steps=2,
+                                                     patch_size=16, batch_size=2, width=4,
+                                                     seed=0, device="cpu")))
+
+
+@pytest.fixture(scope="module")
+def iso_whole(iso_vol, iso_model):
+    return drain(iso.predict(iso_vol, iso_model, tile_size=256, device="cpu"))
+
+
+@pytest.mark.parametrize("tile", [16, 17, 23])  # the smallest block, odd block sides
+def test_isotropize_zarr_blocks_equal_whole(iso_vol, iso_model, iso_whole, tmp_path, tile):
+    chunks = iso.output_chunks(iso_vol.shape, 3, tile)
+    assert chunks == (19, tile, tile)
+    tiles = iso.output_tiles(iso_vol.shape, 3, tile)
+    z = io.open_output(tmp_path / "i.zarr", iso_whole.shape, chunk_shape=chunks, axes="ZYX",
+                       unit="tiles", total=tiles["total"])
+    spy = Spy(z)
+    lazy = Lazy(iso_vol)
+    drain(iso.predict(lazy, iso_model, out=spy, tile_size=tile, device="cpu",
+                      on_chunk=io.ChunkRecorder(z, tiles["total"], "tiles")))
+    assert len(spy.writes) == tiles["total"] == len(lazy.reads)  # one read per block
+    assert_whole_chunks(spy.writes, chunks, iso_whole.shape)
+    np.testing.assert_allclose(zarr.open_array(tmp_path / "i.zarr", mode="r")[:], iso_whole,
+                               **TOL)
+    assert io.output_progress(tmp_path / "i.zarr")["complete"]
+
+
+def test_isotropize_cancel_leaves_a_readable_partial_store(iso_vol, iso_model, iso_whole,
+                                                           tmp_path):
+    tiles = iso.output_tiles(iso_vol.shape, 3, 16)  # a 3 x 3 grid of blocks
+    assert tiles["total"] == 9 and tiles["extra"]["tile_grid"] == [1, 3, 3]
+    z = io.open_output(tmp_path / "p.zarr", iso_whole.shape,
+                       chunk_shape=iso.output_chunks(iso_vol.shape, 3, 16))
+    token = CancelToken()
+    gen = iso.predict(iso_vol, iso_model, token, out=z, tile_size=16, device="cpu")
+    with pytest.raises(Cancelled, match="4 of 9 lateral blocks were restored and written"):
+        for p in gen:
+            if p.step >= 4:
+                token.cancel()
+    got = zarr.open_array(tmp_path / "p.zarr", mode="r")
+    prog = got.attrs[io.PROGRESS_ATTR]
+    assert prog["tiles_done"] == 4 and prog["done_ranges"] == [[0, 4]]
+    assert prog["tile_grid"] == [1, 3, 3]
+    np.testing.assert_allclose(got[:, :16, :], iso_whole[:, :16, :], **TOL)  # row 0
+    np.testing.assert_allclose(got[:, 16:32, :16], iso_whole[:, 16:32, :16], **TOL)
+    assert np.isnan(got[:, 16:32, 16:]).all() and np.isnan(got[:, 32:]).all()

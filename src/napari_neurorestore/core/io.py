@@ -353,7 +353,10 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
     """
     p = Path(path)
     if not is_zarr_path(p) or p.suffix.lower() in (".tif", ".tiff"):
-        return open_output_tiff(p, shape, overwrite, metadata=metadata)
+        md = dict(metadata or {})
+        if axes and len(axes) == len(shape):
+            md["axes"] = axes
+        return open_output_tiff(p, shape, overwrite, metadata=md)
     zarr = _require("zarr")
     p = check_output_target(p, shape, overwrite, compress)
     if p.exists():
