@@ -262,3 +262,30 @@ def test_isotropize_bad_outputs_fail_before_training(iso_files, tmp_path, capsys
         return ["isotropize", str(iso_files / "in.tif"), "-o", str(o), *ISO]
 
     check_bad_outputs(argv, isotropize, tmp_path, capsys, monkeypatch)
+
+
+def test_upsample_two_dask_workers_equal_single_process(up_files, tmp_path, capsys):
+    """Tiles as tasks on a LocalCluster of 2 worker processes (1 thread each), compared
+    with the single-process output of the same model."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "dist.zarr"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "napari_neurorestore", "upsample", str(up_files / "in.tif"),
+           "-o", str(out), "--model", str(up_files / "m.pt"), "--tile-size", "9",
+           "--workers", "2", "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 local dask worker(s)" in r.stdout
+    z = zarr.open_array(out, mode="r")
+    assert z.chunks == (18, 18, 18)
+    prog = z.attrs[io.PROGRESS_ATTR]
+    assert prog["complete"] and prog["done_ranges"] == [[0, 18]]
+    ref = tifffile.imread(up_files / "ref.tif")
+    assert np.abs(z[:] - ref).max() <= 1e-5 * float(np.ptp(ref))
+    # a TIFF output cannot be written by several processes: refused before any work
+    assert main(["upsample", str(up_files / "in.tif"), "-o", str(tmp_path / "o.tif"),
+                 "--model", str(up_files / "m.pt"), "--workers", "2", "-q"]) == 2
+    assert "zarr" in capsys.readouterr().err

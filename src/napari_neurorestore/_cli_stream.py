@@ -53,3 +53,52 @@ def drain_into(args: Any, gen: Generator, recorder: Any, bar: Any) -> Any:
 def close_output(out: Any) -> None:
     if hasattr(out, "flush"):
         out.flush()
+
+
+def check_distributed(args: Any) -> None:
+    """--workers / --dask-scheduler: a zarr output and the optional dependencies."""
+    from .core.io import _require
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if not is_zarr_output(args.output):
+        raise ValueError(f"--workers/--dask-scheduler write zarr stores: use -o "
+                         f"{Path(args.output).with_suffix('.zarr')}")
+    if getattr(args, "two_stage", False):
+        raise ValueError("--workers/--dask-scheduler need a one-stage model (not --two-stage)")
+    _require("zarr")
+    _require("distributed")
+
+
+def run_distributed_upsample(args: Any, model: Any, tile: int, params: Any, bar: Any) -> None:
+    """Upsampling on a dask cluster: the model (saved next to the output unless it is a
+    file already) is loaded by every worker; the tiles are the tasks."""
+    import os
+    import tempfile
+
+    from .core.distributed import UpsampleJob, upsample_file
+    from .core.models import save_model
+    from .core.progress import drain
+
+    tmp = None
+    if args.model:
+        model_path = str(Path(args.model).resolve())
+    elif args.save_model:
+        model_path = str(Path(args.save_model).resolve())
+    else:
+        fd, tmp = tempfile.mkstemp(suffix=".pt", prefix=".neurorestore-model-",
+                                   dir=Path(args.output).resolve().parent)
+        os.close(fd)
+        model_path = str(Path(save_model(model, tmp, overwrite=True)).resolve())
+    job = UpsampleJob(str(Path(args.input).resolve()), str(Path(args.output).resolve()),
+                      model_path, tile, ensemble=params.ensemble,
+                      back_projection=params.back_projection)
+    try:
+        drain(upsample_file(job, workers=args.workers, scheduler=args.dask_scheduler,
+                            device=params.device, overwrite=args.overwrite), bar)
+    finally:
+        bar.close()
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    where = args.dask_scheduler or f"{args.workers} local dask worker(s)"
+    print(f"wrote {args.output} on {where} (tile {tile})")

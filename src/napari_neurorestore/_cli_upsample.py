@@ -47,6 +47,13 @@ def add_parser(sub) -> None:
     p.add_argument("--memory-budget", type=float, default=1.25, metavar="GB",
                    help="working memory of one tile when --tile-size is not given, in GiB "
                         "(default 1.25)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="run inference on a local dask cluster of N worker processes, tiles "
+                        "as tasks (needs the 'large' extra; output must be .zarr)")
+    g.add_argument("--dask-scheduler", metavar="ADDR",
+                   help="run inference on a running dask cluster, e.g. tcp://host:8786 "
+                        "(paths must be visible to the workers)")
     _add_common(p)
     p.set_defaults(func=run_upsample)
 
@@ -67,8 +74,11 @@ def run_upsample(args) -> int:
         back_projection=not args.no_back_projection, ensemble=args.ensemble,
         two_stage=args.two_stage, seed=args.seed, device=args.device,
         tile_size=args.tile_size or d.tile_size)
+    distributed = args.workers is not None or args.dask_scheduler is not None
     # fail before any work: output paths, the model file and the input
     check_output_path(args.output, args.overwrite)
+    if distributed:
+        _stream.check_distributed(args)
     if args.save_model:
         check_output_path(args.save_model, args.overwrite)
     model = load_model(args.model) if args.model else None
@@ -93,6 +103,9 @@ def run_upsample(args) -> int:
             save_model(model, args.save_model, args.overwrite)
     tile = args.tile_size or method.auto_tile_size(model, data.ndim,
                                                    int(args.memory_budget * 2**30))
+    if distributed:
+        _stream.run_distributed_upsample(args, model, tile, params, bar)
+        return 0
     tiles = method.output_tiles(model, tuple(data.shape), tile)
     out = open_output(args.output, shape_out, args.overwrite,
                       chunk_shape=method.output_chunks(model, tuple(data.shape), tile),

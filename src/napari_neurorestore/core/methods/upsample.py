@@ -385,7 +385,6 @@ def _upsample_pass(data: Any, net: UpsampleNet, params: UpsampleParams, factors,
     chunked by :func:`output_chunks`); ``on_tile(i, i + 1)`` is called after tile ``i``
     (C order over the grid) is written.
     """
-    lo, scale = norm
     halo = halo_for(net, params)
     tile, grid = tile_grid(tuple(data.shape), params.tile_size)
     flips = _flip_sets(data.ndim, params.ensemble)
@@ -394,42 +393,82 @@ def _upsample_pass(data: Any, net: UpsampleNet, params: UpsampleParams, factors,
     with torch.inference_mode():
         for i, a in enumerate(grid):
             cancel.check()
-            b = [min(s, ai + t) for s, ai, t in zip(data.shape, a, tile, strict=True)]
-            rlo = [max(0, ai - halo) for ai in a]
-            rhi = [min(s, bi + halo) for s, bi in zip(data.shape, b, strict=True)]
-            block = np.asarray(data[tuple(slice(p, q) for p, q in zip(rlo, rhi, strict=True))],
-                               np.float32)
-            check_finite(block, "the input tile at " + ",".join(map(str, a)))
-            pad = [(halo - (ai - p), halo - (q - bi))
-                   for ai, bi, p, q in zip(a, b, rlo, rhi, strict=True)]
-            block = np.pad((block - lo) / scale, pad, mode="symmetric")
-            x = torch.from_numpy(np.ascontiguousarray(block))[None, None].to(device)
-            del block
-            acc = None
-            for fl in flips:
-                xi = torch.flip(x, fl) if fl else x
-                yi = net(xi)
-                if fl:
-                    yi = torch.flip(yi, fl)
-                acc = yi if acc is None else acc + yi
-                del yi
-            y = acc / len(flips) if len(flips) > 1 else acc
-            del acc
-            if params.back_projection:
-                y = back_project(y, x, net.factors, params.base)
-            keep = tuple(slice(halo * f, (halo + (bi - ai)) * f)
-                         for ai, bi, f in zip(a, b, factors, strict=True))
-            y = y[0, 0][keep].float().cpu().numpy()  # a view of the tensor's storage
-            if out_norm is not None:
-                y = y * out_norm[1] + out_norm[0]
-            out[tuple(slice(ai * f, bi * f) for ai, bi, f in zip(a, b, factors, strict=True))] = y
-            del y, x
+            region, y = _upsample_tile(data, net, params, factors, norm, out_norm, halo, tile,
+                                       a, flips, device)
+            out[region] = y
+            del y
             if on_tile is not None:  # recorded before the report: a stop at the report's
                 on_tile(i, i + 1)    # yield keeps the record exact
             el = time.perf_counter() - t0
             yield Progress("predict", i + 1, len(grid), eta=el / (i + 1) * (len(grid) - i - 1),
                            message=f"{stage_label}: {i + 1}/{len(grid)} tiles")
     return out
+
+
+def _upsample_tile(data: Any, net: UpsampleNet, params: UpsampleParams, factors, norm,
+                   out_norm, halo: int, tile, a, flips, device) -> tuple[tuple, np.ndarray]:
+    """(output region, result) of the tile at input origin ``a`` (see :func:`_upsample_pass`)."""
+    lo, scale = norm
+    b = [min(s, ai + t) for s, ai, t in zip(data.shape, a, tile, strict=True)]
+    rlo = [max(0, ai - halo) for ai in a]
+    rhi = [min(s, bi + halo) for s, bi in zip(data.shape, b, strict=True)]
+    block = np.asarray(data[tuple(slice(p, q) for p, q in zip(rlo, rhi, strict=True))],
+                       np.float32)
+    check_finite(block, "the input tile at " + ",".join(map(str, a)))
+    pad = [(halo - (ai - p), halo - (q - bi))
+           for ai, bi, p, q in zip(a, b, rlo, rhi, strict=True)]
+    block = np.pad((block - lo) / scale, pad, mode="symmetric")
+    x = torch.from_numpy(np.ascontiguousarray(block))[None, None].to(device)
+    del block
+    acc = None
+    for fl in flips:
+        xi = torch.flip(x, fl) if fl else x
+        yi = net(xi)
+        if fl:
+            yi = torch.flip(yi, fl)
+        acc = yi if acc is None else acc + yi
+        del yi
+    y = acc / len(flips) if len(flips) > 1 else acc
+    del acc
+    if params.back_projection:
+        y = back_project(y, x, net.factors, params.base)
+    keep = tuple(slice(halo * f, (halo + (bi - ai)) * f)
+                 for ai, bi, f in zip(a, b, factors, strict=True))
+    y = y[0, 0][keep].float().cpu().numpy()  # a view of the tensor's storage
+    if out_norm is not None:
+        y = y * out_norm[1] + out_norm[0]
+    region = tuple(slice(int(ai) * f, int(bi) * f) for ai, bi, f in zip(a, b, factors,
+                                                                        strict=True))
+    return region, y
+
+
+def predict_tiles(data: Any, model: TrainedModel, out: Any, tiles: list[int],
+                  tile_size: int | None = None, device: str = "auto", net: Any = None,
+                  ensemble: bool | None = None, back_projection: bool | None = None
+                  ) -> list[int]:
+    """Upsample only the tiles ``tiles`` (indices in C order over :func:`tile_grid`) of
+    ``data`` into ``out`` (a task of distributed inference: tiles write disjoint chunks of
+    a store chunked by :func:`output_chunks`). One-stage models only. Returns ``tiles``."""
+    params = UpsampleParams.from_dict(model.params)
+    over = {k: v for k, v in dict(tile_size=tile_size, ensemble=ensemble,
+                                  back_projection=back_projection).items() if v is not None}
+    params = replace(params, **over)
+    factors = check_volume(data, params, training=False)
+    dev = resolve_device(device) if net is None else next(net.parameters()).device
+    if net is None:
+        net = load_net(model, data.ndim, dev)
+    if net.factors != factors:
+        raise ValueError("tile-by-tile tasks need a one-stage model (not --two-stage)")
+    halo = halo_for(net, params)
+    tile, grid = tile_grid(tuple(data.shape), params.tile_size)
+    flips = _flip_sets(data.ndim, params.ensemble)
+    norm = (model.norm["lo"], model.norm["scale"])
+    with torch.inference_mode():
+        for i in tiles:
+            region, y = _upsample_tile(data, net, params, factors, norm, norm, halo, tile,
+                                       grid[int(i)], flips, dev)
+            out[region] = y
+    return list(tiles)
 
 
 def _alloc(shape: tuple[int, ...]) -> Any:
@@ -480,7 +519,13 @@ def output_tiles(model: TrainedModel, shape: tuple[int, ...], tile_size: int | N
 BYTES_PER_BLOCK_VOXEL = 32
 
 
-def auto_tile_size(model: TrainedModel, ndim: int, budget_bytes: int = 1 * 2**30) -> int:
+#: default working-memory budget of one tile (with the interpreter, torch and the zarr writer
+#: a 4x run then peaks below 2 GB)
+TILE_BUDGET_BYTES = int(1.25 * 2**30)
+
+
+def auto_tile_size(model: TrainedModel, ndim: int, budget_bytes: int = TILE_BUDGET_BYTES
+                   ) -> int:
     """The largest tile side (input pixels, a multiple of 8, at most the model's tile_size)
     whose working memory fits ``budget_bytes``."""
     params = UpsampleParams.from_dict(model.params)
