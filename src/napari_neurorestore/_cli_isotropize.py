@@ -21,8 +21,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Train a restorer on the volume's own lateral slices (degraded the way z "
         "is) and restore every axial slice. The output has round((z - 1) R) + 1 slices; "
         "output slice k lies at input slice k / R (its z pixel size is the input's / R).")
-    p.add_argument("input", help="(z, y, x) TIFF volume")
-    p.add_argument("-o", "--output", required=True, help="output TIFF (float32, input's units)")
+    p.add_argument("input", help="(z, y, x) TIFF volume or zarr store (read block by block)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: OUT.tif (float32, input's units, memory-mapped) or OUT.zarr "
+                        "(chunked by lateral block, compressed); written block by block")
     p.add_argument("--z-ratio", type=float, default=None, metavar="R",
                    help="z pixel size / lateral pixel size (required unless --model is given)")
     p.add_argument("--degradation", choices=("gaussian", "learned"), default=d.degradation,
@@ -40,9 +42,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_isotropize(args: Any) -> int:
+    from . import _cli_stream as _stream
     from .cli import ProgressBar, _preflight
     from .core.axial import check_volume, output_slices
-    from .core.io import check_output_path, open_output_tiff, read_tiff
+    from .core.io import ChunkRecorder, check_output_path, open_output
     from .core.models import load_model, save_model
     from .core.params import IsotropizeParams
     from .core.progress import drain
@@ -68,24 +71,33 @@ def run_isotropize(args: Any) -> int:
                                   train_seconds=args.train_seconds, seed=args.seed,
                                   device=args.device, width=args.width,
                                   tile_size=args.tile_size)
-    data, _axes = read_tiff(args.input, lazy=True)
+    data, _axes = _stream.open_input(args.input)
     check_volume(data)
 
     from .core.methods import isotropize as method
 
+    nz = output_slices(data.shape[0], params.z_ratio)
+    shape = (nz, *data.shape[1:])
+    _stream.check_target(args, shape)  # existing output, zarr, disk space: before training
     _preflight(args, "isotropize", data, params, model)
     bar = ProgressBar(quiet=args.quiet)
     if model is None:
         model = drain(method.train(data, params, None), bar)
         if args.save_model:
             save_model(model, args.save_model, args.overwrite)
-    nz = output_slices(data.shape[0], params.z_ratio)
-    shape = (nz, *data.shape[1:])
-    out = open_output_tiff(args.output, shape, args.overwrite, metadata={"axes": "ZYX"})
+    tiles = method.output_tiles(tuple(data.shape), params.z_ratio, params.tile_size)
+    out = open_output(args.output, shape, args.overwrite,
+                      chunk_shape=method.output_chunks(tuple(data.shape), params.z_ratio,
+                                                       params.tile_size),
+                      metadata=method.metadata_for(model, {"z_ratio": params.z_ratio,
+                                                           "source": str(args.input)}),
+                      axes="ZYX", unit="tiles", total=tiles["total"])
+    recorder = ChunkRecorder(out, tiles["total"], "tiles", tiles["extra"])
     try:
-        drain(method.predict(data, model, None, out=out, tile_size=params.tile_size,
-                             device=params.device), bar)
-        out.flush()
+        _stream.drain_into(args, method.predict(
+            data, model, None, out=out, tile_size=params.tile_size, device=params.device,
+            on_chunk=recorder), recorder, bar)
+        _stream.close_output(out)
     finally:
         del out
         bar.close()

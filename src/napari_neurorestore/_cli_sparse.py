@@ -28,7 +28,9 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("input", help="(y, x), (t|z, y, x) or (t, z, y, x) TIFF of the acquired lines "
                                  "(a fully sampled stack with --simulate)")
-    p.add_argument("-o", "--output", required=True, help="output TIFF (float32, input's units)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: OUT.tif (float32, input's units, memory-mapped) or OUT.zarr "
+                        "(chunked --chunk-frames frames, compressed); written chunk by chunk")
     p.add_argument("--factor", type=int, default=None,
                    help=f"skip factor M, 2-16: one line in M was acquired (default {d.factor})")
     p.add_argument("--axis", choices=["y", "x"], default=None,
@@ -55,8 +57,9 @@ def add_parser(sub) -> None:
 
 
 def run_sparse(args) -> int:
+    from . import _cli_stream as _stream
     from .cli import ProgressBar, _preflight
-    from .core.io import check_output_path, open_output_tiff, read_tiff
+    from .core.io import ChunkRecorder, check_output_path, open_output, read_tiff
     from .core.models import load_model, save_model
     from .core.params import SparseParams
     from .core.progress import drain
@@ -88,7 +91,7 @@ def run_sparse(args) -> int:
             seed=args.seed, device=args.device, width=args.width, chunk_frames=args.chunk_frames)
     if args.labels and not args.simulate:
         raise ValueError("--labels is used with --simulate only")
-    data, _axes = read_tiff(args.input, lazy=True)
+    data, axes = _stream.open_input(args.input)
     reference = read_tiff(args.reference, lazy=True)[0] if args.reference else None
     labels = read_tiff(args.labels, lazy=False)[0] if args.labels else None
 
@@ -100,6 +103,7 @@ def run_sparse(args) -> int:
     else:
         method.check_input(data, params.factor, params.axis)
         shape = method.output_shape(tuple(data.shape), params.factor, params.axis)
+    _stream.check_target(args, shape)  # existing output, zarr, disk space: before training
     _preflight(args, "sparse", data, params, model, streaming=not params.simulate)
     bar = ProgressBar(quiet=args.quiet)
     try:
@@ -108,10 +112,21 @@ def run_sparse(args) -> int:
             model = drain(method.train(train_on, params, None, reference=reference), bar)
             if args.save_model:
                 save_model(model, args.save_model, args.overwrite)
-        out = open_output_tiff(args.output, shape, args.overwrite)
+        n = 1 if len(shape) == 2 else shape[0]
+        out = open_output(args.output, shape, args.overwrite, chunks=params.chunk_frames,
+                          metadata=method.metadata_for(model, {"source": str(args.input)}),
+                          axes=axes if len(axes) == len(shape) else None, total=n)
+        recorder = ChunkRecorder(out, n)
         try:
-            result = drain(method.run(data, params, None, model=model, out=out, labels=labels), bar)
-            out.flush()
+            if params.simulate:
+                result = drain(method.run(data, params, None, model=model, out=out,
+                                          labels=labels), bar)
+            else:  # chunk by chunk into the output, recorded as it goes
+                _stream.drain_into(args, method.predict(
+                    data, model, None, out=out, chunk_frames=params.chunk_frames,
+                    device=params.device, denoise=params.denoise, on_chunk=recorder),
+                    recorder, bar)
+            _stream.close_output(out)
         finally:
             del out
     finally:

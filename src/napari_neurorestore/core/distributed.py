@@ -225,3 +225,130 @@ def denoise_files(jobs: list[DenoiseJob], workers: int | None = None,
             client.cancel(list(futures))
             raise
     return [str(j.output) for j, _, _ in prepared]
+
+
+# ----------------------------------------------------------------------------- upsampling
+@dataclass(frozen=True)
+class UpsampleJob:
+    """One volume to upsample: input path, output ``*.zarr`` path, model path and the
+    inference settings (tile side in input pixels; None for the model's overrides)."""
+
+    input: str
+    output: str
+    model: str
+    tile_size: int
+    ensemble: bool | None = None
+    back_projection: bool | None = None
+
+
+def _worker_upsample_net(model_path: str, ndim: int, device: str) -> tuple[Any, Any]:
+    key = (*_key(model_path), device, "upsample", ndim)
+    if key not in _MODELS:
+        from .device import resolve_device
+        from .methods import upsample
+        from .models import load_model
+
+        model = load_model(model_path)
+        _MODELS[key] = (model, upsample.load_net(model, ndim, resolve_device(device)))
+    return _MODELS[key]
+
+
+def upsample_tiles(job: UpsampleJob, tiles: list[int], device: str = "cpu",
+                   torch_threads: int | None = None) -> list[int]:
+    """A dask task: upsample tiles ``tiles`` of ``job.input`` into the zarr store
+    ``job.output`` (which exists, one chunk per tile). Returns ``tiles``."""
+    import dask
+    import torch
+
+    zarr = _require("zarr")
+    from .methods import upsample
+
+    threads = int(os.environ.get(THREADS_ENV, 0)) or torch_threads
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    data = _worker_input(job.input)
+    model, net = _worker_upsample_net(job.model, data.ndim, device)
+    out = zarr.open_array(job.output, mode="r+")
+    with dask.config.set(scheduler="synchronous"):
+        return upsample.predict_tiles(data, model, out, tiles, job.tile_size, net=net,
+                                      ensemble=job.ensemble,
+                                      back_projection=job.back_projection)
+
+
+def upsample_file(job: UpsampleJob, workers: int | None = None, scheduler: str | None = None,
+                  device: str = "cpu", overwrite: bool = False, tiles_per_task: int = 1,
+                  cancel: CancelToken | None = None, poll: float = 0.2
+                  ) -> Generator[Progress, None, str]:
+    """Upsample one volume with its tiles as dask tasks; yields Progress, returns the output.
+
+    Each task computes ``tiles_per_task`` tiles and writes them into their own chunks of
+    the output store (one chunk per tile), so no two tasks write the same chunk; the client
+    records finished tiles in the store's progress attribute. The result equals
+    single-process inference to float32 round-off. One-stage models only.
+    """
+    from .methods import upsample
+    from .models import load_model
+    from .params import UpsampleParams
+
+    cancel = cancel or CancelToken()
+    yield Progress("prepare", message="checking the input and creating the output store")
+    if Path(job.output).suffix.lower() != ".zarr":
+        raise ValueError(f"distributed inference writes zarr stores: {job.output} must end "
+                         f"in .zarr")
+    check_output_path(job.output, overwrite)
+    model = load_model(job.model)
+    if model.method != "upsample":
+        raise ValueError(f"{job.model} is a {model.method!r} model, not an upsampling model")
+    params = UpsampleParams.from_dict(model.params)
+    if params.two_stage and params.factor == 4:
+        raise ValueError("distributed upsampling needs a one-stage model (not --two-stage)")
+    data, _ = open_array(job.input)
+    factors = upsample.check_volume(data, params, training=False)
+    shape = tuple(data.shape)
+    tiles = upsample.output_tiles(model, shape, job.tile_size)
+    out = open_output(job.output, upsample.output_shape(shape, factors), overwrite,
+                      chunk_shape=upsample.output_chunks(model, shape, job.tile_size),
+                      metadata=upsample.metadata_for(model, {"factors": list(factors),
+                                                             "source": str(job.input)}),
+                      axes="ZYX" if len(shape) == 3 else "YX", unit="tiles",
+                      total=tiles["total"])
+    recorder = ChunkRecorder(out, tiles["total"], "tiles", tiles["extra"])
+    total = tiles["total"]
+    yield Progress("prepare", message="starting the dask cluster" if not scheduler
+                   else f"connecting to {scheduler}")
+    distributed = _require("distributed")
+    done = 0
+    with dask_client(workers, scheduler) as (client, threads):
+        futures = []
+        for a in range(0, total, max(1, int(tiles_per_task))):
+            ids = list(range(a, min(total, a + max(1, int(tiles_per_task)))))
+            futures.append(client.submit(upsample_tiles, job, ids, device, threads,
+                                         pure=False,
+                                         key=f"neurorestore-upsample-{a}-{time.time_ns()}"))
+        t0 = time.perf_counter()
+        yield Progress("predict", 0, total, message=f"{len(futures)} tile tasks submitted")
+        pending = distributed.as_completed(futures)
+        try:
+            while not pending.is_empty():
+                if cancel.cancelled:
+                    raise Cancelled("cancelled by the user")
+                batch = pending.next_batch(block=False)
+                if not batch:
+                    time.sleep(poll)
+                    continue
+                for f in batch:
+                    for i in f.result():  # re-raises a worker's error here
+                        recorder(i, i + 1)
+                        done += 1
+                el = time.perf_counter() - t0
+                yield Progress("predict", done, total, eta=el / done * (total - done),
+                               message=f"upsampling: {done}/{total} tiles")
+        except (Cancelled, KeyboardInterrupt) as e:
+            client.cancel(futures)
+            verb = "cancelled by the user" if isinstance(e, Cancelled) else "interrupted"
+            raise Cancelled(f"{verb}: {done} of {total} tiles were upsampled and written to "
+                            f"{job.output}; run again with --overwrite to redo them") from None
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return str(job.output)

@@ -338,12 +338,14 @@ def _json_safe(d: dict | None) -> dict:
 
 def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool = False,
                 chunks: int = 64, metadata: dict | None = None, axes: str | None = None,
-                compress: bool = True) -> Any:
+                compress: bool = True, chunk_shape: tuple[int, ...] | None = None,
+                unit: str = "frames", total: int | None = None) -> Any:
     """Create the output of a streamed run and return it for chunk-by-chunk writing.
 
     ``*.zarr`` -> a float32 zarr array chunked ``chunks`` frames along time (whole frames,
     one plane per chunk for (t, z, y, x)), so writers of different time chunks never share
-    a chunk; unwritten frames read as NaN; ``metadata`` and ``axes`` go into its attributes
+    a chunk; or chunked ``chunk_shape`` when given (clipped to ``shape``; for tiled
+    methods: one chunk per tile). Unwritten voxels read as NaN; ``metadata`` and ``axes`` go into its attributes
     with a progress record (see :class:`ChunkRecorder`). Compressed with blosc-lz4 (fast)
     unless ``compress`` is False. Anything else -> a memory-mapped float32 (Big)TIFF
     (:func:`open_output_tiff`). An existing output is replaced only with ``overwrite``;
@@ -351,17 +353,30 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
     """
     p = Path(path)
     if not is_zarr_path(p) or p.suffix.lower() in (".tif", ".tiff"):
-        return open_output_tiff(p, shape, overwrite, metadata=metadata)
+        md = dict(metadata or {})
+        if axes and len(axes) == len(shape):
+            md["axes"] = axes
+        return open_output_tiff(p, shape, overwrite, metadata=md)
     zarr = _require("zarr")
     p = check_output_target(p, shape, overwrite, compress)
     if p.exists():
         _remove_existing(p)
     shape = tuple(int(s) for s in shape)
-    chunk_shape = (max(1, min(int(chunks), shape[0])),) + (1,) * (len(shape) - 3) + shape[-2:]
+    if chunk_shape is not None:
+        if len(chunk_shape) != len(shape):
+            raise ValueError(f"chunk_shape {tuple(chunk_shape)} does not match shape {shape}")
+        chunk_shape = tuple(max(1, min(int(c), s)) for c, s in zip(chunk_shape, shape,
+                                                                    strict=True))
+    elif len(shape) < 3:  # an image: one chunk
+        chunk_shape = shape
+    else:
+        chunk_shape = ((max(1, min(int(chunks), shape[0])),) + (1,) * (len(shape) - 3)
+                       + shape[-2:])
     attrs = _json_safe(metadata)
     attrs["axes"] = axes or _default_axes(len(shape))
-    attrs[PROGRESS_ATTR] = {"frames_done": 0, "frames_total": shape[0], "done_ranges": [],
-                            "complete": False}
+    attrs[PROGRESS_ATTR] = {f"{unit}_done": 0,
+                            f"{unit}_total": int(shape[0] if total is None else total),
+                            "done_ranges": [], "complete": False}
     kw: dict[str, Any] = {"compressors": None}
     if compress:
         kw["compressors"] = zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
@@ -374,16 +389,22 @@ def _is_zarr_array(a: Any) -> bool:
 
 
 class ChunkRecorder:
-    """Records which time ranges of an output are finished (call it after each chunk).
+    """Records which ranges of an output are finished (call it after each chunk).
 
+    Ranges count ``unit``: frames along the first axis by default; tiled methods count
+    tiles (their index in C order over the tile grid, which ``extra`` describes, e.g.
+    ``{"tile_shape": [...], "tile_grid": [...]}`` in output voxels).
     For a zarr output the record is kept in its attributes under ``PROGRESS_ATTR``:
-    ``frames_done``, ``frames_total``, ``done_ranges`` ([[start, stop], ...], merged) and
-    ``complete``, so a cancelled or interrupted run leaves a store that says how far it got.
-    Other outputs (numpy, memmapped TIFF) are only counted.
+    ``<unit>_done``, ``<unit>_total``, ``done_ranges`` ([[start, stop], ...], merged),
+    ``complete`` and ``extra``'s items, so a cancelled or interrupted run leaves a store
+    that says how far it got. Other outputs (numpy, memmapped TIFF) are only counted.
     """
 
-    def __init__(self, out: Any, total: int | None = None):
+    def __init__(self, out: Any, total: int | None = None, unit: str = "frames",
+                 extra: dict | None = None):
         self.total = int(out.shape[0] if total is None else total)
+        self.unit = unit
+        self.extra = _json_safe(extra)
         self.ranges: list[list[int]] = []
         self._zarr = out if _is_zarr_array(out) else None
         self._memmap = out if isinstance(out, np.memmap) else None
@@ -405,11 +426,17 @@ class ChunkRecorder:
             release_pages(self._memmap)
         if self._zarr is not None:
             self._zarr.attrs[PROGRESS_ATTR] = {
-                "frames_done": self.frames_done, "frames_total": self.total,
-                "done_ranges": self.ranges, "complete": self.frames_done >= self.total}
+                f"{self.unit}_done": self.frames_done, f"{self.unit}_total": self.total,
+                "done_ranges": self.ranges, "complete": self.frames_done >= self.total,
+                **self.extra}
+
+    @property
+    def done(self) -> int:
+        """Units finished (frames, or tiles)."""
+        return self.frames_done
 
     def describe(self) -> str:
-        return f"{self.frames_done} of {self.total} frames"
+        return f"{self.frames_done} of {self.total} {self.unit}"
 
 
 def output_progress(path_or_array: Any) -> dict | None:

@@ -44,11 +44,11 @@ from ..axial import (
     z_ratio_from_scale,
 )
 from ..device import resolve_device
-from ..io import check_finite
+from ..io import ChunkRecorder, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
 from ..params import IsotropizeParams
-from ..progress import CancelToken, Progress
+from ..progress import Cancelled, CancelToken, Progress
 from ..train import fit
 from .denoise import metadata_for
 
@@ -360,15 +360,55 @@ def _run_net(net, slices: np.ndarray, dev: torch.device, batch_pixels: int,
     return out
 
 
+def _tile(tile_size: int) -> int:
+    return max(16, int(tile_size))
+
+
+def output_chunks(shape: tuple[int, ...], ratio: float, tile_size: int = 256
+                  ) -> tuple[int, int, int]:
+    """Chunk shape of a zarr output such that every lateral block writes whole chunks:
+    the block's y and x sides, and at most 32 slices along z (a block spans all z)."""
+    n, h, w = shape
+    t = _tile(tile_size)
+    return (min(output_slices(n, ratio), 32), min(h, t), min(w, t))
+
+
+def output_tiles(shape: tuple[int, ...], ratio: float, tile_size: int = 256
+                 ) -> dict[str, Any]:
+    """Number and layout of the lateral blocks the output is written in."""
+    n, h, w = shape
+    t = _tile(tile_size)
+    grid = [1, -(-h // t), -(-w // t)]
+    return {"total": grid[1] * grid[2],
+            "extra": {"tile_shape": [output_slices(n, ratio), min(h, t), min(w, t)],
+                      "tile_grid": grid}}
+
+
+class _Count:
+    def __init__(self, on_chunk: Any):
+        self.on_chunk, self.n = on_chunk, 0
+
+    def __call__(self, a: int, b: int) -> None:
+        self.n += b - a
+        if self.on_chunk is not None:
+            self.on_chunk(a, b)
+
+
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
-            tile_size: int = 256, device: str = "auto", batch_pixels: int = 2**20
-            ) -> Generator[Progress, None, Any]:
+            tile_size: int = 256, device: str = "auto", batch_pixels: int = 2**20,
+            on_chunk: Any = "auto") -> Generator[Progress, None, Any]:
     """Isotropize ``data`` (z, y, x) with a trained model, block by lateral block.
 
     Each block is read with :data:`AXIAL_NET_HALO` pixels of context (mirrored at the
     volume's borders), interpolated in z, restored along its xz and yz slices and the two
     averaged, so the result does not depend on ``tile_size``. ``out`` is any array with
-    ``__setitem__`` of shape (round((z - 1) R) + 1, y, x); float32 numpy when None.
+    ``__setitem__`` of shape (round((z - 1) R) + 1, y, x) (a zarr store chunked by
+    :func:`output_chunks` gets whole chunks); float32 numpy when None. The input is read
+    block by block. ``on_chunk(i, i + 1)`` is called when block ``i`` (C order over the
+    lateral grid) is written; the default ("auto") is a
+    :class:`~napari_neurorestore.core.io.ChunkRecorder` counting blocks ("tiles"), which
+    keeps a zarr output's progress record up to date. Cancelling raises
+    :class:`Cancelled` with a message that says how many blocks were written.
     """
     cancel = cancel or CancelToken()
     params = IsotropizeParams.from_dict(model.params)
@@ -384,48 +424,58 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(nz, hh, ww)}")
     mean, std = model.norm["mean"], model.norm["std"]
     halo = AXIAL_NET_HALO
-    tile = max(16, int(tile_size))
+    tile = _tile(tile_size)
     ys = list(range(0, hh, tile))
     xs = list(range(0, ww, tile))
     total = len(ys) * len(xs)
+    if isinstance(on_chunk, str) and on_chunk == "auto":
+        tiles = output_tiles((n, hh, ww), ratio, tile)
+        on_chunk = ChunkRecorder(out, total, "tiles", tiles["extra"])
+    counted = _Count(on_chunk)
     done = 0
     t0 = time.perf_counter()
     zpad_back = halo + (-(nz + 2 * halo)) % 4
     yield Progress("predict", 0, total, message="restoring axial slices")
-    with torch.inference_mode():
-        for y0 in ys:
-            for x0 in xs:
-                y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
-                ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
-                yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
-                block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
-                check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
-                block = (block - mean) / std
-                vi = interp_z(block, ratio)  # (nz, hb, wb)
-                vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
-                fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
-                by = (halo if yb == hh else 0)
-                bx = (halo if xb == ww else 0)
-                vi = _pad_lateral(vi, 1, fy, by)
-                vi = _pad_lateral(vi, 2, fx, bx)
-                vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
-                vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
-                cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
-                ny, nx = y1 - y0, x1 - x0
-                zs = slice(halo, halo + nz)
-                # xz slices: one per core row y; the net sees (z, x)
-                xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
-                res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
-                del xz
-                # yz slices: one per core column x; the net sees (z, y)
-                yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
-                res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
-                del yz, vi
-                out[:, y0:y1, x0:x1] = res * std + mean
-                done += 1
-                el = time.perf_counter() - t0
-                yield Progress("predict", done, total, eta=el / done * (total - done),
-                               message=f"restoring: block {done}/{total}")
+    try:
+        with torch.inference_mode():
+            for y0 in ys:
+                for x0 in xs:
+                    y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
+                    ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
+                    yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
+                    block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
+                    check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
+                    block = (block - mean) / std
+                    vi = interp_z(block, ratio)  # (nz, hb, wb)
+                    vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
+                    fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
+                    by = (halo if yb == hh else 0)
+                    bx = (halo if xb == ww else 0)
+                    vi = _pad_lateral(vi, 1, fy, by)
+                    vi = _pad_lateral(vi, 2, fx, bx)
+                    vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
+                    vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
+                    cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
+                    ny, nx = y1 - y0, x1 - x0
+                    zs = slice(halo, halo + nz)
+                    # xz slices: one per core row y; the net sees (z, x)
+                    xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
+                    res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
+                    del xz
+                    # yz slices: one per core column x; the net sees (z, y)
+                    yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
+                    res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
+                    del yz, vi
+                    out[:, y0:y1, x0:x1] = res * std + mean
+                    del res
+                    counted(done, done + 1)  # recorded before the report (exact on a stop)
+                    done += 1
+                    el = time.perf_counter() - t0
+                    yield Progress("predict", done, total, eta=el / done * (total - done),
+                                   message=f"restoring: block {done}/{total}")
+    except Cancelled:
+        raise Cancelled(f"cancelled by the user: {counted.n} of {total} lateral blocks "
+                        f"were restored and written") from None
     return out
 
 
