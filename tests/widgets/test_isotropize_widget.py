@@ -11,7 +11,15 @@ from napari_neurorestore.core.simulate import degrade_axial, simulate_neuron_vol
 pytestmark = pytest.mark.gui
 
 
-def test_isotropize_train_then_run_on_a_non_integer_ratio(make_napari_viewer, qtbot):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_isotropize_train_then_run_on_a_non_integer_ratio(make_napari_viewer, qtbot, streamed,
+                                                          monkeypatch, tmp_path):
+    if streamed:  # a "large" result: written block by block into a zarr-backed layer
+        pytest.importorskip("zarr")
+        from napari_neurorestore._widgets import restore as restore_mod
+
+        monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
+        monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
     viewer = make_napari_viewer()
     w = RestoreWidget(viewer)
     viewer.window.add_dock_widget(w, name="Restore")
@@ -31,9 +39,11 @@ def test_isotropize_train_then_run_on_a_non_integer_ratio(make_napari_viewer, qt
     assert out is not None and out.name == "vol [isotropic]", w.status_label.value
     n_out = round((13 - 1) * 2.5) + 1
     assert out.data.shape == (n_out, 40, 40) and out.data.dtype == np.float32
+    assert ("store" in out.metadata["neurorestore"]) == streamed
+    assert isinstance(out.data, np.ndarray) != streamed
     np.testing.assert_allclose(out.scale, (0.5, 0.5, 0.5))  # z pitch / R: overlays the input
     np.testing.assert_allclose(out.translate, layer.translate)
     assert out.metadata["neurorestore"]["method"] == "isotropize"
-    assert abs(float(out.data.mean()) - float(vol.mean())) < 0.1 * float(vol.mean())  # units
+    assert abs(float(np.mean(out.data)) - float(vol.mean())) < 0.1 * float(vol.mean())  # units
     w.start_run()
     np.testing.assert_allclose(w.last_result_layer.data, out.data, rtol=1e-4, atol=1e-2)

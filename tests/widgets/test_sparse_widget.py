@@ -32,7 +32,14 @@ def widget(make_napari_viewer, qtbot):
     return w
 
 
-def test_sparse_train_then_run_round_trip(widget, full):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_sparse_train_then_run_round_trip(widget, full, streamed, monkeypatch, tmp_path):
+    if streamed:  # a "large" result: written chunk by chunk into a zarr-backed layer
+        pytest.importorskip("zarr")
+        from napari_neurorestore._widgets import restore as restore_mod
+
+        monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
+        monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
     viewer = widget.viewer
     sparse = full[:, ::4]
     layer = viewer.add_image(sparse, name="sparse", scale=SCALE, translate=TRANSLATE)
@@ -41,6 +48,7 @@ def test_sparse_train_then_run_round_trip(widget, full):
     assert len(viewer.layers) == 2, widget.status_label.value
     out = widget.last_result_layer
     assert out.data.shape == (16, 32, 32) and out.data.dtype == np.float32
+    assert ("store" in out.metadata["neurorestore"]) == streamed
     # acquired row i (world y = t_y + i * s_y) lands on output row i*M: same origin, s_y / M
     np.testing.assert_allclose(out.scale, (2.0, 0.5 / 4, 0.25))
     np.testing.assert_allclose(out.translate, TRANSLATE)

@@ -84,3 +84,35 @@ def test_preview_on_a_crop_then_run_reuses_its_model(widget):
     z, y, x = origin
     crop = full.data[z:z + 16, y:y + 32, x:x + 32]
     assert np.corrcoef(crop[2:-2, 4:-4, 4:-4].ravel(), prev.data[2:-2, 4:-4, 4:-4].ravel())[0, 1] > 0.95
+
+
+def test_large_upsampled_result_streams_into_a_zarr_layer(widget, monkeypatch, tmp_path):
+    """Above LARGE_RESULT_BYTES the upsampled volume is written tile by tile into a zarr
+    store shown as the result layer, on the output's grid, equal to in-memory inference."""
+    zarr = pytest.importorskip("zarr")
+    from napari_neurorestore._widgets import restore as restore_mod
+    from napari_neurorestore.core.methods import upsample
+    from napari_neurorestore.core.progress import drain
+
+    monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
+    viewer, w = widget
+    vol = bin_array(simulate_neuron_volume((16, 48, 48), n_somata=2, n_neurites=4, seed=0),
+                    (2, 2, 2)) * 1000
+    layer = viewer.add_image(vol.astype(np.uint16), name="vol", scale=(2.0, 0.5, 0.5))
+    w.layer_combo.value = layer
+    w.method_combo.value = "upsample"
+    for name, v in {"factor": 2, "steps": 3, "train_seconds": 0.0, "patch_size": 12,
+                    "batch_size": 2, "width": 8, "depth": 1, "device": "cpu"}.items():
+        w.param_widgets[name].value = v
+    w.start_training()
+    assert not w.is_busy, w.status_label.value
+    names = [lay.name for lay in viewer.layers]
+    assert names == ["vol", "vol [upsampled]"]  # the live layer became the result
+    out = viewer.layers["vol [upsampled]"]
+    assert isinstance(out.data, zarr.Array) and out.data.shape == (16, 48, 48)
+    np.testing.assert_allclose(out.scale, (1.0, 0.25, 0.25))
+    store = out.metadata["neurorestore"]["store"]
+    assert store.startswith(str(tmp_path / "results")) and store.endswith("-upsample.zarr")
+    ref = drain(upsample.predict(layer.data, w.model))
+    np.testing.assert_allclose(np.asarray(out.data), ref, rtol=1e-5, atol=1e-3)

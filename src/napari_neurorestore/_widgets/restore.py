@@ -567,8 +567,45 @@ class RestoreWidget(QWidget):
 
         import numpy as np
 
-        return (self.method == "denoise" and 4 * int(np.prod(data.shape)) >= LARGE_RESULT_BYTES
-                and importlib.util.find_spec("zarr") is not None)
+        if importlib.util.find_spec("zarr") is None:
+            return False
+        try:
+            grid = self._result_grid(data, self.get_params())
+        except (ValueError, TypeError, AttributeError):
+            return False
+        return grid is not None and 4 * int(np.prod(grid[0])) >= LARGE_RESULT_BYTES
+
+    def _result_grid(self, data: Any, params: Any, kind: str = "train") -> tuple | None:
+        """(output shape, scale factors, translate shift) of this method's result of
+        ``data``; None when unknown before the run (sparse simulation). ``run`` applies
+        the loaded model, whose parameters set the grid."""
+        shape = tuple(int(s) for s in data.shape)
+        m = self.method
+        if kind == "run" and self.model is not None and self.model.method == m:
+            from ..core.params import PARAMS
+
+            params = PARAMS[m].from_dict(self.model.params)
+        if m == "denoise":
+            return shape, None, None
+        if m == "sparse":
+            if params.simulate:
+                return None
+            from ..core.methods import sparse
+
+            return (sparse.output_shape(shape, params.factor, params.axis),
+                    sparse.scale_factors(len(shape), params.factor, params.axis), None)
+        if m == "upsample":
+            from ..core.methods import upsample
+
+            f = upsample.axis_factors(len(shape), params.factor, params.lateral_only)
+            factors, shift = upsample.grid_change(f)
+            return upsample.output_shape(shape, f), factors, shift
+        if m == "isotropize":
+            from ..core.methods import isotropize
+
+            n = isotropize.output_slices(shape[0], params.z_ratio)
+            return (n, *shape[1:]), isotropize.scale_factors(params.z_ratio), None
+        return None
 
     def _update_cost(self, *_: Any) -> None:
         if self._alive.closed:
@@ -580,11 +617,8 @@ class RestoreWidget(QWidget):
         self.cost_label.value = "" if est is None else f"Estimate: {est.summary()}"
 
     def _stream_hint(self) -> str:
-        if self.method == "denoise":
-            return ("install zarr (pip install 'napari-neurorestore[large]') so that large "
-                    "results stream to a zarr store, or use the command line: "
-                    "neurorestore denoise IN.tif -o OUT.zarr")
-        return (f"use the command line, which streams the result to disk: "
+        return ("install zarr (pip install 'napari-neurorestore[large]') so that large "
+                "results stream to a zarr store, or use the command line: "
                 f"neurorestore {self.method} IN.tif -o OUT.zarr")
 
     # ------------------------------------------------------------------ layers
@@ -798,7 +832,7 @@ class RestoreWidget(QWidget):
                 self._refuse(f"Not started: {e}")
                 return None
         try:
-            out, out_path = self._large_output(layer, data, params)
+            out, out_path = self._large_output(layer, data, params, kind)
         except (ValueError, OSError) as e:
             self._refuse(f"Cannot write the result: {e}")
             return None
@@ -839,14 +873,19 @@ class RestoreWidget(QWidget):
         worker.start()  # an inline worker has finished (and cleared the job) on return
         return worker
 
-    def _large_output(self, layer: Any, data: Any, params: Any) -> tuple[Any, Path | None]:
-        """A zarr store for a large denoising result (None, None for a small one, another
-        method, or without zarr installed): the result streams into it chunk by chunk and
-        is shown while it is written, instead of being held in memory."""
+    def _large_output(self, layer: Any, data: Any, params: Any, kind: str = "train"
+                      ) -> tuple[Any, Path | None]:
+        """A zarr store for a large result (None, None for a small one or without zarr
+        installed): the result streams into it chunk by chunk (tile by tile) and is shown
+        while it is written, on its own grid, instead of being held in memory."""
         import numpy as np
 
-        if self.method != "denoise" or 4 * int(np.prod(data.shape)) < LARGE_RESULT_BYTES:
+        if kind == "preview":
             return None, None
+        grid = self._result_grid(data, params, kind)
+        if grid is None or 4 * int(np.prod(grid[0])) < LARGE_RESULT_BYTES:
+            return None, None
+        shape, factors, shift = grid
         from ..core import io
 
         try:
@@ -856,12 +895,14 @@ class RestoreWidget(QWidget):
         folder = results_folder()
         folder.mkdir(parents=True, exist_ok=True)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", layer.name).strip("_") or "layer"
-        base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-denoised"
+        base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{self.method}"
         path, i = folder / f"{base}.zarr", 2
         while path.exists():
             path, i = folder / f"{base}-{i}.zarr", i + 1
-        out = io.open_output(path, tuple(data.shape), chunks=params.chunk_frames,
+        frames = getattr(params, "chunk_frames", None) or 64
+        out = io.open_output(path, tuple(shape), chunks=frames,
                              metadata={"neurorestore": {"source_layer": layer.name}})
+        self._live_grid = (factors, shift)
         return out, path
 
     def _show_live(self, job: _Job) -> None:
@@ -869,9 +910,13 @@ class RestoreWidget(QWidget):
         if job.live_layer is None:
             if job.layer not in self.viewer.layers:
                 return
+            factors, shift = getattr(self, "_live_grid", (None, None))
+            from ..core.methods import get_method
+
+            suffix = get_method(job.method).SUFFIX
             kwargs = result_layer_kwargs(
                 job.layer, {"neurorestore": {"store": str(job.out_path), "partial": True}},
-                "denoised")
+                suffix, scale_factors=factors, translate_shift=shift)
             kwargs["name"] = unique_name(self.viewer, kwargs["name"])
             job.live_layer = self.viewer.add_image(job.out, **kwargs)
             job.last_refresh = time.perf_counter()
