@@ -67,3 +67,12 @@ def test_python_api(tiny_movie, tmp_path):
     path = save_model(model, tmp_path / "m.pt")  # a saved model's path works too
     np.testing.assert_allclose(denoise(tiny_movie.raw[:20], model=str(path)), out, rtol=1e-5,
                                atol=1e-4)
+
+
+def test_demo_prints_psnr_noise_model_and_trust_verdict(capsys):
+    assert main(["demo", "--frames", "60", "--size", "48", "--train-seconds", "2"]) == 0
+    out = capsys.readouterr().out
+    raw_db = float(out.split("PSNR raw")[1].split("dB")[0])
+    den_db = float(out.split("PSNR denoised")[1].split("dB")[0])
+    assert den_db > raw_db + 3
+    assert "noise model: gain" in out and "trust checks" in out
