@@ -485,22 +485,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
 
 # ----------------------------------------------------------------------------- simulate
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
-    """ROIs for trace figures when none are given: the ``n_rois`` most active
-    ``size`` x ``size`` tiles of the frame (largest temporal std of the tile mean, over
-    frames of a (t, y, x) stack). Returns a label image (0 = background)."""
-    a = np.asarray(full[: min(len(full), 2000)], np.float32) if np.ndim(full) == 3 else None
-    h, w = full.shape[-2:]
-    size = max(1, min(size, h // 2, w // 2))
-    ny, nx = h // size, w // size
-    lab = np.zeros((h, w), np.int32)
-    if a is None or ny * nx == 0:
-        return lab
-    tiles = a[:, :ny * size, :nx * size].reshape(len(a), ny, size, nx, size).mean((2, 4))
-    score = tiles.std(0).ravel()
-    for i, j in enumerate(np.argsort(score)[::-1][:n_rois]):
-        r, c = divmod(int(j), nx)
-        lab[r * size:(r + 1) * size, c * size:(c + 1) * size] = i + 1
-    return lab
+    """ROIs for trace figures when none are given: :func:`..trust.auto_rois` (the most
+    active tiles) over at most the first 2000 frames of a (t, y, x) stack; no ROI (all 0)
+    for other shapes."""
+    from ..trust import auto_rois as most_active_tiles
+
+    if np.ndim(full) != 3:
+        return np.zeros(full.shape[-2:], np.int32)
+    return most_active_tiles(np.asarray(full[: min(len(full), 2000)], np.float32), n_rois, size)
 
 
 def roi_dff(movie: np.ndarray, labels: np.ndarray, pct: float = 20.0) -> np.ndarray:
