@@ -209,3 +209,14 @@ def test_lazy_residual(sim, monkeypatch):
     md = {"neurorestore": {"method": "sparse", "params": {"factor": 2, "axis": "y"}}}
     r = trust.lazy_residual(sim.raw[:, ::2], sim.clean, md)
     assert isinstance(r, np.ndarray) and r.shape == sim.raw[:, ::2].shape
+
+
+def test_four_d_movies(sim):
+    raw4 = np.stack([sim.raw, sim.raw[::-1]], 1)  # (t, z, y, x)
+    clean4 = np.stack([sim.clean, sim.clean[::-1]], 1)
+    ok = trust.assess(raw4, clean4)
+    assert ok.flags == [] and ok.structure_map.shape == (2, 48, 48)
+    labels = np.stack([sim.labels, np.zeros_like(sim.labels)])  # ROIs on plane 0
+    with_rois = trust.assess(raw4, clean4, rois=labels)
+    assert len(with_rois.transients) == int(sim.labels.max())
+    assert "removed_nothing" in trust.assess(raw4, raw4.astype(np.float32)).flags

@@ -676,14 +676,14 @@ def _transient_rows(raw_s, back, rois, noise):
     from .traces import TraceParams, compute_f0, delta_f_over_f, extract_traces, rois_from_labels
     from .transients import transient_fidelity
 
+    spatial = raw_s.shape[1:]
     if rois is None:
-        lab = auto_rois(raw_s if raw_s.ndim == 3 else raw_s.reshape(len(raw_s), -1,
-                                                                     raw_s.shape[-1]))
+        if raw_s.ndim != 3:  # (t, z, y, x): no automatic ROIs; give a label volume
+            return [], None
+        lab = auto_rois(raw_s)
     else:
         lab = np.asarray(rois)
-    spatial = raw_s.shape[1:]
-    roi_list = rois_from_labels(lab, spatial if lab.ndim == len(spatial) else spatial,
-                                plane=None if lab.ndim == len(spatial) else 0)
+    roi_list = rois_from_labels(lab, spatial, plane=None if lab.ndim == len(spatial) else 0)
     if not roi_list:
         return [], None
     tp = TraceParams(offset=float(noise.offset))
