@@ -78,7 +78,8 @@ class CostEstimate:
             rate = f"{_rate(self.probe_items_per_s)} {self.probe_unit}/s probed"
         else:
             rate = "nominal CPU rate, not probed"
-        parts.append(f"inference ~{_duration(self.infer_seconds)} ({rate})")
+        took = _duration(self.infer_seconds)
+        parts.append(f"inference {'' if took.startswith('<') else '~'}{took} ({rate})")
         line = " · ".join(parts)
         if not self.fits:
             line += " · does NOT fit in free memory"
