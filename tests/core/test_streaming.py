@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from counting_array import CountingArray as Counting
 
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import denoise as dn
@@ -42,23 +43,6 @@ def model(movie):
 @pytest.fixture(scope="module")
 def whole(movie, model):
     return drain(dn.predict(movie, model, chunk_frames=1000))
-
-
-class Counting:
-    """An array wrapper that counts the elements read through ``__getitem__``."""
-
-    def __init__(self, a: np.ndarray):
-        self.a = a
-        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
-        self.reads: list[int] = []
-
-    def __getitem__(self, key):
-        block = np.asarray(self.a[key])
-        self.reads.append(block.size)
-        return block
-
-    def __array__(self, dtype=None, copy=None):  # pragma: no cover - must never be called
-        raise AssertionError("the whole array was materialised")
 
 
 # --------------------------------------------------------------------------- chunked == whole

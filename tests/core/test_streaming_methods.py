@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from counting_array import CountingArray as Lazy
 
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import isotropize as iso
@@ -28,26 +29,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-class Lazy:
-    """An array wrapper that refuses to be materialised whole and counts what is read."""
-
-    def __init__(self, a: np.ndarray):
-        self.a = a
-        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
-        self.reads: list[int] = []
-
-    def __getitem__(self, key):
-        block = np.asarray(self.a[key])
-        self.reads.append(block.size)
-        return block
-
-    def __len__(self):
-        return len(self.a)
-
-    def __array__(self, dtype=None, copy=None):
-        raise AssertionError("the whole input was materialised")
 
 
 class Spy:

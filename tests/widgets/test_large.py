@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from counting_array import CountingArray as Counting
 
 from napari_neurorestore._widgets.restore import RestoreWidget
 from napari_neurorestore.core.simulate import simulate_calcium_movie
@@ -20,23 +21,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-class Counting:
-    """An array wrapper that counts the elements read through ``__getitem__``."""
-
-    def __init__(self, a: np.ndarray):
-        self.a = a
-        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
-        self.reads: list[int] = []
-
-    def __getitem__(self, key):
-        block = np.asarray(self.a[key])
-        self.reads.append(block.size)
-        return block
-
-    def __array__(self, dtype=None, copy=None):
-        raise AssertionError("the whole array was materialised")
 
 
 def test_dask_layer_stays_lazy_through_train_and_restore(make_napari_viewer, qtbot,
