@@ -209,3 +209,48 @@ def test_memmap_input(tiny_movie, tmp_path):
     assert isinstance(data, np.memmap) and data.shape == (24, 40, 40)
     out = drain(dn.run(data, DenoiseParams(**FAST))).data
     assert out.shape == data.shape
+
+
+def test_training_is_a_time_budget_by_default():
+    d = DenoiseParams()
+    assert d.epochs is None and d.train_seconds == 60.0  # epochs end training only if set
+    DenoiseParams(epochs=3, train_seconds=None)
+    with pytest.raises(ValueError, match="epochs or train_seconds"):
+        DenoiseParams(epochs=None, train_seconds=None)
+
+
+def test_train_seconds_cap_holds(tiny_movie):
+    import time
+
+    t0 = time.perf_counter()
+    model = drain(dn.train(tiny_movie.raw, DenoiseParams(train_seconds=2.0, patch_size=16,
+                                                         batch_size=4, device="cpu")))
+    took = time.perf_counter() - t0
+    assert model.info["steps"] >= 1
+    assert 1.6 < took < 2.2 + 0.3, took  # the budget alone ended it, within 10 % (+ start-up)
+
+
+def test_thread_chooser_keeps_the_faster_count_and_restores():
+    import torch
+
+    from napari_neurorestore.core.train import ThreadChooser
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ch = ThreadChooser(probe=3, every=10.0)
+        assert ch.options == [2, 1]
+        now = 0.0
+        while not ch.chosen:  # 1 thread takes 10 ms a step, 2 threads 30 ms (a busy CPU)
+            ch.before_step(now)
+            dt = 0.01 if torch.get_num_threads() == 1 else 0.03
+            now += dt
+            ch.after_step(dt, now)
+        assert ch.chosen == [1] and torch.get_num_threads() == 1
+        ch.before_step(now + 1.0)  # no new probe before `every` seconds
+        assert torch.get_num_threads() == 1 and not ch.queue
+        ch.restore()
+        assert torch.get_num_threads() == 2
+        assert ThreadChooser(enabled=False).options == [2]
+    finally:
+        torch.set_num_threads(before)

@@ -52,9 +52,11 @@ class DenoiseParams(_Params):
     window : frames in the temporal window C (odd). The centre frame is predicted from
         the other ``window - 1`` frames, never from itself, so its noise cannot be learned.
     stride : temporal step S between training windows; an epoch visits every S-th window.
-    epochs : passes over the windows of the movie.
-    train_seconds : wall-time cap on training (None = no cap); whichever of
-        ``epochs`` and ``train_seconds`` comes first ends training.
+    epochs : passes over the windows of the movie (None = no limit: ``train_seconds``
+        alone ends training).
+    train_seconds : wall-time budget of training, reading the training frames included
+        (None = no cap; then ``epochs`` must be set); whichever of ``epochs`` and
+        ``train_seconds`` comes first ends training.
     patch_size : side of the random square crops used for training (multiple of 4).
     batch_size : training windows per optimisation step.
     learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
@@ -66,8 +68,8 @@ class DenoiseParams(_Params):
 
     window: int = 7
     stride: int = 1
-    epochs: int = 40
-    train_seconds: float | None = None
+    epochs: int | None = None
+    train_seconds: float | None = 60.0
     patch_size: int = 64
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -83,7 +85,10 @@ class DenoiseParams(_Params):
         if self.window % 2 == 0:
             raise ValueError(f"window must be odd (the centre frame is predicted), got {self.window}")
         _check_int("stride", self.stride, 1, self.window)
-        _check_int("epochs", self.epochs, 1)
+        if self.epochs is not None:
+            _check_int("epochs", self.epochs, 1)
+        elif self.train_seconds is None:
+            raise ValueError("set epochs or train_seconds (or both): training needs an end")
         self._check_common()
         _check_int("patch_size", self.patch_size, 16, 1024)
         if self.patch_size % 4:

@@ -30,7 +30,7 @@ from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..params import DenoiseParams
 from ..progress import Cancelled, CancelToken, Progress
-from ..train import fit
+from ..train import ThreadChooser, fit
 
 SUFFIX = "denoised"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
@@ -180,7 +180,7 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     cancel.check()
     net = build_net(params).to(device)
     steps_per_epoch = max(1, -(-src.n_windows // (params.stride * params.batch_size)))
-    total = params.epochs * steps_per_epoch
+    total = 10**9 if params.epochs is None else params.epochs * steps_per_epoch
 
     def sample_batch():
         x, y = src.batch(params.batch_size, params.patch_size)
@@ -189,13 +189,17 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     remaining = None
     if params.train_seconds is not None:
         remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
+    # a run ended by its time budget is not step-reproducible anyway, so it may pick its
+    # thread count by speed; a run of set epochs keeps a fixed count (same seed, same result)
+    threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
-                             params.learning_rate, cancel)
+                             params.learning_rate, cancel, threads=threads)
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     info = {"train_seconds": round(seconds, 2), "steps": len(history),
             "final_loss": float(np.mean(history[-50:])) if history else None,
-            "seed": seed, "software_version": __version__}
+            "seed": seed, "software_version": __version__,
+            "threads": threads.chosen[-1] if threads.chosen else threads.base}
     return TrainedModel("denoise", params.to_dict(), state, {"mean": src.mean, "std": src.std}, info)
 
 
