@@ -674,7 +674,7 @@ def assess(raw: Any, restored: Any, metadata: dict | None = None, *,
 
 def _transient_rows(raw_s, back, rois, noise):
     from .traces import TraceParams, compute_f0, delta_f_over_f, extract_traces, rois_from_labels
-    from .transients import transient_fidelity
+    from .traces.transients import transient_fidelity
 
     spatial = raw_s.shape[1:]
     if rois is None:
