@@ -67,29 +67,26 @@ def extract_traces(movie: Any, rois: Sequence[Roi], *, chunk_bytes: int = CHUNK_
         # gather straight from the frames: only the ROI pixels are read
         step = max(1, int(chunk_bytes // max(1, idx.size * (8 + itemsize))))
         flat_len = int(np.prod(spatial))
-        for t0 in range(0, n_frames, step):
-            if cancel is not None:
-                cancel.check()
-            t1 = min(n_frames, t0 + step)
-            block = movie[t0:t1].reshape(t1 - t0, flat_len)
-            g = np.take(block, idx, axis=1)
-            sums = np.add.reduceat(g, starts, axis=1, dtype=np.float64)
-            out[rows, t0:t1] = (sums / sizes).T
-        return out
-    # lazy or strided arrays: read the ROIs' bounding box, a chunk of frames at a time
-    coords = np.unravel_index(idx, spatial)
-    lo = [int(c.min()) for c in coords]
-    hi = [int(c.max()) + 1 for c in coords]
-    box = tuple(h - a for a, h in zip(lo, hi, strict=False))
-    local = np.ravel_multi_index(tuple(c - a for c, a in zip(coords, lo, strict=False)), box)
-    sl = tuple(slice(a, h) for a, h in zip(lo, hi, strict=False))
-    step = max(1, int(chunk_bytes // max(1, int(np.prod(box)) * max(itemsize, 8))))
+
+        def read(t0: int, t1: int) -> np.ndarray:
+            return movie[t0:t1].reshape(t1 - t0, flat_len)
+    else:
+        # lazy or strided arrays: read the ROIs' bounding box, a chunk of frames at a time
+        coords = np.unravel_index(idx, spatial)
+        lo = [int(c.min()) for c in coords]
+        hi = [int(c.max()) + 1 for c in coords]
+        box = tuple(h - a for a, h in zip(lo, hi, strict=False))
+        idx = np.ravel_multi_index(tuple(c - a for c, a in zip(coords, lo, strict=False)), box)
+        sl = tuple(slice(a, h) for a, h in zip(lo, hi, strict=False))
+        step = max(1, int(chunk_bytes // max(1, int(np.prod(box)) * max(itemsize, 8))))
+
+        def read(t0: int, t1: int) -> np.ndarray:
+            return np.asarray(movie[(slice(t0, t1),) + sl]).reshape(t1 - t0, -1)
     for t0 in range(0, n_frames, step):
         if cancel is not None:
             cancel.check()
         t1 = min(n_frames, t0 + step)
-        block = np.asarray(movie[(slice(t0, t1),) + sl]).reshape(t1 - t0, -1)
-        g = np.take(block, local, axis=1)
+        g = np.take(read(t0, t1), idx, axis=1)
         sums = np.add.reduceat(g, starts, axis=1, dtype=np.float64)
         out[rows, t0:t1] = (sums / sizes).T
     return out

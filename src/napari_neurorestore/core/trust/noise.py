@@ -54,6 +54,12 @@ class NoiseModel:
                 f"offset {self.offset:.4g}, read-noise variance {self.read_var:.3g}")
 
 
+def _median_mad(x: np.ndarray) -> tuple[float, float]:
+    """The median of ``x`` and its median absolute deviation scaled to a Gaussian's SD."""
+    med = float(np.median(x))
+    return med, float(np.median(np.abs(x - med))) * 1.4826
+
+
 def _sample_flat(rng, arrays, max_samples):
     n = arrays[0].size
     if n <= max_samples:
@@ -98,8 +104,7 @@ def _skew_offset(d, m, mx, lo, hi, gain, n_bins: int = 12) -> float | None:
         if n < 2000:
             continue
         di = d[sel]
-        med = float(np.median(di))
-        mad = float(np.median(np.abs(di - med))) * 1.4826
+        med, mad = _median_mad(di)
         c = di[np.abs(di - med) < 8 * max(mad, 1e-6)]
         c = c - c.mean()
         v = float(np.mean(c * c))
@@ -176,8 +181,7 @@ def estimate_noise(raw: Any, *, temporal: bool | None = None, offset: float | No
         if sel.sum() < 200:
             continue
         di = d[sel]
-        med = float(np.median(di))
-        mad = float(np.median(np.abs(di - med))) * 1.4826
+        med, mad = _median_mad(di)
         if robust:
             v = mad * mad
         else:
