@@ -20,3 +20,23 @@ def tiny_movie():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a whole test module: tiny tensors run faster so, and are immune
+    to OpenMP spin-waits on a busy CPU. Opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` (module scope, so that the
+    module-scoped fixtures that train models run under it too)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A napari viewer (closed by napari's fixture at the end of the test)."""
+    return make_napari_viewer()

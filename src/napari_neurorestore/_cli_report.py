@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def transients_available() -> bool:
     """Whether ``core.transients`` (needed by the transient checks) can be imported."""
     try:
-        importlib.import_module("napari_neurorestore.core.transients")
+        importlib.import_module("napari_neurorestore.core.traces.transients")
     except ImportError:
         return False
     return True

@@ -85,7 +85,7 @@ def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from .core import traces as tr
     from .core.io import InputError, check_output_path, read_tiff
-    from .core.transients import format_transients
+    from .core.traces.transients import format_transients
 
     prog = "neurorestore traces"
     try:

@@ -13,15 +13,7 @@ from napari_neurorestore.core.simulate import degrade_axial, simulate_beads, sim
 FAST = dict(steps=3, patch_size=16, batch_size=2, width=4, seed=0, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny convolutions on a shared 2-core CPU are much faster so."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

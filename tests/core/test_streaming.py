@@ -19,15 +19,7 @@ zarr = pytest.importorskip("zarr")
 FAST = dict(epochs=1, patch_size=16, batch_size=4, seed=0, device="cpu", window=7)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP spin-waits on a busy CPU."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

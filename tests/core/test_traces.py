@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -382,11 +380,3 @@ def test_parse_f0():
     assert tr.parse_f0("first:50") == {"f0_mode": "first", "f0_first_frames": 50}
     assert tr.parse_f0("fixed:1200") == {"f0_mode": "fixed", "f0_value": 1200.0}
     tr.TraceParams(**tr.parse_f0("sliding:10:30s"), fps=30)
-
-
-def test_core_traces_imports_no_gui_or_torch():
-    code = ("import napari_neurorestore.core.traces, napari_neurorestore._cli_traces, sys; "
-            "print(' '.join(sys.modules))")
-    mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True).stdout.split())
-    assert not {"torch", "napari", "qtpy", "PyQt6", "matplotlib"} & mods

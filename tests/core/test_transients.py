@@ -1,4 +1,4 @@
-"""Transient fidelity (core/transients.py): event detection, peak ratio, onset delay, flags."""
+"""Transient fidelity (core/traces/transients.py): event detection, peak ratio, onset delay, flags."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from napari_neurorestore.core import traces as tr
 from napari_neurorestore.core.simulate import gaussian_blur_axis, simulate_calcium_movie
-from napari_neurorestore.core.transients import (
+from napari_neurorestore.core.traces.transients import (
     DEFAULTS,
     detect_events,
     format_transients,

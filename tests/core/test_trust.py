@@ -203,7 +203,7 @@ def test_lazy_residual(sim, monkeypatch):
     assert isinstance(lazy, da.Array) and lazy.dtype == np.float32
     np.testing.assert_allclose(lazy[10:20].compute(), sim.raw[10:20] - sim.clean[10:20],
                                atol=1e-4)
-    monkeypatch.setattr(trust, "LAZY_RESIDUAL_BYTES", 1000)
+    monkeypatch.setattr(trust.residuals, "LAZY_RESIDUAL_BYTES", 1000)
     assert isinstance(trust.lazy_residual(sim.raw, sim.clean), da.Array)  # large: lazy
     # another grid (sparse): in memory through the forward model
     md = {"neurorestore": {"method": "sparse", "params": {"factor": 2, "axis": "y"}}}

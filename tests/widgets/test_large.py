@@ -9,19 +9,8 @@ from counting_array import CountingArray as Counting
 from napari_neurorestore._widgets.restore import RestoreWidget
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 da = pytest.importorskip("dask.array")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_dask_layer_stays_lazy_through_train_and_restore(make_napari_viewer, qtbot,
                                                           monkeypatch):

@@ -27,11 +27,6 @@ def movie() -> np.ndarray:
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def widget(viewer, qtbot):
     w = RestoreWidget(viewer)
     viewer.window.add_dock_widget(w, name="Restore")  # owned (and closed) by the viewer

@@ -25,11 +25,6 @@ def _centre(labels, k):
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def widget(viewer, qtbot):
     w = TracesWidget(viewer)
     viewer.window.add_dock_widget(w, name="ROI traces")

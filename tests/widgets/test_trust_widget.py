@@ -23,11 +23,6 @@ def sim():
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def setup(viewer, sim, monkeypatch, qtbot):
     monkeypatch.setenv("NEURORESTORE_SYNC_WORKER", "1")
     raw = viewer.add_image(sim.raw, name="movie", scale=SCALE, translate=TRANSLATE)

@@ -62,7 +62,7 @@ def _layer_data(layer: Any) -> Any:
 
 def transients_available() -> bool:
     try:
-        importlib.import_module("napari_neurorestore.core.transients")
+        importlib.import_module("napari_neurorestore.core.traces.transients")
     except ImportError:
         return False
     return True

@@ -29,10 +29,11 @@ without events gets no flag (and NaN figures).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from .tables import format_transients  # re-exported: the table lives with the others
 
 __all__ = [
     "DEFAULTS",
@@ -422,38 +423,3 @@ def transient_fidelity(
             "flagged_events": bad,
         })
     return out
-
-
-def format_transients(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Transient-fidelity rows as a plain-text table (for the CLI).
-
-    Takes the dicts of :func:`transient_fidelity` (ROIs numbered from 1 in order) or
-    fidelity rows of :mod:`.traces` (with ``roi`` and ``layer``); a ``⚠`` marks flagged rows.
-    """
-    head = ["roi", "layer", "events", "peak_ratio", "delay_frames", "warning"]
-    body = []
-    for k, r in enumerate(rows):
-        def num(v: Any, d: int) -> str:
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                return "-"
-            return "-" if math.isnan(v) else f"{v:.{d}f}"
-        flags = r.get("flags") or []
-        if isinstance(flags, str):
-            flags = [f for f in flags.split(";") if f]
-        body.append([
-            str(r.get("roi", k + 1)), str(r.get("layer", "")),
-            str(r.get("n_events", "")), num(r.get("peak_ratio"), 3),
-            num(r.get("onset_delay"), 2),
-            ("⚠ " + ", ".join(flags)) if flags else "",
-        ])
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
-              for i, h in enumerate(head)]
-    left = {1, 5}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-    return "\n".join([line(head)] + [line(b) for b in body])
