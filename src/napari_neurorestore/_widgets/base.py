@@ -256,8 +256,11 @@ class DockBase(QWidget):
     def start_job(self, job: Job, task: Callable[..., Any], *args: Any,
                   status: str | None = None) -> Any:
         """Run ``task(*args)`` (a generator of Progress returning a TaskOutcome; pass it
-        ``job.cancel``) in a worker bound to ``job``. Returns the worker; an inline worker has
-        finished (and cleared the job) when this returns."""
+        ``job.cancel``) in a worker bound to ``job``. Returns the worker (None, refused, while
+        another job runs); an inline worker has finished (and cleared the job) when this
+        returns."""
+        if self.refuse_if_busy():
+            return None
         connect = {name: functools.partial(getattr(self, f"_job_{name}"), job)
                    for name in ("yielded", "returned", "errored", "finished")}
         worker = make_worker(task, *args, connect=connect, sync=self.sync,
