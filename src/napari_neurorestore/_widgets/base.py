@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import QWidget
+from qtpy.QtCore import QEvent, Qt
+from qtpy.QtWidgets import QLabel, QWidget
 
 from ..core.progress import CancelToken, Progress
 from .worker import TaskOutcome, make_worker
@@ -71,6 +71,15 @@ def _on_destroyed(alive: _Alive, *_: Any) -> None:
         alive.job.cancel.cancel()
         if alive.job.worker is not None:
             alive.job.worker.quit()
+
+
+def text_label(text: str = "", selectable: bool = True) -> QLabel:
+    """A word-wrapped ``QLabel`` (its text selectable with the mouse unless told not)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 def fill_combo(combo: Any, names: Iterable[str], extra: Iterable[str] = ()) -> bool:
@@ -151,9 +160,9 @@ class DockBase(QWidget):
         for name, slot in (("inserted", self._layer_inserted), ("removed", self._layer_removed),
                            ("moved", self._layers_changed),
                            ("reordered", self._layers_changed)):
-            _disconnect(getattr(ev, name, None), slot)
+            disconnect_quietly(getattr(ev, name, None), slot)
         for layer in self.viewer.layers:
-            _disconnect(layer.events.name, self._layers_changed)
+            disconnect_quietly(layer.events.name, self._layers_changed)
 
     def _layer_inserted(self, event: Any) -> None:
         layer = event.value
@@ -163,7 +172,7 @@ class DockBase(QWidget):
 
     def _layer_removed(self, event: Any) -> None:
         layer = event.value
-        _disconnect(layer.events.name, self._layers_changed)
+        disconnect_quietly(layer.events.name, self._layers_changed)
         if self._alive.closed:
             return
         job = self._alive.job
@@ -374,7 +383,8 @@ class DockBase(QWidget):
         self.update_buttons()
 
 
-def _disconnect(emitter: Any, slot: Any) -> None:
+def disconnect_quietly(emitter: Any, slot: Any) -> None:
+    """``emitter.disconnect(slot)``, silent when it was not connected."""
     if emitter is None:
         return
     try:

@@ -21,7 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,7 +29,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QListWidget,
     QPushButton,
     QSizePolicy,
@@ -39,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from ..core import traces as tr
 from ..core.io import InputError
-from .base import ERROR_STYLE, DockBase
+from .base import ERROR_STYLE, DockBase, disconnect_quietly, text_label
 from .traces_compute import TraceCompute
 from .traces_layers import TraceLayers
 from .traces_options import TraceOptions
@@ -168,9 +167,7 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         for b in (self.export_traces_button, self.export_fidelity_button, self.save_figure_button):
             row.addWidget(b)
         root.addLayout(row)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label = text_label()
         root.addWidget(self.status_label)
 
         # signals
@@ -362,12 +359,8 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
             self._stop(self.job, None)
         self._unwatch("roi")
         self._unwatch("data")
-        for em, cb in ((self.viewer.dims.events.current_step, self._on_step),
-                       (self.viewer.events.theme, self._on_theme)):
-            try:
-                em.disconnect(cb)
-            except (TypeError, ValueError, RuntimeError):
-                pass
+        disconnect_quietly(self.viewer.dims.events.current_step, self._on_step)
+        disconnect_quietly(self.viewer.events.theme, self._on_theme)
         self.unwatch_layers()
 
 

@@ -11,7 +11,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QListWidgetItem
 
 from . import traces_rois as rois_mod
-from .base import fill_combo
+from .base import disconnect_quietly, fill_combo
 from .traces_rois import ROI_FEATURE
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,7 @@ class TraceLayers:
         keep = []
         for k, em, cb in self._watched:
             if k == kind:
-                try:
-                    em.disconnect(cb)
-                except (TypeError, ValueError, RuntimeError):
-                    pass
+                disconnect_quietly(em, cb)
             else:
                 keep.append((k, em, cb))
         self._watched = keep

@@ -30,7 +30,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QMessageBox,
     QPushButton,
     QTableWidget,
@@ -40,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.progress import CancelToken, Progress
-from .base import DockBase, Job, fill_combo
+from .base import DockBase, Job, fill_combo, text_label
 from .layers import unique_name
 from .worker import EXPECTED_ERRORS, TaskOutcome
 
@@ -163,13 +162,9 @@ class TrustWidget(DockBase):
         self.assess_button.setToolTip("check what the restoration removed (runs in the background)")
         self.assess_button.clicked.connect(self.assess)
         root.addWidget(self.assess_button)
-        self.verdict_label = QLabel("Pick a raw and a restored layer, then Assess.")
-        self.verdict_label.setWordWrap(True)
-        self.verdict_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict_label = text_label("Pick a raw and a restored layer, then Assess.")
         root.addWidget(self.verdict_label)
-        self.noise_label = QLabel("")
-        self.noise_label.setWordWrap(True)
-        self.noise_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.noise_label = text_label("")
         root.addWidget(self.noise_label)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["check", "value", "threshold", "status"])
@@ -194,8 +189,7 @@ class TrustWidget(DockBase):
         self.save_button.setToolTip("write the HTML report and its figures as JSON")
         self.save_button.clicked.connect(self._save_dialog)
         root.addWidget(self.save_button)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.status_label = text_label(selectable=False)
         root.addWidget(self.status_label)
         root.addStretch(1)
         self.setMinimumWidth(320)
