@@ -91,6 +91,8 @@ class LiveOutput:
     translate_shift: Any = None
     layer: Any = None
     last_refresh: float = 0.0
+    #: set when the viewer refused the live layer (the result is still written)
+    failed: bool = False
 
     @classmethod
     def open_for(cls, layer_name: str, method: str, grid: tuple | None,

@@ -206,13 +206,13 @@ class RestoreJobs:
     def on_progress(self, job: _Job, p: Progress) -> None:
         self.progress_bar.value = int(round(PROGRESS_MAX * p.fraction))
         self.progress_label.value = format_progress(p)
-        if job.live is not None and p.stage == "predict":
+        if job.live is not None and not job.live.failed and p.stage == "predict":
             try:
                 from ..core.methods import get_method
 
                 job.live.show(self.viewer, job.layer, get_method(job.method).SUFFIX)
             except Exception as e:  # the viewer refused the data: show it at the end
-                job.live = None
+                job.live.failed = True
                 self.show_error(f"Could not show the result while it is written: {e}")
 
     def on_result(self, job: _Job, result: Any) -> None:
