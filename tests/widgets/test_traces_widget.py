@@ -207,13 +207,18 @@ def test_bad_inputs_show_messages_not_tracebacks(viewer, widget, sim):
     assert "nothing to export" in widget.error
 
 
-def test_large_jobs_run_in_a_worker(viewer, widget, sim, qtbot):
+def _one_roi_in_the_background(viewer, widget, sim):
+    """A raw movie and one ellipse; every extraction goes to the worker thread."""
     widget.sync = False
     widget.async_threshold = 0
     viewer.add_image(sim.raw, name="raw")
     widget.reference_combo.setCurrentText("raw")
     layer = widget.add_roi_layer()
     layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+
+
+def test_large_jobs_run_in_a_worker(viewer, widget, sim, qtbot):
+    _one_roi_in_the_background(viewer, widget, sim)
     widget.refresh()
     assert widget.busy or widget.result is not None
     qtbot.waitUntil(lambda: widget.result is not None and not widget.busy, timeout=5000)
@@ -298,12 +303,7 @@ def test_cancel_stops_a_background_extraction(viewer, widget, sim, qtbot, monkey
             cancel.check()  # the core checks the token per chunk
             time.sleep(0.005)
 
-    widget.sync = False
-    widget.async_threshold = 0
-    viewer.add_image(sim.raw, name="raw")
-    widget.reference_combo.setCurrentText("raw")
-    layer = widget.add_roi_layer()
-    layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+    _one_roi_in_the_background(viewer, widget, sim)
     monkeypatch.setattr(tr, "extract_traces", slow_extract)
     widget.cache.clear()
     widget.refresh()
