@@ -16,10 +16,10 @@ def test_isotropize_train_then_run_on_a_non_integer_ratio(make_napari_viewer, qt
                                                           monkeypatch, tmp_path):
     if streamed:  # a "large" result: written block by block into a zarr-backed layer
         pytest.importorskip("zarr")
-        from napari_neurorestore._widgets import restore as restore_mod
+        from napari_neurorestore._widgets import live_output
 
         monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
-        monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
+        monkeypatch.setattr(live_output, "LARGE_RESULT_BYTES", 0)
     viewer = make_napari_viewer()
     w = RestoreWidget(viewer)
     viewer.window.add_dock_widget(w, name="Restore")

@@ -48,7 +48,7 @@ def test_dask_layer_stays_lazy_through_train_and_restore(make_napari_viewer, qtb
                 at_predict.append(sum(counting.reads))
             yield p
 
-    monkeypatch.setattr("napari_neurorestore._widgets.restore.restore_task", spy_task)
+    monkeypatch.setattr("napari_neurorestore._widgets.restore_jobs.restore_task", spy_task)
     w.start_training()  # inline: returns when done
     assert not w.is_busy and "big [denoised]" in viewer.layers, w.status_label.value
     out = viewer.layers["big [denoised]"]
@@ -74,12 +74,13 @@ def test_large_result_streams_into_a_store_shown_while_written(make_napari_viewe
     """Above LARGE_RESULT_BYTES the result goes to a zarr store in the results folder; its
     layer appears when inference starts (frames not yet restored are NaN) and becomes the
     result layer; it equals the in-memory result."""
-    from napari_neurorestore._widgets import restore as restore_mod
+    from napari_neurorestore._widgets import live_output
+    from napari_neurorestore._widgets import restore_jobs as restore_mod
     from napari_neurorestore.core import io
 
     zarr = pytest.importorskip("zarr")
     monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
+    monkeypatch.setattr(live_output, "LARGE_RESULT_BYTES", 0)
     movie = simulate_calcium_movie(n_frames=60, shape=(32, 32), n_cells=4, seed=0).raw
     viewer = make_napari_viewer()
     w = RestoreWidget(viewer)

@@ -36,10 +36,10 @@ def widget(make_napari_viewer, qtbot):
 def test_sparse_train_then_run_round_trip(widget, full, streamed, monkeypatch, tmp_path):
     if streamed:  # a "large" result: written chunk by chunk into a zarr-backed layer
         pytest.importorskip("zarr")
-        from napari_neurorestore._widgets import restore as restore_mod
+        from napari_neurorestore._widgets import live_output
 
         monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
-        monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
+        monkeypatch.setattr(live_output, "LARGE_RESULT_BYTES", 0)
     viewer = widget.viewer
     sparse = full[:, ::4]
     layer = viewer.add_image(sparse, name="sparse", scale=SCALE, translate=TRANSLATE)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -200,13 +202,18 @@ def test_bad_inputs_show_messages_not_tracebacks(viewer, widget, sim):
     assert "nothing to export" in widget.error
 
 
-def test_large_jobs_run_in_a_worker(viewer, widget, sim, qtbot):
+def _one_roi_in_the_background(viewer, widget, sim):
+    """A raw movie and one ellipse; every extraction goes to the worker thread."""
     widget.sync = False
     widget.async_threshold = 0
     viewer.add_image(sim.raw, name="raw")
     widget.reference_combo.setCurrentText("raw")
     layer = widget.add_roi_layer()
     layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+
+
+def test_large_jobs_run_in_a_worker(viewer, widget, sim, qtbot):
+    _one_roi_in_the_background(viewer, widget, sim)
     widget.refresh()
     assert widget.busy or widget.result is not None
     qtbot.waitUntil(lambda: widget.result is not None and not widget.busy, timeout=5000)
@@ -277,3 +284,38 @@ def test_halved_transients_are_flagged_in_the_table_and_on_the_plot(viewer, widg
     assert all(m in widget.axes[0].lines for m in widget.flag_markers.values())
     assert len(widget.event_markers) == 3
     widget.grab().save(str(tmp_path / "dock.png"))
+
+
+def test_cancel_stops_a_background_extraction(viewer, widget, sim, qtbot, monkeypatch):
+    """Cancel (button or method) sets the extraction's token and quits its worker, as in the
+    Restore dock; no recompute follows until Refresh."""
+    seen = {}
+
+    def slow_extract(movie, rois, cancel=None):
+        seen["thread"] = threading.get_ident()
+        seen["token"] = cancel
+        while True:
+            cancel.check()  # the core checks the token per chunk
+            time.sleep(0.005)
+
+    _one_roi_in_the_background(viewer, widget, sim)
+    monkeypatch.setattr(tr, "extract_traces", slow_extract)
+    widget.cache.clear()
+    widget.refresh()
+    assert widget.busy and widget.cancel_button.isEnabled()
+    assert "in the background" in widget.status_label.text()
+    qtbot.waitUntil(lambda: "token" in seen, timeout=5_000)
+    worker = widget.worker
+    widget.cancel_button.click()
+    assert seen["token"].cancelled and worker.cancel_token is seen["token"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
+    assert seen["thread"] != threading.get_ident()
+    assert "cancelled" in widget.status_label.text() and widget.error is None
+    assert not widget.cancel_button.isEnabled()
+    qtbot.wait(50)
+    assert not widget.busy  # no automatic restart after a cancel
+    assert not widget.cancel()  # nothing left to cancel
+    monkeypatch.undo()
+    widget.refresh()  # Refresh computes again
+    qtbot.waitUntil(lambda: widget.result is not None and not widget.busy, timeout=5_000)
+    assert widget.result.roi_ids == [1]

@@ -62,7 +62,7 @@ def test_preview_on_a_crop_then_run_reuses_its_model(widget):
     for name, v in {"factor": 2, "steps": 3, "train_seconds": 0.0, "patch_size": 12,
                     "batch_size": 2, "width": 8, "depth": 1, "device": "cpu"}.items():
         w.param_widgets[name].value = v
-    import napari_neurorestore._widgets.restore as restore
+    import napari_neurorestore._widgets.restore_jobs as restore
 
     restore.PREVIEW_SIZE, old = 16, restore.PREVIEW_SIZE
     try:
@@ -90,12 +90,12 @@ def test_large_upsampled_result_streams_into_a_zarr_layer(widget, monkeypatch, t
     """Above LARGE_RESULT_BYTES the upsampled volume is written tile by tile into a zarr
     store shown as the result layer, on the output's grid, equal to in-memory inference."""
     zarr = pytest.importorskip("zarr")
-    from napari_neurorestore._widgets import restore as restore_mod
+    from napari_neurorestore._widgets import live_output
     from napari_neurorestore.core.methods import upsample
     from napari_neurorestore.core.progress import drain
 
     monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr(restore_mod, "LARGE_RESULT_BYTES", 0)
+    monkeypatch.setattr(live_output, "LARGE_RESULT_BYTES", 0)
     viewer, w = widget
     vol = bin_array(simulate_neuron_volume((16, 48, 48), n_somata=2, n_neurites=4, seed=0),
                     (2, 2, 2)) * 1000

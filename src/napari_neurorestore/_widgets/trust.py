@@ -30,7 +30,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QMessageBox,
     QPushButton,
     QTableWidget,
@@ -40,8 +39,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.progress import CancelToken, Progress
+from .base import DockBase, Job, fill_combo, text_label
 from .layers import unique_name
-from .worker import EXPECTED_ERRORS, TaskOutcome, make_worker
+from .worker import EXPECTED_ERRORS, TaskOutcome
 
 if TYPE_CHECKING:
     import napari
@@ -115,7 +115,7 @@ def add_residual(viewer: Any, raw_layer: Any, residual: np.ndarray, what: dict,
     return viewer.add_image(data, **kw)
 
 
-class TrustWidget(QWidget):
+class TrustWidget(DockBase):
     """Dock widget: assess a restored layer against its raw layer.
 
     Parameters
@@ -123,22 +123,19 @@ class TrustWidget(QWidget):
     napari_viewer : the viewer (injected by napari).
     """
 
+    title = "Trust report"
+    layer_types = {"raw": ("Image",), "restored": ("Image",), "rois": ("Labels",)}
+    busy_message = "An assessment is already running."
+
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, parent)
         self.report: TrustReport | None = None
-        self.sync: bool | None = None
-        self._worker: Any = None
         self._names: tuple[str, str] = ("raw", "restored")
         self._layers: tuple[Any, Any] = (None, None)
         self._build_ui()
-        ev = self.viewer.layers.events
-        for name in ("inserted", "removed", "moved", "reordered"):
-            emitter = getattr(ev, name, None)
-            if emitter is not None:
-                emitter.connect(self.reset_choices)
+        self.watch_layers()
         self.reset_choices()
-        self._update_buttons()
+        self.update_buttons()
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
@@ -165,13 +162,9 @@ class TrustWidget(QWidget):
         self.assess_button.setToolTip("check what the restoration removed (runs in the background)")
         self.assess_button.clicked.connect(self.assess)
         root.addWidget(self.assess_button)
-        self.verdict_label = QLabel("Pick a raw and a restored layer, then Assess.")
-        self.verdict_label.setWordWrap(True)
-        self.verdict_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict_label = text_label("Pick a raw and a restored layer, then Assess.")
         root.addWidget(self.verdict_label)
-        self.noise_label = QLabel("")
-        self.noise_label.setWordWrap(True)
-        self.noise_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.noise_label = text_label("")
         root.addWidget(self.noise_label)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["check", "value", "threshold", "status"])
@@ -196,101 +189,69 @@ class TrustWidget(QWidget):
         self.save_button.setToolTip("write the HTML report and its figures as JSON")
         self.save_button.clicked.connect(self._save_dialog)
         root.addWidget(self.save_button)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.status_label = text_label(selectable=False)
         root.addWidget(self.status_label)
         root.addStretch(1)
         self.setMinimumWidth(320)
 
     def reset_choices(self, *_: Any) -> None:
         """Refill the layer pickers, keeping the current choices where they still exist."""
-        from napari.layers import Image, Labels
-
-        images = [la.name for la in self.viewer.layers if isinstance(la, Image)]
-        labels = [la.name for la in self.viewer.layers if isinstance(la, Labels)]
-        for combo, names, extra in ((self.raw_combo, images, []),
-                                    (self.restored_combo, images, []),
-                                    (self.roi_combo, labels, [NO_ROIS])):
-            cur = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(extra + names)
-            if cur in extra + names:
-                combo.setCurrentText(cur)
-            combo.blockSignals(False)
+        images = [la.name for la in self.layers_for("raw")]
+        fill_combo(self.raw_combo, images)
+        fill_combo(self.restored_combo, images)
+        fill_combo(self.roi_combo, [la.name for la in self.layers_for("rois")], [NO_ROIS])
         if self.restored_combo.currentText() == self.raw_combo.currentText() and len(images) > 1:
             # default: raw = the first image without a restoration record, restored = the last
-            restored = [la.name for la in self.viewer.layers if isinstance(la, Image)
-                        and "neurorestore" in (la.metadata or {})]
+            restored = [la.name for la in self.layers_for("restored")
+                        if "neurorestore" in (la.metadata or {})]
             raws = [n for n in images if n not in restored] or images
             self.raw_combo.setCurrentText(raws[0])
             self.restored_combo.setCurrentText((restored or images)[-1])
-        self._update_buttons()
+        self.update_buttons()
 
-    def _layer(self, name: str) -> Any:
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+    on_layers_changed = reset_choices
 
-    @property
-    def is_busy(self) -> bool:
-        return self._worker is not None
-
-    def _update_buttons(self) -> None:
+    def update_buttons(self) -> None:
         have = self.report is not None
         self.assess_button.setEnabled(not self.is_busy)
         for b in (self.residual_button, self.structure_button, self.save_button):
             b.setEnabled(have and not self.is_busy)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self.status_label.setText(text)
-        self.status_label.setStyleSheet("color: #e06c75;" if error else "")
-
     # ------------------------------------------------------------------ assess
     def assess(self, *_: Any) -> Any:
         """Start assessing the selected layers; returns the worker (None if refused)."""
-        if self.is_busy:
-            self._set_status("An assessment is already running.", error=True)
+        if self.refuse_if_busy():
             return None
-        raw = self._layer(self.raw_combo.currentText())
-        restored = self._layer(self.restored_combo.currentText())
+        raw = self.layer_named(self.raw_combo.currentText())
+        restored = self.layer_named(self.restored_combo.currentText())
         if raw is None or restored is None:
-            self._set_status("Pick a raw and a restored image layer.", error=True)
+            self.refuse("Pick a raw and a restored image layer.")
             return None
         if raw is restored:
-            self._set_status("The raw and restored layers are the same layer.", error=True)
+            self.refuse("The raw and restored layers are the same layer.")
             return None
-        rois_layer = self._layer(self.roi_combo.currentText())
+        rois_layer = self.layer_named(self.roi_combo.currentText())
         rois = None if rois_layer is None else np.asarray(_layer_data(rois_layer))
         metadata = {"neurorestore": dict((restored.metadata or {}).get("neurorestore", {}))}
         transients = self.transients_check.isChecked() and transients_available()
-        cancel = CancelToken()
         self._layers = (raw, restored)
         self._names = (raw.name, restored.name)
-        worker = make_worker(
-            assess_task, _layer_data(raw), _layer_data(restored), metadata, rois, transients,
-            cancel, connect={"returned": self._on_returned, "errored": self._on_errored,
-                             "finished": self._on_finished},
-            sync=self.sync, cancel_token=cancel)
-        self._worker = worker
-        self._set_status(f"Assessing '{restored.name}' against '{raw.name}'…")
-        self._update_buttons()
-        worker.start()
-        return worker
+        job = Job("assess")
+        return self.start_job(job, assess_task, _layer_data(raw), _layer_data(restored),
+                              metadata, rois, transients, job.cancel,
+                              status=f"Assessing '{restored.name}' against '{raw.name}'…")
 
-    def _on_returned(self, outcome: TaskOutcome) -> None:
-        if outcome is None or outcome.cancelled:
-            return
-        if outcome.error is not None:
-            self._set_status(f"Cannot assess: {outcome.error}", error=True)
-            return
-        self.show_report(outcome.result)
-        self._set_status(f"Assessed '{self._names[1]}' against '{self._names[0]}'.")
+    def job_title(self, job: Job) -> str:
+        return "Assessment"
 
-    def _on_errored(self, exc: BaseException) -> None:
-        self._set_status(f"Assessment failed ({type(exc).__name__}): {exc}", error=True)
+    def failure_text(self, job: Job, exc: BaseException, expected: bool) -> str:
+        if expected:
+            return f"Cannot assess: {exc}"
+        return super().failure_text(job, exc, expected)
 
-    def _on_finished(self, *_: Any) -> None:
-        self._worker = None
-        self._update_buttons()
+    def on_result(self, job: Job, report: TrustReport) -> None:
+        self.show_report(report)
+        self.set_status(f"Assessed '{self._names[1]}' against '{self._names[0]}'.")
 
     def show_report(self, report: TrustReport) -> None:
         """Show a report's verdict, noise model and checks."""
@@ -317,7 +278,7 @@ class TrustWidget(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
-        self._update_buttons()
+        self.update_buttons()
 
     def table_rows(self) -> list[tuple[str, str, str, str]]:
         """The checks table as text (name, value, threshold, status)."""
@@ -329,26 +290,30 @@ class TrustWidget(QWidget):
         rep = self.report
         return {"restored_layer": self._names[1], "method": rep.method if rep else None}
 
-    def add_residual_layer(self, *_: Any) -> Any:
-        """Add ``<raw> [removed]`` (raw - restored on the input's grid) as a new layer."""
+    def _assessed_raw(self) -> Any:
+        """The assessed raw layer (None, and why in the status, when it went away)."""
         if self.report is None:
             return None
         raw = self._layers[0]
         if raw is None or raw not in self.viewer.layers:
-            self._set_status(f"The raw layer '{self._names[0]}' was removed.", error=True)
+            self.set_status(f"The raw layer '{self._names[0]}' was removed.", error=True)
+            return None
+        return raw
+
+    def add_residual_layer(self, *_: Any) -> Any:
+        """Add ``<raw> [removed]`` (raw - restored on the input's grid) as a new layer."""
+        raw = self._assessed_raw()
+        if raw is None:
             return None
         layer = add_residual(self.viewer, raw, self.report.residual, self._what(),
                              self.report.frames)
-        self._set_status(f"Added '{layer.name}'.")
+        self.set_status(f"Added '{layer.name}'.")
         return layer
 
     def add_structure_layer(self, *_: Any) -> Any:
         """Add ``<raw> [structure]``: the residual's structure map (1 = noise only)."""
-        if self.report is None:
-            return None
-        raw = self._layers[0]
-        if raw is None or raw not in self.viewer.layers:
-            self._set_status(f"The raw layer '{self._names[0]}' was removed.", error=True)
+        raw = self._assessed_raw()
+        if raw is None:
             return None
         smap = np.asarray(self.report.structure_map, np.float32)
         n = smap.ndim
@@ -362,7 +327,7 @@ class TrustWidget(QWidget):
             scale=tuple(raw.scale)[-n:], translate=tuple(raw.translate)[-n:],
             colormap="magma", contrast_limits=(0.0, max(2.0 * thr, float(smap.max()))),
             metadata=meta, blending="additive")
-        self._set_status(f"Added '{layer.name}'.")
+        self.set_status(f"Added '{layer.name}'.")
         return layer
 
     # ------------------------------------------------------------------ save
@@ -373,7 +338,7 @@ class TrustWidget(QWidget):
         from ..core.report import write_report
 
         if self.report is None:
-            self._set_status("Nothing to save: Assess first.", error=True)
+            self.set_status("Nothing to save: Assess first.", error=True)
             return None
         path = Path(path)
         json_path = Path(json_path) if json_path is not None else path.with_suffix(".json")
@@ -382,9 +347,9 @@ class TrustWidget(QWidget):
                                restored_name=self._names[1], overwrite=overwrite,
                                json_path=json_path)
         except (OSError, ValueError) as e:
-            self._set_status(f"Report not saved: {e}", error=True)
+            self.set_status(f"Report not saved: {e}", error=True)
             return None
-        self._set_status(f"Report written to {out} (figures: {json_path.name}).")
+        self.set_status(f"Report written to {out} (figures: {json_path.name}).")
         return out
 
     def _save_dialog(self, *_: Any) -> None:
@@ -402,7 +367,7 @@ class TrustWidget(QWidget):
             names = ", ".join(q.name for q in existing)
             ans = QMessageBox.question(self, "Replace?", f"{names} already exist(s). Replace?")
             if ans != QMessageBox.StandardButton.Yes:
-                self._set_status("Not saved.")
+                self.set_status("Not saved.")
                 return
             overwrite = True
         self.save_report(p, overwrite=overwrite)

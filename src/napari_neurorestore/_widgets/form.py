@@ -1,0 +1,284 @@
+"""A parameter form built from a method's parameter dataclass (``core.params.PARAMS``).
+
+One widget per field, in the field's order: a spin box for ``int``/``float``, a check box for
+``bool``, a combo box for fields with choices, a line edit otherwise; an optional field
+(``X | None``) shows None as a sentinel value at the bottom of its range ("no cap",
+"random", ...). What each widget shows comes from the field itself where it says so, and from
+the tables below where it does not:
+
+* ``field(metadata=...)`` keys: ``"label"`` (the widget's label), ``"min"``, ``"max"``,
+  ``"step"`` (its range), ``"help"`` (its tooltip), ``"choices"`` (a combo box);
+* otherwise the tooltip is the field's entry in the dataclass's numpy-style docstring, the
+  label its name (or :data:`LABELS`), and the range :data:`FIELD_OPTIONS`.
+
+The dataclass still validates the values (``get_params`` raises ValueError).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from typing import Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox, Widget
+
+from ..core.device import DEVICES
+from ..core.params import PARAMS
+
+#: the ``field(metadata=...)`` keys the form reads (each overrides the tables below)
+METADATA_KEYS = ("label", "min", "max", "step", "help", "choices")
+
+#: ranges and steps of the parameter widgets; a ``(method, name)`` key overrides a ``name``
+#: key, and a field's own ``metadata`` overrides both
+FIELD_OPTIONS: dict[Any, dict[str, Any]] = {
+    "window": {"min": 3, "max": 31, "step": 2},
+    "stride": {"min": 1, "max": 31},
+    "epochs": {"min": 1, "max": 10_000_000},
+    "steps": {"min": 1, "max": 100_000_000, "step": 100},
+    "train_seconds": {"min": 0.0, "max": 1e7, "step": 10.0},
+    "patch_size": {"min": 8, "max": 1024, "step": 4},
+    "batch_size": {"min": 1, "max": 1024},
+    "learning_rate": {"min": 0.0, "max": 0.99, "step": 1e-4},
+    "width": {"min": 4, "max": 256, "step": 4},
+    "depth": {"min": 0, "max": 16},
+    "seed": {"min": -1, "max": 2**31 - 1},
+    "chunk_frames": {"min": 1, "max": 1_000_000},
+    "tile_size": {"min": 8, "max": 100_000, "step": 16},
+    "tile_overlap": {"min": 0, "max": 10_000},
+    "context": {"min": 0, "max": 8},
+    "factor": {"min": 2, "max": 16},
+    ("upsample", "factor"): {"min": 2, "max": 4},
+    "z_ratio": {"min": 1.0, "max": 16.0, "step": 0.1},
+    "sigma_z": {"min": -1.0, "max": 32.0, "step": 0.1},
+}
+#: string parameters with a fixed set of choices (also read from ``field(metadata=...)``)
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {"device": DEVICES}
+#: how an optional (``X | None``) parameter shows None: (sentinel value, its text)
+NONE_AS: dict[str, tuple[Any, str]] = {
+    "train_seconds": (0.0, "no cap"),
+    "seed": (-1, "random"),
+    "sigma_z": (-1.0, "estimate"),
+}
+#: where the widget's default differs from the dataclass default (and why, in the tooltip)
+WIDGET_DEFAULTS: dict[str, Any] = {"train_seconds": 60.0}
+WIDGET_DEFAULT_NOTES = {
+    "train_seconds": "The widget starts at 60 s so a first try stays short "
+    "(the Python API and CLI default to no cap).",
+}
+#: parameters shown under "Advanced" (unknown parameters of new methods go in the main list)
+ADVANCED = (
+    "patch_size",
+    "batch_size",
+    "learning_rate",
+    "depth",
+    "seed",
+    "chunk_frames",
+    "tile_size",
+    "tile_overlap",
+    "ensemble",
+    "two_stage",
+)
+#: labels of fields without a ``"label"`` in their metadata (default: the name, spaced)
+LABELS = {
+    "train_seconds": "time cap (s)",
+    "chunk_frames": "chunk frames",
+    "z_ratio": "z ratio",
+    "sigma_z": "axial blur σ",
+}
+
+
+def _z_ratio_from_layer(layer: Any) -> float | None:
+    """z pixel size over the lateral one, from a volume layer's scale (None if 1 or n/a)."""
+    scale = getattr(layer, "scale", ())
+    if len(scale) < 3 or not scale[-1]:
+        return None
+    r = float(scale[-3]) / float(scale[-1])
+    return round(r, 3) if 1.0 < r <= 16.0 else None
+
+
+#: parameters the form fills in from the selected layer: (function, tooltip note)
+LAYER_HINTS: dict[str, tuple[Any, str]] = {
+    "z_ratio": (_z_ratio_from_layer, "Filled in from the layer's scale (z over x) when set."),
+}
+
+
+def docstring_fields(cls: type) -> dict[str, str]:
+    """``name : text`` (or ``a, b : text``) entries of a parameter dataclass's docstring."""
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in (cls.__doc__ or "").splitlines():
+        m = re.match(r"^\s*(\w+(?:\s*,\s*\w+)*) : (.*)$", line)
+        if m:
+            names = [n.strip() for n in m.group(1).split(",")]
+            for n in names:
+                out[n] = m.group(2).strip()
+        elif names and line.strip():
+            for n in names:
+                out[n] += " " + line.strip()
+        else:
+            names = []
+    return out
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """``float | None`` -> (float, True); ``int`` -> (int, False)."""
+    args = typing.get_args(tp)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0], True
+    return tp, False
+
+
+def field_options(method: str, f: dataclasses.Field) -> dict[str, Any]:
+    """``min``/``max``/``step`` of a field's widget: its metadata, else the tables."""
+    opts = {**FIELD_OPTIONS.get(f.name, {}), **FIELD_OPTIONS.get((method, f.name), {})}
+    opts.update({k: f.metadata[k] for k in ("min", "max", "step") if k in f.metadata})
+    return opts
+
+
+def make_param_widget(method: str, f: dataclasses.Field, tp: Any, doc: str) -> Widget:
+    """The widget of one field (``tp`` its resolved type, ``doc`` its docstring entry)."""
+    name = f.name
+    base, optional = _unwrap_optional(tp)
+    default = WIDGET_DEFAULTS.get(name, f.default)
+    if default is dataclasses.MISSING:
+        default = None
+    opts = field_options(method, f)
+    label = f.metadata.get("label") or LABELS.get(name, name.replace("_", " "))
+    tip = f.metadata.get("help") or doc
+    none_value: Any = None
+    none_text = ""
+    if optional:  # None is shown as a sentinel value at the bottom of the range
+        none_value, none_text = NONE_AS.get(name, (-1 if base is int else 0.0, "none"))
+        opts["min"] = min(opts.get("min", none_value), none_value)
+        tip += f" ({none_value:g} = {none_text})"
+    value = none_value if default is None else default
+    choices = f.metadata.get("choices") or FIELD_CHOICES.get(name)
+    if choices:
+        w: Widget = ComboBox(choices=list(choices), value=default)
+    elif base is bool:
+        w = CheckBox(value=bool(default), text=label)  # a checkbox shows its own text
+    elif base is int:
+        opts.setdefault("min", 0)
+        opts.setdefault("max", 2**31 - 1)
+        w = SpinBox(value=int(value), **opts)
+    elif base is float:
+        opts.setdefault("min", 0.0)
+        opts.setdefault("max", 1e9)
+        w = FloatSpinBox(value=float(value), **opts)
+    else:
+        optional = False
+        w = LineEdit(value="" if default is None else str(default))
+    if optional and opts.get("min") == none_value:
+        special = getattr(w.native, "setSpecialValueText", None)
+        if special is not None:
+            special(none_text)  # shown instead of the sentinel number
+    if name in WIDGET_DEFAULT_NOTES:
+        tip += " " + WIDGET_DEFAULT_NOTES[name]
+    if name in LAYER_HINTS:
+        tip += " " + LAYER_HINTS[name][1]
+    w.label = label
+    w.name = name
+    w.tooltip = tip.strip()
+    w._nr_optional = optional  # type: ignore[attr-defined]
+    w._nr_none = none_value  # type: ignore[attr-defined]
+    w._nr_base = base  # type: ignore[attr-defined]
+    return w
+
+
+def widen_labels(container: Container, slack: float = 1.25) -> None:
+    """magicgui measures label widths with the default font; napari's stylesheet uses a
+    larger one, which pushes the fields of the longest labels out of line. Add slack."""
+    from qtpy.QtGui import QFontMetrics
+
+    try:
+        labeled = [w._labeled_widget() for w in container]  # magicgui internals
+        labeled = [lw for lw in labeled if lw is not None]
+        if not labeled:
+            return
+        widest = max(
+            QFontMetrics(lw._label_widget.native.font()).horizontalAdvance(lw._label_widget.value)
+            for lw in labeled
+        )
+        for lw in labeled:
+            lw.label_width = int(widest * slack)
+    except Exception:  # cosmetic only
+        pass
+
+
+class ParamForm:
+    """The widgets of one parameter dataclass, in a main and an "Advanced" container.
+
+    ``widgets[name]`` is the widget of field ``name``; :meth:`values` reads them back as the
+    dataclass's field values, :meth:`set_values` writes them. ``params`` maps a method name
+    to its dataclass (default ``core.params.PARAMS``).
+    """
+
+    def __init__(self, main: Container, advanced: Container,
+                 params: dict[str, type] | None = None) -> None:
+        self.main = main
+        self.advanced = advanced
+        self.params = PARAMS if params is None else params
+        self.widgets: dict[str, Widget] = {}
+        self.method: str | None = None
+
+    def build(self, method: str) -> None:
+        """Replace the widgets by those of ``method``'s dataclass."""
+        cls = self.params[method]
+        for w in self.widgets.values():
+            for container in (self.main, self.advanced):
+                if w in container:
+                    container.remove(w)
+        self.advanced.clear()
+        self.widgets = {}
+        self.method = method
+        hints = typing.get_type_hints(cls)
+        docs = docstring_fields(cls)
+        for f in dataclasses.fields(cls):
+            w = make_param_widget(method, f, hints.get(f.name, Any), docs.get(f.name, ""))
+            self.widgets[f.name] = w
+            (self.advanced if f.name in ADVANCED else self.main).append(w)
+        for container in (self.main, self.advanced):
+            widen_labels(container)
+
+    def values(self) -> dict[str, Any]:
+        """The widgets' values as the dataclass's field values (None mapped back)."""
+        out: dict[str, Any] = {}
+        for name, w in self.widgets.items():
+            v = w.value
+            optional, base = w._nr_optional, w._nr_base  # type: ignore[attr-defined]
+            if optional and v == w._nr_none:  # type: ignore[attr-defined]
+                v = None
+            elif base is int and not isinstance(v, bool):
+                v = int(v)
+            elif base is float:
+                v = float(v)
+            out[name] = v
+        return out
+
+    def get(self) -> Any:
+        """The dataclass from the widgets; raises ValueError if invalid."""
+        return self.params[self.method](**self.values())
+
+    def set_values(self, params: Any) -> None:
+        """Set the widgets from a parameter dataclass or a dict."""
+        d = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+        for name, v in d.items():
+            w = self.widgets.get(name)
+            if w is None:
+                continue
+            if v is None and w._nr_optional:  # type: ignore[attr-defined]
+                v = w._nr_none  # type: ignore[attr-defined]
+            w.value = v
+
+    def apply_layer_hints(self, layer: Any) -> None:
+        """Fill in parameters that follow from ``layer`` (e.g. z_ratio from its scale)."""
+        if layer is None:
+            return
+        for name, (hint, _note) in LAYER_HINTS.items():
+            w = self.widgets.get(name)
+            value = hint(layer) if w is not None else None
+            if value is not None:
+                w.value = value

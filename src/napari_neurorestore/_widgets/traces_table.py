@@ -1,0 +1,106 @@
+"""The fidelity table of the ROI traces dock: one row per (ROI, layer) with SNR, Pearson r,
+NRMSE and the transient checks, flagged rows in red."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from ..core import traces as tr
+from .traces_rois import palette_color
+
+WARN_COLOR = "#e06c75"
+#: the fidelity table's columns
+TABLE_COLUMNS = ["ROI", "Layer", "SNR (dB)", "Pearson r", "NRMSE", "Events", "Peak ratio",
+                 "Delay (fr)", "⚠"]
+FLAG_TEXT = {"flattened": "flattened", "shifted": "shifted"}
+_TIPS = {
+    "Events": "transients detected on the reference's ΔF/F (lightly smoothed); "
+              "▼ on the reference plot",
+    "Peak ratio": "median over events of the layer's peak ΔF/F over the reference's "
+                  "(each above its own pre-event baseline); below 0.8: flattened",
+    "Delay (fr)": "onset delay in frames from the cross-correlation around the events "
+                  "(+ = the layer lags); beyond ±1 frame: shifted",
+    "⚠": "transient warnings; ✕ on the plot marks flattened events",
+}
+
+
+def make_fidelity_table() -> QTableWidget:
+    """An empty, read-only table with the :data:`TABLE_COLUMNS` and their tooltips."""
+    table = QTableWidget(0, len(TABLE_COLUMNS))
+    table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+    for j, name in enumerate(TABLE_COLUMNS):
+        if name in _TIPS:
+            table.horizontalHeaderItem(j).setToolTip(_TIPS[name])
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    hh = table.horizontalHeader()
+    hh.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    for j in (0, TABLE_COLUMNS.index("Events"), len(TABLE_COLUMNS) - 1):
+        hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
+    table.setMinimumHeight(80)
+    return table
+
+
+def fill_fidelity_table(table: QTableWidget, res: tr.TraceResult, colors: dict) -> None:
+    """One row per :meth:`TraceResult.fidelity` row; ROI cells in the ROI's colour."""
+    rows = res.fidelity()
+    table.setRowCount(len(rows))
+    warn = QColor(WARN_COLOR)
+    for i, r in enumerate(rows):
+        flags = list(r.get("flags") or [])
+        vals = [str(r["roi"]), r["layer"], _num(r["snr_db"], 2), _num(r["pearson_r"], 4),
+                _num(r["nrmse"], 4), str(r.get("n_events", "")),
+                _num(r.get("peak_ratio"), 2), _num(r.get("onset_delay"), 2),
+                ("⚠ " + ", ".join(FLAG_TEXT.get(f, f) for f in flags)) if flags else ""]
+        red = {8} if flags else set()
+        if "flattened" in flags:
+            red.add(6)
+        if "shifted" in flags:
+            red.add(7)
+        for j, v in enumerate(vals):
+            item = QTableWidgetItem(v)
+            if j not in (1, 8):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if j == 0:
+                c = colors.get(r["roi"], palette_color(r["roi"]))
+                item.setBackground(QColor.fromRgbF(float(c[0]), float(c[1]), float(c[2]), 0.6))
+            if j in red:
+                item.setForeground(warn)
+                f = item.font()
+                f.setBold(True)
+                item.setFont(f)
+                item.setToolTip(flag_tip(r))
+            table.setItem(i, j, item)
+
+
+def flag_tip(r: dict) -> str:
+    """What a fidelity row's flags mean, one line per flag."""
+    parts = []
+    if "flattened" in (r.get("flags") or []):
+        parts.append(f"peaks at {r['peak_ratio']:.0%} of the reference's (median over "
+                     f"{r['n_events']} event{'s' if r['n_events'] != 1 else ''}): the restoration flattens transients")
+    if "shifted" in (r.get("flags") or []):
+        parts.append(f"transients {abs(r['onset_delay']):.1f} frames "
+                     f"{'later' if r['onset_delay'] > 0 else 'earlier'} than the reference's")
+    return "\n".join(parts)
+
+
+def transient_warnings(res: tr.TraceResult | None) -> list[str]:
+    """One line per flagged (ROI, compare layer) of ``res``."""
+    if res is None:
+        return []
+    return [f"⚠ ROI {r['roi']} '{r['layer']}': " + "; ".join(flag_tip(r).split("\n"))
+            for r in res.fidelity() if r.get("flags")]
+
+
+def _num(v: Any, digits: int) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return ""
+    return "–" if not np.isfinite(v) else f"{v:.{digits}f}"
