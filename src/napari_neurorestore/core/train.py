@@ -92,6 +92,13 @@ def fit(
             threads.restore()
 
 
+def _typical(step_times: list[float]) -> float:
+    """Median of the last 9 step times (0 before the second step: the first includes
+    torch's one-off start-up and says little about the next)."""
+    recent = step_times[1:][-9:]
+    return sorted(recent)[len(recent) // 2] if recent else 0.0
+
+
 def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate, cancel,
          report_every, on_step, threads):
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -101,12 +108,15 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
     ema = None
     model.train()
     step = 0
+    step_times: list[float] = []
     while step < total_steps:
         cancel.check()
         elapsed = time.perf_counter() - t0
         frac = step / total_steps
         if train_seconds is not None:
-            if elapsed >= train_seconds:
+            # stop when the next step would end past the budget (a step's time: the
+            # median of the last ones), so that the cap holds to about one step
+            if elapsed + _typical(step_times) >= train_seconds:
                 break
             frac = max(frac, elapsed / train_seconds)
         lr = learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
@@ -120,8 +130,9 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        step_times.append(time.perf_counter() - t_step)
         if threads is not None:
-            threads.after_step(time.perf_counter() - t_step, time.perf_counter() - t0)
+            threads.after_step(step_times[-1], time.perf_counter() - t0)
         value = float(loss.detach())
         history.append(value)
         ema = value if ema is None else 0.95 * ema + 0.05 * value
