@@ -385,7 +385,7 @@ def test_parse_f0():
 
 
 def test_core_traces_imports_no_gui_or_torch():
-    code = ("import napari_neurorestore.core.traces, napari_neurorestore._cli_traces, sys; "
+    code = ("import napari_neurorestore.core.traces, napari_neurorestore.cli.traces, sys; "
             "print(' '.join(sys.modules))")
     mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout.split())

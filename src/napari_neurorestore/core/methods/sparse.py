@@ -48,7 +48,7 @@ import torch
 
 from ... import __version__
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError, check_finite
+from ..io import ChunkRecorder, InputError
 from ..models import RestoreResult, TrainedModel
 from ..nets import SparseAxisNet, ready_for_inference
 from ..params import SparseParams
