@@ -94,9 +94,8 @@ def request_from(args: Any) -> Any:
     given = {f.name: getattr(args, f.name) for f in fields(m.params_class)
              if getattr(args, f.name, None) is not None}
     params = m.params_class(**given)
-    options = {kw.get("dest", flag.lstrip("-").replace("-", "_")):
-               getattr(args, kw.get("dest", flag.lstrip("-").replace("-", "_")))
-               for flag, kw in m.cli_options}
+    dests = [kw.get("dest", flag.lstrip("-").replace("-", "_")) for flag, kw in m.cli_options]
+    options = {d: getattr(args, d) for d in dests}
     inputs = list(args.input) if isinstance(args.input, list) else [args.input]
     return Request(m.name, inputs, args.output, params, given, model=args.model,
                    save_model=args.save_model, overwrite=args.overwrite, force=args.force,
