@@ -42,5 +42,5 @@ def test_core_packages_and_their_submodules_import_without_gui_or_torch(package)
 
 
 def test_traces_cli_imports_without_gui_or_torch():
-    mods = _modules_after("import napari_neurorestore.core.traces, napari_neurorestore._cli_traces")
+    mods = _modules_after("import napari_neurorestore.core.traces, napari_neurorestore.cli.traces")
     assert not GUI_OR_TORCH & mods

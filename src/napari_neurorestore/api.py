@@ -14,17 +14,15 @@ from typing import Any
 from .core.progress import CancelToken, Progress, drain
 
 
-def _as_model(model: Any) -> Any:
-    """A TrainedModel as given, or loaded from a path."""
-    if model is None or hasattr(model, "state_dict"):
-        return model
-    from .core.models import load_model
+def _run(method: str, data: Any, params: Any, model: Any, given: dict | None, cancel: Any,
+         out: Any, progress: Any, return_model: bool, return_result: bool = False,
+         **options: Any):
+    """Run ``method`` through the engine (a model path is loaded, its method checked and
+    its parameters merged there) and shape what the API function returns."""
+    from .core.engine import restore
 
-    return load_model(model)
-
-
-def _finish(gen, progress, return_model: bool, return_result: bool = False):
-    """Drain a method's generator and shape what the API function returns."""
+    gen = restore(method, data, params, model=model, given=given, cancel=cancel, out=out,
+                  **options)
     result = drain(gen, progress)
     if return_result:
         return result
@@ -71,7 +69,6 @@ def denoise(
     numpy.ndarray (float32, same shape, the input's intensity units), and the model when
     ``return_model``.
     """
-    from .core.methods import denoise as method
     from .core.params import DenoiseParams
 
     given = {"window": window, "stride": stride, "epochs": epochs,
@@ -79,8 +76,7 @@ def denoise(
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(params)
     p = DenoiseParams(seed=seed, device=device, **kwargs)
-    return _finish(method.run(data, p, cancel, model=_as_model(model), out=out), progress,
-                   return_model)
+    return _run("denoise", data, p, model, None, cancel, out, progress, return_model)
 
 
 def upsample(
@@ -133,13 +129,12 @@ def upsample(
     numpy.ndarray float32 (a temporary memmap when very large) in the input's units, and the
     model when ``return_model``.
     """
-    from .core.methods import upsample as method
     from .core.params import UpsampleParams
 
     p = UpsampleParams(factor=factor, lateral_only=lateral_only, prior=prior,
                        train_seconds=train_seconds, seed=seed, device=device, **params)
-    return _finish(method.run(data, p, cancel, model=_as_model(model), out=out), progress,
-                   return_model, return_result)
+    return _run("upsample", data, p, model, None, cancel, out, progress, return_model,
+                return_result)
 
 
 def isotropize(
@@ -192,22 +187,15 @@ def isotropize(
     -------
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
-    from .core.methods import isotropize as method
     from .core.params import IsotropizeParams
 
-    model = _as_model(model)
-    if model is not None:
-        trained = model.params.get("z_ratio")
-        if z_ratio is not None and trained is not None and abs(float(z_ratio) - trained) > 1e-6:
-            raise ValueError(f"the model was trained for z ratio {trained}, not {z_ratio}")
-        p = IsotropizeParams.from_dict({**model.params, "device": device, **params})
-    else:
-        if z_ratio is None:
-            raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
-        p = IsotropizeParams(z_ratio=z_ratio, degradation=degradation, sigma_z=sigma_z,
-                             train_seconds=train_seconds, seed=seed, device=device, **params)
-    return _finish(method.run(data, p, cancel, model=model, out=out), progress, return_model,
-                   return_result)
+    if model is None and z_ratio is None:
+        raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
+    p = IsotropizeParams(z_ratio=2.0 if z_ratio is None else z_ratio, degradation=degradation,
+                         sigma_z=sigma_z, train_seconds=train_seconds, seed=seed,
+                         device=device, **params)
+    return _run("isotropize", data, p, model, {"z_ratio": z_ratio}, cancel, out, progress,
+                return_model, return_result)
 
 
 def sparse(
@@ -262,11 +250,9 @@ def sparse(
     -------
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
-    from .core.methods import sparse as method
     from .core.params import SparseParams
 
     p = SparseParams(factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
                      seed=seed, device=device, **params)
-    return _finish(method.run(data, p, cancel, model=_as_model(model), out=out,
-                              reference=reference, labels=labels), progress, return_model,
-                   return_result)
+    return _run("sparse", data, p, model, None, cancel, out, progress, return_model,
+                return_result, reference=reference, labels=labels)

@@ -1,6 +1,8 @@
 """What a run will cost before it starts: peak RAM (and GPU memory), training and
 inference time, from the data's shape and a short timed probe.
 
+Each method's :class:`~.methods.base.Method` holds its own memory model and probe (see
+``Method.memory_model``, ``probe_inference``, ``probe_batch``); this module combines them.
 The RAM model follows what each method's ``train`` and ``predict`` really allocate
 (training caches and their normalised copies, the output when it is held in memory, the
 per-chunk or per-tile buffers and the network's activations), so it never touches the
@@ -16,7 +18,6 @@ torch is imported only by the probe: importing this module stays light.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .io import InputError
+from .methods import get, names
 
 #: memory torch needs on first use (thread pools, oneDNN primitives, allocator slack);
 #: measured with benchmarks/bench_cost.py
@@ -35,10 +37,9 @@ GPU_CONTEXT_BYTES = 600 * 2**20
 FIT_FRACTION = 0.9
 #: inference rates on a 2-core x86_64 CPU (probe units per second), used when the probe is
 #: skipped; measured with this module's probe (see benchmarks/bench_cost.py)
-NOMINAL_RATES = {"denoise": 12e6, "sparse": 20e6, "upsample": 1e6, "isotropize": 3e6}
+NOMINAL_RATES = {name: get(name).nominal_rate for name in names()}
 #: probe time budget (seconds): the measurement stops once it has run this long
 PROBE_SECONDS = 0.3
-F32 = 4
 
 
 # --------------------------------------------------------------------------- the estimate
@@ -150,16 +151,11 @@ def estimate_cost(method: str, data: Any, params: Any = None, *, model: Any = No
     shape = tuple(int(s) for s in getattr(data, "shape", ()))
     if not shape or any(s < 1 for s in shape):
         raise InputError(f"cannot estimate a run on data of shape {shape}")
+    m_ = get(method)
     if model is not None:
         if model.method != method:
             raise ValueError(f"this is a {model.method!r} model, not a {method!r} model")
-        merged = {**model.params}
-        if params is not None:  # run-time settings the caller may override
-            for k in ("device", "chunk_frames", "tile_size", "ensemble", "back_projection",
-                      "denoise", "simulate"):
-                if hasattr(params, k):
-                    merged[k] = getattr(params, k)
-        params = PARAMS[method].from_dict(merged)
+        params = m_.merge_params(model, params)  # the caller's run-time settings
     elif params is None:
         params = PARAMS[method]()
     elif getattr(params, "method", method) != method:
@@ -172,12 +168,11 @@ def estimate_cost(method: str, data: Any, params: Any = None, *, model: Any = No
 
         dev = resolve_device("auto").type
     gpu = dev in ("cuda", "mps")
-    model_fn = _MODELS[method]
-    m = model_fn(shape, params, itemsize, lazy, streaming, gpu)
+    m = m_.memory_model(shape, params, itemsize, lazy, streaming, gpu)
     probed = None
     if probe:
         probed = _probe(method, shape, params, dev, model is None)
-    rate = probed["infer_rate"] if probed else NOMINAL_RATES[method]
+    rate = probed["infer_rate"] if probed else m_.nominal_rate
     infer = m["work"] / rate
     train_s, capped = None, False
     if model is None:
@@ -219,199 +214,6 @@ def refuse_if_too_big(est: CostEstimate, how_to_stream: str) -> None:
         f"the chunk/tile size")
 
 
-# --------------------------------------------------------------------------- RAM models
-# Each returns {"ram": {"train", "output", "predict"}, "gpu", "out_shape", "work" (probe
-# units for the whole input), "unit_work" (probe units per reported item), "unit",
-# "train_steps"}.
-
-def _read_extra(nbytes_f32: float, itemsize: int, lazy: bool) -> float:
-    """Transient of reading a block as float32: the block at its own dtype first, unless
-    it is a view of an in-memory array."""
-    return nbytes_f32 * itemsize / F32 if lazy else 0.0
-
-
-def _denoise(shape, p, itemsize, lazy, streaming, gpu):
-    if len(shape) not in (3, 4):
-        raise InputError(f"denoising needs a (t, y, x) or (t, z, y, x) movie, got shape {shape}")
-    t, planes = shape[0], (shape[1] if len(shape) == 4 else 1)
-    h, w = shape[-2:]
-    hp, wp = h + (-h) % 4, w + (-w) % 4
-    fb = F32 * h * w
-    cache_budget = 768 * 2**20
-    budget = max(p.window, cache_budget // fb // planes)
-    if budget >= t:
-        seg_frames, n_seg = t, planes
-    else:
-        run_len = max(p.window * 8, 64)
-        seg_frames, n_seg = run_len, planes * max(1, budget // run_len)
-    seg = seg_frames * F32 * hp * wp
-    cache = n_seg * seg
-    padded = (h, w) != (hp, wp)
-    # normalising a segment: s and (s - mean) / std live at once (numpy divides the
-    # temporary in place), then the padded copy; check_finite's boolean mask; the
-    # half-resolution activations kept for backward
-    train_act = p.batch_size * (p.patch_size // 2)**2 * F32 * (4 * (p.window - 1) + 8 * p.width)
-    train = (cache + (1 + padded) * seg + seg / 4 + _read_extra(seg, itemsize, lazy)
-             + 3 * train_act)
-    k = p.window // 2
-    chunk = min(p.chunk_frames, t)
-    block = (chunk + 2 * k) * F32 * hp * wp
-    bpix = _batch_pixels_denoise(h, w, gpu)
-    act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
-    predict = (2 * block + chunk * fb + _read_extra(block, itemsize, lazy)
-               + (0 if gpu else act))
-    if streaming:
-        predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
-    out_bytes = 0 if streaming else t * planes * fb
-    frame_work = hp * wp
-    return {"ram": {"train": train, "output": out_bytes, "predict": predict},
-            "gpu": act + 2 * bpix * F32 * p.window, "out_shape": shape,
-            "work": t * planes * frame_work, "unit_work": frame_work, "unit": "frames",
-            "train_steps": p.epochs * max(1, -(-(t - 2 * k) * planes // (p.stride * p.batch_size)))}
-
-
-def _batch_pixels_denoise(h, w, gpu):
-    target = 2**22 if gpu else 2**16
-    return int(min(64, max(1, round(target / max(h * w, 1))))) * h * w
-
-
-def _sparse(shape, p, itemsize, lazy, streaming, gpu):
-    if len(shape) not in (2, 3, 4):
-        raise InputError(f"sparse-axis reconstruction needs 2D-4D data, got shape {shape}")
-    m = p.factor
-    n = 1 if len(shape) == 2 else shape[0]
-    planes = shape[1] if len(shape) == 4 else 1
-    na, nb = (shape[-2], shape[-1]) if p.axis == "y" else (shape[-1], shape[-2])
-    fb = F32 * na * nb
-    k = p.context if n > 1 else 0
-    budget = max(2 * k + 1, 512 * 2**20 // fb // planes)
-    if budget >= n:
-        seg_frames, n_seg = n, planes
-    else:
-        run_len = max(8 * (2 * k + 1), 64)
-        seg_frames, n_seg = run_len, planes * max(1, budget // run_len)
-    seg = seg_frames * fb
-    cache = n_seg * seg
-    train_act = p.batch_size * p.patch_size**2 * F32 * (2 * k + 1 + 3 * m + 12 * p.width)
-    # the normalised list is built while the raw one still exists
-    train = 2 * cache + seg + _read_extra(seg, itemsize, lazy) + 3 * train_act
-    chunk = min(p.chunk_frames, n)
-    raw = (chunk + 2 * k) * fb
-    res = chunk * fb * m
-    bs = 16 if gpu else 2
-    act = bs * na * nb * F32 * (2 * k + 1 + 2 * m + 6 * p.width / 2)
-    predict = 3 * raw + res + _read_extra(raw, itemsize, lazy) + (0 if gpu else act)
-    out_shape = list(shape)
-    out_shape[-2 if p.axis == "y" else -1] *= m
-    out_bytes = 0 if streaming else n * planes * fb * m
-    if p.simulate:  # the sparse copy, the restored and cubic results, the float32 truth
-        out_bytes = n * planes * fb * (1 / m + 3)
-        out_shape = list(shape)
-    frame_work = na * nb * m
-    return {"ram": {"train": train, "output": out_bytes, "predict": predict},
-            "gpu": act + 3 * raw, "out_shape": out_shape,
-            "work": n * planes * frame_work, "unit_work": frame_work, "unit": "frames",
-            "train_steps": p.epochs * max(10, -(-n * planes * max(1, na * nb // p.patch_size**2)
-                                               // p.batch_size))}
-
-
-def _upsample_geometry(shape, p):
-    nd = len(shape)
-    factors = (p.factor, p.factor) if nd == 2 else (1 if p.lateral_only else p.factor,
-                                                     p.factor, p.factor)
-    halo = p.depth + 2 + 2 + (2 * 3 + 1 if p.back_projection else 0)
-    halo = max(halo, p.tile_overlap)
-    tile = [min(s, p.tile_size) for s in shape]
-    n_tiles = math.prod(-(-s // t) for s, t in zip(shape, tile, strict=True))
-    coarse = math.prod(t + 2 * halo for t in tile)
-    return factors, halo, tile, n_tiles, coarse
-
-
-def _upsample(shape, p, itemsize, lazy, streaming, gpu):
-    if len(shape) not in (2, 3):
-        raise InputError(f"upsampling needs a (z, y, x) volume or a (y, x) image, got {shape}")
-    factors, halo, tile, n_tiles, coarse = _upsample_geometry(shape, p)
-    fprod = math.prod(factors)
-    nbytes = F32 * math.prod(shape)
-    cache = min(nbytes, 512 * 2**20)
-    # the convolutions run on the coarse grid; the fine crops are the targets
-    coarse_patch = math.prod(max(1, p.patch_size // f) for f in factors)
-    train_act = p.batch_size * F32 * (coarse_patch * 3 * p.width
-                                      + 6 * p.patch_size ** len(shape))
-    train = 2 * cache + _read_extra(cache, itemsize, lazy) + 3 * train_act
-    if p.prior == "simulated":
-        train += 2 * F32 * math.prod((48, 144, 144) if len(shape) == 3 else (384, 384))
-    fine = coarse * fprod * F32
-    act = coarse * F32 * (3 * p.width + fprod) + (7 if p.back_projection else 3) * fine
-    if p.ensemble:
-        act += fine
-    predict = coarse * F32 * 3 + _read_extra(coarse * F32, itemsize, lazy) + (0 if gpu else act)
-    out_shape = tuple(s * f for s, f in zip(shape, factors, strict=True))
-    out_bytes = F32 * math.prod(out_shape)
-    if p.two_stage:  # the intermediate 2x volume (memory-mapped when above 2 GB)
-        mid = out_bytes // 2 ** len(shape)
-        predict += mid if mid <= 2 * 2**30 else 0
-    if streaming or out_bytes > 2 * 2**30:  # predict memory-maps outputs above 2 GB
-        out_bytes = 0
-    flips = 2 ** len(shape) if p.ensemble else 1
-    return {"ram": {"train": train, "output": out_bytes, "predict": predict},
-            "gpu": act + coarse * F32, "out_shape": out_shape,
-            "work": n_tiles * coarse * flips * (2 if p.two_stage else 1),
-            "unit_work": coarse * flips, "unit": "tiles", "train_steps": p.steps}
-
-
-def _iso_work(shape, ratio, tile, halo=24):
-    """Pixels the network sees to isotropize ``shape`` in blocks of ``tile``."""
-    n, hh, ww = shape
-    nz = int(round((n - 1) * ratio)) + 1
-    nzp = nz + 2 * halo + (-(nz + 2 * halo)) % 4
-    tile = max(16, int(tile))
-    work = 0
-    for y0 in range(0, hh, tile):
-        ny = min(hh, y0 + tile) - y0
-        hb = min(hh, y0 + tile + halo) - max(0, (y0 - halo) // 4 * 4)
-        hb += (halo if y0 == 0 else 0) + (halo if y0 + tile + halo >= hh else 0)
-        hb += (-hb) % 4
-        for x0 in range(0, ww, tile):
-            nx = min(ww, x0 + tile) - x0
-            wb = min(ww, x0 + tile + halo) - max(0, (x0 - halo) // 4 * 4)
-            wb += (halo if x0 == 0 else 0) + (halo if x0 + tile + halo >= ww else 0)
-            wb += (-wb) % 4
-            work += nzp * (ny * wb + nx * hb)
-    return work, nz, nzp
-
-
-def _isotropize(shape, p, itemsize, lazy, streaming, gpu):
-    if len(shape) != 3:
-        raise InputError(f"axial isotropization needs a (z, y, x) volume, got shape {shape}")
-    n, hh, ww = shape
-    work, nz, nzp = _iso_work(shape, p.z_ratio, p.tile_size)
-    halo = 24
-    kept = max(1, min(n, 512 * 2**20 // (F32 * hh * ww)))
-    cache = kept * F32 * hh * ww
-    padded = kept * F32 * (hh + 100) * (ww + 100)
-    train_act = p.batch_size * (p.patch_size + 100) * p.patch_size * F32 * (2 + 14 * p.width)
-    # slices + stack; then vol, (vol - mean), / std; then the reflect-padded copy
-    train = 2 * cache + padded + _read_extra(cache, itemsize, lazy) + 3 * train_act
-    tile = max(16, int(p.tile_size))
-    hb = min(hh, tile + 2 * halo) + 2 * halo
-    wb = min(ww, tile + 2 * halo) + 2 * halo
-    block = n * F32 * min(hh, tile + 2 * halo) * min(ww, tile + 2 * halo)
-    vi = nzp * F32 * hb * wb
-    bpix = 2**20
-    act = bpix * F32 * 6 * p.width
-    predict = 3 * block + 4 * vi + _read_extra(block, itemsize, lazy) + (0 if gpu else act)
-    out_shape = (nz, hh, ww)
-    out_bytes = 0 if streaming else F32 * nz * hh * ww
-    return {"ram": {"train": train, "output": out_bytes, "predict": predict},
-            "gpu": act + 2 * bpix * F32, "out_shape": out_shape, "work": work,
-            "unit_work": 1, "unit": "px", "train_steps": p.steps}
-
-
-_MODELS = {"denoise": _denoise, "sparse": _sparse, "upsample": _upsample,
-           "isotropize": _isotropize}
-
-
 # --------------------------------------------------------------------------- the probe
 def _timed(run_once, units_for, seconds: float = PROBE_SECONDS, max_seconds: float = 1.0
            ) -> float:
@@ -438,71 +240,7 @@ def _timed(run_once, units_for, seconds: float = PROBE_SECONDS, max_seconds: flo
 
 def _probe(method: str, shape, params, device: str, train: bool) -> dict[str, float]:
     """Inference rate (probe units/s) and, when ``train``, seconds per training step."""
-    import torch
-
-    from .methods import get_method
-    from .models import TrainedModel
-    from .progress import drain
-
-    mod = get_method(method)
-    rng = np.random.default_rng(0)
-    p = params
-    dev = torch.device(device)
-    if method in ("denoise", "sparse"):
-        # one batch of the size predict uses, on a crop of at most 512 x 512 pixels (the
-        # rate is per pixel: these nets are fully convolutional)
-        a, b = (min(s, 512) for s in shape[-2:])
-        if method == "denoise":
-            net = mod.build_net(p)
-            bs = mod.auto_batch_size((a, b), dev)
-            a, b = a + (-a) % 4, b + (-b) % 4
-            x = torch.from_numpy(rng.random((bs, p.window - 1, a, b), dtype=np.float32))
-            per_batch = bs * a * b
-        else:
-            k = p.context if len(shape) >= 3 and shape[0] > 1 else 0
-            net = mod.build_net(p, k)
-            bs = 2 if dev.type == "cpu" else 16
-            na, nb = (a, b) if p.axis == "y" else (b, a)
-            x = torch.from_numpy(rng.random((bs, 2 * k + 1, na, nb), dtype=np.float32))
-            per_batch = bs * a * b * p.factor
-        net = net.eval().to(dev)
-        x = x.to(dev)
-        if dev.type == "cpu":
-            net = net.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-
-        def once(n):
-            with torch.inference_mode():
-                for _ in range(n):
-                    net(x).float().cpu()
-        rate = _timed(once, lambda n: n * per_batch)
-    elif method == "upsample":
-        from dataclasses import replace
-
-        small = replace(p, tile_size=min(p.tile_size, 12 if len(shape) == 3 else 48))
-        geo = _upsample_geometry(tuple(min(s, small.tile_size) for s in shape), small)
-        net = mod.build_net(small, len(shape))
-        model = TrainedModel("upsample", small.to_dict(), net.state_dict(),
-                             {"lo": 0.0, "scale": 1.0}, {"ndim": len(shape)})
-        flips = 2 ** len(shape) if p.ensemble else 1
-        x = rng.random(tuple(min(s, small.tile_size) for s in shape), dtype=np.float32)
-
-        def once(n):
-            for _ in range(n):
-                drain(mod.predict(x, model, device=device))
-        rate = _timed(once, lambda n: n * geo[4] * flips * (2 if p.two_stage else 1))
-    else:
-        net = mod.build_net(p)
-        model = TrainedModel("isotropize", p.to_dict(), net.state_dict(),
-                             {"mean": 0.0, "std": 1.0})
-        nz_in = max(2, min(shape[0], 16))
-        side = 32
-
-        def once(n):
-            x = rng.random((nz_in, side, side * n), dtype=np.float32)
-            drain(mod.predict(x, model, tile_size=side, device=device))
-        rate = _timed(once, lambda n: _iso_work((nz_in, side, side * n), p.z_ratio, side)[0])
-    out = {"infer_rate": rate}
+    out = {"infer_rate": get(method).probe_inference(shape, params, device, _timed)}
     if train:
         out["step_seconds"] = _probe_train_step(method, shape, params, device)
     return out
@@ -513,41 +251,15 @@ def _probe_train_step(method: str, shape, p, device: str) -> float:
     training shape."""
     import torch
 
-    from .methods import get_method
-
-    mod = get_method(method)
+    m = get(method)
     dev = torch.device(device)
-    if method == "denoise":
-        ps = min(p.patch_size, shape[-2] // 4 * 4, shape[-1] // 4 * 4)
-        net = mod.build_net(p)
-        x = torch.randn(p.batch_size, p.window - 1, ps, ps)
-        y = torch.randn(p.batch_size, 1, ps, ps)
-    elif method == "sparse":
-        k = p.context if len(shape) >= 3 and shape[0] > 1 else 0
-        net = mod.build_net(p, k)
-        ps = max(4, min(p.patch_size, shape[-1] // p.factor if p.axis == "y" else shape[-2]))
-        x = torch.randn(p.batch_size, 2 * k + 1, ps, ps)
-        y = torch.randn(p.batch_size, p.factor, ps, ps)
-    elif method == "upsample":
-        from ..core.nets import bin_down
-
-        net = mod.build_net(p, len(shape))
-        f = net.factors
-        side = p.patch_size // p.factor * p.factor
-        dims = tuple(min(side, s * ff) // ff * ff for s, ff in zip(shape, f, strict=True))
-        y = torch.randn(p.batch_size, 1, *dims)
-        x = bin_down(y, f)
-    else:
-        net = mod.build_net(p)
-        ps = min(p.patch_size, shape[-1] // 4 * 4, shape[-2] // 4 * 4)
-        x = torch.randn(p.batch_size, 1, ps, ps)
-        y = torch.randn(p.batch_size, 1, ps, ps)
+    net, x, y = m.probe_batch(shape, p)
     net = net.to(dev)
     x, y = x.to(dev), y.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     threads = torch.get_num_threads()
-    if method == "upsample" and dev.type == "cpu":
-        torch.set_num_threads(min(threads, mod.TRAIN_THREADS))
+    if m.train_threads() and dev.type == "cpu":
+        torch.set_num_threads(min(threads, m.train_threads()))
 
     def once(n):
         for _ in range(n):

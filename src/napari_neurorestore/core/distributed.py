@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .io import ChunkRecorder, _require, check_movie, check_output_path, open_array, open_output
+from .io import ChunkRecorder, _require, check_output_path, open_array, open_output
 from .progress import Cancelled, CancelToken, Progress
 
 #: in each worker process: cached models and inputs (keyed by path, mtime and device)
@@ -130,16 +130,32 @@ def dask_client(workers: int | None = None, scheduler: str | None = None
         cluster.close()
 
 
+def _completed(distributed: Any, futures: list, cancel: CancelToken, poll: float
+               ) -> Iterator[list]:
+    """Batches of finished futures, until all are finished; a cancel raises
+    :class:`Cancelled`."""
+    pending = distributed.as_completed(futures)
+    while not pending.is_empty():
+        if cancel.cancelled:
+            raise Cancelled("cancelled by the user")
+        batch = pending.next_batch(block=False)
+        if not batch:
+            time.sleep(poll)
+            continue
+        yield batch
+
+
 def prepare_outputs(jobs: list[DenoiseJob], chunk_frames: int, overwrite: bool = False
                     ) -> list[tuple[DenoiseJob, tuple[int, ...], Any]]:
     """Check every input, model and output first, then create the output stores.
 
     Returns (job, input shape, output zarr array) per job.
     """
-    from .methods import denoise
-    from .models import load_model
-    from .params import DenoiseParams
+    from .engine import load_checked_model
+    from .methods import get
+    from .methods.base import metadata_for
 
+    method = get("denoise")
     outs = [str(Path(j.output)) for j in jobs]
     if len(set(outs)) != len(outs):
         raise ValueError("two inputs would write the same output store")
@@ -149,16 +165,14 @@ def prepare_outputs(jobs: list[DenoiseJob], chunk_frames: int, overwrite: bool =
             raise ValueError(f"distributed inference writes zarr stores: {j.output} must end "
                              f"in .zarr")
         check_output_path(j.output, overwrite)
-        model = load_model(j.model)
-        if model.method != "denoise":
-            raise ValueError(f"{j.model} is a {model.method!r} model, not a denoising model")
+        model = load_checked_model(method, j.model)
         data, axes = open_array(j.input)
-        check_movie(data, DenoiseParams.from_dict(model.params).window)
+        method.check_input(data, method.params_class.from_dict(model.params))
         checked.append((j, tuple(data.shape), axes, model))
     prepared = []
     for j, shape, axes, model in checked:
         out = open_output(j.output, shape, overwrite, chunks=chunk_frames,
-                          metadata=denoise.metadata_for(model, {"source": str(j.input)}),
+                          metadata=metadata_for(model, {"source": str(j.input)}),
                           axes=axes if len(axes) == len(shape) else None)
         prepared.append((j, shape, out))
     return prepared
@@ -198,15 +212,8 @@ def denoise_files(jobs: list[DenoiseJob], workers: int | None = None,
                 futures[f] = i
         t0 = time.perf_counter()
         yield Progress("predict", 0, total, message=f"{len(futures)} chunk tasks submitted")
-        pending = distributed.as_completed(list(futures))
         try:
-            while not pending.is_empty():
-                if cancel.cancelled:
-                    raise Cancelled("cancelled by the user")
-                batch = pending.next_batch(block=False)
-                if not batch:
-                    time.sleep(poll)
-                    continue
+            for batch in _completed(distributed, list(futures), cancel, poll):
                 for f in batch:
                     a, b = f.result()  # re-raises a worker's error here
                     recorders[futures[f]](a, b)
@@ -286,9 +293,9 @@ def upsample_file(job: UpsampleJob, workers: int | None = None, scheduler: str |
     records finished tiles in the store's progress attribute. The result equals
     single-process inference to float32 round-off. One-stage models only.
     """
-    from .methods import upsample
-    from .models import load_model
-    from .params import UpsampleParams
+    from .engine import load_checked_model
+    from .methods import get, upsample
+    from .methods.base import metadata_for
 
     cancel = cancel or CancelToken()
     yield Progress("prepare", message="checking the input and creating the output store")
@@ -296,10 +303,9 @@ def upsample_file(job: UpsampleJob, workers: int | None = None, scheduler: str |
         raise ValueError(f"distributed inference writes zarr stores: {job.output} must end "
                          f"in .zarr")
     check_output_path(job.output, overwrite)
-    model = load_model(job.model)
-    if model.method != "upsample":
-        raise ValueError(f"{job.model} is a {model.method!r} model, not an upsampling model")
-    params = UpsampleParams.from_dict(model.params)
+    method = get("upsample")
+    model = load_checked_model(method, job.model)
+    params = method.params_class.from_dict(model.params)
     if params.two_stage and params.factor == 4:
         raise ValueError("distributed upsampling needs a one-stage model (not --two-stage)")
     data, _ = open_array(job.input)
@@ -308,8 +314,8 @@ def upsample_file(job: UpsampleJob, workers: int | None = None, scheduler: str |
     tiles = upsample.output_tiles(model, shape, job.tile_size)
     out = open_output(job.output, upsample.output_shape(shape, factors), overwrite,
                       chunk_shape=upsample.output_chunks(model, shape, job.tile_size),
-                      metadata=upsample.metadata_for(model, {"factors": list(factors),
-                                                             "source": str(job.input)}),
+                      metadata=metadata_for(model, {"factors": list(factors),
+                                                    "source": str(job.input)}),
                       axes="ZYX" if len(shape) == 3 else "YX", unit="tiles",
                       total=tiles["total"])
     recorder = ChunkRecorder(out, tiles["total"], "tiles", tiles["extra"])
@@ -327,15 +333,8 @@ def upsample_file(job: UpsampleJob, workers: int | None = None, scheduler: str |
                                          key=f"neurorestore-upsample-{a}-{time.time_ns()}"))
         t0 = time.perf_counter()
         yield Progress("predict", 0, total, message=f"{len(futures)} tile tasks submitted")
-        pending = distributed.as_completed(futures)
         try:
-            while not pending.is_empty():
-                if cancel.cancelled:
-                    raise Cancelled("cancelled by the user")
-                batch = pending.next_batch(block=False)
-                if not batch:
-                    time.sleep(poll)
-                    continue
+            for batch in _completed(distributed, futures, cancel, poll):
                 for f in batch:
                     for i in f.result():  # re-raises a worker's error here
                         recorder(i, i + 1)

@@ -5,6 +5,7 @@ The widget, the CLI and the Python API all build their defaults from these class
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -16,6 +17,49 @@ def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
         rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
         raise ValueError(f"{name} must be {rng}, got {value}")
 
+
+def opt(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with the metadata the CLI and the widget's form read.
+
+    Keys (all optional): ``help`` (one line: CLI help, widget tooltip), ``label`` (the
+    widget's label), ``min``/``max``/``step`` (ranges for the form and the help text; the
+    dataclass's own validation stays the rule), ``flag`` (the CLI flag when it differs
+    from ``--field-name``; booleans that default to True get ``--no-field-name``),
+    ``choices`` (the allowed values), ``metavar`` (the CLI's placeholder).
+    """
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``name : text`` entries of a parameter class's docstring (continuation lines joined;
+    ``a, b : text`` gives both names the text)."""
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in (cls.__doc__ or "").splitlines():
+        m = re.match(r"^\s{4}([a-z_][a-z0-9_, ]*) : (.*)$", line)
+        if m:
+            names = [n.strip() for n in m.group(1).split(",")]
+            for n in names:
+                out[n] = m.group(2).strip()
+        elif names and line.startswith(" " * 8) and line.strip():
+            for n in names:
+                out[n] += " " + line.strip()
+        else:
+            names = []
+    return out
+
+
+def _seconds(default: float | None, budget: str) -> Any:
+    return opt(default, f"cap on training wall time (whichever of {budget}/seconds comes "
+               "first)", min=0.1, step=10, label="training time cap (s)")
+
+
+def _common() -> dict[str, Any]:
+    """The metadata of the fields every trainable method has (learning_rate, seed, device)."""
+    return {"learning_rate": opt(1e-3, "Adam's initial learning rate", min=1e-6, max=0.5,
+                                 step=1e-4),
+            "seed": opt(0, "random seed", min=0, max=2**31 - 1),
+            "device": opt("auto", "compute device", choices=("auto", "cpu", "cuda", "mps"))}
 
 
 class _Params:
@@ -66,17 +110,24 @@ class DenoiseParams(_Params):
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
     """
 
-    window: int = 7
-    stride: int = 1
-    epochs: int | None = None
-    train_seconds: float | None = 60.0
-    patch_size: int = 64
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    width: int = 16
-    seed: int | None = 0
-    device: str = "auto"
-    chunk_frames: int = 64
+    window: int = opt(11, "temporal window C, odd", min=3, max=31, step=2, label="window (frames)")
+    stride: int = opt(1, "training window stride S", min=1, max=31)
+    epochs: int | None = opt(None, "training epochs (default: no limit; the time budget ends training)",
+                             min=1, max=10000)
+    train_seconds: float | None = opt(60.0, "training time budget in seconds (reading the "
+                                      "training frames included)", min=0.1, step=10,
+                                      label="training time (s)")
+    patch_size: int = opt(48, "side of the training crops (multiple of 4)", min=16, max=1024, step=4)
+    batch_size: int = opt(16, "training windows per optimisation step", min=1, max=1024)
+    learning_rate: float = opt(2e-3, "Adam's initial learning rate", min=1e-6, max=0.5, step=1e-4)
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    chunk_frames: int = opt(64, "frames per inference chunk and per zarr chunk (memory bound)", min=1, max=100000)
+    centre_correction: bool = opt(True, "add back what the temporal network missed in the frame "
+                                  "itself (Wiener filter of the residual, from the measured "
+                                  "noise spectrum); also gives the self-check",
+                                  label="centre-frame correction")
 
     method = "denoise"
 
@@ -133,25 +184,25 @@ class UpsampleParams(_Params):
         centres are exact and are stitched without blending; 0 = just that.
     """
 
-    factor: int = 3
-    lateral_only: bool = False
-    prior: str = field(default="none", metadata={"choices": ("none", "simulated")})
-    steps: int = 4000
-    train_seconds: float | None = 60.0
-    patch_size: int = 36
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    width: int = 16
-    depth: int = 4
-    base: str = field(default="cubic", metadata={"choices": ("cubic", "linear")})
-    scale_augment: bool = True
-    back_projection: bool = True
-    ensemble: bool = False
-    two_stage: bool = False
-    seed: int | None = 0
-    device: str = "auto"
-    tile_size: int = 64
-    tile_overlap: int = 0
+    factor: int = opt(3, "upsampling factor per axis", min=2, max=4, choices=(2, 3, 4))
+    lateral_only: bool = opt(False, "upsample y and x only")
+    prior: str = opt("none", "'simulated': also train on a simulated neuron volume at the true scale ('none': the input alone)", choices=("none", "simulated"))
+    steps: int = opt(4000, "training steps (--train-seconds caps the time)", min=1, max=1000000)
+    train_seconds: float | None = _seconds(60.0, "steps")
+    patch_size: int = opt(36, "training crop side in input pixels", min=8, max=512)
+    batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=256)
+    depth: int = opt(4, "hidden layers of the network", min=0, max=16)
+    base: str = opt("cubic", "the interpolation the network adds its residual to", choices=("cubic", "linear"))
+    scale_augment: bool = opt(True, "scale augmentation: half of the batches are crops interpolated up by a random factor")
+    back_projection: bool = opt(True, "force the output to bin back to the input (data consistency)")
+    ensemble: bool = opt(False, "average over flips (8x slower)")
+    two_stage: bool = opt(False, "factor 4 as two 2x stages")
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    tile_size: int = opt(64, "inference tile side in input pixels (memory bound; the CLI's default: the largest up to 64 whose working memory fits --memory-budget)", min=8, max=4096, step=8)
+    tile_overlap: int = opt(0, "minimum context read around each tile (input pixels; 0 = the receptive field)", min=0, max=256)
 
     method = "upsample"
 
@@ -209,20 +260,20 @@ class SparseParams(_Params):
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
     """
 
-    factor: int = 4
-    axis: str = field(default="y", metadata={"choices": ("y", "x")})
-    simulate: bool = False
-    context: int = 6
-    denoise: bool = True
-    epochs: int = 40
-    train_seconds: float | None = None
-    patch_size: int = 32
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    width: int = 16
-    seed: int | None = 0
-    device: str = "auto"
-    chunk_frames: int = 64
+    factor: int = opt(4, "skip factor M, 2-16: one line in M was acquired", min=2, max=16)
+    axis: str = opt("y", "the under-sampled axis (y: the slow scan axis)", choices=("y", "x"))
+    simulate: bool = opt(False, "the input is fully sampled: keep every M-th line, reconstruct, and print PSNR/SSIM/trace NRMSE against the full stack")
+    context: int = opt(6, "neighbouring frames on each side given to the network", min=0, max=8)
+    denoise: bool = opt(True, "also denoise the acquired lines (off: keep them exactly as measured)")
+    epochs: int = opt(40, "training epochs", min=1, max=10000)
+    train_seconds: float | None = _seconds(None, "epochs")
+    patch_size: int = opt(32, "side of the training crops in samples (multiple of 4)", min=8, max=1024, step=4)
+    batch_size: int = opt(16, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    chunk_frames: int = opt(64, "frames per inference chunk (memory bound)", min=1, max=100000)
 
     method = "sparse"
 
@@ -269,19 +320,19 @@ class IsotropizeParams(_Params):
         (blurring averages noise down; real axial slices are as noisy as lateral ones).
     """
 
-    z_ratio: float = 2.0
-    degradation: str = field(default="gaussian", metadata={"choices": ("gaussian", "learned")})
-    sigma_z: float | None = None
-    steps: int = 4000
-    train_seconds: float | None = None
-    patch_size: int = 64
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    width: int = 16
-    seed: int | None = 0
-    device: str = "auto"
-    tile_size: int = 256
-    match_noise: bool = True
+    z_ratio: float = opt(2.0, "z pixel size / lateral pixel size (required unless --model is given)", min=1.0, max=16.0, step=0.1, metavar="R", label="z ratio")
+    degradation: str = opt("gaussian", "training degradation model", choices=("gaussian", "learned"))
+    sigma_z: float | None = opt(None, "axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None: estimated from the data)", min=0.0, max=32.0, step=0.1, metavar="S")
+    steps: int = opt(4000, "training steps", min=1, max=1000000)
+    train_seconds: float | None = _seconds(None, "steps")
+    patch_size: int = opt(64, "side of the square training crops (multiple of 4)", min=16, max=1024, step=4)
+    batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    tile_size: int = opt(256, "lateral inference block size (memory bound)", min=16, max=4096, step=16)
+    match_noise: bool = opt(True, "top the noise of the degraded training inputs up to the data's level")
 
     method = "isotropize"
 

@@ -1,20 +1,52 @@
-"""Restoration methods. Each module offers ``run(data, params, cancel, model=None, out=None)``,
-a generator that yields :class:`~napari_neurorestore.core.progress.Progress` and returns a
-:class:`~napari_neurorestore.core.models.RestoreResult`.
+"""Restoration methods, and the registry that maps a name to its
+:class:`~napari_neurorestore.core.methods.base.Method`.
 
-Importing this package does not import torch; import a method's module to use it.
+Each method has a light module ``<name>_spec.py`` (numpy only: its ``Method`` object, the
+output grid, the forward model, the cost model) and a heavy one ``<name>.py`` (torch:
+``train``, ``predict`` and ``run(data, params, cancel, model=None, out=None)``, a generator
+that yields :class:`~napari_neurorestore.core.progress.Progress` and returns a
+:class:`~napari_neurorestore.core.models.RestoreResult`).
+
+Importing this package (or calling :func:`get`) does not import torch; a method's heavy
+module is imported when it trains or predicts.
 """
 
-METHODS = {"denoise": "napari_neurorestore.core.methods.denoise",
-           "upsample": "napari_neurorestore.core.methods.upsample"}
-METHODS["sparse"] = "napari_neurorestore.core.methods.sparse"
-METHODS["isotropize"] = "napari_neurorestore.core.methods.isotropize"
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: name -> "module:attribute" of its Method. A new method adds one line here.
+REGISTRY = {
+    "denoise": "napari_neurorestore.core.methods.denoise_spec:METHOD",
+    "sparse": "napari_neurorestore.core.methods.sparse_spec:METHOD",
+    "upsample": "napari_neurorestore.core.methods.upsample_spec:METHOD",
+    "isotropize": "napari_neurorestore.core.methods.isotropize_spec:METHOD",
+}
+
+#: name -> the heavy module (kept for callers of :func:`get_method`)
+METHODS = {name: ref.split(":")[0].removesuffix("_spec") for name, ref in REGISTRY.items()}
+
+
+def names() -> tuple[str, ...]:
+    """The registered method names, in the registry's order."""
+    return tuple(REGISTRY)
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown method {name!r}; choose one of {', '.join(REGISTRY)}")
+
+
+def get(name: str) -> Any:
+    """The :class:`~.base.Method` registered as ``name`` (light: no torch)."""
+    if name not in REGISTRY:
+        raise _unknown(name)
+    module, attr = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def get_method(name: str):
-    """Return the module implementing method ``name``."""
-    import importlib
-
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return importlib.import_module(METHODS[name])
+    """Return the (heavy) module implementing method ``name`` (imports torch)."""
+    if name not in REGISTRY:
+        raise _unknown(name)
+    return get(name).impl()

@@ -29,8 +29,9 @@ from ..io import ChunkRecorder, check_finite, check_movie
 from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..params import DenoiseParams
-from ..progress import Cancelled, CancelToken, Progress
+from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
+from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
 
 SUFFIX = "denoised"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
@@ -264,62 +265,39 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         on_chunk = ChunkRecorder(out)
     planes = _planes(data)
     h, w = data.shape[-2:]
-    total = (stop - start) * len(planes)
-    done = 0
-    frames_written = 0
-    t0 = time.perf_counter()
-    yield Progress("predict", 0, total, message="restoring frames")
-    try:
-        with torch.inference_mode():
-            for a in range(start, stop, chunk_frames):
-                b = min(stop, a + chunk_frames)
-                lo, hi = max(0, a - k), min(t_len, b + k)
-                buf = np.empty((b - a, h, w), np.float32)
-                for i, p in enumerate(planes):
-                    block = _read(data, lo, hi, p)
-                    check_finite(block, f"frames {lo}-{hi - 1}")
-                    block = _pad4((block - mean) / std)
-                    for s in range(a, b, batch_size):
-                        cancel.check()
-                        ts = np.arange(s, min(b, s + batch_size))
-                        idx = neighbour_index(ts, offsets, t_len) - lo
-                        x = torch.from_numpy(block[idx]).to(dev)
-                        if dev.type == "cpu":
-                            x = x.contiguous(memory_format=torch.channels_last)
-                        y = net(x)[:, 0, :h, :w].float().cpu().numpy()
-                        buf[s - a:s - a + len(ts)] = y * std + mean
-                    if p is None:
-                        out[a:b] = buf
-                    else:
-                        out[a:b, p] = buf
-                    done += b - a
-                    if i < len(planes) - 1:
-                        el = time.perf_counter() - t0
-                        yield Progress("predict", done, total, eta=el / done * (total - done),
-                                       message=f"restoring: {done}/{total} frames")
-                frames_written += b - a
-                if on_chunk is not None:  # recorded before the report: a stop at the
-                    on_chunk(a, b)        # report's yield keeps the record exact
-                el = time.perf_counter() - t0
-                yield Progress("predict", done, total, eta=el / done * (total - done),
-                               message=f"restoring: {done}/{total} frames")
-    except Cancelled:
-        raise Cancelled(f"cancelled by the user: {frames_written} of {stop - start} frames "
-                        f"were restored and written") from None
+    tally = PredictTally((stop - start) * len(planes), "frames", "restored", "restoring",
+                         on_chunk, written_total=stop - start)
+    yield tally.start("restoring frames")
+    with tally.cancel_message(), torch.inference_mode():
+        for a in range(start, stop, chunk_frames):
+            b = min(stop, a + chunk_frames)
+            lo, hi = max(0, a - k), min(t_len, b + k)
+            buf = np.empty((b - a, h, w), np.float32)
+            for i, p in enumerate(planes):
+                block = _read(data, lo, hi, p)
+                check_finite(block, f"frames {lo}-{hi - 1}")
+                block = _pad4((block - mean) / std)
+                for s in range(a, b, batch_size):
+                    cancel.check()
+                    ts = np.arange(s, min(b, s + batch_size))
+                    idx = neighbour_index(ts, offsets, t_len) - lo
+                    x = torch.from_numpy(block[idx]).to(dev)
+                    if dev.type == "cpu":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    y = net(x)[:, 0, :h, :w].float().cpu().numpy()
+                    buf[s - a:s - a + len(ts)] = y * std + mean
+                if p is None:
+                    out[a:b] = buf
+                else:
+                    out[a:b, p] = buf
+                if i < len(planes) - 1:
+                    yield tally.step(b - a)
+            tally.written(a, b)  # recorded before the report: a stop at its yield is exact
+            yield tally.step(b - a)
     return out
 
 
 # ----------------------------------------------------------------------------- run
-def metadata_for(model: TrainedModel, extra: dict | None = None) -> dict[str, Any]:
-    md = {"method": model.method, "params": dict(model.params),
-          "model_format_version": model.version,
-          "train_seconds": model.info.get("train_seconds"),
-          "training": dict(model.info), "software_version": __version__}
-    if extra:
-        md.update(extra)
-    return {"neurorestore": md}
-
-
 def run(data: Any, params: DenoiseParams | None = None, cancel: CancelToken | None = None,
         model: TrainedModel | None = None, out: Any = None
         ) -> Generator[Progress, None, RestoreResult]:

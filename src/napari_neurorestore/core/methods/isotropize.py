@@ -34,9 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from ... import __version__
-from ..axial import (
+from ..axial import (  # noqa: F401  (z_ratio_from_scale: importable from here as before)
     check_volume,
-    cubic_weights,
     estimate_noise,
     estimate_sigma_z,
     interp_z,
@@ -48,170 +47,22 @@ from ..io import ChunkRecorder, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
 from ..params import IsotropizeParams
-from ..progress import Cancelled, CancelToken, Progress
+from ..progress import CancelToken, Progress
 from ..train import fit
-from .denoise import metadata_for
+from .base import PredictTally, metadata_for, new_seed
+from .isotropize_data import TRAIN_CACHE_BYTES, _Degrader, _flip, _is_integer, _Source  # noqa: F401
+from .isotropize_spec import (  # noqa: F401  (the geometry, importable from here as before)
+    METHOD,
+    _tile,
+    output_chunks,
+    output_tiles,
+    scale_factors,
+)
 
 __all__ = ["run", "train", "predict", "build_net", "z_ratio_from_scale", "output_slices",
            "scale_factors"]
 
 SUFFIX = "isotropic"
-#: bytes of float32 lateral slices kept in memory for training (a larger volume is sampled)
-TRAIN_CACHE_BYTES = 512 * 2**20
-
-
-def scale_factors(ratio: float) -> tuple[float, float, float]:
-    """Per-axis factors of the output pixel size relative to the input's: (1/R, 1, 1)."""
-    return (1.0 / float(ratio), 1.0, 1.0)
-
-
-def _is_integer(r: float) -> bool:
-    return abs(r - round(r)) < 1e-9
-
-
-# ----------------------------------------------------------------------------- degradation
-class _Degrader:
-    """Make (degraded, sharp) training pairs from sharp lateral crops, in torch.
-
-    A crop ``S`` (B, Hs, P) (degraded axis first, Hs = P + 2 * margin) is blurred along
-    axis 1, sampled at rows phase + j R, topped up with noise, interpolated back to the
-    fine rows margin .. margin + P with the inference's Keys interpolation, and returned
-    with the sharp rows margin .. margin + P as the target.
-    """
-
-    def __init__(self, ratio: float, patch: int, margin: int, noise: tuple[float, float],
-                 rng: np.random.Generator, device: torch.device):
-        self.r = float(ratio)
-        self.p = patch
-        self.m = margin
-        self.hs = patch + 2 * margin
-        self.noise = noise
-        self.rng = rng
-        self.device = device
-
-    def _phase(self) -> float:
-        if _is_integer(self.r):
-            return float(self.rng.integers(0, int(round(self.r))))
-        return float(self.rng.uniform(0, self.r))
-
-    def _geometry(self, phase: float):
-        n = int(math.floor((self.hs - 1 - phase) / self.r)) + 1
-        s = phase + self.r * np.arange(n)
-        rows = np.arange(self.m, self.m + self.p)
-        idx, w = cubic_weights((rows - phase) / self.r, n)
-        up = np.zeros((self.p, n))
-        np.add.at(up, (np.repeat(np.arange(self.p), 4), idx.ravel()), w.ravel())
-        return s, torch.from_numpy(up.astype(np.float32)).to(self.device)
-
-    def gaussian_matrix(self, s: np.ndarray, sigma: float) -> torch.Tensor:
-        i = np.arange(self.hs)
-        d = s[:, None] - i[None, :]
-        if sigma > 0:
-            a = np.exp(-0.5 * (d / sigma) ** 2)
-        else:  # no blur: linear interpolation at s
-            a = np.clip(1 - np.abs(d), 0, None)
-        a /= a.sum(1, keepdims=True)
-        return torch.from_numpy(a.astype(np.float32)).to(self.device)
-
-    def kernel_matrix(self, s: np.ndarray, kernel: torch.Tensor) -> torch.Tensor:
-        """Rows = the blurred (by ``kernel``, centred, odd length) signal at ``s``; linear
-        interpolation between fine rows; differentiable in ``kernel``."""
-        q = (kernel.shape[0] - 1) // 2
-        i = torch.arange(self.hs, device=self.device)
-        d = i[None, :] - i[:, None] + q  # K[r, i] = k[i - r + q]
-        inside = (d >= 0) & (d <= 2 * q)
-        conv = torch.where(inside, kernel[d.clamp(0, 2 * q)], torch.zeros((), device=self.device))
-        conv = conv / conv.sum(1, keepdim=True)
-        lin = np.clip(1 - np.abs(s[:, None] - np.arange(self.hs)[None, :]), 0, None)
-        lin = torch.from_numpy(lin.astype(np.float32)).to(self.device)
-        return lin @ conv
-
-    def __call__(self, sharp: torch.Tensor, sigma: float | None = None,
-                 kernel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        s, up = self._geometry(self._phase())
-        a = self.gaussian_matrix(s, sigma) if kernel is None else self.kernel_matrix(s, kernel)
-        t = a @ sharp  # (B, n, P) the acquired rows
-        na, nb = self.noise
-        if na > 0 or nb > 0:
-            # blurring averaged the noise down by sum(a^2); top it up to the data's level
-            var = (na * t.detach() + nb).clamp_min(0) * (1 - (a.detach() ** 2).sum(1)).clamp_min(0)[:, None]
-            gen = torch.Generator(device="cpu").manual_seed(int(self.rng.integers(2**31)))
-            eps = torch.randn(t.shape, generator=gen).to(self.device)
-            t = t + var.sqrt() * eps
-        x = up @ t
-        y = sharp[:, self.m:self.m + self.p]
-        return x, y
-
-
-class _Source:
-    """The normalised volume held for training: lateral slices (reflect-padded by the
-    degradation margin) and, for the learned mode, z-interpolated axial slices."""
-
-    def __init__(self, data: Any, ratio: float, patch: int, margin: int,
-                 rng: np.random.Generator, need_axial: bool):
-        n, h, w = data.shape
-        slice_bytes = 4 * h * w
-        keep = max(1, min(n, TRAIN_CACHE_BYTES // max(slice_bytes, 1)))
-        zs = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
-        vol = np.stack([np.asarray(data[z], np.float32) for z in zs])
-        check_finite(vol)
-        sample = vol[:, ::max(1, h // 128), ::max(1, w // 128)]
-        self.mean = float(sample.mean())
-        self.std = float(sample.std()) or 1.0
-        self.raw_stats = (self.mean, self.std)
-        vol = (vol - self.mean) / self.std
-        self.patch = max(4, min(patch, h, w) // 4 * 4)
-        self.margin = margin
-        self.slices = np.pad(vol, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
-        self.h, self.w = h, w
-        self.rng = rng
-        self.axial = None
-        if need_axial:
-            side = 160
-            y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
-            crop = np.asarray(data[:, y0:y0 + side, x0:x0 + side], np.float32)
-            self.axial = (interp_z(crop, ratio) - self.mean) / self.std
-
-    def lateral(self, batch: int) -> np.ndarray:
-        """Sharp crops (B, P + 2 margin, P), the degraded axis first (y or x at random)."""
-        p, m = self.patch, self.margin
-        hs = p + 2 * m
-        out = np.empty((batch, hs, p), np.float32)
-        for b in range(batch):
-            z = self.rng.integers(len(self.slices))
-            y0 = self.rng.integers(0, self.h - p + 1)
-            x0 = self.rng.integers(0, self.w - p + 1)
-            if self.rng.random() < 0.5:  # degrade along y
-                out[b] = self.slices[z, y0:y0 + hs, x0 + m:x0 + m + p]
-            else:  # degrade along x: transpose so the degraded axis comes first
-                out[b] = self.slices[z, y0 + m:y0 + m + p, x0:x0 + hs].T
-        return out
-
-    def axial_crops(self, batch: int, size: int) -> np.ndarray:
-        """Real axial crops (B, size, size) from xz and yz slices of the interpolated volume."""
-        a = self.axial
-        nz, h, w = a.shape
-        sz, sl = min(size, nz), min(size, h, w)
-        out = np.empty((batch, sz, sl), np.float32)
-        for b in range(batch):
-            z0 = self.rng.integers(0, nz - sz + 1)
-            if self.rng.random() < 0.5:
-                y = self.rng.integers(h)
-                x0 = self.rng.integers(0, w - sl + 1)
-                out[b] = a[z0:z0 + sz, y, x0:x0 + sl]
-            else:
-                x = self.rng.integers(w)
-                y0 = self.rng.integers(0, h - sl + 1)
-                out[b] = a[z0:z0 + sz, y0:y0 + sl, x]
-        return out
-
-
-def _flip(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
-    if rng.random() < 0.5:
-        x, y = x.flip(-1), y.flip(-1)
-    if rng.random() < 0.5:
-        x, y = x.flip(-2), y.flip(-2)
-    return x, y
 
 
 # ----------------------------------------------------------------------------- train
@@ -229,7 +80,7 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     cancel = cancel or CancelToken()
     check_volume(data)
     device = resolve_device(params.device)
-    seed = params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    seed = new_seed(params.seed)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     t_start = time.perf_counter()
@@ -360,40 +211,6 @@ def _run_net(net, slices: np.ndarray, dev: torch.device, batch_pixels: int,
     return out
 
 
-def _tile(tile_size: int) -> int:
-    return max(16, int(tile_size))
-
-
-def output_chunks(shape: tuple[int, ...], ratio: float, tile_size: int = 256
-                  ) -> tuple[int, int, int]:
-    """Chunk shape of a zarr output such that every lateral block writes whole chunks:
-    the block's y and x sides, and at most 32 slices along z (a block spans all z)."""
-    n, h, w = shape
-    t = _tile(tile_size)
-    return (min(output_slices(n, ratio), 32), min(h, t), min(w, t))
-
-
-def output_tiles(shape: tuple[int, ...], ratio: float, tile_size: int = 256
-                 ) -> dict[str, Any]:
-    """Number and layout of the lateral blocks the output is written in."""
-    n, h, w = shape
-    t = _tile(tile_size)
-    grid = [1, -(-h // t), -(-w // t)]
-    return {"total": grid[1] * grid[2],
-            "extra": {"tile_shape": [output_slices(n, ratio), min(h, t), min(w, t)],
-                      "tile_grid": grid}}
-
-
-class _Count:
-    def __init__(self, on_chunk: Any):
-        self.on_chunk, self.n = on_chunk, 0
-
-    def __call__(self, a: int, b: int) -> None:
-        self.n += b - a
-        if self.on_chunk is not None:
-            self.on_chunk(a, b)
-
-
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             tile_size: int = 256, device: str = "auto", batch_pixels: int = 2**20,
             on_chunk: Any = "auto") -> Generator[Progress, None, Any]:
@@ -431,51 +248,43 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     if isinstance(on_chunk, str) and on_chunk == "auto":
         tiles = output_tiles((n, hh, ww), ratio, tile)
         on_chunk = ChunkRecorder(out, total, "tiles", tiles["extra"])
-    counted = _Count(on_chunk)
-    done = 0
-    t0 = time.perf_counter()
+    tally = PredictTally(total, "lateral blocks", "restored", "restoring", on_chunk,
+                         unit="blocks")
     zpad_back = halo + (-(nz + 2 * halo)) % 4
-    yield Progress("predict", 0, total, message="restoring axial slices")
-    try:
-        with torch.inference_mode():
-            for y0 in ys:
-                for x0 in xs:
-                    y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
-                    ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
-                    yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
-                    block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
-                    check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
-                    block = (block - mean) / std
-                    vi = interp_z(block, ratio)  # (nz, hb, wb)
-                    vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
-                    fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
-                    by = (halo if yb == hh else 0)
-                    bx = (halo if xb == ww else 0)
-                    vi = _pad_lateral(vi, 1, fy, by)
-                    vi = _pad_lateral(vi, 2, fx, bx)
-                    vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
-                    vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
-                    cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
-                    ny, nx = y1 - y0, x1 - x0
-                    zs = slice(halo, halo + nz)
-                    # xz slices: one per core row y; the net sees (z, x)
-                    xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
-                    res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
-                    del xz
-                    # yz slices: one per core column x; the net sees (z, y)
-                    yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
-                    res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
-                    del yz, vi
-                    out[:, y0:y1, x0:x1] = res * std + mean
-                    del res
-                    counted(done, done + 1)  # recorded before the report (exact on a stop)
-                    done += 1
-                    el = time.perf_counter() - t0
-                    yield Progress("predict", done, total, eta=el / done * (total - done),
-                                   message=f"restoring: block {done}/{total}")
-    except Cancelled:
-        raise Cancelled(f"cancelled by the user: {counted.n} of {total} lateral blocks "
-                        f"were restored and written") from None
+    yield tally.start("restoring axial slices")
+    with tally.cancel_message(), torch.inference_mode():
+        for y0 in ys:
+            for x0 in xs:
+                y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
+                ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
+                yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
+                block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
+                check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
+                block = (block - mean) / std
+                vi = interp_z(block, ratio)  # (nz, hb, wb)
+                vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
+                fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
+                by = (halo if yb == hh else 0)
+                bx = (halo if xb == ww else 0)
+                vi = _pad_lateral(vi, 1, fy, by)
+                vi = _pad_lateral(vi, 2, fx, bx)
+                vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
+                vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
+                cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
+                ny, nx = y1 - y0, x1 - x0
+                zs = slice(halo, halo + nz)
+                # xz slices: one per core row y; the net sees (z, x)
+                xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
+                res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
+                del xz
+                # yz slices: one per core column x; the net sees (z, y)
+                yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
+                res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
+                del yz, vi
+                out[:, y0:y1, x0:x1] = res * std + mean
+                del res
+                tally.written(tally.done, tally.done + 1)  # recorded before the report
+                yield tally.step()
     return out
 
 

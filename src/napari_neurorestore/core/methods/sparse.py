@@ -48,14 +48,26 @@ import torch
 
 from ... import __version__
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError, check_dtype, check_finite
-from ..metrics import nrmse, psnr
+from ..io import ChunkRecorder, InputError
 from ..models import RestoreResult, TrainedModel
 from ..nets import SparseAxisNet, ready_for_inference
 from ..params import SparseParams
-from ..progress import Cancelled, CancelToken, Progress
+from ..progress import CancelToken, Progress
 from ..train import fit
-from .denoise import metadata_for
+from .base import PredictTally, metadata_for, new_seed
+from .sparse_figures import auto_rois, fidelity, format_simulation, roi_dff  # noqa: F401
+from .sparse_spec import (  # noqa: F401  (the geometry, importable from here as before)
+    METHOD,
+    _context,
+    _Frames,
+    _keys_weights,
+    check_input,
+    cubic_upsample,
+    frame_index,
+    make_sparse,
+    output_shape,
+    scale_factors,
+)
 
 SUFFIX = "sparse-restored"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
@@ -70,126 +82,7 @@ VALIDATION_CROPS = 64
 VALIDATE_EVERY = 25
 
 
-# ----------------------------------------------------------------------------- geometry
-def check_input(data: Any, factor: int, axis: str = "y", *, sparse: bool = True) -> None:
-    """Validate a (y, x) image, a (t|z, y, x) stack or a (t, z, y, x) movie.
 
-    ``sparse``: ``data`` holds the acquired lines only (at least 2 of them); otherwise it
-    is a fully sampled stack to simulate from (at least 2 * factor lines).
-    """
-    check_dtype(data)
-    shape = tuple(getattr(data, "shape", ()))
-    if len(shape) not in (2, 3, 4):
-        raise InputError(
-            f"expected a (y, x) image, a (t, y, x) or (z, y, x) stack or a (t, z, y, x) movie, "
-            f"got {len(shape)}D data of shape {shape}")
-    ax = -2 if axis == "y" else -1
-    other = -1 if axis == "y" else -2
-    n = shape[ax]
-    if sparse and n < 2:
-        raise InputError(f"only {n} acquired line(s) along {axis}: need at least 2")
-    if not sparse and n < 2 * factor:
-        raise InputError(
-            f"the stack has {n} lines along {axis}; simulating a skip factor of {factor} "
-            f"needs at least {2 * factor} (factor {factor} is larger than the data allows)")
-    if shape[other] < 2 * factor:
-        raise InputError(
-            f"the fully sampled axis has {shape[other]} pixels; training with a skip factor of "
-            f"{factor} needs at least {2 * factor} (use a smaller factor)")
-    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap) and data.nbytes < 2**31:
-        check_finite(data)
-
-
-def output_shape(shape: tuple[int, ...], factor: int, axis: str = "y") -> tuple[int, ...]:
-    """Shape of the reconstruction of sparse data of ``shape``."""
-    s = list(shape)
-    s[-2 if axis == "y" else -1] *= factor
-    return tuple(s)
-
-
-def scale_factors(ndim: int, factor: int, axis: str = "y") -> tuple[float, ...]:
-    """Per-axis factors of the output's pixel size relative to the input's."""
-    f = [1.0] * ndim
-    f[-2 if axis == "y" else -1] = 1.0 / factor
-    return tuple(f)
-
-
-def make_sparse(full: Any, factor: int, axis: str = "y", phase: int = 0) -> np.ndarray:
-    """Keep every ``factor``-th line (from ``phase``) of a fully sampled stack, as a scan
-    that skips lines would have acquired it."""
-    sl = [slice(None)] * np.ndim(full)
-    sl[-2 if axis == "y" else -1] = slice(phase, None, factor)
-    return np.ascontiguousarray(np.asarray(full[tuple(sl)]))
-
-
-def _keys_weights(frac: np.ndarray, a: float = -0.5) -> np.ndarray:
-    """Keys cubic-convolution weights of the samples at offsets -1, 0, 1, 2."""
-    d = np.stack([1 + frac, frac, 1 - frac, 2 - frac], axis=-1)
-    w = np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
-                 a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a)
-    return w
-
-
-def cubic_upsample(sparse: np.ndarray, factor: int, axis: str = "y") -> np.ndarray:
-    """Classical baseline: cubic (Keys, a = -0.5) interpolation along the sparse axis, with
-    acquired line i at output line i * factor (linear extrapolation past the ends)."""
-    a = np.asarray(sparse, np.float32)
-    ax = a.ndim - 2 if axis == "y" else a.ndim - 1
-    a = np.moveaxis(a, ax, -1)
-    n = a.shape[-1]
-    d0, d1 = a[..., :1] - a[..., 1:2], a[..., -1:] - a[..., -2:-1]  # linear extrapolation
-    pad = np.concatenate([a[..., :1] + d0, a, a[..., -1:] + d1, a[..., -1:] + 2 * d1],
-                         axis=-1)  # index i -> i + 1
-    pos = np.arange(n * factor) / factor
-    i0 = np.floor(pos).astype(int)
-    w = _keys_weights(pos - i0).astype(np.float32)
-    out = sum(pad[..., i0 + k] * w[:, k] for k in range(4))
-    return np.ascontiguousarray(np.moveaxis(out.astype(np.float32), -1, ax))
-
-
-class _Frames:
-    """Uniform access to (y, x), (n, y, x) and (t, z, y, x) data as planes of frames
-    (n, a, b), with the sparse axis first (a) whatever ``axis`` is."""
-
-    def __init__(self, data: Any, axis: str):
-        self.data = data
-        self.axis = axis
-        self.ndim = len(data.shape)
-        self.n = 1 if self.ndim == 2 else data.shape[0]
-        self.planes: list[int | None] = [None] if self.ndim <= 3 else list(range(data.shape[1]))
-        a, b = data.shape[-2:]
-        self.a, self.b = (a, b) if axis == "y" else (b, a)
-
-    def read(self, t0: int, t1: int, plane: int | None) -> np.ndarray:
-        if self.ndim == 2:
-            block = np.asarray(self.data)[None]
-        elif plane is None:
-            block = self.data[t0:t1]
-        else:
-            block = self.data[t0:t1, plane]
-        block = np.asarray(block, dtype=np.float32)
-        check_finite(block, f"frames {t0}-{t1 - 1}")
-        return block if self.axis == "y" else np.swapaxes(block, -1, -2)
-
-    def write(self, out: Any, t0: int, t1: int, plane: int | None, block: np.ndarray) -> None:
-        if self.axis == "x":
-            block = np.swapaxes(block, -1, -2)
-        if self.ndim == 2:
-            out[...] = block[0]
-        elif plane is None:
-            out[t0:t1] = block
-        else:
-            out[t0:t1, plane] = block
-
-
-def frame_index(ts: np.ndarray, k: int, n: int) -> np.ndarray:
-    """Indices of frames t-k..t+k for centres ``ts`` in ``n`` frames: a neighbour beyond an
-    end is mirrored about the centre (t - j -> t + j), then clipped. (len(ts), 2k + 1)."""
-    offs = np.arange(-k, k + 1)
-    ts = np.asarray(ts)[:, None]
-    idx = ts + offs[None]
-    idx = np.where((idx < 0) | (idx >= n), ts - offs[None], idx)
-    return np.clip(idx, 0, n - 1)
 
 
 # ----------------------------------------------------------------------------- training data
@@ -278,10 +171,6 @@ def _masked_mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- train
-def _context(params: SparseParams, n_frames: int) -> int:
-    return params.context if n_frames > 1 else 0
-
-
 def build_net(params: SparseParams, k: int, p_unshuffle: int | None = None) -> SparseAxisNet:
     pu = P_UNSHUFFLE if p_unshuffle is None else p_unshuffle
     return SparseAxisNet(2 * k + 1, params.factor, params.width, centre=k, p_unshuffle=pu)
@@ -295,7 +184,7 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     src_data = data if reference is None else reference
     check_input(src_data, params.factor, params.axis, sparse=reference is None)
     device = resolve_device(params.device)
-    seed = params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    seed = new_seed(params.seed)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     yield Progress("prepare", message="reading training frames")
@@ -439,91 +328,36 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     n, na, nb = frames.n, frames.a, frames.b
     if isinstance(on_chunk, str) and on_chunk == "auto":
         on_chunk = ChunkRecorder(out, n)
-    total = n * len(frames.planes)
-    done = 0
-    written = 0
-    t0 = time.perf_counter()
-    yield Progress("predict", 0, total, message="reconstructing frames")
-    try:
-        with torch.inference_mode():
-            for a in range(0, n, chunk_frames):
-                b = min(n, a + chunk_frames)
-                for p in frames.planes:
-                    lo, hi = max(0, a - k), min(n, b + k)
-                    raw = frames.read(lo, hi, p)
-                    block = torch.from_numpy((raw - mean) / std).to(dev)
-                    res = np.empty((b - a, na * m, nb), np.float32)
-                    for s in range(a, b, batch_size):
-                        cancel.check()
-                        ts = np.arange(s, min(b, s + batch_size))
-                        x = block[torch.from_numpy(frame_index(ts, k, n) - lo).to(dev)]
-                        y = _apply(net, x, m, geometry)
-                        if denoise:
-                            y[:, 0] = acquired_estimate(y)
-                        y = y.float().cpu().numpy() * std + mean
-                        if not denoise:
-                            y[:, 0] = raw[ts - lo]  # acquired lines exactly as measured
-                        res[s - a:s - a + len(ts)] = y.transpose(0, 2, 1, 3).reshape(
-                            len(ts), na * m, nb)
-                    frames.write(out, a, b, p, res)
-                    done += b - a
-                    if p is not None and p != frames.planes[-1]:
-                        el = time.perf_counter() - t0
-                        yield Progress("predict", done, total, eta=el / done * (total - done),
-                                       message=f"reconstructing: {done}/{total} frames")
-                written += b - a
-                if on_chunk is not None:  # recorded before the report: a stop at the
-                    on_chunk(a, b)        # report's yield keeps the record exact
-                el = time.perf_counter() - t0
-                yield Progress("predict", done, total, eta=el / done * (total - done),
-                               message=f"reconstructing: {done}/{total} frames")
-    except Cancelled:
-        raise Cancelled(f"cancelled by the user: {written} of {n} frames were reconstructed "
-                        f"and written") from None
+    tally = PredictTally(n * len(frames.planes), "frames", "reconstructed", "reconstructing",
+                         on_chunk, written_total=n)
+    yield tally.start("reconstructing frames")
+    with tally.cancel_message(), torch.inference_mode():
+        for a in range(0, n, chunk_frames):
+            b = min(n, a + chunk_frames)
+            for p in frames.planes:
+                lo, hi = max(0, a - k), min(n, b + k)
+                raw = frames.read(lo, hi, p)
+                block = torch.from_numpy((raw - mean) / std).to(dev)
+                res = np.empty((b - a, na * m, nb), np.float32)
+                for s in range(a, b, batch_size):
+                    cancel.check()
+                    ts = np.arange(s, min(b, s + batch_size))
+                    x = block[torch.from_numpy(frame_index(ts, k, n) - lo).to(dev)]
+                    y = _apply(net, x, m, geometry)
+                    if denoise:
+                        y[:, 0] = acquired_estimate(y)
+                    y = y.float().cpu().numpy() * std + mean
+                    if not denoise:
+                        y[:, 0] = raw[ts - lo]  # acquired lines exactly as measured
+                    res[s - a:s - a + len(ts)] = y.transpose(0, 2, 1, 3).reshape(
+                        len(ts), na * m, nb)
+                frames.write(out, a, b, p, res)
+                if p is not None and p != frames.planes[-1]:
+                    yield tally.step(b - a)
+            tally.written(a, b)
+            yield tally.step(b - a)
     return out
 
-
-# ----------------------------------------------------------------------------- simulate
-def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
-    """ROIs for trace figures when none are given: :func:`..trust.auto_rois` (the most
-    active tiles) over at most the first 2000 frames of a (t, y, x) stack; no ROI (all 0)
-    for other shapes."""
-    from ..trust import auto_rois as most_active_tiles
-
-    if np.ndim(full) != 3:
-        return np.zeros(full.shape[-2:], np.int32)
-    return most_active_tiles(np.asarray(full[: min(len(full), 2000)], np.float32), n_rois, size)
-
-
-def roi_dff(movie: np.ndarray, labels: np.ndarray, pct: float = 20.0) -> np.ndarray:
-    """ΔF/F of each labelled ROI of a (t, y, x) movie, F0 = the ``pct`` percentile."""
-    ids = [i for i in np.unique(labels) if i > 0]
-    flat = np.asarray(movie, np.float64).reshape(len(movie), -1)
-    lab = labels.ravel()
-    f = np.stack([flat[:, lab == i].mean(1) for i in ids]) if ids else np.zeros((0, len(movie)))
-    f0 = np.percentile(f, pct, axis=1, keepdims=True)
-    return (f - f0) / np.where(f0 == 0, np.nan, f0)
-
-
-def fidelity(restored: np.ndarray, full: np.ndarray, labels: np.ndarray | None = None
-             ) -> dict[str, Any]:
-    """PSNR and SSIM against the full stack (its range) and the mean ROI ΔF/F trace NRMSE
-    (RMSE over the range of the restored trace; None for single images)."""
-    from ..metrics import ssim
-
-    rng = float(np.max(full) - np.min(full))
-    figs: dict[str, Any] = {"psnr": psnr(restored, full, rng), "ssim": ssim(restored, full, rng)}
-    if full.ndim == 3 and len(full) >= 10:
-        lab = auto_rois(full) if labels is None else np.asarray(labels)
-        d_ref, d_out = roi_dff(full, lab), roi_dff(restored, lab)
-        vals = [nrmse(o, r) for o, r in zip(d_out, d_ref, strict=True)
-                if np.isfinite(o).all() and np.isfinite(r).all()]
-        figs["trace_nrmse"] = float(np.mean(vals)) if vals else None
-        figs["n_rois"] = len(vals)
-        figs["rois"] = "labels" if labels is not None else "auto (most active 8x8 tiles)"
-    else:
-        figs["trace_nrmse"] = None
-    return figs
 
 
 def simulate(full: Any, params: SparseParams, cancel: CancelToken | None = None,
@@ -566,18 +400,6 @@ def simulate(full: Any, params: SparseParams, cancel: CancelToken | None = None,
     return RestoreResult(restored, model, metadata_for(model, {"simulation": figs}), "sparse-simulated")
 
 
-def format_simulation(figs: dict[str, Any]) -> str:
-    """The simulation figures as a few lines of text (for the CLI and the widget)."""
-    def row(name, f):
-        t = f.get("trace_nrmse")
-        return (f"{name:28s} PSNR {f['psnr']:6.2f} dB  SSIM {f['ssim']:.3f}  trace NRMSE "
-                + ("   n/a" if t is None else f"{100 * t:5.2f} %"))
-    lines = [f"simulated skip factor M={figs['factor']} along {figs['axis']} "
-             f"(against the full stack; traces: {figs['cubic'].get('rois', 'n/a')}, "
-             f"{figs.get('n_rois', 0)} ROIs)",
-             row("sparse-axis reconstruction", figs), row("cubic interpolation", figs["cubic"])]
-    return "\n".join(lines)
-
 
 # ----------------------------------------------------------------------------- run
 def run(data: Any, params: SparseParams | None = None, cancel: CancelToken | None = None,
@@ -589,12 +411,8 @@ def run(data: Any, params: SparseParams | None = None, cancel: CancelToken | Non
     then only sets ``simulate``, ``denoise``, ``device`` and ``chunk_frames``."""
     params = params or SparseParams()
     if model is not None:
-        if model.method != "sparse":
-            raise ValueError(f"this is a {model.method!r} model, not a sparse-axis model")
-        mp = SparseParams.from_dict(model.params)
-        params = SparseParams.from_dict({**mp.to_dict(), "simulate": params.simulate,
-                                         "denoise": params.denoise, "device": params.device,
-                                         "chunk_frames": params.chunk_frames})
+        METHOD.check_model(model)
+        params = METHOD.merge_params(model, params)
     if params.simulate:
         return (yield from simulate(data, params, cancel, model, out, labels, reference))
     check_input(data, params.factor, params.axis)
@@ -604,4 +422,4 @@ def run(data: Any, params: SparseParams | None = None, cancel: CancelToken | Non
                              device=params.device, denoise=params.denoise)
     yield Progress("done", 1, 1, message="done")
     return RestoreResult(out, model, metadata_for(model), SUFFIX,
-                         scale_factors=scale_factors(np.ndim(data), params.factor, params.axis))
+                         scale_factors=METHOD.grid(np.shape(data), params).scale_factors)

@@ -35,138 +35,47 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError, check_dtype, check_finite
+from ..io import ChunkRecorder, InputError, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import UpsampleNet, bin_down, interp_upsample
 from ..params import UpsampleParams
-from ..progress import Cancelled, CancelToken, Progress
+from ..progress import CancelToken, Progress
 from ..train import fit
-from .denoise import metadata_for
+from .base import PredictTally, metadata_for, new_seed
+from .upsample_data import (  # noqa: F401  (importable from here as before)
+    NORM_PCT,
+    PRIOR_FRACTION,
+    TRAIN_CACHE_BYTES,
+    _load_training_volume,
+    _make_batches,
+    _PairSampler,
+    _robust_norm,
+)
+from .upsample_spec import (  # noqa: F401  (the geometry, importable from here as before)
+    METHOD,
+    _final_pass,
+    _net_factors,
+    axis_factors,
+    bin_array,
+    check_volume,
+    grid_change,
+    output_chunks,
+    output_shape,
+    output_tiles,
+    tile_grid,
+)
 
 SUFFIX = "upsampled"
-#: float32 bytes of the input kept in memory for training (larger inputs: sampled blocks)
-TRAIN_CACHE_BYTES = 512 * 2**20
 #: outputs larger than this are written to a temporary memory-mapped file when ``out`` is None
 OUT_MEMMAP_BYTES = 2 * 2**30
 #: cubic back-projection iterations before the final exact (box) correction
 BP_ITERS = 3
-#: fraction of each batch drawn from the simulated volume when ``prior="simulated"``
-PRIOR_FRACTION = 0.5
-#: shape of the simulated neuron volume used as a prior (true-scale pixels)
-PRIOR_SHAPE_3D = (48, 144, 144)
-PRIOR_SHAPE_2D = (384, 384)
 #: intra-op threads while training on a CPU: the batches are small, and with more threads a
 #: busy 2-core machine ran 5-15x slower per step (measured: 17 ms vs 260 ms at width 16)
 TRAIN_THREADS = int(os.environ.get("NEURORESTORE_TRAIN_THREADS", "1"))
-#: normalisation percentiles
-NORM_PCT = (0.5, 99.9)
-
-
-# ----------------------------------------------------------------------------- conventions
-def axis_factors(ndim: int, factor: int, lateral_only: bool) -> tuple[int, ...]:
-    """Per-axis factors: (f, f) for 2D; (f, f, f) or (1, f, f) for 3D."""
-    if ndim == 2:
-        return (factor, factor)
-    return (1 if lateral_only else factor, factor, factor)
-
-
-def output_shape(shape: tuple[int, ...], factors: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(s) * f for s, f in zip(shape, factors, strict=True))
-
-
-def grid_change(factors: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(scale_factors, translate_shift) of the output relative to the input (input pixels).
-
-    Input pixel i covers [i - 1/2, i + 1/2); output pixel j of an axis upsampled by f covers
-    [(j - 1/2) / f, (j + 1/2) / f) - (f - 1) / (2 f): its first centre is at -(f - 1) / (2 f).
-    """
-    return (tuple(1.0 / f for f in factors), tuple(-(f - 1) / (2.0 * f) for f in factors))
-
-
-def bin_array(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Area down-sampling (the acquisition model): mean over ``factors`` blocks; trailing
-    pixels that do not fill a block are dropped. float32 out."""
-    x = np.asarray(x, np.float32)
-    sl = tuple(slice(0, (s // f) * f) for s, f in zip(x.shape, factors, strict=True))
-    x = x[sl]
-    shp = []
-    for s, f in zip(x.shape, factors, strict=True):
-        shp += [s // f, f]
-    return x.reshape(shp).mean(axis=tuple(range(1, 2 * x.ndim, 2)), dtype=np.float64
-                                ).astype(np.float32)
-
-
-def check_volume(data: Any, params: UpsampleParams, training: bool = True) -> tuple[int, ...]:
-    """Validate a (z, y, x) volume or a (y, x) image; return the per-axis factors.
-
-    ``training``: the image must also hold one training patch along y and x.
-    """
-    check_dtype(data)
-    shape = tuple(getattr(data, "shape", ()))
-    if len(shape) not in (2, 3):
-        raise InputError(
-            f"expected a (z, y, x) volume or a (y, x) image, got {len(shape)}D data of shape "
-            f"{shape}; for movies or channels, upsample one volume at a time")
-    factors = axis_factors(len(shape), params.factor, params.lateral_only)
-    for ax, (n, f) in enumerate(zip(shape, factors, strict=True)):
-        lateral = ax >= len(shape) - 2
-        if training and lateral and n < params.patch_size:
-            raise InputError(
-                f"the image ({'x'.join(map(str, shape))}) is smaller than one training patch "
-                f"({params.patch_size} pixels along y and x); use a smaller patch_size "
-                f"(>= {3 * params.factor}) or a larger image")
-        if training and lateral and params.patch_size < 3 * params.factor:
-            raise InputError(f"patch_size {params.patch_size} is too small for factor "
-                             f"{params.factor} (min {3 * params.factor})")
-        if training and not lateral and f > 1 and n < 2 * f:
-            raise InputError(
-                f"the volume has {n} z-slice(s); upsampling z by {f} needs at least {2 * f} "
-                "(or use lateral_only)")
-    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap) and data.nbytes < 2**31:
-        check_finite(data)
-    return factors
-
-
-def _net_factors(factors: tuple[int, ...], two_stage: bool) -> tuple[int, ...]:
-    return tuple(2 if (two_stage and f == 4) else f for f in factors)
-
-
-def _seed(params: UpsampleParams) -> int:
-    return params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-
-
-# ----------------------------------------------------------------------------- training data
-def _robust_norm(x: np.ndarray) -> tuple[float, float]:
-    flat = x.ravel()
-    if flat.size > 2_000_000:
-        flat = flat[:: flat.size // 2_000_000]
-    lo, hi = np.percentile(flat, NORM_PCT)
-    scale = float(hi - lo)
-    if not scale > 0:
-        scale = float(flat.std()) or 1.0
-    return float(lo), scale
-
-
-def _load_training_volume(data: Any, rng: np.random.Generator, crop: tuple[int, ...]
-                          ) -> list[np.ndarray]:
-    """The input as float32 (whole when it fits TRAIN_CACHE_BYTES, else random blocks)."""
-    n_bytes = 4 * int(np.prod(data.shape))
-    if n_bytes <= TRAIN_CACHE_BYTES:
-        block = np.asarray(data, np.float32)
-        check_finite(block)
-        return [block]
-    blk = tuple(min(s, max(4 * c, 128)) for s, c in zip(data.shape, crop, strict=True))
-    n_blocks = max(1, TRAIN_CACHE_BYTES // (4 * int(np.prod(blk))))
-    out = []
-    for _ in range(n_blocks):
-        start = [int(rng.integers(0, s - b + 1)) for s, b in zip(data.shape, blk, strict=True)]
-        sl = tuple(slice(a, a + b) for a, b in zip(start, blk, strict=True))
-        block = np.asarray(data[sl], np.float32)
-        check_finite(block)
-        out.append(block)
-    return out
-
-
+#: shape of the simulated neuron volume used as a prior (true-scale pixels)
+PRIOR_SHAPE_3D = (48, 144, 144)
+PRIOR_SHAPE_2D = (384, 384)
 _PRIOR_CACHE: dict[tuple, np.ndarray] = {}
 
 
@@ -180,88 +89,6 @@ def simulated_prior_volume(ndim: int, seed: int = 12345) -> np.ndarray:
         _PRIOR_CACHE[key] = simulate_neuron_volume(shape, seed=seed)
     return _PRIOR_CACHE[key]
 
-
-class _PairSampler:
-    """Random (coarse, fine) training pairs: a crop, flipped/transposed, binned by the
-    factors. Sources are lists of normalised float32 arrays."""
-
-    def __init__(self, sources: list[np.ndarray], factors: tuple[int, ...], patch: int,
-                 rng: np.random.Generator):
-        self.sources = sources
-        self.factors = factors
-        self.rng = rng
-        self.crop = tuple(max(f, (patch // f) * f) for f in factors)
-        # a volume thinner than a crop (few z-slices) is mirrored to the crop's size, as
-        # inference mirrors it: training crops then see the context inference will see
-        padded = []
-        for src in sources:
-            pad = [((c - n + 1) // 2, (c - n) // 2 + 1) if n < c else (0, 0)
-                   for n, c in zip(src.shape, self.crop, strict=True)]
-            padded.append(np.pad(src, pad, mode="symmetric") if any(map(sum, pad)) else src)
-        sources = self.sources = padded
-        sizes = np.array([s.size for s in sources], float)
-        self.p = sizes / sizes.sum()
-        self.scale_augment = False
-
-    def _zoom(self, block: np.ndarray, u: float) -> np.ndarray:
-        """Interpolate ``block`` up by ``u`` along the upsampled axes; centre-crop to
-        ``self.crop``."""
-        t = torch.from_numpy(np.ascontiguousarray(block))[None, None]
-        size = [c if f == 1 else max(c, int(round(b * u)))
-                for b, c, f in zip(block.shape, self.crop, self.factors, strict=True)]
-        mode = "trilinear" if block.ndim == 3 else "bicubic"
-        z = torch.nn.functional.interpolate(t, size=size, mode=mode, align_corners=False)[0, 0]
-        off = [(s - c) // 2 for s, c in zip(size, self.crop, strict=True)]
-        return z[tuple(slice(o, o + c) for o, c in zip(off, self.crop, strict=True))].numpy()
-
-    def sample(self, n: int) -> np.ndarray:
-        """``n`` fine-grid targets (n, 1, *crop); the network inputs are their binning."""
-        rng, nd = self.rng, len(self.factors)
-        ys = np.empty((n, 1, *self.crop), np.float32)
-        # scale augmentation: a smaller crop interpolated up by u in [1, f] (per batch), so
-        # that structures also appear at the size they have at the scale we apply the net
-        u = 1.0
-        if self.scale_augment and rng.random() < 0.5:
-            u = float(rng.uniform(1.0, max(self.factors)))
-        crop = self.crop
-        if u > 1.0:
-            crop = tuple(c if f == 1 else min(c, int(np.ceil(c / u)) + 1)
-                         for c, f in zip(self.crop, self.factors, strict=True))
-        for i in range(n):
-            src = self.sources[int(rng.choice(len(self.sources), p=self.p))]
-            st = [int(rng.integers(0, s - c + 1)) for s, c in zip(src.shape, crop, strict=True)]
-            block = src[tuple(slice(a, a + c) for a, c in zip(st, crop, strict=True))]
-            if u > 1.0:
-                block = self._zoom(block, u)
-            ys[i, 0] = block
-        # one random flip set / transpose per batch (same for input and target)
-        for ax in range(nd):
-            if rng.random() < 0.5:
-                ys = np.flip(ys, axis=2 + ax)
-        if self.crop[-1] == self.crop[-2] and self.factors[-1] == self.factors[-2] \
-                and rng.random() < 0.5:
-            ys = np.swapaxes(ys, -1, -2)
-        return np.ascontiguousarray(ys)
-
-
-def _make_batches(params: UpsampleParams, sampler: _PairSampler, prior: _PairSampler | None,
-                  factors: tuple[int, ...], device: torch.device):
-    def sample_batch():
-        b = params.batch_size
-        if prior is not None:
-            n_prior = int(round(b * PRIOR_FRACTION))
-            parts = []
-            if b - n_prior:
-                parts.append(sampler.sample(b - n_prior))
-            if n_prior:
-                parts.append(prior.sample(n_prior))
-            y = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        else:
-            y = sampler.sample(b)
-        yt = torch.from_numpy(y).to(device)
-        return bin_down(yt, factors), yt
-
-    return sample_batch
 
 
 # ----------------------------------------------------------------------------- train
@@ -280,7 +107,7 @@ def train(data: Any, params: UpsampleParams, cancel: CancelToken | None = None
     factors = check_volume(data, params)
     nf = _net_factors(factors, params.two_stage)
     device = resolve_device(params.device)
-    seed = _seed(params)
+    seed = new_seed(params.seed)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     t_start = time.perf_counter()
@@ -362,16 +189,6 @@ def halo_for(net: UpsampleNet, params: UpsampleParams) -> int:
     return max(h, params.tile_overlap)
 
 
-def tile_grid(shape: tuple[int, ...], tile_size: int) -> tuple[tuple[int, ...], np.ndarray]:
-    """(tile shape, tile origins in C order) of the inference tiles of a volume of ``shape``
-    (input pixels): tiles of ``tile_size`` along every axis (clipped to the volume), the
-    last ones along an axis smaller."""
-    tile = tuple(min(int(s), int(tile_size)) for s in shape)
-    starts = [list(range(0, s, t)) for s, t in zip(shape, tile, strict=True)]
-    grid = np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(shape))
-    return tile, grid
-
-
 def _upsample_pass(data: Any, net: UpsampleNet, params: UpsampleParams, factors, norm, out,
                    device, cancel, stage_label: str, out_norm: tuple[float, float] | None,
                    on_tile: Any = None) -> Generator[Progress, None, Any]:
@@ -388,8 +205,8 @@ def _upsample_pass(data: Any, net: UpsampleNet, params: UpsampleParams, factors,
     halo = halo_for(net, params)
     tile, grid = tile_grid(tuple(data.shape), params.tile_size)
     flips = _flip_sets(data.ndim, params.ensemble)
-    t0 = time.perf_counter()
-    yield Progress("predict", 0, len(grid), message=f"{stage_label}: 0/{len(grid)} tiles")
+    tally = PredictTally(len(grid), "tiles", "upsampled", stage_label, on_tile)
+    yield tally.start(f"{stage_label}: 0/{len(grid)} tiles")
     with torch.inference_mode():
         for i, a in enumerate(grid):
             cancel.check()
@@ -397,11 +214,8 @@ def _upsample_pass(data: Any, net: UpsampleNet, params: UpsampleParams, factors,
                                        a, flips, device)
             out[region] = y
             del y
-            if on_tile is not None:  # recorded before the report: a stop at the report's
-                on_tile(i, i + 1)    # yield keeps the record exact
-            el = time.perf_counter() - t0
-            yield Progress("predict", i + 1, len(grid), eta=el / (i + 1) * (len(grid) - i - 1),
-                           message=f"{stage_label}: {i + 1}/{len(grid)} tiles")
+            tally.written(i, i + 1)
+            yield tally.step()
     return out
 
 
@@ -480,39 +294,6 @@ def _alloc(shape: tuple[int, ...]) -> Any:
     return np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
 
 
-def _final_pass(model: TrainedModel, shape: tuple[int, ...]
-                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(input shape, per-axis factors) of the pass that writes the output: the input itself,
-    or for a two-stage model the 2x intermediate."""
-    params = UpsampleParams.from_dict(model.params)
-    factors = axis_factors(len(shape), params.factor, params.lateral_only)
-    nf = _net_factors(factors, params.two_stage)
-    if nf == factors:
-        return tuple(shape), factors
-    return output_shape(tuple(shape), nf), nf
-
-
-def output_chunks(model: TrainedModel, shape: tuple[int, ...], tile_size: int | None = None
-                  ) -> tuple[int, ...]:
-    """Chunk shape of a zarr output such that every inference tile writes whole chunks
-    (one chunk per tile): the tile times the factors of the pass that writes the output."""
-    tile_size = int(tile_size or UpsampleParams.from_dict(model.params).tile_size)
-    in_shape, f = _final_pass(model, shape)
-    tile, _ = tile_grid(in_shape, tile_size)
-    return tuple(t * fi for t, fi in zip(tile, f, strict=True))
-
-
-def output_tiles(model: TrainedModel, shape: tuple[int, ...], tile_size: int | None = None
-                 ) -> dict[str, Any]:
-    """Number and layout of the tiles the output is written in (for a progress record)."""
-    tile_size = int(tile_size or UpsampleParams.from_dict(model.params).tile_size)
-    in_shape, f = _final_pass(model, shape)
-    tile, grid = tile_grid(in_shape, tile_size)
-    return {"total": len(grid),
-            "extra": {"tile_shape": [t * fi for t, fi in zip(tile, f, strict=True)],
-                      "tile_grid": [-(-s // t) for s, t in zip(in_shape, tile, strict=True)]}}
-
-
 #: bytes of one output voxel of a tile's block (with its halo) held while it is computed:
 #: the net's fine-grid output and the back-projection's temporaries (measured: about 31 B
 #: at factor 4, 3D, tiles 32 and 48 on a CPU; tile 64 peaked at 2.08 GB in all)
@@ -573,8 +354,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     tiles = output_tiles(model, tuple(data.shape), params.tile_size)
     if isinstance(on_chunk, str) and on_chunk == "auto":
         on_chunk = ChunkRecorder(out, tiles["total"], "tiles", tiles["extra"])
-    counted = _Count(on_chunk)
-    try:
+    counted = PredictTally(tiles["total"], "output tiles", "upsampled", "upsampling", on_chunk)
+    with counted.cancel_message():
         if net.factors == factors:
             out = yield from _upsample_pass(data, net, params, factors, norm, out, dev, cancel,
                                             "upsampling", norm, counted)
@@ -593,23 +374,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                 path = mid.filename
                 del mid
                 os.unlink(path)
-    except Cancelled:
-        raise Cancelled(f"cancelled by the user: {counted.n} of {tiles['total']} output "
-                        f"tiles were upsampled and written") from None
     return out
-
-
-class _Count:
-    """Counts the tiles written (and forwards to ``on_chunk``)."""
-
-    def __init__(self, on_chunk: Any):
-        self.on_chunk = on_chunk
-        self.n = 0
-
-    def __call__(self, a: int, b: int) -> None:
-        self.n += b - a
-        if self.on_chunk is not None:
-            self.on_chunk(a, b)
 
 
 # ----------------------------------------------------------------------------- run

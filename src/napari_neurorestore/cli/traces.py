@@ -83,9 +83,9 @@ def _time_first(data: Any, axes: str) -> Any:
 
 def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
-    from .core import traces as tr
-    from .core.io import InputError, check_output_path, read_tiff
-    from .core.traces.transients import format_transients
+    from ..core import traces as tr
+    from ..core.io import InputError, check_output_path, read_tiff
+    from ..core.traces.transients import format_transients
 
     prog = "neurorestore traces"
     try:
@@ -169,15 +169,3 @@ def _stem(path: str) -> str:
             return name[: -len(ext)]
     return name
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``traces`` on its own (``python -m napari_neurorestore._cli_traces ...``)."""
-    parser = argparse.ArgumentParser(prog="neurorestore")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

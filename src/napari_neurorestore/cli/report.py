@@ -31,7 +31,6 @@ example:
   neurorestore report vol.tif vol_up.tif --method upsample -o up.html
 """
 
-METHODS = ("denoise", "sparse", "upsample", "isotropize")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -49,7 +48,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="the HTML report to write")
     p.add_argument("--json", default=None, metavar="figures.json",
                    help="also write every figure, check and flag as JSON")
-    p.add_argument("--method", choices=METHODS, default=None,
+    from ..core.methods import names
+
+    p.add_argument("--method", choices=names(), default=None,
                    help="the method that made RESTORED (default: from its provenance, else "
                         "an output on the input's grid)")
     p.add_argument("--offset", type=float, default=None,
@@ -64,7 +65,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def transients_available() -> bool:
-    """Whether ``core.transients`` (needed by the transient checks) can be imported."""
+    """Whether ``core.traces.transients`` (needed by the transient checks) can be imported."""
     try:
         importlib.import_module("napari_neurorestore.core.traces.transients")
     except ImportError:
@@ -82,9 +83,9 @@ def run_report(args: argparse.Namespace) -> int:
     """Run the ``report`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from pathlib import Path
 
-    from .core import trust
-    from .core.io import InputError, check_output_path, read_array
-    from .core.report import read_provenance, write_report
+    from ..core import trust
+    from ..core.io import InputError, check_output_path, read_array
+    from ..core.report import read_provenance, write_report
 
     prog = "neurorestore report"
     notes: list[str] = []
@@ -117,7 +118,7 @@ def run_report(args: argparse.Namespace) -> int:
         transients = bool(args.transients)
         if transients and not transients_available():
             transients = False
-            notes.append("transient checks skipped (core.transients is not installed)")
+            notes.append("transient checks skipped (core.traces.transients is not installed)")
         kw: dict[str, Any] = {}
         if args.max_frames is not None:
             kw["max_voxels"] = int(args.max_frames) * int(np.prod(raw.shape[1:]))
@@ -143,15 +144,3 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"report written to {out}" + (f"; figures to {jout}" if jout else ""))
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``report`` on its own (``python -m napari_neurorestore._cli_report ...``)."""
-    parser = argparse.ArgumentParser(prog="neurorestore")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

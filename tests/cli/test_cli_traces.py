@@ -8,18 +8,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_neurorestore import _cli_traces
+from napari_neurorestore.cli import main
+from napari_neurorestore.cli import traces as _cli_traces
 from napari_neurorestore.core import traces as tr
 
 
 def _main(argv):
-    try:
-        from napari_neurorestore.cli import build_parser, main
-    except ImportError:  # pragma: no cover - cli.py not there
-        return _cli_traces.main(argv)
-    parser = build_parser()
-    if "traces" not in parser._subparsers._group_actions[0].choices:  # pragma: no cover
-        return _cli_traces.main(argv)
     return main(argv)
 
 

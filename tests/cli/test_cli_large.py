@@ -20,14 +20,7 @@ COMMON = ["--epochs", "1", "--window", "5", "--seed", "1", "--device", "cpu", "-
           "--chunk-frames", "7"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

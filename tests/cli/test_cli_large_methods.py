@@ -18,14 +18,7 @@ zarr = pytest.importorskip("zarr")
 TOL = dict(rtol=1e-5, atol=1e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (tests/conftest.py)
 
 
 def interrupt_after(monkeypatch, n_calls: int) -> None:

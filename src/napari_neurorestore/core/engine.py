@@ -1,0 +1,316 @@
+"""The one pipeline of a restoration run, for every method and every face.
+
+Files (the CLI; :func:`restore_files`):
+
+1. check the outputs (existing files, folders, zarr, dask) and the model file's path;
+2. load the model and check its method;
+3. merge the parameters (the model's, with the caller's run-time settings);
+4. open and check each input;
+5. compute the output grid, and check the output target (disk space, zarr) for it;
+6. preflight: the cost estimate, refused when it does not fit in free memory;
+7. train (and save the model) unless a model was given;
+8. open the output, record its chunks, and drain the streamed prediction into it
+   (or into a dask cluster's workers, for the methods that distribute).
+
+In memory (the Python API; :func:`restore`): steps 2, 3, 7 and 8 on arrays.
+
+Every safety rule (never overwrite without ``overwrite``, refuse before any work, leave a
+readable partial output and say how far it got when interrupted) lives here once. The
+method-specific parts come from the method's :class:`~.methods.base.Method`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .methods import get
+from .methods.base import Grid
+from .progress import Cancelled, Progress, drain
+
+#: probe the network's speed only when the nominal estimate of the run passes this (s):
+#: a small run is not slowed down by its own estimate
+PROBE_ABOVE_SECONDS = 20.0
+_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr")
+
+
+@dataclass
+class Request:
+    """One run over files.
+
+    ``params``: the method's parameter dataclass as the caller built it (with a saved
+    model, only its run-time settings are used); ``given``: the parameter values the caller
+    set explicitly (a saved model's fixed parameters are checked against them; a method may
+    read others, e.g. upsample's tile size, None = automatic). ``options``: the method's
+    extra inputs (sparse: ``reference``, ``labels`` paths; upsample: ``memory_budget``).
+    """
+
+    method: str
+    inputs: list[str]
+    output: str
+    params: Any = None
+    given: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    save_model: str | None = None
+    overwrite: bool = False
+    force: bool = False
+    quiet: bool = False
+    workers: int | None = None
+    scheduler: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
+
+
+@dataclass
+class Outcome:
+    """What one input's run produced."""
+
+    input: str
+    output: Path
+    grid: Grid
+    model: Any
+    params: Any
+    trained: bool
+    result: Any = None
+    where: str | None = None  # the dask cluster, when distributed
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- checks
+def output_paths(method: Any, inputs: list[str], output: str) -> list[Path]:
+    """One output per input: ``output`` itself for one input; for several (methods that
+    take several), ``OUTDIR/<stem>_<suffix>.zarr``."""
+    if len(inputs) == 1:
+        return [Path(output)]
+    if not getattr(method, "many_inputs", False):
+        raise ValueError(f"{method.name} takes one input, got {len(inputs)}")
+    outdir = Path(output)
+    if outdir.suffix.lower() in (".tif", ".tiff", ".zarr"):
+        raise ValueError(f"with {len(inputs)} inputs, -o must be a folder (got {output})")
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"{outdir} exists and is not a folder")
+    outs = []
+    for f in inputs:
+        name = Path(f.rstrip("/")).name
+        for suffix in _SUFFIXES:
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        outs.append(outdir / f"{name}_{method.suffix}.zarr")
+    if len(set(outs)) != len(outs):
+        raise ValueError("two inputs have the same name; their outputs would collide")
+    outdir.mkdir(parents=True, exist_ok=True)
+    return outs
+
+
+def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
+    """Refuse, before any work, outputs that exist (without ``overwrite``) or cannot be
+    written, and a dask run the method or the output cannot take."""
+    from .io import _require, check_output_path
+
+    if req.distributed:
+        if not method.distributed:
+            raise ValueError(f"{method.name} does not run on dask (--workers/--dask-scheduler)")
+        if req.workers is not None and req.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {req.workers}")
+    if req.save_model and len(req.inputs) > 1:
+        raise ValueError("--save-model takes one input (each input trains its own model); "
+                         "train on one recording, then pass --model for the others")
+    for o in outputs:
+        check_output_path(o, req.overwrite)
+        if req.distributed and o.suffix.lower() != ".zarr":
+            raise ValueError(f"--workers/--dask-scheduler write zarr stores: use -o "
+                             f"{o.with_suffix('.zarr')}")
+    if any(o.suffix.lower() == ".zarr" for o in outputs):
+        _require("zarr")
+    if req.distributed:
+        _require("distributed")
+    if req.save_model:
+        check_output_path(req.save_model, req.overwrite)
+
+
+def load_checked_model(method: Any, model: Any) -> Any:
+    """A saved model (a path, loaded; or a TrainedModel as given) of ``method``; None for
+    None."""
+    if model is None:
+        return None
+    where = "this"
+    if not hasattr(model, "state_dict"):
+        from .models import load_model
+
+        where, model = str(model), load_model(model)
+    method.check_model(model, where)
+    return model
+
+
+def run_params(method: Any, model: Any, params: Any, given: dict | None = None) -> Any:
+    """The parameters of a run: the caller's; with a model, the model's with the caller's
+    run-time settings (and its fixed parameters checked against ``given``)."""
+    if params is None:
+        params = method.params_class()
+    if model is None:
+        return params
+    fixed = {k: v for k, v in (given or {}).items() if k in method.fixed_fields}
+    return method.merge_params(model, params, fixed)
+
+
+def preflight(method: Any, data: Any, params: Any, model: Any = None, *, quiet: bool = False,
+              force: bool = False, log: Callable[[str], None] = _stderr) -> Any:
+    """The cost estimate of a run (logged unless ``quiet``); a run that would not fit in free
+    memory is refused unless ``force``. Returns the estimate."""
+    from .cost import estimate_cost, refuse_if_too_big
+
+    streaming = method.streams(params)
+    est = estimate_cost(method.name, data, params, model=model, device=params.device,
+                        streaming=streaming, probe=False)
+    total = est.infer_seconds + (est.train_seconds or 0.0)
+    if not quiet and total > PROBE_ABOVE_SECONDS:
+        est = estimate_cost(method.name, data, params, model=model, device=params.device,
+                            streaming=streaming, probe=True)
+    if not quiet:
+        log(f"estimate: {est.summary()}")
+    if not force:
+        refuse_if_too_big(est, "-o OUT.zarr; --force runs it anyway")
+    return est
+
+
+# --------------------------------------------------------------------------- files
+def restore_files(req: Request, progress: Callable[[Progress], None] | None = None,
+                  log: Callable[[str], None] = _stderr) -> list[Outcome]:
+    """Run ``req`` (see the module's docstring for the steps). ``progress`` gets every
+    :class:`Progress` (and is closed, when it has ``close``, before a message); ``log``
+    gets the estimate and the interruption messages."""
+    from .io import check_output_target, open_array
+
+    m = get(req.method)
+    outputs = output_paths(m, req.inputs, req.output)
+    check_outputs(m, req, outputs)
+    model = load_checked_model(m, req.model)
+    m.check_request(req, model)
+    params = run_params(m, model, req.params, req.given)
+    opened = []
+    for f, o in zip(req.inputs, outputs, strict=True):
+        data, axes = open_array(f)
+        m.check_input(data, params, training=model is None)
+        grid = m.grid(tuple(data.shape), params)
+        check_output_target(o, grid.shape, req.overwrite)  # disk space, zarr: before work
+        preflight(m, data, params, model, quiet=req.quiet, force=req.force, log=log)
+        opened.append((f, o, data, axes, grid))
+    options = m.open_options(req.options)
+    if req.distributed:
+        return _distribute(m, req, model, params, opened, options, progress)
+    done = []
+    for f, o, data, axes, grid in opened:
+        mdl, trained = _trained(m, req, model, params, data, options, progress)
+        p = m.prepare_predict(mdl, tuple(data.shape), params, req.given, req.options)
+        result = _stream(m, req, mdl, p, f, o, data, axes, grid, options, progress, log)
+        done.append(Outcome(f, o, grid, mdl, p, trained, result))
+    return done
+
+
+def _trained(m, req, model, params, data, options, progress) -> tuple[Any, bool]:
+    """The model given, or one trained on ``data`` (saved when asked)."""
+    if model is not None:
+        return model, False
+    from .models import save_model
+
+    model = drain(m.train(m.train_input(data, params), params, None, **options), progress)
+    if req.save_model:
+        save_model(model, req.save_model, req.overwrite)
+    return model, True
+
+
+def _close(progress: Any) -> None:
+    if hasattr(progress, "close"):
+        progress.close()
+
+
+def _stream(m, req, model, params, src, output, data, axes, grid, options, progress, log):
+    """Open the output, record its chunks and drain the prediction into it."""
+    from .io import ChunkRecorder, open_output
+    from .methods.base import metadata_for
+
+    shape = tuple(data.shape)
+    lay = m.output_layout(model, shape, params)
+    md = metadata_for(model, {**m.output_metadata(model, params, shape), "source": str(src)})
+    ax = lay.axes or (axes if len(axes) == len(grid.shape) else None)
+    out = open_output(output, grid.shape, req.overwrite, chunks=lay.chunks,
+                      chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
+                      total=lay.total)
+    if lay.unit == "frames":
+        recorder = ChunkRecorder(out, lay.total)
+    else:
+        recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
+    try:
+        result = drain(m.predict(data, model, params, None, out=out, on_chunk=recorder,
+                                 **options), progress)
+    except (KeyboardInterrupt, Cancelled):
+        _close(progress)
+        log(f"interrupted: {recorder.describe()} were restored and written to {output}"
+            + (" (its 'neurorestore_progress' attribute lists them; the rest reads as NaN); "
+               if output.suffix.lower() == ".zarr" else "; ")
+            + "run again with --overwrite to redo it")
+        raise
+    finally:
+        if hasattr(out, "flush"):
+            out.flush()
+        del out
+    return result
+
+
+def _distribute(m, req, model, params, opened, options, progress) -> list[Outcome]:
+    """Train here (each input on itself, unless a model was given), save the models where
+    the workers can read them, and run the inference on the dask cluster."""
+    from .models import save_model
+
+    temp: list[Path] = []
+    where = req.scheduler or f"{req.workers} local dask worker(s)"
+    try:
+        jobs = []
+        for f, o, data, _axes, grid in opened:
+            mdl, trained = _trained(m, req, model, params, data, options, progress)
+            if req.model:
+                path = Path(req.model).resolve()
+            elif req.save_model:
+                path = Path(req.save_model).resolve()
+            else:  # next to the output, where the workers can read it
+                fd, tmp = tempfile.mkstemp(suffix=".pt", prefix=".neurorestore-model-",
+                                           dir=o.resolve().parent)
+                os.close(fd)
+                path = Path(save_model(mdl, tmp, overwrite=True)).resolve()
+                temp.append(path)
+            p = m.prepare_predict(mdl, tuple(data.shape), params, req.given, req.options)
+            jobs.append((str(Path(f).resolve()), str(o.resolve()), str(path), mdl, p, grid,
+                         trained))
+        drain(m.distribute([j[:3] for j in jobs], jobs[0][4], workers=req.workers,
+                           scheduler=req.scheduler, overwrite=req.overwrite), progress)
+    finally:
+        for t in temp:
+            t.unlink(missing_ok=True)
+    return [Outcome(f, o, grid, mdl, p, trained, where=where)
+            for (f, o, _mp, mdl, p, grid, trained) in jobs]
+
+
+# --------------------------------------------------------------------------- in memory
+def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
+            given: dict | None = None, cancel: Any = None, out: Any = None, **options: Any
+            ) -> Generator[Progress, None, Any]:
+    """Restore an array in memory (or into ``out``): train unless ``model`` (a
+    TrainedModel or a path) is given, then predict. A generator of :class:`Progress` that
+    returns the :class:`~.models.RestoreResult`."""
+    m = get(method)
+    model = load_checked_model(m, model)
+    params = run_params(m, model, params, given)
+    return (yield from m.run(data, params, cancel, model=model, out=out, **options))
+

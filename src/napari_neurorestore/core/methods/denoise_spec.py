@@ -1,0 +1,144 @@
+"""The denoising method's contract (numpy only; the network lives in :mod:`.denoise`):
+the output keeps the input's grid, the forward model is the identity, and the cost model
+follows what :func:`.denoise.train` and :func:`.denoise.predict` allocate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..io import InputError, check_movie
+from .base import F32, Grid, Method, as_f32, grid_mismatch, read_extra
+
+#: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
+TRAIN_CACHE_BYTES = 768 * 2**20
+
+
+def _batch_pixels(h: int, w: int, gpu: bool) -> int:
+    """Pixels per forward pass of ``denoise.predict`` (``denoise.auto_batch_size`` frames)."""
+    return int(min(64, max(1, round((2**22 if gpu else 2**16) / max(h * w, 1))))) * h * w
+
+
+class DenoiseMethod(Method):
+    name = "denoise"
+    module = "napari_neurorestore.core.methods.denoise"
+    help = "self-supervised temporal denoising (FAST)"
+    description = ("Train a denoiser on the movie itself and restore every frame. "
+                   "Several inputs go into the folder given by -o (OUTDIR/<name>_denoised.zarr).")
+    input_help = "(t, y, x) or (t, z, y, x) TIFF stack(s) or zarr/OME-Zarr store(s)"
+    noun = "a denoising model"
+    runtime_fields = ("device", "chunk_frames")
+    distributed = True
+    nominal_rate = 12e6
+    suffix = "denoised"
+    many_inputs = True
+
+    def check_input(self, data: Any, params: Any, training: bool = True) -> None:
+        check_movie(data, params.window)
+
+    def grid(self, input_shape: Sequence[int], params: Any) -> Grid:
+        return Grid(tuple(int(s) for s in input_shape))
+
+    def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
+                      index: slice | None = None) -> np.ndarray:
+        if tuple(restored.shape) != tuple(input_shape):
+            raise grid_mismatch(restored.shape, input_shape, "the shapes differ; say which "
+                                "method made it (sparse, upsample, isotropize)")
+        return as_f32(restored[index or slice(None)])
+
+    def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
+        return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
+                                   device=params.device, on_chunk=on_chunk)
+
+    def distribute(self, jobs, params, *, workers=None, scheduler=None, overwrite=False):
+        from ..distributed import DenoiseJob, denoise_files
+
+        return denoise_files([DenoiseJob(*j) for j in jobs], workers=workers,
+                             scheduler=scheduler, chunk_frames=params.chunk_frames,
+                             device=params.device, overwrite=overwrite)
+
+    # ------------------------------------------------------------------ cost
+    def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
+        if len(shape) not in (3, 4):
+            raise InputError(f"denoising needs a (t, y, x) or (t, z, y, x) movie, got shape "
+                             f"{shape}")
+        t, planes = shape[0], (shape[1] if len(shape) == 4 else 1)
+        h, w = shape[-2:]
+        hp, wp = h + (-h) % 4, w + (-w) % 4
+        fb = F32 * h * w
+        budget = max(p.window, TRAIN_CACHE_BYTES // fb // planes)
+        if budget >= t:
+            seg_frames, n_seg = t, planes
+        else:
+            run_len = max(p.window * 8, 64)
+            seg_frames, n_seg = run_len, planes * max(1, budget // run_len)
+        seg = seg_frames * F32 * hp * wp
+        cache = n_seg * seg
+        padded = (h, w) != (hp, wp)
+        # normalising a segment: s and (s - mean) / std live at once (numpy divides the
+        # temporary in place), then the padded copy; check_finite's boolean mask; the
+        # half-resolution activations kept for backward
+        train_act = (p.batch_size * (p.patch_size // 2)**2 * F32
+                     * (4 * (p.window - 1) + 8 * p.width))
+        train = (cache + (1 + padded) * seg + seg / 4 + read_extra(seg, itemsize, lazy)
+                 + 3 * train_act)
+        k = p.window // 2
+        chunk = min(p.chunk_frames, t)
+        block = (chunk + 2 * k) * F32 * hp * wp
+        bpix = _batch_pixels(h, w, gpu)
+        act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
+        predict = (2 * block + chunk * fb + read_extra(block, itemsize, lazy)
+                   + (0 if gpu else act))
+        if streaming:
+            predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
+        out_bytes = 0 if streaming else t * planes * fb
+        frame_work = hp * wp
+        steps = p.epochs * max(1, -(-(t - 2 * k) * planes // (p.stride * p.batch_size)))
+        return {"ram": {"train": train, "output": out_bytes, "predict": predict},
+                "gpu": act + 2 * bpix * F32 * p.window, "out_shape": shape,
+                "work": t * planes * frame_work, "unit_work": frame_work, "unit": "frames",
+                "train_steps": steps}
+
+    def probe_inference(self, shape, p, device, timed):
+        import torch
+
+        # one batch of the size predict uses, on a crop of at most 512 x 512 pixels (the
+        # rate is per pixel: the net is fully convolutional)
+        dev = torch.device(device)
+        a, b = (min(s, 512) for s in shape[-2:])
+        net = self.impl().build_net(p)
+        bs = self.impl().auto_batch_size((a, b), dev)
+        a, b = a + (-a) % 4, b + (-b) % 4
+        rng = np.random.default_rng(0)
+        x = torch.from_numpy(rng.random((bs, p.window - 1, a, b), dtype=np.float32))
+        return timed_net(net, x, dev, timed, bs * a * b)
+
+    def probe_batch(self, shape, p):
+        import torch
+
+        ps = min(p.patch_size, shape[-2] // 4 * 4, shape[-1] // 4 * 4)
+        net = self.impl().build_net(p)
+        return (net, torch.randn(p.batch_size, p.window - 1, ps, ps),
+                torch.randn(p.batch_size, 1, ps, ps))
+
+
+def timed_net(net: Any, x: Any, dev: Any, timed: Any, per_batch: float) -> float:
+    """Units/s of ``net`` on batch ``x`` (``per_batch`` units each), channels_last on a CPU."""
+    import torch
+
+    net = net.eval().to(dev)
+    x = x.to(dev)
+    if dev.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def once(n):
+        with torch.inference_mode():
+            for _ in range(n):
+                net(x).float().cpu()
+    return timed(once, lambda n: n * per_batch)
+
+
+METHOD = DenoiseMethod()

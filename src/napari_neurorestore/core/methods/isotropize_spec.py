@@ -1,0 +1,202 @@
+"""Axial isotropization's contract (numpy only; the network lives in :mod:`.isotropize`):
+the output grid (round((z - 1) R) + 1 slices, output slice k at input slice k / R), the
+forward model (blurred along z like the acquisition, sampled at the acquired slices), the
+lateral blocks of streamed outputs and the cost model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..axial import check_volume, output_slices
+from ..io import InputError
+from ..models import TrainedModel
+from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+
+#: lateral context of each inference block (``nets.AXIAL_NET_HALO``)
+HALO = 24
+
+
+def scale_factors(ratio: float) -> tuple[float, float, float]:
+    """Per-axis factors of the output pixel size relative to the input's: (1/R, 1, 1)."""
+    return (1.0 / float(ratio), 1.0, 1.0)
+
+
+def _tile(tile_size: int) -> int:
+    return max(16, int(tile_size))
+
+
+def output_chunks(shape: tuple[int, ...], ratio: float, tile_size: int = 256
+                  ) -> tuple[int, int, int]:
+    """Chunk shape of a zarr output such that every lateral block writes whole chunks:
+    the block's y and x sides, and at most 32 slices along z (a block spans all z)."""
+    n, h, w = shape
+    t = _tile(tile_size)
+    return (min(output_slices(n, ratio), 32), min(h, t), min(w, t))
+
+
+def output_tiles(shape: tuple[int, ...], ratio: float, tile_size: int = 256
+                 ) -> dict[str, Any]:
+    """Number and layout of the lateral blocks the output is written in."""
+    n, h, w = shape
+    t = _tile(tile_size)
+    grid = [1, -(-h // t), -(-w // t)]
+    return {"total": grid[1] * grid[2],
+            "extra": {"tile_shape": [output_slices(n, ratio), min(h, t), min(w, t)],
+                      "tile_grid": grid}}
+
+
+def blur_z(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur along axis 0 (mirror borders), numpy only."""
+    if sigma <= 0:
+        return x
+    h = int(math.ceil(4 * sigma))
+    k = np.exp(-0.5 * (np.arange(-h, h + 1) / sigma) ** 2)
+    k /= k.sum()
+    pad = np.pad(x, [(h, h)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
+    out = np.zeros_like(x, dtype=np.float64)
+    for i, w in enumerate(k):
+        out += w * pad[i:i + x.shape[0]]
+    return out
+
+
+def _iso_work(shape, ratio, tile, halo=HALO):
+    """Pixels the network sees to isotropize ``shape`` in blocks of ``tile``."""
+    n, hh, ww = shape
+    nz = int(round((n - 1) * ratio)) + 1
+    nzp = nz + 2 * halo + (-(nz + 2 * halo)) % 4
+    tile = max(16, int(tile))
+    work = 0
+    for y0 in range(0, hh, tile):
+        ny = min(hh, y0 + tile) - y0
+        hb = min(hh, y0 + tile + halo) - max(0, (y0 - halo) // 4 * 4)
+        hb += (halo if y0 == 0 else 0) + (halo if y0 + tile + halo >= hh else 0)
+        hb += (-hb) % 4
+        for x0 in range(0, ww, tile):
+            nx = min(ww, x0 + tile) - x0
+            wb = min(ww, x0 + tile + halo) - max(0, (x0 - halo) // 4 * 4)
+            wb += (halo if x0 == 0 else 0) + (halo if x0 + tile + halo >= ww else 0)
+            wb += (-wb) % 4
+            work += nzp * (ny * wb + nx * hb)
+    return work, nz, nzp
+
+
+class IsotropizeMethod(Method):
+    name = "isotropize"
+    module = "napari_neurorestore.core.methods.isotropize"
+    help = "axial isotropization: make z as sharp and finely sampled as x, y"
+    description = ("Train a restorer on the volume's own lateral slices (degraded the way z "
+                   "is) and restore every axial slice. The output has round((z - 1) R) + 1 "
+                   "slices; output slice k lies at input slice k / R (its z pixel size is the "
+                   "input's / R).")
+    input_help = "(z, y, x) TIFF volume or zarr store (read block by block)"
+    noun = "an isotropize model"
+    runtime_fields = ("device", "tile_size")
+    fixed_fields = ("z_ratio",)
+    nominal_rate = 3e6
+    suffix = "isotropic"
+
+    def check_input(self, data: Any, params: Any, training: bool = True) -> None:
+        check_volume(data)
+
+    def grid(self, input_shape: Sequence[int], params: Any) -> Grid:
+        n, *rest = (int(s) for s in input_shape)
+        return Grid((output_slices(n, params.z_ratio), *rest), scale_factors(params.z_ratio))
+
+    def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
+                      index: slice | None = None) -> np.ndarray:
+        params = dict(md.get("params", {}))
+        shape = tuple(restored.shape)
+        ratio = float(md.get("z_ratio", params.get("z_ratio") or 0) or 0)
+        if ratio <= 0:
+            ratio = (shape[0] - 1) / max(input_shape[0] - 1, 1)
+        sigma = md.get("sigma_z", params.get("sigma_z"))
+        r = blur_z(as_f32(restored), float(sigma or 0.0))
+        pos = np.arange(input_shape[0]) * ratio
+        lo = np.clip(np.floor(pos).astype(int), 0, shape[0] - 1)
+        hi = np.clip(lo + 1, 0, shape[0] - 1)
+        w = (pos - lo)[:, None, None]
+        out = ((1 - w) * r[lo] + w * r[hi]).astype(np.float32)
+        if out.shape[1:] != tuple(input_shape[1:]):
+            raise grid_mismatch(shape, input_shape, "the lateral shapes differ")
+        return out
+
+    def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
+        return self.impl().predict(data, model, cancel, out=out, tile_size=params.tile_size,
+                                   device=params.device, on_chunk=on_chunk)
+
+    def output_layout(self, model, input_shape, params) -> OutputLayout:
+        tiles = output_tiles(tuple(input_shape), params.z_ratio, params.tile_size)
+        return OutputLayout(chunk_shape=output_chunks(tuple(input_shape), params.z_ratio,
+                                                      params.tile_size),
+                            axes="ZYX", unit="tiles", total=tiles["total"],
+                            extra=tiles["extra"])
+
+    def output_metadata(self, model, params, input_shape) -> dict:
+        return {"z_ratio": params.z_ratio}
+
+    def check_request(self, req, model) -> None:
+        if model is None and req.given.get("z_ratio") is None:
+            raise ValueError("--z-ratio is required (z pixel size / lateral pixel size)")
+
+    def describe(self, model, params, grid) -> str:
+        info = model.info
+        return (f"({'x'.join(map(str, grid.shape))}, float32, z pixel = input's / "
+                f"{params.z_ratio:g}); sigma_z "
+                f"{info.get('sigma_z_used')} lateral px"
+                + (" (estimated)" if info.get("sigma_z_estimated") is not None else ""))
+
+    # ------------------------------------------------------------------ cost
+    def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
+        if len(shape) != 3:
+            raise InputError(f"axial isotropization needs a (z, y, x) volume, got shape {shape}")
+        n, hh, ww = shape
+        work, nz, nzp = _iso_work(shape, p.z_ratio, p.tile_size)
+        halo = HALO
+        kept = max(1, min(n, 512 * 2**20 // (F32 * hh * ww)))
+        cache = kept * F32 * hh * ww
+        padded = kept * F32 * (hh + 100) * (ww + 100)
+        train_act = p.batch_size * (p.patch_size + 100) * p.patch_size * F32 * (2 + 14 * p.width)
+        # slices + stack; then vol, (vol - mean), / std; then the reflect-padded copy
+        train = 2 * cache + padded + read_extra(cache, itemsize, lazy) + 3 * train_act
+        tile = max(16, int(p.tile_size))
+        hb = min(hh, tile + 2 * halo) + 2 * halo
+        wb = min(ww, tile + 2 * halo) + 2 * halo
+        block = n * F32 * min(hh, tile + 2 * halo) * min(ww, tile + 2 * halo)
+        vi = nzp * F32 * hb * wb
+        bpix = 2**20
+        act = bpix * F32 * 6 * p.width
+        predict = 3 * block + 4 * vi + read_extra(block, itemsize, lazy) + (0 if gpu else act)
+        out_bytes = 0 if streaming else F32 * nz * hh * ww
+        return {"ram": {"train": train, "output": out_bytes, "predict": predict},
+                "gpu": act + 2 * bpix * F32, "out_shape": (nz, hh, ww), "work": work,
+                "unit_work": 1, "unit": "px", "train_steps": p.steps}
+
+    def probe_inference(self, shape, p, device, timed):
+        from ..progress import drain
+
+        mod = self.impl()
+        net = mod.build_net(p)
+        model = TrainedModel("isotropize", p.to_dict(), net.state_dict(),
+                             {"mean": 0.0, "std": 1.0})
+        nz_in = max(2, min(shape[0], 16))
+        side = 32
+        rng = np.random.default_rng(0)
+
+        def once(n):
+            x = rng.random((nz_in, side, side * n), dtype=np.float32)
+            drain(mod.predict(x, model, tile_size=side, device=device))
+        return timed(once, lambda n: _iso_work((nz_in, side, side * n), p.z_ratio, side)[0])
+
+    def probe_batch(self, shape, p):
+        import torch
+
+        net = self.impl().build_net(p)
+        ps = min(p.patch_size, shape[-1] // 4 * 4, shape[-2] // 4 * 4)
+        return (net, torch.randn(p.batch_size, 1, ps, ps), torch.randn(p.batch_size, 1, ps, ps))
+
+
+METHOD = IsotropizeMethod()

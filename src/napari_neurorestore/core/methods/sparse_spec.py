@@ -1,0 +1,305 @@
+"""Sparse-axis reconstruction's contract (numpy only; the network lives in :mod:`.sparse`):
+the geometry of a scan that kept one line in M (acquired line i at output line i*M), the
+forward model (the restored lines at the acquired positions), the cubic baseline and the
+cost model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..io import InputError, check_dtype, check_finite
+from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+
+#: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
+TRAIN_CACHE_BYTES = 512 * 2**20
+
+
+def check_input(data: Any, factor: int, axis: str = "y", *, sparse: bool = True) -> None:
+    """Validate a (y, x) image, a (t|z, y, x) stack or a (t, z, y, x) movie.
+
+    ``sparse``: ``data`` holds the acquired lines only (at least 2 of them); otherwise it
+    is a fully sampled stack to simulate from (at least 2 * factor lines).
+    """
+    check_dtype(data)
+    shape = tuple(getattr(data, "shape", ()))
+    if len(shape) not in (2, 3, 4):
+        raise InputError(
+            f"expected a (y, x) image, a (t, y, x) or (z, y, x) stack or a (t, z, y, x) movie, "
+            f"got {len(shape)}D data of shape {shape}")
+    ax = -2 if axis == "y" else -1
+    other = -1 if axis == "y" else -2
+    n = shape[ax]
+    if sparse and n < 2:
+        raise InputError(f"only {n} acquired line(s) along {axis}: need at least 2")
+    if not sparse and n < 2 * factor:
+        raise InputError(
+            f"the stack has {n} lines along {axis}; simulating a skip factor of {factor} "
+            f"needs at least {2 * factor} (factor {factor} is larger than the data allows)")
+    if shape[other] < 2 * factor:
+        raise InputError(
+            f"the fully sampled axis has {shape[other]} pixels; training with a skip factor of "
+            f"{factor} needs at least {2 * factor} (use a smaller factor)")
+    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap) and data.nbytes < 2**31:
+        check_finite(data)
+
+
+def output_shape(shape: tuple[int, ...], factor: int, axis: str = "y") -> tuple[int, ...]:
+    """Shape of the reconstruction of sparse data of ``shape``."""
+    s = list(shape)
+    s[-2 if axis == "y" else -1] *= factor
+    return tuple(s)
+
+
+def scale_factors(ndim: int, factor: int, axis: str = "y") -> tuple[float, ...]:
+    """Per-axis factors of the output's pixel size relative to the input's."""
+    f = [1.0] * ndim
+    f[-2 if axis == "y" else -1] = 1.0 / factor
+    return tuple(f)
+
+
+def make_sparse(full: Any, factor: int, axis: str = "y", phase: int = 0) -> np.ndarray:
+    """Keep every ``factor``-th line (from ``phase``) of a fully sampled stack, as a scan
+    that skips lines would have acquired it."""
+    sl = [slice(None)] * np.ndim(full)
+    sl[-2 if axis == "y" else -1] = slice(phase, None, factor)
+    return np.ascontiguousarray(np.asarray(full[tuple(sl)]))
+
+
+def _keys_weights(frac: np.ndarray, a: float = -0.5) -> np.ndarray:
+    """Keys cubic-convolution weights of the samples at offsets -1, 0, 1, 2."""
+    d = np.stack([1 + frac, frac, 1 - frac, 2 - frac], axis=-1)
+    w = np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
+                 a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a)
+    return w
+
+
+def cubic_upsample(sparse: np.ndarray, factor: int, axis: str = "y") -> np.ndarray:
+    """Classical baseline: cubic (Keys, a = -0.5) interpolation along the sparse axis, with
+    acquired line i at output line i * factor (linear extrapolation past the ends)."""
+    a = np.asarray(sparse, np.float32)
+    ax = a.ndim - 2 if axis == "y" else a.ndim - 1
+    a = np.moveaxis(a, ax, -1)
+    n = a.shape[-1]
+    d0, d1 = a[..., :1] - a[..., 1:2], a[..., -1:] - a[..., -2:-1]  # linear extrapolation
+    pad = np.concatenate([a[..., :1] + d0, a, a[..., -1:] + d1, a[..., -1:] + 2 * d1],
+                         axis=-1)  # index i -> i + 1
+    pos = np.arange(n * factor) / factor
+    i0 = np.floor(pos).astype(int)
+    w = _keys_weights(pos - i0).astype(np.float32)
+    out = sum(pad[..., i0 + k] * w[:, k] for k in range(4))
+    return np.ascontiguousarray(np.moveaxis(out.astype(np.float32), -1, ax))
+
+
+class _Frames:
+    """Uniform access to (y, x), (n, y, x) and (t, z, y, x) data as planes of frames
+    (n, a, b), with the sparse axis first (a) whatever ``axis`` is."""
+
+    def __init__(self, data: Any, axis: str):
+        self.data = data
+        self.axis = axis
+        self.ndim = len(data.shape)
+        self.n = 1 if self.ndim == 2 else data.shape[0]
+        self.planes: list[int | None] = [None] if self.ndim <= 3 else list(range(data.shape[1]))
+        a, b = data.shape[-2:]
+        self.a, self.b = (a, b) if axis == "y" else (b, a)
+
+    def read(self, t0: int, t1: int, plane: int | None) -> np.ndarray:
+        if self.ndim == 2:
+            block = np.asarray(self.data)[None]
+        elif plane is None:
+            block = self.data[t0:t1]
+        else:
+            block = self.data[t0:t1, plane]
+        block = np.asarray(block, dtype=np.float32)
+        check_finite(block, f"frames {t0}-{t1 - 1}")
+        return block if self.axis == "y" else np.swapaxes(block, -1, -2)
+
+    def write(self, out: Any, t0: int, t1: int, plane: int | None, block: np.ndarray) -> None:
+        if self.axis == "x":
+            block = np.swapaxes(block, -1, -2)
+        if self.ndim == 2:
+            out[...] = block[0]
+        elif plane is None:
+            out[t0:t1] = block
+        else:
+            out[t0:t1, plane] = block
+
+
+def frame_index(ts: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Indices of frames t-k..t+k for centres ``ts`` in ``n`` frames: a neighbour beyond an
+    end is mirrored about the centre (t - j -> t + j), then clipped. (len(ts), 2k + 1)."""
+    offs = np.arange(-k, k + 1)
+    ts = np.asarray(ts)[:, None]
+    idx = ts + offs[None]
+    idx = np.where((idx < 0) | (idx >= n), ts - offs[None], idx)
+    return np.clip(idx, 0, n - 1)
+
+
+def _context(params: Any, n_frames: int) -> int:
+    return params.context if n_frames > 1 else 0
+
+
+class SparseMethod(Method):
+    name = "sparse"
+    module = "napari_neurorestore.core.methods.sparse"
+    help = "sparse-axis reconstruction (IRIS): restore skipped scan lines"
+    description = ("Restore the lines a scan skipped along one axis, with a network trained "
+                   "on the sparse data itself (the fully sampled axis is the teacher).")
+    input_help = ("(y, x), (t|z, y, x) or (t, z, y, x) TIFF of the acquired lines "
+                  "(a fully sampled stack with --simulate)")
+    noun = "a sparse-axis model"
+    runtime_fields = ("device", "chunk_frames", "simulate", "denoise")
+    fixed_fields = ("factor", "axis")
+    cli_options = (
+        ("--labels", {"metavar": "ROIS.tif", "help": "with --simulate: ROI label image for the "
+                      "trace figures (default: the 20 most active 8x8 tiles)"}),
+        ("--reference", {"metavar": "REF.tif", "help": "train on this fully sampled stack "
+                         "from the same rig (supervised pairs by dropping lines) instead of "
+                         "on the input"}),
+    )
+    nominal_rate = 20e6
+    suffix = "sparse-restored"
+
+    def check_input(self, data: Any, params: Any, training: bool = True) -> None:
+        check_input(data, params.factor, params.axis, sparse=not params.simulate)
+
+    def grid(self, input_shape: Sequence[int], params: Any) -> Grid:
+        shape = tuple(int(s) for s in input_shape)
+        if params.simulate:
+            return Grid(shape)
+        return Grid(output_shape(shape, params.factor, params.axis),
+                    scale_factors(len(shape), params.factor, params.axis))
+
+    def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
+                      index: slice | None = None) -> np.ndarray:
+        params = dict(md.get("params", {}))
+        shape = tuple(restored.shape)
+        m = int(md.get("factor", params.get("factor", 0)) or 0)
+        axis = str(params.get("axis", "y"))
+        if m <= 0:
+            ax = -2 if axis == "y" else -1
+            m = shape[ax] // max(input_shape[ax], 1)
+        s = [slice(None)] * len(shape)
+        s[0] = index or slice(None)
+        s[-2 if axis == "y" else -1] = slice(0, None, m)
+        out = as_f32(restored[tuple(s)])
+        want = list(input_shape)
+        if index is not None:
+            want[0] = out.shape[0]
+        if tuple(out.shape) != tuple(want):
+            raise grid_mismatch(shape, input_shape, f"keeping every {m}-th line gives {out.shape}")
+        return out
+
+    def check_request(self, req, model) -> None:
+        if req.model and req.options.get("reference"):
+            raise ValueError("--model and --reference exclude each other (a saved model is "
+                             "applied without training)")
+        if req.options.get("labels") and not req.params.simulate:
+            raise ValueError("--labels is used with --simulate only")
+
+    def open_options(self, options):
+        from ..io import read_tiff
+
+        ref, labels = options.get("reference"), options.get("labels")
+        return {"reference": read_tiff(ref, lazy=True)[0] if ref else None,
+                "labels": read_tiff(labels, lazy=False)[0] if labels else None}
+
+    def streams(self, params) -> bool:
+        return not params.simulate
+
+    def train(self, data, params, cancel=None, reference=None, **options):
+        return self.impl().train(data, params, cancel, reference=reference)
+
+    def train_input(self, data: Any, params: Any) -> Any:
+        return make_sparse(data, params.factor, params.axis) if params.simulate else data
+
+    def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto",
+                labels=None, reference=None, **options):
+        mod = self.impl()
+        if params.simulate:  # the whole simulation (figures included) into ``out``
+            return mod.run(data, params, cancel, model=model, out=out, labels=labels)
+        return mod.predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
+                           device=params.device, denoise=params.denoise, on_chunk=on_chunk)
+
+    def output_layout(self, model, input_shape, params) -> OutputLayout:
+        n = 1 if len(input_shape) == 2 else int(input_shape[0])
+        return OutputLayout(chunks=params.chunk_frames, total=n)
+
+    def after(self, result: Any, params: Any) -> str | None:
+        if params.simulate:
+            from .sparse_figures import format_simulation
+
+            return format_simulation(result.metadata["neurorestore"]["simulation"])
+        return (f"pixel size along {params.axis} is the input's / {params.factor} "
+                f"(acquired line i is output line i*{params.factor})")
+
+    # ------------------------------------------------------------------ cost
+    def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
+        if len(shape) not in (2, 3, 4):
+            raise InputError(f"sparse-axis reconstruction needs 2D-4D data, got shape {shape}")
+        m = p.factor
+        n = 1 if len(shape) == 2 else shape[0]
+        planes = shape[1] if len(shape) == 4 else 1
+        na, nb = (shape[-2], shape[-1]) if p.axis == "y" else (shape[-1], shape[-2])
+        fb = F32 * na * nb
+        k = _context(p, n)
+        budget = max(2 * k + 1, TRAIN_CACHE_BYTES // fb // planes)
+        if budget >= n:
+            seg_frames, n_seg = n, planes
+        else:
+            run_len = max(8 * (2 * k + 1), 64)
+            seg_frames, n_seg = run_len, planes * max(1, budget // run_len)
+        seg = seg_frames * fb
+        cache = n_seg * seg
+        train_act = p.batch_size * p.patch_size**2 * F32 * (2 * k + 1 + 3 * m + 12 * p.width)
+        # the normalised list is built while the raw one still exists
+        train = 2 * cache + seg + read_extra(seg, itemsize, lazy) + 3 * train_act
+        chunk = min(p.chunk_frames, n)
+        raw = (chunk + 2 * k) * fb
+        res = chunk * fb * m
+        bs = 16 if gpu else 2
+        act = bs * na * nb * F32 * (2 * k + 1 + 2 * m + 6 * p.width / 2)
+        predict = 3 * raw + res + read_extra(raw, itemsize, lazy) + (0 if gpu else act)
+        out_shape = list(shape)
+        out_shape[-2 if p.axis == "y" else -1] *= m
+        out_bytes = 0 if streaming else n * planes * fb * m
+        if p.simulate:  # the sparse copy, the restored and cubic results, the float32 truth
+            out_bytes = n * planes * fb * (1 / m + 3)
+            out_shape = list(shape)
+        frame_work = na * nb * m
+        steps = p.epochs * max(10, -(-n * planes * max(1, na * nb // p.patch_size**2)
+                                     // p.batch_size))
+        return {"ram": {"train": train, "output": out_bytes, "predict": predict},
+                "gpu": act + 3 * raw, "out_shape": out_shape,
+                "work": n * planes * frame_work, "unit_work": frame_work, "unit": "frames",
+                "train_steps": steps}
+
+    def probe_inference(self, shape, p, device, timed):
+        import torch
+
+        from .denoise_spec import timed_net
+
+        dev = torch.device(device)
+        a, b = (min(s, 512) for s in shape[-2:])
+        k = p.context if len(shape) >= 3 and shape[0] > 1 else 0
+        net = self.impl().build_net(p, k)
+        bs = 2 if dev.type == "cpu" else 16
+        na, nb = (a, b) if p.axis == "y" else (b, a)
+        rng = np.random.default_rng(0)
+        x = torch.from_numpy(rng.random((bs, 2 * k + 1, na, nb), dtype=np.float32))
+        return timed_net(net, x, dev, timed, bs * a * b * p.factor)
+
+    def probe_batch(self, shape, p):
+        import torch
+
+        k = p.context if len(shape) >= 3 and shape[0] > 1 else 0
+        net = self.impl().build_net(p, k)
+        ps = max(4, min(p.patch_size, shape[-1] // p.factor if p.axis == "y" else shape[-2]))
+        return (net, torch.randn(p.batch_size, 2 * k + 1, ps, ps),
+                torch.randn(p.batch_size, p.factor, ps, ps))
+
+
+METHOD = SparseMethod()

@@ -1,0 +1,311 @@
+"""Zero-shot upsampling's contract (numpy only; the network lives in :mod:`.upsample`): the
+area-sampling conventions (axis factors, output grid, binning as the forward model), the
+tile grid of streamed outputs and the cost model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..io import InputError, check_dtype, check_finite
+from ..models import TrainedModel
+from ..params import UpsampleParams
+from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+
+#: the working-memory budget of one inference tile when no tile size is given (GiB)
+MEMORY_BUDGET_GB = 1.25
+
+
+def axis_factors(ndim: int, factor: int, lateral_only: bool) -> tuple[int, ...]:
+    """Per-axis factors: (f, f) for 2D; (f, f, f) or (1, f, f) for 3D."""
+    if ndim == 2:
+        return (factor, factor)
+    return (1 if lateral_only else factor, factor, factor)
+
+
+def output_shape(shape: tuple[int, ...], factors: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(s) * f for s, f in zip(shape, factors, strict=True))
+
+
+def grid_change(factors: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(scale_factors, translate_shift) of the output relative to the input (input pixels).
+
+    Input pixel i covers [i - 1/2, i + 1/2); output pixel j of an axis upsampled by f covers
+    [(j - 1/2) / f, (j + 1/2) / f) - (f - 1) / (2 f): its first centre is at -(f - 1) / (2 f).
+    """
+    return (tuple(1.0 / f for f in factors), tuple(-(f - 1) / (2.0 * f) for f in factors))
+
+
+def bin_array(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Area down-sampling (the acquisition model): mean over ``factors`` blocks; trailing
+    pixels that do not fill a block are dropped. float32 out."""
+    x = np.asarray(x, np.float32)
+    sl = tuple(slice(0, (s // f) * f) for s, f in zip(x.shape, factors, strict=True))
+    x = x[sl]
+    shp = []
+    for s, f in zip(x.shape, factors, strict=True):
+        shp += [s // f, f]
+    return x.reshape(shp).mean(axis=tuple(range(1, 2 * x.ndim, 2)), dtype=np.float64
+                                ).astype(np.float32)
+
+
+def check_volume(data: Any, params: UpsampleParams, training: bool = True) -> tuple[int, ...]:
+    """Validate a (z, y, x) volume or a (y, x) image; return the per-axis factors.
+
+    ``training``: the image must also hold one training patch along y and x.
+    """
+    check_dtype(data)
+    shape = tuple(getattr(data, "shape", ()))
+    if len(shape) not in (2, 3):
+        raise InputError(
+            f"expected a (z, y, x) volume or a (y, x) image, got {len(shape)}D data of shape "
+            f"{shape}; for movies or channels, upsample one volume at a time")
+    factors = axis_factors(len(shape), params.factor, params.lateral_only)
+    for ax, (n, f) in enumerate(zip(shape, factors, strict=True)):
+        lateral = ax >= len(shape) - 2
+        if training and lateral and n < params.patch_size:
+            raise InputError(
+                f"the image ({'x'.join(map(str, shape))}) is smaller than one training patch "
+                f"({params.patch_size} pixels along y and x); use a smaller patch_size "
+                f"(>= {3 * params.factor}) or a larger image")
+        if training and lateral and params.patch_size < 3 * params.factor:
+            raise InputError(f"patch_size {params.patch_size} is too small for factor "
+                             f"{params.factor} (min {3 * params.factor})")
+        if training and not lateral and f > 1 and n < 2 * f:
+            raise InputError(
+                f"the volume has {n} z-slice(s); upsampling z by {f} needs at least {2 * f} "
+                "(or use lateral_only)")
+    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap) and data.nbytes < 2**31:
+        check_finite(data)
+    return factors
+
+
+def _net_factors(factors: tuple[int, ...], two_stage: bool) -> tuple[int, ...]:
+    return tuple(2 if (two_stage and f == 4) else f for f in factors)
+
+
+def tile_grid(shape: tuple[int, ...], tile_size: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """(tile shape, tile origins in C order) of the inference tiles of a volume of ``shape``
+    (input pixels): tiles of ``tile_size`` along every axis (clipped to the volume), the
+    last ones along an axis smaller."""
+    tile = tuple(min(int(s), int(tile_size)) for s in shape)
+    starts = [list(range(0, s, t)) for s, t in zip(shape, tile, strict=True)]
+    grid = np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(shape))
+    return tile, grid
+
+
+def _final_pass(model: TrainedModel, shape: tuple[int, ...]
+                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(input shape, per-axis factors) of the pass that writes the output: the input itself,
+    or for a two-stage model the 2x intermediate."""
+    params = UpsampleParams.from_dict(model.params)
+    factors = axis_factors(len(shape), params.factor, params.lateral_only)
+    nf = _net_factors(factors, params.two_stage)
+    if nf == factors:
+        return tuple(shape), factors
+    return output_shape(tuple(shape), nf), nf
+
+
+def output_chunks(model: TrainedModel, shape: tuple[int, ...], tile_size: int | None = None
+                  ) -> tuple[int, ...]:
+    """Chunk shape of a zarr output such that every inference tile writes whole chunks
+    (one chunk per tile): the tile times the factors of the pass that writes the output."""
+    tile_size = int(tile_size or UpsampleParams.from_dict(model.params).tile_size)
+    in_shape, f = _final_pass(model, shape)
+    tile, _ = tile_grid(in_shape, tile_size)
+    return tuple(t * fi for t, fi in zip(tile, f, strict=True))
+
+
+def output_tiles(model: TrainedModel, shape: tuple[int, ...], tile_size: int | None = None
+                 ) -> dict[str, Any]:
+    """Number and layout of the tiles the output is written in (for a progress record)."""
+    tile_size = int(tile_size or UpsampleParams.from_dict(model.params).tile_size)
+    in_shape, f = _final_pass(model, shape)
+    tile, grid = tile_grid(in_shape, tile_size)
+    return {"total": len(grid),
+            "extra": {"tile_shape": [t * fi for t, fi in zip(tile, f, strict=True)],
+                      "tile_grid": [-(-s // t) for s, t in zip(in_shape, tile, strict=True)]}}
+
+
+class UpsampleMethod(Method):
+    name = "upsample"
+    module = "napari_neurorestore.core.methods.upsample"
+    help = "zero-shot 2-4x upsampling of a volume or image (Self-Vision)"
+    description = ("Train on the input itself (crops binned by the factor -> crops) and "
+                   "return it with factor-times finer sampling (area-sampling convention: "
+                   "binning the output by the factor gives the input back).")
+    input_help = "(z, y, x) or (y, x) TIFF or zarr store (read tile by tile)"
+    noun = "an upsampling model"
+    runtime_fields = ("device", "tile_size", "ensemble", "back_projection")
+    cli_options = (
+        ("--memory-budget", {"type": float, "default": MEMORY_BUDGET_GB, "metavar": "GB",
+                             "help": "working memory of one tile when --tile-size is not "
+                                     f"given, in GiB (default {MEMORY_BUDGET_GB})"}),
+    )
+    distributed = True
+    nominal_rate = 1e6
+    suffix = "upsampled"
+
+    def check_input(self, data: Any, params: Any, training: bool = True) -> None:
+        check_volume(data, params, training=training)
+
+    def grid(self, input_shape: Sequence[int], params: Any) -> Grid:
+        factors = axis_factors(len(input_shape), params.factor, params.lateral_only)
+        scale, shift = grid_change(factors)
+        return Grid(output_shape(tuple(input_shape), factors), scale, shift)
+
+    def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
+                      index: slice | None = None) -> np.ndarray:
+        shape = tuple(restored.shape)
+        factors = md.get("factors")
+        if not factors:
+            factors = [s // max(i, 1) for s, i in zip(shape, input_shape, strict=False)]
+        factors = [int(f) for f in factors]
+        if len(factors) != len(shape) or any(s != i * f for s, i, f in
+                                             zip(shape, input_shape, factors, strict=True)):
+            raise grid_mismatch(shape, input_shape,
+                                f"binning by {factors} does not give the input's shape")
+        if index is not None:
+            if factors[0] != 1:
+                raise grid_mismatch(shape, input_shape,
+                                    "a frame range needs a first axis that was not upsampled")
+            r = as_f32(restored[index])
+        else:
+            r = as_f32(restored)
+        new = []
+        for n, f in zip(r.shape, factors, strict=True):
+            new += [n // f, f]
+        return r.reshape(new).mean(axis=tuple(range(1, 2 * len(factors), 2)), dtype=np.float64
+                                   ).astype(np.float32)
+
+    def check_request(self, req, model) -> None:
+        if req.distributed and req.params.two_stage:
+            raise ValueError("--workers/--dask-scheduler need a one-stage model (not "
+                             "--two-stage)")
+
+    def prepare_predict(self, model, input_shape, params, given, options) -> Any:
+        """``params`` with the inference tile: the one given, or the largest whose working
+        memory fits ``options["memory_budget"]`` GiB (default :data:`MEMORY_BUDGET_GB`)."""
+        if given.get("tile_size"):
+            return replace(params, tile_size=int(given["tile_size"]))
+        budget = options.get("memory_budget")
+        budget = MEMORY_BUDGET_GB if budget is None else float(budget)
+        return replace(params, tile_size=self.impl().auto_tile_size(
+            model, len(input_shape), int(budget * 2**30)))
+
+    def distribute(self, jobs, params, *, workers=None, scheduler=None, overwrite=False):
+        from ..distributed import UpsampleJob, upsample_file
+
+        (inp, out, model_path), = jobs
+        job = UpsampleJob(inp, out, model_path, params.tile_size, ensemble=params.ensemble,
+                          back_projection=params.back_projection)
+        return upsample_file(job, workers=workers, scheduler=scheduler, device=params.device,
+                             overwrite=overwrite)
+
+    def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
+        return self.impl().predict(data, model, cancel, out=out, device=params.device,
+                                   tile_size=params.tile_size, ensemble=params.ensemble,
+                                   back_projection=params.back_projection, on_chunk=on_chunk)
+
+    def output_layout(self, model, input_shape, params) -> OutputLayout:
+        tiles = output_tiles(model, tuple(input_shape), params.tile_size)
+        return OutputLayout(chunk_shape=output_chunks(model, tuple(input_shape), params.tile_size),
+                            axes="ZYX" if len(input_shape) == 3 else "YX", unit="tiles",
+                            total=tiles["total"], extra=tiles["extra"])
+
+    def output_metadata(self, model, params, input_shape) -> dict:
+        return {"factors": list(axis_factors(len(input_shape), params.factor,
+                                             params.lateral_only))}
+
+    def describe(self, model, params, grid) -> str:
+        f = [round(1 / s) for s in grid.scale_factors]
+        return (f"({'x'.join(map(str, grid.shape))}, float32, pixel size = input's / "
+                f"{'x'.join(map(str, f))})")
+
+    # ------------------------------------------------------------------ cost
+    def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
+        if len(shape) not in (2, 3):
+            raise InputError(f"upsampling needs a (z, y, x) volume or a (y, x) image, got {shape}")
+        factors, halo, tile, n_tiles, coarse = _cost_geometry(shape, p)
+        fprod = math.prod(factors)
+        nbytes = F32 * math.prod(shape)
+        cache = min(nbytes, 512 * 2**20)
+        # the convolutions run on the coarse grid; the fine crops are the targets
+        coarse_patch = math.prod(max(1, p.patch_size // f) for f in factors)
+        train_act = p.batch_size * F32 * (coarse_patch * 3 * p.width
+                                          + 6 * p.patch_size ** len(shape))
+        train = 2 * cache + read_extra(cache, itemsize, lazy) + 3 * train_act
+        if p.prior == "simulated":
+            train += 2 * F32 * math.prod((48, 144, 144) if len(shape) == 3 else (384, 384))
+        fine = coarse * fprod * F32
+        act = coarse * F32 * (3 * p.width + fprod) + (7 if p.back_projection else 3) * fine
+        if p.ensemble:
+            act += fine
+        predict = (coarse * F32 * 3 + read_extra(coarse * F32, itemsize, lazy)
+                   + (0 if gpu else act))
+        out_shape = tuple(s * f for s, f in zip(shape, factors, strict=True))
+        out_bytes = F32 * math.prod(out_shape)
+        if p.two_stage:  # the intermediate 2x volume (memory-mapped when above 2 GB)
+            mid = out_bytes // 2 ** len(shape)
+            predict += mid if mid <= 2 * 2**30 else 0
+        if streaming or out_bytes > 2 * 2**30:  # predict memory-maps outputs above 2 GB
+            out_bytes = 0
+        flips = 2 ** len(shape) if p.ensemble else 1
+        return {"ram": {"train": train, "output": out_bytes, "predict": predict},
+                "gpu": act + coarse * F32, "out_shape": out_shape,
+                "work": n_tiles * coarse * flips * (2 if p.two_stage else 1),
+                "unit_work": coarse * flips, "unit": "tiles", "train_steps": p.steps}
+
+    def probe_inference(self, shape, p, device, timed):
+        from ..progress import drain
+
+        mod = self.impl()
+        small = replace(p, tile_size=min(p.tile_size, 12 if len(shape) == 3 else 48))
+        coarse = _cost_geometry(tuple(min(s, small.tile_size) for s in shape), small)[4]
+        net = mod.build_net(small, len(shape))
+        model = TrainedModel("upsample", small.to_dict(), net.state_dict(),
+                             {"lo": 0.0, "scale": 1.0}, {"ndim": len(shape)})
+        flips = 2 ** len(shape) if p.ensemble else 1
+        x = np.random.default_rng(0).random(tuple(min(s, small.tile_size) for s in shape),
+                                            dtype=np.float32)
+
+        def once(n):
+            for _ in range(n):
+                drain(mod.predict(x, model, device=device))
+        return timed(once, lambda n: n * coarse * flips * (2 if p.two_stage else 1))
+
+    def probe_batch(self, shape, p):
+        import torch
+
+        from ..nets import bin_down
+
+        net = self.impl().build_net(p, len(shape))
+        f = net.factors
+        side = p.patch_size // p.factor * p.factor
+        dims = tuple(min(side, s * ff) // ff * ff for s, ff in zip(shape, f, strict=True))
+        y = torch.randn(p.batch_size, 1, *dims)
+        return net, bin_down(y, f), y
+
+    def train_threads(self) -> int | None:
+        return self.impl().TRAIN_THREADS
+
+
+def _cost_geometry(shape, p):
+    """(factors, halo, tile, number of tiles, coarse voxels per tile with its halo) of the
+    cost model."""
+    nd = len(shape)
+    factors = (p.factor, p.factor) if nd == 2 else (1 if p.lateral_only else p.factor,
+                                                     p.factor, p.factor)
+    halo = p.depth + 2 + 2 + (2 * 3 + 1 if p.back_projection else 0)
+    halo = max(halo, p.tile_overlap)
+    tile = [min(s, p.tile_size) for s in shape]
+    n_tiles = math.prod(-(-s // t) for s, t in zip(shape, tile, strict=True))
+    coarse = math.prod(t + 2 * halo for t in tile)
+    return factors, halo, tile, n_tiles, coarse
+
+
+METHOD = UpsampleMethod()
