@@ -57,7 +57,7 @@ def test_output_shape_dtype_units_and_every_frame(tiny_movie):
     means = out.reshape(len(out), -1).mean(1)
     assert abs(means[0] - np.median(means)) < 3 * means.std() + 1
     md = res.metadata["neurorestore"]
-    assert md["method"] == "denoise" and md["params"]["window"] == 7
+    assert md["method"] == "denoise" and md["params"]["window"] == DenoiseParams().window
     assert md["train_seconds"] >= 0 and res.suffix == "denoised"
 
 
@@ -159,7 +159,7 @@ def test_cancel_during_prediction(tiny_movie):
     [
         (np.zeros((32, 32), np.uint16), "got 2D"),
         (np.zeros((1, 32, 32), np.uint16), "1 frame"),
-        (np.zeros((4, 32, 32), np.uint16), "at least 7"),
+        (np.zeros((4, 32, 32), np.uint16), "at least 11"),
         (np.zeros((2, 2, 3, 32, 32), np.uint16), "got 5D"),
         (np.zeros((10, 32, 32), complex), "unsupported data type"),
         (np.zeros((10, 32, 32), bool), "unsupported data type"),
@@ -231,27 +231,37 @@ def test_train_seconds_cap_holds(tiny_movie):
     assert 1.6 < took < 2.2 + 0.3, took  # the budget alone ended it, within 10 % (+ start-up)
 
 
-def test_thread_chooser_keeps_the_faster_count_and_restores():
+def test_thread_chooser_starts_on_one_thread_and_keeps_the_faster_count():
     import torch
 
     from napari_neurorestore.core.train import ThreadChooser
 
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        ch = ThreadChooser(probe=3, every=10.0)
-        assert ch.options == [2, 1]
+
+    def run(ch, step_time, n_steps):
         now = 0.0
-        while not ch.chosen:  # 1 thread takes 10 ms a step, 2 threads 30 ms (a busy CPU)
+        for _ in range(n_steps):
             ch.before_step(now)
-            dt = 0.01 if torch.get_num_threads() == 1 else 0.03
+            dt = step_time[torch.get_num_threads()]
             now += dt
             ch.after_step(dt, now)
-        assert ch.chosen == [1] and torch.get_num_threads() == 1
-        ch.before_step(now + 1.0)  # no new probe before `every` seconds
-        assert torch.get_num_threads() == 1 and not ch.queue
-        ch.restore()
+        return now
+
+    torch.set_num_threads(2)
+    try:
+        busy = ThreadChooser(probe=4, every=10.0)
+        assert busy.options == [1, 2] and torch.get_num_threads() == 1
+        run(busy, {1: 0.05, 2: 2.5}, 10)  # a busy CPU: a 2-thread step is 50x slower
+        assert busy.chosen == [1] and torch.get_num_threads() == 1
+        # the probe stopped after one slow step, and no other before `every` seconds
+        assert busy.next_probe > 2.5 and busy.probing is None
+        busy.restore()
         assert torch.get_num_threads() == 2
-        assert ThreadChooser(enabled=False).options == [2]
+
+        idle = ThreadChooser(probe=4, every=10.0)
+        run(idle, {1: 0.05, 2: 0.03}, 10)  # an idle machine: 2 threads are faster
+        assert idle.chosen == [2] and torch.get_num_threads() == 2
+        idle.restore()
+        assert ThreadChooser(enabled=False).options == [2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -31,6 +31,7 @@ from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..params import DenoiseParams
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
+from . import denoise_centre
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
 
 SUFFIX = "denoised"
@@ -195,13 +196,42 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads)
+    norm = {"mean": src.mean, "std": src.std}
+    check = None
+    if params.centre_correction:
+        cancel.check()
+        yield Progress("check", message="centre-frame correction and self-check")
+        est = _estimate_centre(net, src, params, device)
+        if est is not None:
+            norm["centre_kernel"] = est["kernel"]
+            check = est["check"]
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     info = {"train_seconds": round(seconds, 2), "steps": len(history),
             "final_loss": float(np.mean(history[-50:])) if history else None,
             "seed": seed, "software_version": __version__,
             "threads": threads.chosen[-1] if threads.chosen else threads.base}
-    return TrainedModel("denoise", params.to_dict(), state, {"mean": src.mean, "std": src.std}, info)
+    if check is not None:
+        info["self_check"] = check
+    return TrainedModel("denoise", params.to_dict(), state, norm, info)
+
+
+def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device) -> dict | None:
+    """Fit the centre-frame correction on up to CHECK_FRAMES frames of the longest training
+    segment (see :mod:`denoise_centre`); None when the segment is too short."""
+    seg = max(src.segments, key=len)
+    k = src.k
+    if len(seg) < 2 * k + 1 or len(seg) < 3:
+        return None
+    ts = np.unique(np.linspace(max(k, 1), len(seg) - 1 - max(k, 1),
+                               denoise_centre.CHECK_FRAMES).round().astype(int))
+    net.eval()
+    pred = np.empty((len(ts), *seg.shape[-2:]), np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(ts), 8):
+            x = torch.from_numpy(seg[neighbour_index(ts[i:i + 8], src.offsets, len(seg))])
+            pred[i:i + 8] = net(x.to(device))[:, 0].float().cpu().numpy()
+    return denoise_centre.estimate(seg, ts, pred)
 
 
 # ----------------------------------------------------------------------------- predict
@@ -257,6 +287,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     k = params.half_window
     offsets = neighbour_offsets(params.window)
     mean, std = model.norm["mean"], model.norm["std"]
+    kernel = model.norm.get("centre_kernel")
+    if kernel is not None:
+        kernel = torch.tensor(kernel, dtype=torch.float32, device=dev)[None, None]
+        kr = kernel.shape[-1] // 2
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -284,7 +318,12 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     x = torch.from_numpy(block[idx]).to(dev)
                     if dev.type == "cpu":
                         x = x.contiguous(memory_format=torch.channels_last)
-                    y = net(x)[:, 0, :h, :w].float().cpu().numpy()
+                    y = net(x)
+                    if kernel is not None:  # out = f + k * (x_t - f), see denoise_centre
+                        c = torch.from_numpy(block[ts - lo][:, None]).to(dev)
+                        r = torch.nn.functional.pad(c - y, [kr] * 4, mode="reflect")
+                        y = y + torch.nn.functional.conv2d(r, kernel)
+                    y = y[:, 0, :h, :w].float().cpu().numpy()
                     buf[s - a:s - a + len(ts)] = y * std + mean
                 if p is None:
                     out[a:b] = buf
