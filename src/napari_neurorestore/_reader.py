@@ -66,6 +66,9 @@ def read_zarr_layer(path):
         kwargs = {"scale": geo["scale"], "translate": geo["translate"]}
         if geo["units"]:
             meta["units"] = geo["units"]
+            space = [geo["units"][a] for a in "XYZ" if a in geo["units"]]
+            if space:
+                meta["unit"] = space[0]
     try:
         attrs = zarr_attrs(path)
         for key in ("neurorestore", PROGRESS_ATTR):

@@ -70,7 +70,7 @@ def test_ome_zarr_geometry_round_trip(tmp_path, shape, axes, scale, translate):
     assert kind == "image" and kw["name"] == "o"
     assert kw["scale"] == pytest.approx(scale)
     assert kw["translate"] == pytest.approx(translate or [0.0] * len(shape))
-    assert kw["metadata"]["units"]["X"] == "micrometer"
+    assert kw["metadata"]["units"]["X"] == kw["metadata"]["unit"] == "micrometer"
     np.testing.assert_array_equal(np.asarray(layer_data), data)
 
 

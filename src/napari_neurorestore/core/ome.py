@@ -181,10 +181,13 @@ def tiff_pixel_sizes(tf: Any) -> dict[str, Any]:
             sizes["T"] = float(ij["finterval"])
         unit = ij.get("unit")
         if unit is not None and any(a in sizes for a in "XYZ"):
+            u = str(unit)
+            if "\\u" in u:  # ImageJ writes µ as the escape \u00B5
+                u = u.encode("ascii", "backslashreplace").decode("unicode_escape")
             try:
-                sizes["unit"] = ngff_unit(str(unit).encode().decode("unicode_escape"))
+                sizes["unit"] = ngff_unit(u)
             except (ValueError, UnicodeDecodeError):
-                sizes["unit"] = str(unit)
+                sizes["unit"] = u
     except Exception:
         return {}
     return sizes
