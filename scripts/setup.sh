@@ -20,7 +20,7 @@ for arg in "$@"; do
   case "$arg" in
     --cuda) CUDA=cu128 ;;
     --cuda=*) CUDA=${arg#--cuda=} ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
