@@ -12,6 +12,10 @@ def add_parser(sub) -> None:
 
 
 def run_gui(args) -> int:
+    from .._display import display_problem
+
+    if problem := display_problem():  # Qt would abort (134) with a misleading xcb message
+        return print(problem, file=sys.stderr) or 2
     try:
         import napari
     except ImportError:

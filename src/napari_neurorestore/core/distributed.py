@@ -82,16 +82,16 @@ def denoise_chunk(input_path: str, output_path: str, model_path: str, a: int, b:
     import dask
     import torch
 
-    zarr = _require("zarr")
     from .methods import denoise
     from .progress import drain
+    from .zarr_io import output_array  # the store, or level "0" of an *.ome.zarr
 
     threads = int(os.environ.get(THREADS_ENV, 0)) or torch_threads
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     model, net = _worker_model(model_path, device)
     data = _worker_input(input_path)
-    out = zarr.open_array(output_path, mode="r+")
+    out = output_array(output_path)
     with dask.config.set(scheduler="synchronous"):  # a lazy view is read in this task
         drain(denoise.predict(data, model, out=out, chunk_frames=b - a, batch_size=batch_size,
                               start=a, stop=b, on_chunk=None, net=net))
@@ -267,15 +267,15 @@ def upsample_tiles(job: UpsampleJob, tiles: list[int], device: str = "cpu",
     import dask
     import torch
 
-    zarr = _require("zarr")
     from .methods import upsample
+    from .zarr_io import output_array
 
     threads = int(os.environ.get(THREADS_ENV, 0)) or torch_threads
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     data = _worker_input(job.input)
     model, net = _worker_upsample_net(job.model, data.ndim, device)
-    out = zarr.open_array(job.output, mode="r+")
+    out = output_array(job.output)
     with dask.config.set(scheduler="synchronous"):
         return upsample.predict_tiles(data, model, out, tiles, job.tile_size, net=net,
                                       ensemble=job.ensemble,

@@ -3,8 +3,14 @@ no torch).
 
 Large recordings are never loaded whole: uncompressed TIFFs are memory-mapped, compressed or
 tiled TIFFs and zarr/OME-Zarr stores are opened lazily (a zarr view, or a dask array for
-napari), and outputs are written chunk by chunk to a memory-mapped TIFF or a zarr store.
-zarr and dask are optional (the ``large`` extra) and imported only when needed.
+napari), and outputs are written chunk by chunk to a memory-mapped TIFF, a zarr store or an
+OME-Zarr (NGFF 0.4) image. zarr and dask are optional (the ``large`` extra) and imported
+only when needed.
+
+This module holds the checks, TIFF I/O and :func:`open_output`; the zarr stores and the
+progress record live in :mod:`core.zarr_io` and the pixel-size metadata in :mod:`core.ome`.
+Their public names (``open_zarr``, ``ChunkRecorder``, ``output_progress``, ...) are also
+importable from here.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +121,8 @@ def _require(module: str) -> Any:
     except ImportError as e:
         raise ImportError(
             f"{module} is needed for large recordings (lazy compressed TIFF, zarr input/output, "
-            f"dask clusters): pip install 'napari-neurorestore[large]'"
+            f"dask clusters): run scripts/setup.sh, or pip install -e '.[large]' in the "
+            f"napari-neurorestore clone (or pip install zarr 'dask[array]' distributed)"
         ) from e
 
 
@@ -145,54 +153,6 @@ def is_zarr_path(path: str | os.PathLike) -> bool:
     return p.is_dir() and any((p / m).exists() for m in (".zarray", ".zgroup", "zarr.json"))
 
 
-def _ome_axes(attrs: dict) -> tuple[str, list[dict]] | None:
-    """(path of level 0, axes) of an OME-Zarr (NGFF 0.4 or 0.5) multiscales group."""
-    ms = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
-    if not ms:
-        return None
-    m = ms[0]
-    axes = m.get("axes") or []
-    axes = [a if isinstance(a, dict) else {"name": a} for a in axes]
-    return m["datasets"][0]["path"], axes
-
-
-def open_zarr(path: str | os.PathLike) -> tuple[Any, str]:
-    """Open a zarr array, an OME-Zarr image or our own output store read-only.
-
-    Returns (array, axes): a zarr array (or, for OME-Zarr with singleton channel/z axes, a
-    lazy dask view without them) and an axes string such as "TYX" ("Q" for unknown axes).
-    """
-    zarr = _require("zarr")
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist")
-    node = zarr.open(str(p), mode="r")
-    axes = None
-    if not hasattr(node, "shape"):  # a group: OME-Zarr multiscales, else its only array
-        ome = _ome_axes(dict(node.attrs))
-        if ome is not None:
-            level0, ax = ome
-            arr = node[level0]
-            names = "".join(str(a.get("name", "q"))[:1].upper() for a in ax)
-            drop = [i for i, n in enumerate(names) if n in "CZ" and arr.shape[i] == 1
-                    and arr.ndim - 1 > 2]
-            if len(names) == arr.ndim and drop:
-                dask_arr = _as_dask(arr)
-                key = tuple(0 if i in drop else slice(None) for i in range(arr.ndim))
-                names = "".join(n for i, n in enumerate(names) if i not in drop)
-                return dask_arr[key], names
-            return arr, names if len(names) == arr.ndim else _default_axes(arr.ndim)
-        arrays = list(node.array_keys())
-        if len(arrays) != 1:
-            raise InputError(f"{p} is a zarr group without OME-Zarr multiscales metadata and "
-                             f"{len(arrays)} arrays; open one of them ({', '.join(arrays)})")
-        node = node[arrays[0]]
-    ax = node.attrs.get("axes")
-    if isinstance(ax, str) and len(ax) == node.ndim:
-        axes = ax.upper()
-    return node, axes or _default_axes(node.ndim)
-
-
 def _default_axes(ndim: int) -> str:
     return {2: "YX", 3: "TYX", 4: "TZYX"}.get(ndim, "Q" * (ndim - 2) + "YX")
 
@@ -207,6 +167,8 @@ def open_array(path: str | os.PathLike) -> tuple[Any, str]:
     """
     p = Path(path)
     if is_zarr_path(p):
+        from .zarr_io import open_zarr
+
         return open_zarr(p)
     if p.suffix.lower() not in (".tif", ".tiff", ".btf", ".tf8"):
         raise InputError(f"{p}: unsupported file type (expected a TIFF stack or a .zarr store)")
@@ -240,6 +202,8 @@ def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
     """
     p = Path(path)
     if is_zarr_path(p):
+        from .zarr_io import open_zarr
+
         arr, axes = open_zarr(p)
         if lazy:
             return (arr if hasattr(arr, "dask") else _as_dask(arr)), axes
@@ -248,25 +212,51 @@ def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
 
 
 def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool = False,
-                     metadata: dict | None = None) -> np.memmap:
+                     metadata: dict | None = None, scale: Sequence[float] | None = None,
+                     space_unit: str | None = None, time_unit: str | None = None
+                     ) -> np.memmap:
     """Create a float32 TIFF of ``shape`` on disk and return it memory-mapped for writing.
 
     Results are written chunk by chunk, so the output never needs to fit in memory.
+    ``metadata`` (with ``"axes"``) goes into the description as JSON. With ``scale`` (the
+    pixel size per axis) the file is an ImageJ hyperstack instead, which Fiji opens with its
+    scale: resolution tags for x/y, ``spacing`` for z, ``unit`` (``space_unit``),
+    ``finterval`` for t (with ``time_unit``); ``metadata`` then goes, as JSON, into its
+    ``Info`` property (Image > Show Info in Fiji).
     """
     import tifffile
+
+    from .ome import tiff_scale_kwargs
 
     p = check_output_path(path, overwrite)
     nbytes = int(np.prod(shape)) * 4
     check_free_space(p.parent if str(p.parent) else ".", nbytes, str(p))
-    if p.exists():
-        p.unlink()
     md = {"axes": "TYX" if len(shape) == 3 else ("TZYX" if len(shape) == 4 else None)}
     if metadata:
         md.update(metadata)
     md = {k: v for k, v in md.items() if v is not None}
+    axes = str(md.get("axes") or _default_axes(len(shape))).upper()
+    kw = tiff_scale_kwargs(axes, scale, space_unit, time_unit) if scale is not None else {}
+    if kw and not _imagej_axes(axes, len(shape)):  # not an ImageJ hyperstack: tags only
+        kw = {"resolution": kw["resolution"]}
+    elif kw:
+        info = {k: v for k, v in md.items() if k != "axes"}
+        md = {"axes": axes, **kw.pop("metadata")}
+        if info:
+            md["Info"] = json.dumps(_json_safe(info))
+    if p.exists():
+        p.unlink()
     mm = tifffile.memmap(p, shape=shape, dtype=np.float32, bigtiff=nbytes > 2**31 - 2**25,
-                         metadata=md)
+                         photometric="minisblack", metadata=md, **kw)
     return mm.view(ReleasingMemmap)
+
+
+def _imagej_axes(axes: str, ndim: int) -> bool:
+    """Whether ImageJ's hyperstack order (TZCYX) holds ``axes``."""
+    if len(axes) != ndim or axes[-2:] != "YX" or len(set(axes)) != ndim:
+        return False
+    rest = axes[:-2]
+    return set(rest) <= set("TZC") and list(rest) == sorted(rest, key="TZC".index)
 
 
 #: a :class:`ReleasingMemmap` hands its written pages back every this many bytes written
@@ -339,113 +329,55 @@ def _json_safe(d: dict | None) -> dict:
 def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool = False,
                 chunks: int = 64, metadata: dict | None = None, axes: str | None = None,
                 compress: bool = True, chunk_shape: tuple[int, ...] | None = None,
-                unit: str = "frames", total: int | None = None) -> Any:
+                unit: str = "frames", total: int | None = None,
+                scale: Sequence[float] | None = None, translate: Sequence[float] | None = None,
+                space_unit: str | None = None, time_unit: str | None = None) -> Any:
     """Create the output of a streamed run and return it for chunk-by-chunk writing.
 
     ``*.zarr`` -> a float32 zarr array chunked ``chunks`` frames along time (whole frames,
     one plane per chunk for (t, z, y, x)), so writers of different time chunks never share
     a chunk; or chunked ``chunk_shape`` when given (clipped to ``shape``; for tiled
-    methods: one chunk per tile). Unwritten voxels read as NaN; ``metadata`` and ``axes`` go into its attributes
-    with a progress record (see :class:`ChunkRecorder`). Compressed with blosc-lz4 (fast)
-    unless ``compress`` is False. Anything else -> a memory-mapped float32 (Big)TIFF
-    (:func:`open_output_tiff`). An existing output is replaced only with ``overwrite``;
-    a missing/unwritable folder or too little disk space fails here, before any work.
+    methods: one chunk per tile). Unwritten voxels read as NaN; ``metadata`` and ``axes``
+    go into its attributes with a progress record (see :class:`ChunkRecorder`; ``unit`` and
+    ``total`` are what it counts). Compressed with blosc-lz4 (fast) unless ``compress`` is
+    False. ``*.ome.zarr`` -> the same array as level "0" of an OME-Zarr (NGFF 0.4, zarr
+    format 2) image: ``multiscales`` with the axes (t/c/z/y/x, their types and units) and
+    ``coordinateTransformations`` (``scale``: pixel size per axis; ``translate``: where
+    pixel 0's centre lies, e.g. the origin shift of upsampling), ``metadata`` (provenance)
+    in the image's attributes, the progress record in the array's. Anything else -> a
+    memory-mapped float32 (Big)TIFF (:func:`open_output_tiff`; with ``scale``, Fiji reads
+    the pixel size). ``space_unit`` (e.g. "micrometer", "um") is the unit of z/y/x,
+    ``time_unit`` (e.g. "second") of t. An existing output is replaced only with
+    ``overwrite``; a missing/unwritable folder, bad metadata or too little disk space fails
+    here, before any work.
     """
     p = Path(path)
     if not is_zarr_path(p) or p.suffix.lower() in (".tif", ".tiff"):
         md = dict(metadata or {})
         if axes and len(axes) == len(shape):
             md["axes"] = axes
-        return open_output_tiff(p, shape, overwrite, metadata=md)
-    zarr = _require("zarr")
-    p = check_output_target(p, shape, overwrite, compress)
-    if p.exists():
-        _remove_existing(p)
-    shape = tuple(int(s) for s in shape)
-    if chunk_shape is not None:
-        if len(chunk_shape) != len(shape):
-            raise ValueError(f"chunk_shape {tuple(chunk_shape)} does not match shape {shape}")
-        chunk_shape = tuple(max(1, min(int(c), s)) for c, s in zip(chunk_shape, shape,
-                                                                    strict=True))
-    elif len(shape) < 3:  # an image: one chunk
-        chunk_shape = shape
-    else:
-        chunk_shape = ((max(1, min(int(chunks), shape[0])),) + (1,) * (len(shape) - 3)
-                       + shape[-2:])
-    attrs = _json_safe(metadata)
-    attrs["axes"] = axes or _default_axes(len(shape))
-    attrs[PROGRESS_ATTR] = {f"{unit}_done": 0,
-                            f"{unit}_total": int(shape[0] if total is None else total),
-                            "done_ranges": [], "complete": False}
-    kw: dict[str, Any] = {"compressors": None}
-    if compress:
-        kw["compressors"] = zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
-    return zarr.create_array(store=str(p), shape=shape, chunks=chunk_shape, dtype="float32",
-                             fill_value=float("nan"), attributes=attrs, **kw)
+        return open_output_tiff(p, shape, overwrite, metadata=md, scale=scale,
+                                space_unit=space_unit, time_unit=time_unit)
+    from .zarr_io import create_zarr_output
+
+    return create_zarr_output(p, shape, overwrite, chunks=chunks, metadata=metadata, axes=axes,
+                              compress=compress, chunk_shape=chunk_shape, unit=unit,
+                              total=total, scale=scale, translate=translate,
+                              space_unit=space_unit, time_unit=time_unit)
 
 
-def _is_zarr_array(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] == "zarr" and hasattr(a, "attrs")
+#: names that live in :mod:`core.zarr_io` and stay importable from here
+_ZARR_IO_NAMES = frozenset({"open_zarr", "zarr_geometry", "zarr_attrs", "output_array",
+                            "create_zarr_output", "is_ome_zarr_path", "ChunkRecorder",
+                            "output_progress", "_is_zarr_array", "_open_node"})
 
 
-class ChunkRecorder:
-    """Records which ranges of an output are finished (call it after each chunk).
+def __getattr__(name: str) -> Any:  # PEP 562: imported on first use (no import cycle)
+    if name in _ZARR_IO_NAMES:
+        from . import zarr_io
 
-    Ranges count ``unit``: frames along the first axis by default; tiled methods count
-    tiles (their index in C order over the tile grid, which ``extra`` describes, e.g.
-    ``{"tile_shape": [...], "tile_grid": [...]}`` in output voxels).
-    For a zarr output the record is kept in its attributes under ``PROGRESS_ATTR``:
-    ``<unit>_done``, ``<unit>_total``, ``done_ranges`` ([[start, stop], ...], merged),
-    ``complete`` and ``extra``'s items, so a cancelled or interrupted run leaves a store
-    that says how far it got. Other outputs (numpy, memmapped TIFF) are only counted.
-    """
-
-    def __init__(self, out: Any, total: int | None = None, unit: str = "frames",
-                 extra: dict | None = None):
-        self.total = int(out.shape[0] if total is None else total)
-        self.unit = unit
-        self.extra = _json_safe(extra)
-        self.ranges: list[list[int]] = []
-        self._zarr = out if _is_zarr_array(out) else None
-        self._memmap = out if isinstance(out, np.memmap) else None
-
-    @property
-    def frames_done(self) -> int:
-        return int(sum(b - a for a, b in self.ranges))
-
-    def __call__(self, a: int, b: int) -> None:
-        rs = sorted([*self.ranges, [int(a), int(b)]])
-        merged: list[list[int]] = []
-        for r in rs:
-            if merged and r[0] <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], r[1])
-            else:
-                merged.append(list(r))
-        self.ranges = merged
-        if self._memmap is not None:
-            release_pages(self._memmap)
-        if self._zarr is not None:
-            self._zarr.attrs[PROGRESS_ATTR] = {
-                f"{self.unit}_done": self.frames_done, f"{self.unit}_total": self.total,
-                "done_ranges": self.ranges, "complete": self.frames_done >= self.total,
-                **self.extra}
-
-    @property
-    def done(self) -> int:
-        """Units finished (frames, or tiles)."""
-        return self.frames_done
-
-    def describe(self) -> str:
-        return f"{self.frames_done} of {self.total} {self.unit}"
-
-
-def output_progress(path_or_array: Any) -> dict | None:
-    """The progress record of a zarr output (None for other outputs)."""
-    z = path_or_array
-    if isinstance(z, (str, os.PathLike)):
-        z, _ = open_zarr(z)
-    attrs = getattr(z, "attrs", None)
-    return dict(attrs[PROGRESS_ATTR]) if attrs is not None and PROGRESS_ATTR in attrs else None
+        return getattr(zarr_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def release_pages(mm: np.memmap) -> None:

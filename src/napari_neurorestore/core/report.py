@@ -370,6 +370,8 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
         with tifffile.TiffFile(p) as tf:
             candidates = list(tf.shaped_metadata or ())
             desc = tf.pages[0].description if len(tf.pages) else ""
+            info = (tf.imagej_metadata or {}).get("Info")  # ImageJ TIFFs with a pixel size
+            desc = info if isinstance(info, str) and info.startswith("{") else desc
     except Exception:
         return {}
     if desc:
