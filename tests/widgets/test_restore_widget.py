@@ -65,16 +65,15 @@ def test_defaults_match_params(widget):
     defaults = DenoiseParams()
     assert set(widget.param_widgets) == {f.name for f in dataclasses.fields(DenoiseParams)}
     for name, value in dataclasses.asdict(defaults).items():
-        if name == "train_seconds":
-            continue
-        assert widget.param_widgets[name].value == value, name
-    # the one deliberate difference: a 60 s cap, documented in the tooltip
+        if value is not None:  # None ("no limit") has a sentinel value in its spin box
+            assert widget.param_widgets[name].value == value, name
     assert widget.param_widgets["train_seconds"].value == 60
     assert "60" in widget.param_widgets["train_seconds"].tooltip
-    assert widget.get_params() == dataclasses.replace(defaults, train_seconds=60.0)
-    # 0 means "no cap" and maps back to None
+    assert widget.get_params() == defaults  # epochs: no limit, the 60 s budget ends training
+    # 0 means "no cap" and maps back to None (then epochs must end training)
+    widget.param_widgets["epochs"].value = 5
     widget.param_widgets["train_seconds"].value = 0
-    assert widget.get_params().train_seconds is None
+    assert widget.get_params().train_seconds is None and widget.get_params().epochs == 5
 
 
 @pytest.mark.parametrize("method", list(PARAMS))
@@ -283,7 +282,7 @@ def test_closing_the_panel_cancels(viewer, widget, qtbot, movie):
     ("data", "expected"),
     [
         (np.random.default_rng(0).random((32, 32), dtype=np.float32), "expected a movie"),
-        (np.random.default_rng(0).random((4, 32, 32), dtype=np.float32), "at least 7"),
+        (np.random.default_rng(0).random((4, 32, 32), dtype=np.float32), "at least 11"),
     ],
     ids=["2d-image", "4-frames"],
 )

@@ -44,29 +44,13 @@ def result_grid(method: str, shape: tuple[int, ...], params: Any) -> tuple | Non
     ``shape`` with ``params``: None for the input's own grid's factors/shift; the whole
     answer None when unknown before the run (a sparse simulation) or for an unknown method.
 
-    The one place that knows each method's grid (a method registry replaces it)."""
-    shape = tuple(int(s) for s in shape)
-    if method == "denoise":
-        return shape, None, None
-    if method == "sparse":
-        if params.simulate:
-            return None
-        from ..core.methods import sparse
+    Each method knows its grid (``Method.grid`` in the registry)."""
+    from ..core.methods import get, names
 
-        return (sparse.output_shape(shape, params.factor, params.axis),
-                sparse.scale_factors(len(shape), params.factor, params.axis), None)
-    if method == "upsample":
-        from ..core.methods import upsample
-
-        f = upsample.axis_factors(len(shape), params.factor, params.lateral_only)
-        factors, shift = upsample.grid_change(f)
-        return upsample.output_shape(shape, f), factors, shift
-    if method == "isotropize":
-        from ..core.methods import isotropize
-
-        n = isotropize.output_slices(shape[0], params.z_ratio)
-        return (n, *shape[1:]), isotropize.scale_factors(params.z_ratio), None
-    return None
+    if method not in names() or getattr(params, "simulate", False):
+        return None  # a sparse simulation's grid is known only after the run
+    g = get(method).grid(tuple(int(s) for s in shape), params)
+    return tuple(g.shape), g.scale_factors, g.translate_shift
 
 
 def is_large(grid: tuple | None) -> bool:

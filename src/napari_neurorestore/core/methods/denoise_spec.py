@@ -95,7 +95,8 @@ class DenoiseMethod(Method):
             predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
         out_bytes = 0 if streaming else t * planes * fb
         frame_work = hp * wp
-        steps = p.epochs * max(1, -(-(t - 2 * k) * planes // (p.stride * p.batch_size)))
+        steps = (float("inf") if p.epochs is None  # the time budget alone ends training
+                 else p.epochs * max(1, -(-(t - 2 * k) * planes // (p.stride * p.batch_size))))
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
                 "gpu": act + 2 * bpix * F32 * p.window, "out_shape": shape,
                 "work": t * planes * frame_work, "unit_work": frame_work, "unit": "frames",

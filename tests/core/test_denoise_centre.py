@@ -1,0 +1,54 @@
+"""The denoiser's centre-frame correction and its truth-free self-check."""
+
+import numpy as np
+
+from napari_neurorestore.core.methods import denoise as dn
+from napari_neurorestore.core.methods import denoise_centre as dc
+from napari_neurorestore.core.metrics import psnr
+from napari_neurorestore.core.models import TrainedModel
+from napari_neurorestore.core.params import DenoiseParams
+from napari_neurorestore.core.progress import drain
+
+
+def test_mean_power_is_parseval(rng):
+    for w in (40, 41):
+        x = rng.normal(size=(4, 30, w)).astype(np.float32)
+        spec = (np.abs(np.fft.rfft2(x)) ** 2).mean(0)
+        assert abs(dc._mean_power(spec, (30, w)) - (x**2).mean()) < 1e-4
+
+
+def test_wiener_kernel_is_zero_for_pure_noise_and_passes_missed_signal(rng):
+    t, n = 40, 48
+    yy, xx = np.mgrid[0:n, 0:n]
+    blob = np.exp(-((yy - 24) ** 2 + (xx - 24) ** 2) / 30.0).astype(np.float32)
+    amp = np.r_[np.zeros(t // 2), np.ones(t - t // 2)]  # a step: a predictor misses it
+    clean = amp[:, None, None] * blob * 3
+    frames = clean + rng.normal(0, 0.5, size=clean.shape).astype(np.float32)
+    ts = np.arange(2, t - 2)
+    perfect = dc.estimate(frames, ts, clean[ts], gaussian=False)
+    assert np.abs(np.array(perfect["kernel"])).sum() < 0.2  # nothing to add back
+    blind = dc.estimate(frames, ts, np.zeros_like(clean[ts]), gaussian=False)
+    k = np.array(blind["kernel"])
+    assert k.shape == (dc.KERNEL, dc.KERNEL) and k.sum() > 0.5  # passes the blob's band
+    # the error left after the correction is below the noise, and finite
+    assert 0 < blind["check"]["net_error"] < blind["check"]["noise_var"]
+
+
+def test_correction_improves_and_self_check_is_reported(tiny_movie):
+    raw, clean = tiny_movie.raw, tiny_movie.clean
+    res = drain(dn.run(raw, DenoiseParams(epochs=30, train_seconds=None, patch_size=32,
+                                          batch_size=8, device="cpu", seed=0)))
+    check = res.model.info["self_check"]
+    assert np.isfinite(check["gain_db"]) and check["noise_var"] > 0
+    assert "dB over the best Gaussian" in dc.format_check(check)
+    assert np.array(res.model.norm["centre_kernel"]).shape == (dc.KERNEL, dc.KERNEL)
+    norm = {k: v for k, v in res.model.norm.items() if k != "centre_kernel"}
+    temporal = TrainedModel("denoise", res.model.params, res.model.state_dict, norm,
+                            res.model.info)
+    without = drain(dn.predict(raw, temporal))
+    rng = float(np.ptp(clean))
+    assert psnr(res.data, clean, rng) > psnr(without, clean, rng)  # the frame itself helps
+    assert res.metadata["neurorestore"]["training"]["self_check"] == check
+    off = drain(dn.train(raw[:30], DenoiseParams(epochs=1, train_seconds=None, patch_size=16,
+                                                 device="cpu", centre_correction=False)))
+    assert "centre_kernel" not in off.norm and "self_check" not in off.info
