@@ -117,3 +117,12 @@ def test_provenance_round_trip_tiff_and_zarr(tmp_path):
     assert read_provenance(tmp_path / "ij.tif") == {}
     with pytest.raises(FileNotFoundError):
         read_provenance(tmp_path / "missing.tif")
+
+
+def test_provenance_shows_the_denoisers_self_check(sim):
+    check = {"gain_db": 1.7, "gauss_sigma_t": 3.0, "gauss_sigma_xy": 0.5, "net_error": 0.1,
+             "gauss_error": 0.15, "noise_var": 1.0}
+    md = {"neurorestore": {**META["neurorestore"], "training": {"steps": 10, "self_check": check}}}
+    rep = trust.assess(sim.raw, sim.clean, md, transients=False)
+    text = html.unescape(render_html(rep))
+    assert "self-check" in text and "+1.7 dB over the best Gaussian" in text

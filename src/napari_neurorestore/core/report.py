@@ -113,7 +113,16 @@ def _provenance(report: TrustReport) -> dict[str, Any]:
             "restored with version": md.get("software_version"),
             "training time (s)": secs,
             "training steps": training.get("steps"),
+            "self-check (denoiser, no ground truth)": _self_check(training),
             "source": md.get("source") or md.get("source_layer")}
+
+
+def _self_check(training: dict) -> str | None:
+    if not isinstance(training.get("self_check"), dict):
+        return None
+    from .methods.denoise_centre import format_check
+
+    return format_check(training["self_check"])
 
 
 # ----------------------------------------------------------------------------- figures
