@@ -117,7 +117,7 @@ class DenoiseParams(_Params):
     train_seconds: float | None = opt(60.0, "training time budget in seconds (reading the "
                                       "training frames included)", min=0.1, step=10,
                                       label="training time (s)")
-    patch_size: int = opt(48, "side of the training crops (multiple of 4)", min=16, max=1024, step=4)
+    patch_size: int = opt(32, "side of the training crops (multiple of 4)", min=16, max=1024, step=4)
     batch_size: int = opt(16, "training windows per optimisation step", min=1, max=1024)
     learning_rate: float = opt(2e-3, "Adam's initial learning rate", min=1e-6, max=0.5, step=1e-4)
     width: int = opt(16, "network width", min=4, max=128)

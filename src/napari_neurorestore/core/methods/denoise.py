@@ -190,7 +190,9 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
 
     remaining = None
     if params.train_seconds is not None:
-        remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
+        keep = (min(max(denoise_centre.CHECK_SHARE * params.train_seconds, 0.5),
+                    0.25 * params.train_seconds) if params.centre_correction else 0.0)
+        remaining = max(1e-3, params.train_seconds - keep - (time.perf_counter() - t_start))
     # a run ended by its time budget is not step-reproducible anyway, so it may pick its
     # thread count by speed; a run of set epochs keeps a fixed count (same seed, same result)
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
@@ -201,7 +203,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     if params.centre_correction:
         cancel.check()
         yield Progress("check", message="centre-frame correction and self-check")
-        est = _estimate_centre(net, src, params, device)
+        deadline = None if params.train_seconds is None else t_start + params.train_seconds
+        est = _estimate_centre(net, src, params, device, deadline)
         if est is not None:
             norm["centre_kernel"] = est["kernel"]
             check = est["check"]
@@ -216,7 +219,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     return TrainedModel("denoise", params.to_dict(), state, norm, info)
 
 
-def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device) -> dict | None:
+def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
+                     deadline: float | None = None) -> dict | None:
     """Fit the centre-frame correction on up to CHECK_FRAMES frames of the longest training
     segment (see :mod:`denoise_centre`); None when the segment is too short."""
     seg = max(src.segments, key=len)
@@ -224,14 +228,14 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device) -
     if len(seg) < 2 * k + 1 or len(seg) < 3:
         return None
     ts = np.unique(np.linspace(max(k, 1), len(seg) - 1 - max(k, 1),
-                               denoise_centre.CHECK_FRAMES).round().astype(int))
+                               denoise_centre.check_frames(seg.shape[-2:])).round().astype(int))
     net.eval()
     pred = np.empty((len(ts), *seg.shape[-2:]), np.float32)
     with torch.inference_mode():
         for i in range(0, len(ts), 8):
             x = torch.from_numpy(seg[neighbour_index(ts[i:i + 8], src.offsets, len(seg))])
             pred[i:i + 8] = net(x.to(device))[:, 0].float().cpu().numpy()
-    return denoise_centre.estimate(seg, ts, pred)
+    return denoise_centre.estimate(seg, ts, pred, deadline=deadline)
 
 
 # ----------------------------------------------------------------------------- predict

@@ -28,8 +28,15 @@ import numpy as np
 
 #: side of the correction kernel (pixels); the Wiener filter of the residual is smooth
 KERNEL = 11
-#: frames used to estimate the spectra
+#: frames used to estimate the spectra (fewer for large frames: about CHECK_PIXELS in all)
 CHECK_FRAMES = 48
+CHECK_PIXELS = 2**21
+#: share of the training budget kept for the correction and the self-check
+CHECK_SHARE = 0.05
+
+
+def check_frames(frame_shape) -> int:
+    return int(max(8, min(CHECK_FRAMES, CHECK_PIXELS // max(1, frame_shape[0] * frame_shape[1]))))
 
 
 def _periodogram(frames: np.ndarray) -> np.ndarray:
@@ -89,13 +96,17 @@ def _blind_gaussian(frames: np.ndarray, t: int, sigma_t: float, sigma_xy: float)
 
 
 def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
-             gaussian: bool = True) -> dict:
+             gaussian: bool = True, deadline: float | None = None) -> dict:
     """Correction kernel and self-check from normalised frames.
 
     ``frames`` (n, h, w) hold the frames ``ts`` and their neighbours ``ts +- 1`` (indices
     into ``frames``); ``predicted`` (len(ts), h, w) is the network's blind prediction of
-    each. Returns ``{"kernel": list, "check": {...}}``.
+    each. ``deadline`` (a ``time.perf_counter()`` value) ends the Gaussian search early,
+    most likely widths first (``check["gauss_searched"]`` says how many were tried).
+    Returns ``{"kernel": list, "check": {...}}``.
     """
+    import time
+
     centre = frames[ts]
     p_noise = noise_spectrum(frames[ts - 1], centre, frames[ts + 1])
     p_net = _periodogram(centre - predicted)
@@ -107,15 +118,18 @@ def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
              "net_error": left_error(p_net, p_noise, shape)}
     if gaussian:
         best = None
-        for st in (1.0, 2.0, 3.0, 4.0):
-            for sxy in (0.0, 0.5, 1.0):
-                g = np.stack([_blind_gaussian(frames, int(t), st, sxy) for t in ts])
-                p_g = _periodogram(centre - g)
-                err = left_error(p_g, p_noise, shape)
-                if best is None or err < best[0]:
-                    best = (err, st, sxy, float(((centre - g) ** 2).mean()))
+        tried = 0
+        for st, sxy in [(3.0, 0.5), (2.0, 0.5), (4.0, 0.5), (3.0, 0.0), (2.0, 0.0), (1.0, 0.5),
+                        (4.0, 0.0), (3.0, 1.0), (1.0, 0.0), (2.0, 1.0), (4.0, 1.0), (1.0, 1.0)]:
+            if tried and deadline is not None and time.perf_counter() > deadline:
+                break
+            tried += 1
+            g = np.stack([_blind_gaussian(frames, int(t), st, sxy) for t in ts])
+            err = left_error(_periodogram(centre - g), p_noise, shape)
+            if best is None or err < best[0]:
+                best = (err, st, sxy, float(((centre - g) ** 2).mean()))
         check.update(gauss_error=best[0], gauss_sigma_t=best[1], gauss_sigma_xy=best[2],
-                     gauss_blind_mse=best[3])
+                     gauss_blind_mse=best[3], gauss_searched=tried)
         check["gain_db"] = 10 * math.log10(max(best[0], 1e-12) / max(check["net_error"], 1e-12))
     return {"kernel": kernel.tolist(), "check": check}
 
