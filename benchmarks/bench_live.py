@@ -66,8 +66,12 @@ def writer(folder: Path, movie: np.ndarray, n_files: int, per_file: int, rate: f
         times.append(time.time())
 
 
-def sweep(model, sizes=(128, 256, 512, 1024), frames=60) -> None:
-    print("offline frames/s by frame size (the highest rate kept up with):")
+def sweep(model, sizes=(128, 256, 512, 1024), frames=60, threads: int = 1) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    print(f"offline frames/s by frame size, {threads} torch thread(s) (the highest rate kept "
+          f"up with):")
     for s in sizes:
         m = np.random.default_rng(0).poisson(100, (frames, s, s)).astype(np.float32)
         drain(dn.predict(m[:16], model, device="cpu"))  # warm up
@@ -85,9 +89,9 @@ def main() -> int:
     ap.add_argument("--mode", choices=["rename", "grow"], default="rename")
     ap.add_argument("--idle-timeout", type=float, default=5.0)
     ap.add_argument("--train-seconds", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the watcher")
     ap.add_argument("--sweep", action="store_true")
     a = ap.parse_args()
-    import torch
     import zarr
     from _common import machine
 
@@ -107,9 +111,10 @@ def main() -> int:
         w = threading.Thread(target=writer, daemon=True,
                              args=(folder, movie, a.files, a.frames, a.rate, a.mode, times))
         print(f"{a.files} files x {a.frames} frames of {a.size}x{a.size} at {a.rate:g} "
-              f"frames/s ({a.mode}), torch {torch.get_num_threads()} threads")
+              f"frames/s ({a.mode}), watcher with {a.threads} torch thread(s)")
         w.start()
-        res = drain(live.watch(folder, tmp / "out.zarr", model, idle_timeout=a.idle_timeout))
+        res = drain(live.watch(folder, tmp / "out.zarr", model, idle_timeout=a.idle_timeout,
+                                    threads=a.threads))
         w.join()
         got = zarr.open_array(str(tmp / "out.zarr"), mode="r")[:]
         cat = movie.astype(np.float32)
@@ -130,7 +135,7 @@ def main() -> int:
               f"{a.idle_timeout:g} s)")
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
         if a.sweep:
-            sweep(model)
+            sweep(model, threads=a.threads)
     return 0
 
 

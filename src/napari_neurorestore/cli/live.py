@@ -37,6 +37,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="a file without a next one is complete once its size and mtime are "
                         "unchanged for S seconds (default 0.25)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default 1: the acquisition shares the machine, and "
+                        "spinning threads on a busy CPU are slower than one)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
     p.set_defaults(func=run)
@@ -56,6 +59,8 @@ def _check(args: Any) -> None:
         raise ValueError(f"the output must be a .zarr store, got {out.name}")
     if _inside(out, folder):
         raise ValueError(f"the output {out} must not be inside the watched folder {folder}")
+    if args.threads < 1:
+        raise ValueError("--threads must be at least 1")
     if args.idle_timeout <= 0:
         raise ValueError("--idle-timeout must be positive")
     check_output_path(out, args.overwrite)
@@ -81,7 +86,7 @@ def run(args: Any) -> int:
     try:
         gen = watch(args.folder, args.output, model, idle_timeout=args.idle_timeout,
                     cancel=cancel, overwrite=args.overwrite, settle=args.settle,
-                    device=args.device)
+                    device=args.device, threads=args.threads)
         while True:
             try:
                 p = next(gen)
