@@ -12,7 +12,7 @@ import argparse
 
 from .. import __version__
 from ..core.methods import get, names
-from . import demo, gui, report, restore, traces
+from . import demo, gui, live, report, restore, traces
 from .common import guarded
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in names():
         restore.add_parser(sub, get(name))
     traces.add_parser(sub)
+    live.add_parser(sub)
     report.add_parser(sub)
     demo.add_parser(sub)
     gui.add_parser(sub)
