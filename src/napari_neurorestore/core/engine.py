@@ -243,7 +243,7 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     opened = []
     for f, o in zip(req.inputs, outputs, strict=True):
         data, axes = open_array(f)
-        if "S" in str(axes).upper():  # tifffile's samples axis: RGB(A) colour
+        if str(axes).upper().endswith("S"):  # tifffile's samples axis: RGB(A) pixels
             raise InputError(f"{f} is a colour (RGB) image (axes {axes}); the methods take "
                              f"one intensity channel: split the channels first")
         m.check_input(data, params, training=model is None)
