@@ -172,6 +172,9 @@ def check_data(data: Any, out: Any = None) -> None:
     if not hasattr(data, "shape") or not hasattr(data, "dtype"):
         raise TypeError(f"data: expected an array (numpy, memmap, dask or zarr), got "
                         f"{type(data).__name__}; wrap it with numpy.asarray")
+    if getattr(data, "ndim", len(getattr(data, "shape", ()))) == 0:
+        raise TypeError(f"data: expected an array of images, got a scalar "
+                        f"({type(data).__name__})")
     if out is not None:
         dt = getattr(out, "dtype", None)
         if dt is None or np.dtype(dt) != np.float32:

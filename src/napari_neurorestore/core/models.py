@@ -79,7 +79,10 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, or an unsafe pickle
-        raise ValueError(f"{p} is not a napari-neurorestore model file: {e}") from e
+        why = " ".join(str(e).split())
+        why = why if len(why) <= 160 else why[:157] + "..."
+        raise ValueError(f"{p} is not a napari-neurorestore model file "
+                         f"({type(e).__name__}: {why})") from e
     if not isinstance(d, dict) or d.get("format") != "napari-neurorestore":
         raise ValueError(f"{p} is not a napari-neurorestore model file")
     if d.get("version", 0) > MODEL_FORMAT_VERSION:
