@@ -181,3 +181,17 @@ def test_same_path_rules(tmp_path):
         io.check_distinct([("-o", "x.tif"), ("--save-model", "./x.tif")], [])
     io.check_distinct([("-o", tmp_path / "b.tif"), ("--json", None)],
                       [("input", tmp_path / "a.tif")])
+
+
+def test_constant_input_comes_back_constant(tmp_path):
+    from napari_neurorestore import sparse
+
+    z = np.zeros((16, 16, 16), np.float32)
+    r = sparse(z, factor=2, epochs=1, width=8)
+    assert r.shape == (16, 32, 16) and np.all(r == 0)
+    p = tmp_path / "c.tif"
+    tifffile.imwrite(p, np.full((16, 16, 16), 5, np.uint16))
+    out = tmp_path / "o.tif"
+    assert main(["sparse", str(p), "-o", str(out), "--factor", "2", "--epochs", "1",
+                 "--width", "8", "-q"]) == 0
+    assert np.all(tifffile.imread(out) == 5)

@@ -283,6 +283,42 @@ def _close(progress: Any) -> None:
         progress.close()
 
 
+#: inputs up to this size (bytes) are checked for being constant (see :func:`_constant`)
+CONSTANT_CHECK_BYTES = 64 * 2**20
+
+
+def _constant(data: Any) -> float | None:
+    """The value of a constant input (all voxels equal; e.g. an all-zero recording), whose
+    restoration is that constant on the output's grid, not what an untrained-on-anything
+    network invents; None otherwise (or when too large to check cheaply)."""
+    import numpy as np
+
+    shape = tuple(getattr(data, "shape", ()))
+    n = int(np.prod(shape)) if shape else 0
+    if n == 0 or n * np.dtype(getattr(data, "dtype", np.float32)).itemsize > \
+            CONSTANT_CHECK_BYTES:
+        return None
+    a = np.asarray(data[...])
+    if a.dtype.kind not in "uif":
+        return None
+    lo, hi = a.min(), a.max()
+    return float(lo) if lo == hi and np.isfinite(lo) else None
+
+
+def _fill(out: Any, value: float) -> None:
+    """Set every voxel of ``out`` to ``value`` (a block of frames at a time)."""
+    step = max(1, CONSTANT_CHECK_BYTES // max(1, 4 * int(_prod(out.shape[1:]))))
+    for i in range(0, out.shape[0], step):
+        out[i:i + step] = value
+
+
+def _prod(shape: tuple) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
 def _stream(m, req, model, params, src, output, data, axes, grid, options, progress, log):
     """Open the output, record its chunks and drain the prediction into it."""
     from .io import ChunkRecorder, discard_output, finish_output, open_output
@@ -303,6 +339,9 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     try:
         result = drain(m.predict(data, model, params, None, out=out, on_chunk=recorder,
                                  **options), progress)
+        const = _constant(data)
+        if const is not None and getattr(out, "ndim", 0) >= 1:
+            _fill(out, const)
         finish_output(out)  # a TIFF goes into place only now, complete
     except (KeyboardInterrupt, Cancelled):
         _close(progress)
@@ -370,5 +409,10 @@ def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
     model = load_checked_model(m, model)
     params = run_params(m, model, params, given)
     check_device(params)
-    return (yield from m.run(data, params, cancel, model=model, out=out, **options))
+    result = yield from m.run(data, params, cancel, model=model, out=out, **options)
+    const = _constant(data)
+    arr = getattr(result, "data", None)
+    if const is not None and getattr(arr, "ndim", 0) >= 1 and arr.dtype.kind == "f":
+        _fill(arr, const)
+    return result
 
