@@ -84,6 +84,8 @@ CLI_CASES: dict[str, list[str]] = {
     "out-png": ["denoise", "{d}/movie.tif", "-o", "{d}/o.png", *FAST],
     "out-h5": ["denoise", "{d}/movie.tif", "-o", "{d}/o.h5", *FAST],
     "out-no-extension": ["denoise", "{d}/movie.tif", "-o", "{d}/o", *FAST],
+    "out-tif-is-a-folder": ["denoise", "{d}/movie.tif", "-o", "{d}/dir.tif", "--overwrite",
+                            *FAST],
     "out-folder-not-zarr": ["denoise", "{d}/movie.tif", "-o", "{d}/afolder.zarr",
                             "--overwrite", *FAST],
     # models
@@ -183,6 +185,7 @@ def template(tmp_path_factory) -> Path:
     (d / "movie.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (d / "corrupt.pt").write_bytes(os.urandom(256))
     (d / "afolder").mkdir()
+    (d / "dir.tif").mkdir()
     (d / "afolder.zarr").mkdir()
     (d / "afolder.zarr" / "notes.txt").write_text("mine")
     (d / "link.tif").symlink_to("movie.tif")

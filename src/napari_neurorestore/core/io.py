@@ -497,6 +497,8 @@ def check_output_target(path: str | os.PathLike, shape: tuple[int, ...],
                                   f"replace it (choose another output name)")
         check_free_space(folder, nbytes, str(p), fraction=0.5 if compress else 1.0)
     else:
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a folder; give the output a file name (OUT.tif)")
         check_free_space(folder, nbytes, str(p))
     return p
 
