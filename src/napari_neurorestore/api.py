@@ -14,6 +14,41 @@ from typing import Any
 from .core.progress import CancelToken, Progress, drain
 
 
+def _params(cls: type, **kw: Any) -> Any:
+    """``cls(**kw)`` (a parameter dataclass), with each value's type checked first: a clear
+    TypeError naming the argument instead of one from deep inside (``train_seconds="2"``)."""
+    import numbers
+    from dataclasses import fields
+
+    names = {f.name: str(f.type) for f in fields(cls)}
+    for name, value in kw.items():
+        if name not in names:
+            raise TypeError(f"unknown parameter {name!r} for {cls.__name__}; known: "
+                            f"{', '.join(sorted(names))}")
+        ann = {t.strip() for t in names[name].split("|")}
+        if value is None:
+            if "None" not in ann:
+                raise TypeError(f"{name}: None is not allowed")
+            continue
+        if "bool" in ann:
+            ok = isinstance(value, bool) or type(value).__name__ == "bool_"
+            want = "True or False"
+        elif "int" in ann:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            want = "an integer"
+        elif "float" in ann:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            want = "a number"
+        elif "str" in ann:
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise TypeError(f"{name}: expected {want}, got {value!r} "
+                            f"({type(value).__name__})")
+    return cls(**kw)
+
+
 def _run(method: str, data: Any, params: Any, model: Any, given: dict | None, cancel: Any,
          out: Any, progress: Any, return_model: bool, return_result: bool = False,
          **options: Any):
@@ -75,7 +110,7 @@ def denoise(
              "train_seconds": train_seconds}
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(params)
-    p = DenoiseParams(seed=seed, device=device, **kwargs)
+    p = _params(DenoiseParams, seed=seed, device=device, **kwargs)
     return _run("denoise", data, p, model, None, cancel, out, progress, return_model)
 
 
@@ -131,7 +166,7 @@ def upsample(
     """
     from .core.params import UpsampleParams
 
-    p = UpsampleParams(factor=factor, lateral_only=lateral_only, prior=prior,
+    p = _params(UpsampleParams, factor=factor, lateral_only=lateral_only, prior=prior,
                        train_seconds=train_seconds, seed=seed, device=device, **params)
     return _run("upsample", data, p, model, None, cancel, out, progress, return_model,
                 return_result)
@@ -191,7 +226,7 @@ def isotropize(
 
     if model is None and z_ratio is None:
         raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
-    p = IsotropizeParams(z_ratio=2.0 if z_ratio is None else z_ratio, degradation=degradation,
+    p = _params(IsotropizeParams, z_ratio=2.0 if z_ratio is None else z_ratio, degradation=degradation,
                          sigma_z=sigma_z, train_seconds=train_seconds, seed=seed,
                          device=device, **params)
     return _run("isotropize", data, p, model, {"z_ratio": z_ratio}, cancel, out, progress,
@@ -252,7 +287,7 @@ def sparse(
     """
     from .core.params import SparseParams
 
-    p = SparseParams(factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
+    p = _params(SparseParams, factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
                      seed=seed, device=device, **params)
     return _run("sparse", data, p, model, None, cancel, out, progress, return_model,
                 return_result, reference=reference, labels=labels)

@@ -115,6 +115,8 @@ class DockBase(QWidget):
     busy_message = "A run is already in progress: wait for it or press Cancel."
     #: also show refusals and errors as napari notifications
     notify = False
+    #: the last warning of :meth:`warn_incomplete` (None: none)
+    last_warning: str | None = None
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
@@ -202,6 +204,18 @@ class DockBase(QWidget):
     def redraw(self) -> None:
         self.clear()
         self.draw()
+
+    def warn_incomplete(self, *layers: Any) -> str | None:
+        """Warn (a notification; kept in ``last_warning``) when a layer was read from an
+        incomplete result: a zarr store whose progress record says ``complete: false``, or
+        a TIFF still under its temporary name. Returns the warning (None: all complete)."""
+        why = [w for w in (incomplete_layer(layer) for layer in layers if layer is not None)
+               if w]
+        self.last_warning = "; ".join(why) or None
+        if self.last_warning:
+            self._notify("show_warning", f"{self.last_warning}: frames that were never "
+                                         f"restored read as NaN")
+        return self.last_warning
 
     # ------------------------------------------------------------------ status
     def set_status(self, text: str, error: bool = False) -> None:
@@ -381,6 +395,29 @@ class DockBase(QWidget):
     def on_finished(self, job: Job) -> None:
         """Hook: the job ended, whatever its outcome (default: :meth:`update_buttons`)."""
         self.update_buttons()
+
+
+def incomplete_layer(layer: Any) -> str | None:
+    """Why ``layer`` holds an incomplete result (None when it does not, or cannot tell):
+    its file or store (``metadata["source_path"]``), checked again now, or else the
+    progress record it was read with."""
+    from ..core.io import PROGRESS_ATTR, is_incomplete
+
+    md = getattr(layer, "metadata", None) or {}
+    path = md.get("source_path")
+    if path:
+        try:
+            import os
+
+            if os.path.exists(path):
+                why = is_incomplete(path)
+                return f"layer '{layer.name}': {why}" if why else None
+        except Exception:
+            pass
+    rec = md.get(PROGRESS_ATTR)
+    if isinstance(rec, dict) and rec.get("complete") is False:
+        return f"layer '{layer.name}' is an incomplete result (complete: false)"
+    return None
 
 
 def disconnect_quietly(emitter: Any, slot: Any) -> None:

@@ -164,6 +164,7 @@ class RestoreJobs:
         except (ValueError, OSError) as e:
             self.refuse(f"Cannot write the result: {e}")
             return None
+        self.warn_incomplete(layer)
         job = _Job(kind, inputs=(layer,), method=self.method, layer=layer,
                    layer_name=layer.name, live=live)
         model = self.model if kind == "run" else None

@@ -236,6 +236,7 @@ class TrustWidget(DockBase):
         transients = self.transients_check.isChecked() and transients_available()
         self._layers = (raw, restored)
         self._names = (raw.name, restored.name)
+        self.warn_incomplete(raw, restored)
         job = Job("assess")
         return self.start_job(job, assess_task, _layer_data(raw), _layer_data(restored),
                               metadata, rois, transients, job.cancel,

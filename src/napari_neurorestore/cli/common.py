@@ -91,5 +91,22 @@ def guarded(func: Callable[[Any], int], args: Any) -> int:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except USER_ERRORS as e:
-        print(f"neurorestore: error: {e}", file=sys.stderr)
+        print(f"neurorestore: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError:
+        print("neurorestore: error: out of memory (a smaller --chunk-frames/--tile-size, or "
+              "a machine with more RAM)", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # never a traceback: one line, the traceback on request
+        import os
+
+        if os.environ.get("NEURORESTORE_DEBUG"):
+            raise
+        print(f"neurorestore: error: {type(e).__name__}: {_one_line(e)} (unexpected; "
+              f"NEURORESTORE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(e).split()) or type(e).__name__

@@ -60,6 +60,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-transients", dest="transients", action="store_false",
                    help="skip the ROI transient checks")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--incomplete", action="store_true",
+                   help="assess RESTORED even if it is an incomplete result (a stopped run)")
     p.set_defaults(func=run_report)
     return p
 
@@ -84,16 +86,23 @@ def run_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..core import trust
-    from ..core.io import InputError, check_output_path, read_array
+    from ..core.io import InputError, check_distinct, check_output_path, is_incomplete, read_array
     from ..core.report import read_provenance, write_report
 
     prog = "neurorestore report"
     notes: list[str] = []
     try:
+        check_distinct([("-o", args.output), ("--json", args.json)],
+                       [("raw input", args.raw), ("restored input", args.restored),
+                        ("--rois file", args.rois)])
         out = check_output_path(args.output, args.overwrite)
         jout = check_output_path(args.json, args.overwrite) if args.json else None
-        if jout is not None and jout.resolve() == out.resolve():
-            raise InputError("the HTML and JSON outputs must be different files")
+        why = is_incomplete(args.restored)
+        if why is not None and not args.incomplete:
+            raise InputError(f"{why}; a report on it would assess frames that were never "
+                             f"restored (--incomplete assesses it anyway)")
+        if why is not None:
+            notes.append(f"{why}; assessed anyway (--incomplete)")
         if args.max_frames is not None and args.max_frames < 16:
             raise InputError("--max-frames must be at least 16")
         raw, _ = read_array(args.raw, lazy=True)

@@ -84,15 +84,16 @@ def _time_first(data: Any, axes: str) -> Any:
 def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from ..core import traces as tr
-    from ..core.io import InputError, check_output_path, read_tiff
+    from ..core.io import InputError, check_distinct, check_output_path, read_tiff
     from ..core.traces.transients import format_transients
 
     prog = "neurorestore traces"
     try:
+        check_distinct([("-o", args.output), ("--fidelity", args.fidelity)],
+                       [("movie", args.movie), ("--rois file", args.rois)]
+                       + [("--compare movie", c) for c in args.compare])
         out = check_output_path(args.output, args.overwrite)
         fid_out = check_output_path(args.fidelity, args.overwrite) if args.fidelity else None
-        if fid_out is not None and fid_out.resolve() == out.resolve():
-            raise InputError("the traces and fidelity outputs must be different files")
         if not args.min_peak_ratio > 0:
             raise ValueError(f"--min-peak-ratio must be > 0, got {args.min_peak_ratio}")
         if not args.max_delay >= 0:
@@ -133,6 +134,7 @@ def run_traces(args: argparse.Namespace) -> int:
                 name += "'"
             names.append(name)
         result = tr.compute_traces(movie, rois, compare, params=params, names=names)
+        nan_notes = _nan_layers(result)
         tr.write_traces_csv(out, result, tidy=args.tidy)
         rows = result.fidelity(min_peak_ratio=args.min_peak_ratio, max_delay=args.max_delay,
                                threshold_sd=args.event_threshold)
@@ -143,6 +145,8 @@ def run_traces(args: argparse.Namespace) -> int:
         return 2
     for m in result.messages:
         print(f"{prog}: note: {m}", file=sys.stderr)
+    for m in nan_notes:
+        print(f"{prog}: warning: {m}", file=sys.stderr)
     n_frames = result.n_frames
     print(f"{len(result.roi_ids)} ROIs, {n_frames} frames, {len(result.layers)} movie(s); "
           f"F0: {args.f0}" + (f", neuropil x{params.neuropil_coef}" if params.neuropil else ""))
@@ -169,3 +173,15 @@ def _stem(path: str) -> str:
             return name[: -len(ext)]
     return name
 
+
+def _nan_layers(result: Any) -> list[str]:
+    """Warnings for movies whose traces hold NaN (NaN pixels in an ROI make its ΔF/F NaN:
+    e.g. an incomplete restoration, whose unwritten frames read as NaN)."""
+    notes = []
+    for layer in getattr(result, "layers", []):
+        f = np.asarray(layer.f, dtype=float)
+        if f.size and np.isnan(f).any():
+            rois = int(np.isnan(f).any(axis=-1).sum())
+            notes.append(f"{layer.name} has NaN values in {rois} ROI trace(s) (NaN pixels, "
+                         f"e.g. an incomplete restoration): their ΔF/F is NaN")
+    return notes

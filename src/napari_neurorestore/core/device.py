@@ -5,17 +5,22 @@ from __future__ import annotations
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+class DeviceError(ValueError, RuntimeError):
+    """The requested device does not exist on this machine (a user error: a ValueError, and
+    a RuntimeError as before)."""
+
+
 def resolve_device(name: str = "auto"):
     """Return a ``torch.device`` for ``name`` (one of :data:`DEVICES`).
 
-    Raises ValueError for an unknown name and RuntimeError when the requested
-    accelerator is not available.
+    Raises ValueError for an unknown name and :class:`DeviceError` (a ValueError and a
+    RuntimeError) when the requested accelerator is not available.
     """
     import torch
 
     name = (name or "auto").lower()
     if name not in DEVICES:
-        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+        raise DeviceError(f"--device: unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -24,9 +29,11 @@ def resolve_device(name: str = "auto"):
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU")
+        raise DeviceError("--device cuda: torch sees no CUDA GPU on this machine; use "
+                          "--device cpu (or auto)")
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise RuntimeError("device 'mps' requested but it is not available")
+            raise DeviceError("--device mps: Apple's MPS is not available on this machine; "
+                              "use --device cpu (or auto)")
     return torch.device(name)

@@ -117,8 +117,15 @@ def output_paths(method: Any, inputs: list[str], output: str) -> list[Path]:
 def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     """Refuse, before any work, outputs that exist (without ``overwrite``) or cannot be
     written, and a dask run the method or the output cannot take."""
-    from .io import _require, check_output_path
+    from .io import _require, check_distinct, check_output_path, check_output_suffix
 
+    if len(req.inputs) == 1:
+        check_output_suffix(req.output)
+    model_path = req.model if isinstance(req.model, (str, os.PathLike)) else None
+    extra = [(f"--{k.replace('_', '-')} file", v) for k, v in (req.options or {}).items()
+             if isinstance(v, (str, os.PathLike))]
+    check_distinct([("-o", o) for o in outputs] + [("--save-model", req.save_model)],
+                   [("input", f) for f in req.inputs] + [("--model file", model_path)] + extra)
     if req.distributed:
         if not method.distributed:
             raise ValueError(f"{method.name} does not run on dask (--workers/--dask-scheduler)")
@@ -137,7 +144,43 @@ def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     if req.distributed:
         _require("distributed")
     if req.save_model:
-        check_output_path(req.save_model, req.overwrite)
+        from .models import check_model_target
+
+        check_model_target(req.save_model, req.overwrite)
+
+
+def check_device(params: Any) -> None:
+    """Refuse, before any work, a device this machine does not have (``--device cuda``
+    without a GPU): a :class:`~.device.DeviceError` naming ``--device``."""
+    name = getattr(params, "device", None)
+    if name and str(name).lower() not in ("auto", "cpu"):
+        from .device import resolve_device
+
+        resolve_device(name)
+
+
+def check_data(data: Any, out: Any = None) -> None:
+    """The API's argument checks: ``data`` is an array (not a path, list or None) and
+    ``out`` a float32 array."""
+    import numpy as np
+
+    if data is None:
+        raise TypeError("data: expected an array (numpy, memmap, dask or zarr), got None")
+    if isinstance(data, (str, bytes, os.PathLike)):
+        raise TypeError(f"data: expected an array, got the path {data!r}; read it first "
+                        f"(napari_neurorestore.core.io.read_array) or use the CLI")
+    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+        raise TypeError(f"data: expected an array (numpy, memmap, dask or zarr), got "
+                        f"{type(data).__name__}; wrap it with numpy.asarray")
+    if getattr(data, "ndim", len(getattr(data, "shape", ()))) == 0:
+        raise TypeError(f"data: expected an array of images, got a scalar "
+                        f"({type(data).__name__})")
+    if out is not None:
+        dt = getattr(out, "dtype", None)
+        if dt is None or np.dtype(dt) != np.float32:
+            raise TypeError(f"out: expected a float32 array, got "
+                            f"{dt if dt is not None else type(out).__name__}; results are "
+                            f"float32 (allocate out with dtype=numpy.float32)")
 
 
 def load_checked_model(method: Any, model: Any) -> Any:
@@ -191,7 +234,7 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     """Run ``req`` (see the module's docstring for the steps). ``progress`` gets every
     :class:`Progress` (and is closed, when it has ``close``, before a message); ``log``
     gets the estimate and the interruption messages."""
-    from .io import check_output_target, open_array
+    from .io import InputError, check_output_target, open_array
 
     m = get(req.method)
     outputs = output_paths(m, req.inputs, req.output)
@@ -199,9 +242,13 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     model = load_checked_model(m, req.model)
     m.check_request(req, model)
     params = run_params(m, model, req.params, req.given)
+    check_device(params)
     opened = []
     for f, o in zip(req.inputs, outputs, strict=True):
         data, axes = open_array(f)
+        if str(axes).upper().endswith("S"):  # tifffile's samples axis: RGB(A) pixels
+            raise InputError(f"{f} is a colour (RGB) image (axes {axes}); the methods take "
+                             f"one intensity channel: split the channels first")
         m.check_input(data, params, training=model is None)
         grid = m.grid(tuple(data.shape), params)
         check_output_target(o, grid.shape, req.overwrite)  # disk space, zarr: before work
@@ -236,9 +283,45 @@ def _close(progress: Any) -> None:
         progress.close()
 
 
+#: inputs up to this size (bytes) are checked for being constant (see :func:`_constant`)
+CONSTANT_CHECK_BYTES = 64 * 2**20
+
+
+def _constant(data: Any) -> float | None:
+    """The value of a constant input (all voxels equal; e.g. an all-zero recording), whose
+    restoration is that constant on the output's grid, not what an untrained-on-anything
+    network invents; None otherwise (or when too large to check cheaply)."""
+    import numpy as np
+
+    shape = tuple(getattr(data, "shape", ()))
+    n = int(np.prod(shape)) if shape else 0
+    if n == 0 or n * np.dtype(getattr(data, "dtype", np.float32)).itemsize > \
+            CONSTANT_CHECK_BYTES:
+        return None
+    a = np.asarray(data[...])
+    if a.dtype.kind not in "uif":
+        return None
+    lo, hi = a.min(), a.max()
+    return float(lo) if lo == hi and np.isfinite(lo) else None
+
+
+def _fill(out: Any, value: float) -> None:
+    """Set every voxel of ``out`` to ``value`` (a block of frames at a time)."""
+    step = max(1, CONSTANT_CHECK_BYTES // max(1, 4 * int(_prod(out.shape[1:]))))
+    for i in range(0, out.shape[0], step):
+        out[i:i + step] = value
+
+
+def _prod(shape: tuple) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
 def _stream(m, req, model, params, src, output, data, axes, grid, options, progress, log):
     """Open the output, record its chunks and drain the prediction into it."""
-    from .io import ChunkRecorder, open_output
+    from .io import ChunkRecorder, discard_output, finish_output, open_output
     from .methods.base import metadata_for
 
     shape = tuple(data.shape)
@@ -247,7 +330,8 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     ax = lay.axes or (axes if len(axes) == len(grid.shape) else None)
     out = open_output(output, grid.shape, req.overwrite, chunks=lay.chunks,
                       chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
-                      total=lay.total)
+                      total=lay.total, temporary=True)
+    where = getattr(out, "__dict__", {}).get("_temp_path", output)
     if lay.unit == "frames":
         recorder = ChunkRecorder(out, lay.total)
     else:
@@ -255,16 +339,27 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     try:
         result = drain(m.predict(data, model, params, None, out=out, on_chunk=recorder,
                                  **options), progress)
+        const = _constant(data)
+        if const is not None and getattr(out, "ndim", 0) >= 1:
+            _fill(out, const)
+        finish_output(out)  # a TIFF goes into place only now, complete
     except (KeyboardInterrupt, Cancelled):
         _close(progress)
-        log(f"interrupted: {recorder.describe()} were restored and written to {output}"
+        log(f"interrupted: {recorder.describe()} were restored and written to {where}"
             + (" (its 'neurorestore_progress' attribute lists them; the rest reads as NaN); "
-               if output.suffix.lower() == ".zarr" else "; ")
+               if output.suffix.lower() == ".zarr"
+               else f" (not renamed to {output}: it is incomplete; the rest reads as NaN); ")
             + "run again with --overwrite to redo it")
+        raise
+    except BaseException:
+        discard_output(out, output)  # nothing in it is a result
         raise
     finally:
         if hasattr(out, "flush"):
-            out.flush()
+            try:
+                out.flush()
+            except (OSError, ValueError):
+                pass
         del out
     return result
 
@@ -310,7 +405,14 @@ def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
     TrainedModel or a path) is given, then predict. A generator of :class:`Progress` that
     returns the :class:`~.models.RestoreResult`."""
     m = get(method)
+    check_data(data, out)
     model = load_checked_model(m, model)
     params = run_params(m, model, params, given)
-    return (yield from m.run(data, params, cancel, model=model, out=out, **options))
+    check_device(params)
+    result = yield from m.run(data, params, cancel, model=model, out=out, **options)
+    const = _constant(data)
+    arr = getattr(result, "data", None)
+    if const is not None and getattr(arr, "ndim", 0) >= 1 and arr.dtype.kind == "f":
+        _fill(arr, const)
+    return result
 

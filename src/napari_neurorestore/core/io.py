@@ -76,9 +76,158 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise FileNotFoundError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
+    if not os.access(parent, os.W_OK) or not _can_create(parent):
         raise PermissionError(f"output folder {parent} is not writable")
     return p
+
+
+def _can_create(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (a read-only mount, or a folder of
+    /proc, refuses even root, whom ``os.access`` always lets through)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+#: the file types a restoration writes (``-o``)
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
+#: the infix of a TIFF output while it is written (renamed into place when complete)
+INCOMPLETE = ".incomplete"
+
+
+def resolved(path: str | os.PathLike) -> Path:
+    """``path`` made absolute with its symlinks followed (also for paths that do not exist
+    yet), so ``./x``, ``x`` and a link to ``x`` compare equal."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).resolve()
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    """Whether writing ``a`` can touch ``b``: the same path, one inside the other (a file
+    of a zarr store, a store that holds the other), or the same file by another name."""
+    if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_distinct(outputs: Sequence[tuple[str, Any]], inputs: Sequence[tuple[str, Any]]
+                   ) -> None:
+    """Refuse, with or without ``--overwrite``, an output that is an input (or a model being
+    loaded, or inside an input's zarr store, or holds one) or the same path as another
+    output of the call. ``outputs``/``inputs``: (flag or role, path) pairs; None paths are
+    skipped."""
+    seen: list[tuple[str, Any, Path]] = []
+    ins = [(what, p, resolved(p)) for what, p in inputs if p is not None and str(p)]
+    for flag, o in outputs:
+        if o is None or not str(o):
+            continue
+        ro = resolved(o)
+        for what, p, rp in ins:
+            if _overlap(ro, rp):
+                raise InputError(f"{flag} {o} would write over the {what} {p}; an input is "
+                                 f"never replaced (not even with --overwrite): choose "
+                                 f"another output name")
+        for flag2, o2, ro2 in seen:
+            if _overlap(ro, ro2):
+                raise InputError(f"{flag} {o} and {flag2} {o2} are the same file: give each "
+                                 f"output its own name")
+        seen.append((flag, o, ro))
+
+
+def check_output_suffix(path: str | os.PathLike, flag: str = "-o",
+                        allowed: Sequence[str] = OUTPUT_SUFFIXES) -> None:
+    """Refuse an output name whose type we do not write (e.g. ``.png``, ``.h5``, none)."""
+    suffix = Path(os.fspath(path).rstrip("/\\")).suffix.lower()
+    if suffix not in allowed:
+        raise InputError(f"{flag} {path}: unknown output type "
+                         f"{suffix or '(no extension)'}; use {', '.join(allowed)}")
+
+
+def incomplete_path(path: str | os.PathLike) -> Path:
+    """Where a TIFF output is written until it is complete: ``OUT.incomplete.tif`` next to
+    ``OUT.tif`` (the same folder, so the final rename is atomic)."""
+    p = Path(path)
+    name = p.name
+    for ext in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(ext):
+            return p.with_name(name[: -len(ext)] + INCOMPLETE + name[-len(ext):])
+    return p.with_name(name + INCOMPLETE)
+
+
+def is_incomplete(path: str | os.PathLike) -> str | None:
+    """Why the result at ``path`` is not a finished one (None when it is, or cannot tell):
+    a zarr output whose progress record says ``complete: false``, a TIFF still under its
+    temporary name, or a TIFF next to a leftover temporary one (a later run that stopped)."""
+    p = Path(path)
+    if is_zarr_path(p):
+        try:
+            from .zarr_io import output_progress
+
+            rec = output_progress(p)
+        except Exception:
+            return None
+        if rec is not None and not rec.get("complete", True):
+            done = {k: v for k, v in rec.items() if k.endswith(("_done", "_total"))}
+            return (f"{p} is an incomplete result (its neurorestore_progress record says "
+                    f"complete: false; {done})")
+        return None
+    if INCOMPLETE in p.name.lower():
+        return f"{p} is an incomplete result (a run that stopped before it was finished)"
+    left = incomplete_path(p)
+    if left.exists():
+        return (f"{left} is left over from a run that stopped: {p} may not be the result "
+                f"you expect")
+    return None
+
+
+def _check_readable_tiff(tf: Any, p: Path) -> None:
+    """Refuse a truncated TIFF (a page's data past the end of the file) up front."""
+    size = p.stat().st_size
+    for page in tf.pages:
+        offs = getattr(page, "dataoffsets", ()) or ()
+        counts = getattr(page, "databytecounts", ()) or ()
+        if any(o + c > size for o, c in zip(offs, counts)):
+            raise InputError(f"{p} is truncated or corrupt (its image data ends past the "
+                             f"end of the file)")
+
+
+def _tiff_header(p: Path) -> tuple[str, Any, int]:
+    """(axes, series shape, nbytes) of a TIFF, refusing missing, empty, truncated and
+    non-TIFF files with a message naming the file."""
+    import tifffile
+
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a TIFF file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p} is empty (0 bytes)")
+    import logging
+
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # its warnings about a bad file: our message says it
+    try:
+        with tifffile.TiffFile(p) as tf:
+            if not tf.series:
+                raise InputError(f"{p} holds no images")
+            series = tf.series[0]
+            _check_readable_tiff(tf, p)
+            axes, shape = series.axes, tuple(series.shape)
+            nbytes = int(np.prod(shape)) * np.dtype(series.dtype).itemsize
+    except InputError:
+        raise
+    except Exception as e:  # tifffile's own errors: not a TIFF, bad header
+        raise InputError(f"{p} is not a readable TIFF file ({type(e).__name__}: {e})") from e
+    finally:
+        log.setLevel(level)
+    return axes, shape, nbytes
 
 
 def read_tiff(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
@@ -93,12 +242,7 @@ def read_tiff(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
     import tifffile
 
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist")
-    with tifffile.TiffFile(p) as tf:
-        series = tf.series[0]
-        axes = series.axes
-        nbytes = int(np.prod(series.shape)) * np.dtype(series.dtype).itemsize
+    axes, _shape, nbytes = _tiff_header(p)
     data = None
     if lazy:
         try:
@@ -108,7 +252,10 @@ def read_tiff(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
         if data is None and nbytes > LAZY_MIN_BYTES:
             data = _as_dask(_tiff_zarr(p))
     if data is None:
-        data = tifffile.imread(p)
+        try:
+            data = tifffile.imread(p)
+        except Exception as e:
+            raise InputError(f"{p} cannot be read ({type(e).__name__}: {e})") from e
     return data, axes
 
 
@@ -174,12 +321,7 @@ def open_array(path: str | os.PathLike) -> tuple[Any, str]:
         raise InputError(f"{p}: unsupported file type (expected a TIFF stack or a .zarr store)")
     import tifffile
 
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist")
-    with tifffile.TiffFile(p) as tf:
-        series = tf.series[0]
-        axes = series.axes
-        nbytes = int(np.prod(series.shape)) * np.dtype(series.dtype).itemsize
+    axes, _shape, nbytes = _tiff_header(p)
     # tifffile's zarr view reads with plain file reads: memory stays bounded however long
     # the movie (pages of a memory map count as resident until the map is dropped)
     try:
@@ -191,7 +333,10 @@ def open_array(path: str | os.PathLike) -> tuple[Any, str]:
     except Exception:
         if nbytes > LAZY_MIN_BYTES:
             _require("zarr")  # raises with the install hint
-        return tifffile.imread(p), axes
+        try:
+            return tifffile.imread(p), axes
+        except Exception as e:
+            raise InputError(f"{p} cannot be read ({type(e).__name__}: {e})") from e
 
 
 def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
@@ -213,8 +358,8 @@ def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
 
 def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool = False,
                      metadata: dict | None = None, scale: Sequence[float] | None = None,
-                     space_unit: str | None = None, time_unit: str | None = None
-                     ) -> np.memmap:
+                     space_unit: str | None = None, time_unit: str | None = None,
+                     temporary: bool = False) -> np.memmap:
     """Create a float32 TIFF of ``shape`` on disk and return it memory-mapped for writing.
 
     Results are written chunk by chunk, so the output never needs to fit in memory.
@@ -222,7 +367,10 @@ def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite:
     pixel size per axis) the file is an ImageJ hyperstack instead, which Fiji opens with its
     scale: resolution tags for x/y, ``spacing`` for z, ``unit`` (``space_unit``),
     ``finterval`` for t (with ``time_unit``); ``metadata`` then goes, as JSON, into its
-    ``Info`` property (Image > Show Info in Fiji).
+    ``Info`` property (Image > Show Info in Fiji). With ``temporary`` the file is created
+    as ``OUT.incomplete.tif`` (:func:`incomplete_path`), filled with NaN, and renamed into
+    place by :func:`finish_output` when complete: an existing ``OUT.tif`` stays as it is until
+    then, and a run that stops leaves a file that says it is not finished.
     """
     import tifffile
 
@@ -244,11 +392,53 @@ def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite:
         md = {"axes": axes, **kw.pop("metadata")}
         if info:
             md["Info"] = json.dumps(_json_safe(info))
-    if p.exists():
-        p.unlink()
-    mm = tifffile.memmap(p, shape=shape, dtype=np.float32, bigtiff=nbytes > 2**31 - 2**25,
-                         photometric="minisblack", metadata=md, **kw)
-    return mm.view(ReleasingMemmap)
+    target = incomplete_path(p) if temporary else p
+    if target.exists():
+        target.unlink()
+    mm = tifffile.memmap(target, shape=shape, dtype=np.float32,
+                         bigtiff=nbytes > 2**31 - 2**25, photometric="minisblack",
+                         metadata=md, **kw)
+    mm = mm.view(ReleasingMemmap)
+    if temporary:
+        _fill_nan(mm)
+        mm.__dict__["_final_path"] = p
+        mm.__dict__["_temp_path"] = target
+    return mm
+
+
+def _fill_nan(mm: np.memmap) -> None:
+    """Unwritten voxels of a TIFF output read as NaN (not 0), a block of frames at a time."""
+    if mm.ndim == 0:
+        return
+    step = max(1, (64 * 2**20) // max(1, int(np.prod(mm.shape[1:])) * 4))
+    for i in range(0, mm.shape[0], step):
+        mm[i:i + step] = np.nan
+
+
+def finish_output(out: Any) -> Path | None:
+    """A complete output goes into place: a TIFF written under its temporary name (see
+    :func:`open_output_tiff`'s ``temporary``) is flushed and renamed to its final name.
+    Returns the final path (None for outputs that need nothing)."""
+    final = getattr(out, "__dict__", {}).get("_final_path")
+    if final is None:
+        return None
+    temp = out.__dict__["_temp_path"]
+    out.flush()
+    os.replace(temp, final)
+    return Path(final)
+
+
+def discard_output(out: Any, path: str | os.PathLike) -> None:
+    """Remove an output that a failed run created (nothing in it is a result): the
+    temporary TIFF, or the zarr store at ``path``."""
+    temp = getattr(out, "__dict__", {}).get("_temp_path")
+    try:
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        elif is_zarr_path(path) and Path(path).is_dir():
+            _remove_existing(Path(path))
+    except OSError:
+        pass
 
 
 def _imagej_axes(axes: str, ndim: int) -> bool:
@@ -307,6 +497,8 @@ def check_output_target(path: str | os.PathLike, shape: tuple[int, ...],
                                   f"replace it (choose another output name)")
         check_free_space(folder, nbytes, str(p), fraction=0.5 if compress else 1.0)
     else:
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a folder; give the output a file name (OUT.tif)")
         check_free_space(folder, nbytes, str(p))
     return p
 
@@ -331,7 +523,8 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
                 compress: bool = True, chunk_shape: tuple[int, ...] | None = None,
                 unit: str = "frames", total: int | None = None,
                 scale: Sequence[float] | None = None, translate: Sequence[float] | None = None,
-                space_unit: str | None = None, time_unit: str | None = None) -> Any:
+                space_unit: str | None = None, time_unit: str | None = None,
+                temporary: bool = False) -> Any:
     """Create the output of a streamed run and return it for chunk-by-chunk writing.
 
     ``*.zarr`` -> a float32 zarr array chunked ``chunks`` frames along time (whole frames,
@@ -349,7 +542,8 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
     the pixel size). ``space_unit`` (e.g. "micrometer", "um") is the unit of z/y/x,
     ``time_unit`` (e.g. "second") of t. An existing output is replaced only with
     ``overwrite``; a missing/unwritable folder, bad metadata or too little disk space fails
-    here, before any work.
+    here, before any work. ``temporary``: a TIFF is written under a temporary name and
+    filled with NaN (see :func:`open_output_tiff`; :func:`finish_output` puts it in place).
     """
     p = Path(path)
     if not is_zarr_path(p) or p.suffix.lower() in (".tif", ".tiff"):
@@ -357,7 +551,8 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
         if axes and len(axes) == len(shape):
             md["axes"] = axes
         return open_output_tiff(p, shape, overwrite, metadata=md, scale=scale,
-                                space_unit=space_unit, time_unit=time_unit)
+                                space_unit=space_unit, time_unit=time_unit,
+                                temporary=temporary)
     from .zarr_io import create_zarr_output
 
     return create_zarr_output(p, shape, overwrite, chunks=chunks, metadata=metadata, axes=axes,

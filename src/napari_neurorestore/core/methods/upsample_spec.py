@@ -141,6 +141,7 @@ class UpsampleMethod(Method):
     input_help = "(z, y, x) or (y, x) TIFF or zarr store (read tile by tile)"
     noun = "an upsampling model"
     runtime_fields = ("device", "tile_size", "ensemble", "back_projection")
+    fixed_fields = ("factor", "lateral_only")
     cli_options = (
         ("--memory-budget", {"type": float, "default": MEMORY_BUDGET_GB, "metavar": "GB",
                              "help": "working memory of one tile when --tile-size is not "

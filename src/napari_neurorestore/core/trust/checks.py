@@ -63,6 +63,20 @@ def _verdict(name: str, value: float, threshold: str, warn: bool, message: str,
 
 
 def _checks(figs, th, method, md, zero, temporal) -> list[Check]:
+    return [_never_nan_pass(c) for c in _raw_checks(figs, th, method, md, zero, temporal)]
+
+
+def _never_nan_pass(c: Check) -> Check:
+    """A figure that is NaN or infinite (an all-zero or all-NaN restoration, a constant
+    input) is never a PASS: it is a warning that says the figure could not be computed."""
+    if c.status != "pass" or c.value is None or math.isfinite(float(c.value)):
+        return c
+    return Check(c.name, c.value, c.threshold, "warn",
+                 f"this figure could not be computed ({c.value}): the restoration (or the "
+                 "input) may be constant, empty or hold NaN")
+
+
+def _raw_checks(figs, th, method, md, zero, temporal) -> list[Check]:
     out: list[Check] = []
     vr = figs["variance_ratio"]
     if _is_denoising(method, md):
