@@ -62,7 +62,7 @@ def add_field(group: Any, f: Field, doc: dict[str, str]) -> None:
             kw["choices"] = list(f.metadata["choices"])
         if "metavar" in f.metadata:
             kw["metavar"] = f.metadata["metavar"]
-    group.add_argument(flag_of(f), **kw)
+    group.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
 
 
 def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:

@@ -270,8 +270,8 @@ class SparseMethod(Method):
             out_bytes = n * planes * fb * (1 / m + 3)
             out_shape = list(shape)
         frame_work = na * nb * m
-        steps = p.epochs * max(10, -(-n * planes * max(1, na * nb // p.patch_size**2)
-                                     // p.batch_size))
+        per_epoch = max(10, -(-n * planes * max(1, na * nb // p.patch_size**2) // p.batch_size))
+        steps = float("inf") if p.epochs is None else p.epochs * per_epoch
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
                 "gpu": act + 3 * raw, "out_shape": out_shape,
                 "work": n * planes * frame_work, "unit_work": frame_work, "unit": "frames",
