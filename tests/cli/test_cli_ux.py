@@ -29,3 +29,71 @@ def test_cli_defaults_are_the_dataclass_defaults(method):
     req = request_from(args)
     assert req.params == PARAMS[method](**req.given)
     assert req.params.train_seconds == 60.0 and getattr(req.params, _length_field(method)) is None
+
+
+def _subparsers():
+    p = build_parser()
+    sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sub.choices
+
+
+def test_every_option_has_help_text():
+    missing = [(name, a.option_strings or a.dest) for name, sp in _subparsers().items()
+               for a in sp._actions if not a.help]
+    assert not missing
+    demo = _subparsers()["demo"].format_help()
+    for flag in ("--frames", "--size", "--train-seconds", "--seed"):
+        assert flag in demo
+    assert "compute device: auto" in _subparsers()["denoise"].format_help()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_help_has_no_docstring_markup(method):
+    text = _subparsers()[method].format_help()
+    for markup in ("``", ":class:", ":func:", ":meth:", "~."):
+        assert markup not in text, (method, markup)
+
+
+@pytest.mark.parametrize("word", ["--rois", "--labels"])
+def test_rois_is_the_word_for_sparse_too(word):
+    args = build_parser().parse_args(["sparse", "in.tif", "-o", "o.tif", "--simulate", word,
+                                      "r.tif"])
+    assert args.labels == "r.tif"
+    assert "--rois ROIS.tif" in _subparsers()["sparse"].format_help()
+    assert "--rois" in _subparsers()["traces"].format_help()
+
+
+def test_with_flags_maps_field_names_to_flags():
+    from napari_neurorestore.cli.restore import with_flags
+    from napari_neurorestore.core.params import DenoiseParams, UpsampleParams
+
+    assert (with_flags("set epochs or train_seconds (or both): training needs an end",
+                       DenoiseParams)
+            == "set --steps or --train-seconds (or both): training needs an end")
+    assert (with_flags("patch_size must be a multiple of 4, got 30", DenoiseParams)
+            == "--patch-size must be a multiple of 4, got 30")
+    assert with_flags("window must be odd", DenoiseParams) == "--window must be odd"
+    msg = with_flags("needs at least 4 (or use lateral_only)", UpsampleParams)
+    assert msg == "needs at least 4 (or use --lateral-only)"
+    assert with_flags("the image is too small", UpsampleParams) == "the image is too small"
+
+
+def test_errors_name_the_flags(tmp_path, capsys):
+    import numpy as np
+    import tifffile
+
+    from napari_neurorestore.cli.main import main
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, np.random.default_rng(0).poisson(5, (12, 24, 24)).astype(np.uint16))
+    assert main(["denoise", str(movie), "-o", str(tmp_path / "o.tif"), "--patch-size", "30",
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--patch-size must be a multiple of 4" in err and "patch_size" not in err
+    vol = tmp_path / "v.tif"
+    tifffile.imwrite(vol, np.random.default_rng(0).random((3, 40, 40), dtype=np.float32),
+                     photometric="minisblack")
+    assert main(["upsample", str(vol), "-o", str(tmp_path / "u.tif"), "--factor", "2",
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--lateral-only" in err and "lateral_only" not in err

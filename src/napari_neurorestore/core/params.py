@@ -81,7 +81,8 @@ def _common() -> dict[str, Any]:
     return {"learning_rate": opt(1e-3, "Adam's initial learning rate", min=1e-6, max=0.5,
                                  step=1e-4),
             "seed": opt(0, "random seed", min=0, max=2**31 - 1),
-            "device": opt("auto", "compute device", choices=("auto", "cpu", "cuda", "mps"))}
+            "device": opt("auto", "compute device: auto (a CUDA or Apple GPU when there is one, "
+                          "else the CPU), cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))}
 
 
 class _Params:

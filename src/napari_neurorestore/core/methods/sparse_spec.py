@@ -154,8 +154,9 @@ class SparseMethod(Method):
     runtime_fields = ("device", "chunk_frames", "simulate", "denoise")
     fixed_fields = ("factor", "axis")
     cli_options = (
-        ("--labels", {"metavar": "ROIS.tif", "help": "with --simulate: ROI label image for the "
-                      "trace figures (default: the 20 most active 8x8 tiles)"}),
+        ("--rois", {"dest": "labels", "aliases": ("--labels",), "metavar": "ROIS.tif",
+                    "help": "with --simulate: ROI label image for the trace figures "
+                    "(default: the 20 most active 8x8 tiles; --labels is an alias)"}),
         ("--reference", {"metavar": "REF.tif", "help": "train on this fully sampled stack "
                          "from the same rig (supervised pairs by dropping lines) instead of "
                          "on the input"}),
@@ -198,7 +199,7 @@ class SparseMethod(Method):
             raise ValueError("--model and --reference exclude each other (a saved model is "
                              "applied without training)")
         if req.options.get("labels") and not req.params.simulate:
-            raise ValueError("--labels is used with --simulate only")
+            raise ValueError("--rois is used with --simulate only")
 
     def open_options(self, options):
         from ..io import read_tiff
