@@ -97,3 +97,59 @@ def test_errors_name_the_flags(tmp_path, capsys):
                  "-q"]) == 2
     err = capsys.readouterr().err
     assert "--lateral-only" in err and "lateral_only" not in err
+
+
+class _Log:
+    """A stream that is not a terminal (a file, a pipe, a cluster job's log)."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def test_progress_bar_writes_whole_lines_to_a_log(monkeypatch):
+    from napari_neurorestore.cli import common
+    from napari_neurorestore.core.progress import Progress
+
+    clock = [0.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
+    log = _Log()
+    bar = common.ProgressBar(stream=log)
+    assert not bar.tty
+    bar(Progress("prepare", message="reading"))
+    for i in range(1, 1001):  # 1000 updates, 0.1 % and 1 ms apart
+        clock[0] += 0.001
+        bar(Progress("train", i, 1000, loss=0.5))
+    clock[0] += 30.0  # a slow stretch: a line every 10 s even without 5 % of progress
+    bar(Progress("predict", 0, 1000))
+    for i in range(1, 4):
+        clock[0] += 10.5
+        bar(Progress("predict", i, 1000))
+    bar.close()
+    assert "\r" not in log.text
+    lines = log.text.splitlines()
+    train = [ln for ln in lines if ln.strip().startswith("train")]
+    assert 20 <= len(train) <= 22 and "100.0%" in train[-1]  # one per 5 %, and the last
+    predict = [ln for ln in lines if ln.strip().startswith("predict")]
+    assert len(predict) == 4  # its start, then one per 10 s
+    assert len(lines) == 1 + len(train) + len(predict)
+
+
+def test_progress_bar_updates_in_place_on_a_terminal():
+    from napari_neurorestore.cli.common import ProgressBar
+    from napari_neurorestore.core.progress import Progress
+
+    log = _Log()
+    bar = ProgressBar(stream=log, tty=True)
+    bar(Progress("train", 1, 2))
+    bar(Progress("train", 2, 2))
+    bar.close()
+    assert log.text.count("\r") == 2 and log.text.endswith("\n")
