@@ -33,8 +33,8 @@ from .methods import get
 from .methods.base import Grid
 from .progress import Cancelled, Progress, drain
 
-#: probe the network's speed only when the nominal estimate of the run passes this (s):
-#: a small run is not slowed down by its own estimate
+#: probe the network's speed only when the nominal estimate of a training run passes this
+#: (s): a small run is not slowed down by its own estimate (a --model run always probes)
 PROBE_ABOVE_SECONDS = 20.0
 _SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr")
 
@@ -175,7 +175,8 @@ def preflight(method: Any, data: Any, params: Any, model: Any = None, *, quiet: 
     est = estimate_cost(method.name, data, params, model=model, device=params.device,
                         streaming=streaming, probe=False)
     total = est.infer_seconds + (est.train_seconds or 0.0)
-    if not quiet and total > PROBE_ABOVE_SECONDS:
+    if not quiet and (model is not None or total > PROBE_ABOVE_SECONDS):  # a model run:
+        # the nominal rate says little of the network's real speed (~1 s to measure)
         est = estimate_cost(method.name, data, params, model=model, device=params.device,
                             streaming=streaming, probe=True)
     if not quiet:
