@@ -54,8 +54,10 @@ def test_several_inputs_into_a_folder(files, tmp_path):
     rc = main(["denoise", str(files / "a.tif"), str(files / "b.tif"), "-o", str(outdir),
                "--model", str(files / "m.pt"), "-q"])
     assert rc == 0
-    assert sorted(p.name for p in outdir.iterdir()) == ["a_denoised.zarr", "b_denoised.zarr"]
-    assert zarr.open_array(outdir / "b_denoised.zarr", mode="r").shape == (33, 24, 28)
+    # a folder of outputs holds OME-Zarr images (the data at level "0")
+    assert sorted(p.name for p in outdir.iterdir()) == ["a_denoised.ome.zarr",
+                                                        "b_denoised.ome.zarr"]
+    assert zarr.open_array(outdir / "b_denoised.ome.zarr" / "0", mode="r").shape == (33, 24, 28)
 
 
 def test_two_dask_workers_equal_single_process(files, tmp_path):
@@ -74,7 +76,7 @@ def test_two_dask_workers_equal_single_process(files, tmp_path):
         assert main(["denoise", str(files / src), "-o", str(single), "--model",
                      str(files / "m.pt"), "-q", "--chunk-frames", "7"]) == 0
         ref = zarr.open_array(single, mode="r")[:]
-        got = zarr.open_array(outdir / f"{name}_denoised.zarr", mode="r")
+        got = zarr.open_array(outdir / f"{name}_denoised.ome.zarr" / "0", mode="r")
         assert got.attrs[io.PROGRESS_ATTR]["complete"]
         assert np.abs(got[:] - ref).max() <= 1e-5 * float(np.ptp(ref))
 

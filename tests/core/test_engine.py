@@ -64,7 +64,7 @@ def test_dask_only_for_methods_that_distribute(movie_path, tmp_path):
 def test_output_paths_of_several_inputs(tmp_path):
     m = get("denoise")
     outs = engine.output_paths(m, ["a.tif", "b.ome.zarr"], str(tmp_path / "out"))
-    assert [o.name for o in outs] == ["a_denoised.zarr", "b_denoised.zarr"]
+    assert [o.name for o in outs] == ["a_denoised.ome.zarr", "b_denoised.ome.zarr"]
     with pytest.raises(ValueError, match="must be a folder"):
         engine.output_paths(m, ["a.tif", "b.tif"], "x.zarr")
     with pytest.raises(ValueError, match="takes one input"):

@@ -57,15 +57,14 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {"device": DEVICES}
 #: how an optional (``X | None``) parameter shows None: (sentinel value, its text)
 NONE_AS: dict[str, tuple[Any, str]] = {
     "train_seconds": (0.0, "no cap"),
+    "epochs": (0, "no limit"),
+    "steps": (0, "no limit"),
     "seed": (-1, "random"),
     "sigma_z": (-1.0, "estimate"),
 }
 #: where the widget's default differs from the dataclass default (and why, in the tooltip)
-WIDGET_DEFAULTS: dict[str, Any] = {"train_seconds": 60.0}
-WIDGET_DEFAULT_NOTES = {
-    "train_seconds": "The widget starts at 60 s so a first try stays short "
-    "(the Python API and CLI default to no cap).",
-}
+WIDGET_DEFAULTS: dict[str, Any] = {}  # none today: every default is the dataclass's
+WIDGET_DEFAULT_NOTES: dict[str, str] = {}
 #: parameters shown under "Advanced" (unknown parameters of new methods go in the main list)
 ADVANCED = (
     "patch_size",

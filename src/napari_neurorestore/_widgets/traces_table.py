@@ -1,5 +1,6 @@
-"""The fidelity table of the ROI traces dock: one row per (ROI, layer) with SNR, Pearson r,
-NRMSE and the transient checks, flagged rows in red."""
+"""The fidelity table of the ROI traces dock: one row per (ROI, layer) with SNR, contrast,
+Pearson r, NRMSE and the transient checks, flagged rows in red; long layer names are
+elided in the middle (the full name in the cell's tooltip)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,19 @@ from .traces_rois import palette_color
 
 WARN_COLOR = "#e06c75"
 #: the fidelity table's columns
-TABLE_COLUMNS = ["ROI", "Layer", "SNR (dB)", "Pearson r", "NRMSE", "Events", "Peak ratio",
-                 "Delay (fr)", "⚠"]
+TABLE_COLUMNS = ["ROI", "Layer", "SNR (dB)", "Contrast (dB)", "Pearson r", "NRMSE", "Events",
+                 "Peak ratio", "Delay (fr)", "⚠"]
+_COL = {name: j for j, name in enumerate(TABLE_COLUMNS)}
 FLAG_TEXT = {"flattened": "flattened", "shifted": "shifted"}
 _TIPS = {
+    "SNR (dB)": "SNR of the ROI's ΔF/F trace: 20 log10(ΔF/F peak / baseline noise std); "
+                "peak: the 99.5th percentile above the median; noise: the std of "
+                "frame-to-frame changes (robust, MAD-based). Rises when noise falls",
+    "Contrast (dB)": "10 log10(ROI mean / annulus mean) of the intensities (less the "
+                     "offset): how much the ROI stands out from its surround; the same "
+                     "for a raw and a denoised movie (not an SNR)",
+    "Pearson r": "correlation of the layer's ΔF/F with the reference's",
+    "NRMSE": "RMSE of the layer's ΔF/F against the reference's, over the layer's range",
     "Events": "transients detected on the reference's ΔF/F (lightly smoothed); "
               "▼ on the reference plot",
     "Peak ratio": "median over events of the layer's peak ΔF/F over the reference's "
@@ -37,10 +47,12 @@ def make_fidelity_table() -> QTableWidget:
         if name in _TIPS:
             table.horizontalHeaderItem(j).setToolTip(_TIPS[name])
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long layer names: "raw…_v2"
+    table.setWordWrap(False)
     table.verticalHeader().setVisible(False)
     hh = table.horizontalHeader()
     hh.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-    for j in (0, TABLE_COLUMNS.index("Events"), len(TABLE_COLUMNS) - 1):
+    for j in (0, _COL["Events"], len(TABLE_COLUMNS) - 1):
         hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
     table.setMinimumHeight(80)
     return table
@@ -53,18 +65,21 @@ def fill_fidelity_table(table: QTableWidget, res: tr.TraceResult, colors: dict) 
     warn = QColor(WARN_COLOR)
     for i, r in enumerate(rows):
         flags = list(r.get("flags") or [])
-        vals = [str(r["roi"]), r["layer"], _num(r["snr_db"], 2), _num(r["pearson_r"], 4),
-                _num(r["nrmse"], 4), str(r.get("n_events", "")),
+        vals = [str(r["roi"]), r["layer"], _num(r["snr_db"], 2), _num(r.get("contrast_db"), 2),
+                _num(r["pearson_r"], 4), _num(r["nrmse"], 4), str(r.get("n_events", "")),
                 _num(r.get("peak_ratio"), 2), _num(r.get("onset_delay"), 2),
                 ("⚠ " + ", ".join(FLAG_TEXT.get(f, f) for f in flags)) if flags else ""]
-        red = {8} if flags else set()
+        last = len(TABLE_COLUMNS) - 1
+        red = {last} if flags else set()
         if "flattened" in flags:
-            red.add(6)
+            red.add(_COL["Peak ratio"])
         if "shifted" in flags:
-            red.add(7)
+            red.add(_COL["Delay (fr)"])
         for j, v in enumerate(vals):
             item = QTableWidgetItem(v)
-            if j not in (1, 8):
+            if j == 1:
+                item.setToolTip(str(v))  # the whole name (the cell elides its middle)
+            if j not in (1, last):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if j == 0:
                 c = colors.get(r["roi"], palette_color(r["roi"]))

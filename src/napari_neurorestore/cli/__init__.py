@@ -1,7 +1,7 @@
 """``neurorestore`` command line: the same core generators as the widgets, drained with a
 text progress bar. Importing it does not import torch.
 
-    neurorestore denoise IN.tif -o OUT.tif|OUT.zarr [--window C] [--epochs N] ...
+    neurorestore denoise IN.tif -o OUT.tif|OUT.zarr [--window C] [--steps N] ...
     neurorestore sparse|upsample|isotropize IN.tif -o OUT.tif [options]
     neurorestore traces | report | demo | gui
 """

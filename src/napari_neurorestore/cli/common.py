@@ -21,40 +21,74 @@ USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, PermissionError, 
 
 
 class ProgressBar:
-    """A one-line text progress bar on stderr (carriage return updates; newline per stage)."""
+    """A text progress bar on stderr.
 
-    def __init__(self, stream=None, width: int = 30, quiet: bool = False):
+    On a terminal: one line, updated in place with carriage returns (a newline per stage).
+    Elsewhere (a file, a pipe, a cluster job's log) it never writes a carriage return: one
+    line per ``step`` of progress (5 %) or per ``every`` seconds, whichever comes first,
+    and one at each stage's start and end, so that logs stay readable.
+    """
+
+    def __init__(self, stream=None, width: int = 30, quiet: bool = False,
+                 tty: bool | None = None, step: float = 0.05, every: float = 10.0):
         self.stream = stream or sys.stderr
         self.width = width
         self.quiet = quiet
+        if tty is None:
+            try:
+                tty = bool(self.stream.isatty())
+            except (AttributeError, ValueError):  # no isatty, or a closed stream
+                tty = False
+        self.tty = tty
+        self.step, self.every = step, every
         self.stage = None
         self.last = 0.0
+        self.last_fraction = 0.0
 
-    def __call__(self, p: Progress) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        new_stage = p.stage != self.stage
-        if new_stage and self.stage is not None:
-            self.stream.write("\n")
-        self.stage = p.stage
-        if not new_stage and now - self.last < 0.2 and p.fraction < 1.0:
-            return
-        self.last = now
-        fill = int(round(self.width * p.fraction))
+    def _line(self, p: Progress) -> str:
+        fill = int(round(self.width * min(max(p.fraction, 0.0), 1.0)))
         bar = "#" * fill + "-" * (self.width - fill)
         extra = []
         if p.loss is not None:
             extra.append(f"loss {p.loss:.4g}")
         if p.eta is not None:
             extra.append(f"{p.eta:5.0f} s left")
-        line = f"\r{p.stage:>8} [{bar}] {100 * p.fraction:5.1f}% " + " ".join(extra)
-        self.stream.write(line.ljust(78))
+        return f"{p.stage:>8} [{bar}] {100 * p.fraction:5.1f}% " + " ".join(extra)
+
+    def __call__(self, p: Progress) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        new_stage = p.stage != self.stage
+        if not self.tty:
+            self._log(p, now, new_stage)
+            return
+        if new_stage and self.stage is not None:
+            self.stream.write("\n")
+        self.stage = p.stage
+        if not new_stage and now - self.last < 0.2 and p.fraction < 1.0:
+            return
+        self.last = now
+        self.stream.write(("\r" + self._line(p)).ljust(78))
+        self.stream.flush()
+
+    def _log(self, p: Progress, now: float, new_stage: bool) -> None:
+        """Not a terminal: whole lines, one per ``step`` of progress or ``every`` seconds."""
+        done = p.fraction >= 1.0
+        if not new_stage:
+            if self.last_fraction >= 1.0:
+                return  # this stage's last line is written
+            if not (done or p.fraction >= self.last_fraction + self.step
+                    or now - self.last >= self.every):
+                return
+        self.stage, self.last, self.last_fraction = p.stage, now, p.fraction
+        self.stream.write(self._line(p).rstrip() + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         if not self.quiet and self.stage is not None:
-            self.stream.write("\n")
+            if self.tty:
+                self.stream.write("\n")
             self.stream.flush()
             self.stage = None
 

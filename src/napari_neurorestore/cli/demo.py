@@ -5,10 +5,14 @@ from __future__ import annotations
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="headless demo: denoise a simulated movie, print figures")
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--train-seconds", type=float, default=30.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=300, metavar="T",
+                   help="frames of the simulated movie (default 300)")
+    p.add_argument("--size", type=int, default=128, metavar="PX",
+                   help="side of the simulated field of view in pixels (default 128)")
+    p.add_argument("--train-seconds", type=float, default=30.0, metavar="S",
+                   help="the denoiser's training time budget in seconds (default 30)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the simulation and of the training (default 0)")
     p.set_defaults(func=run_demo)
 
 

@@ -12,6 +12,7 @@ defaults. The method's extra inputs (``Method.cli_options``) and the shared run 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import MISSING, Field, fields
 from typing import Any
@@ -62,7 +63,7 @@ def add_field(group: Any, f: Field, doc: dict[str, str]) -> None:
             kw["choices"] = list(f.metadata["choices"])
         if "metavar" in f.metadata:
             kw["metavar"] = f.metadata["metavar"]
-    group.add_argument(flag_of(f), **kw)
+    group.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
 
 
 def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:
@@ -79,7 +80,8 @@ def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:
     for f in fields(method.params_class):
         add_field(g, f, doc)
     for flag, kw in method.cli_options:
-        g.add_argument(flag, **kw)
+        kw = dict(kw)
+        g.add_argument(flag, *kw.pop("aliases", ()), **kw)
     add_run_options(p, method.distributed)
     p.set_defaults(func=run, method=method.name)
     return p
@@ -93,7 +95,7 @@ def request_from(args: Any) -> Any:
     m = get(args.method)
     given = {f.name: getattr(args, f.name) for f in fields(m.params_class)
              if getattr(args, f.name, None) is not None}
-    params = m.params_class(**given)
+    params = _flagged(m.params_class, lambda: m.params_class(**given))
     dests = [kw.get("dest", flag.lstrip("-").replace("-", "_")) for flag, kw in m.cli_options]
     options = {d: getattr(args, d) for d in dests}
     inputs = list(args.input) if isinstance(args.input, list) else [args.input]
@@ -101,6 +103,34 @@ def request_from(args: Any) -> Any:
                    save_model=args.save_model, overwrite=args.overwrite, force=args.force,
                    quiet=args.quiet, workers=getattr(args, "workers", None),
                    scheduler=getattr(args, "dask_scheduler", None), options=options)
+
+
+def with_flags(message: str, params_class: type) -> str:
+    """``message`` with the parameter names it mentions written as the CLI's flags
+    ("patch_size must be ..." -> "--patch-size must be ..."): every name with an
+    underscore, and a plain name at the start of a sentence or in "set A or B"."""
+    flags = {f.name: flag_of(f) for f in fields(params_class)}
+    if not flags:
+        return message
+    words = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+
+    def sub(m: re.Match) -> str:
+        name = m.group(0)
+        return flags[name] if "_" in name else name
+
+    out = re.sub(rf"(?<![\w-])({words})(?![\w-])", sub, message)
+    lead = rf"(^|[.;:] |\bset |\bor |\band )({words})(?= (must|applies|or|and|is)\b|\s*\()"
+    return re.sub(lead, lambda m: m.group(1) + flags[m.group(2)], out)
+
+
+def _flagged(params_class: type, call: Any) -> Any:
+    """``call()``, its ValueError's message naming flags instead of field names."""
+    try:
+        return call()
+    except ValueError as e:
+        if e.args and isinstance(e.args[0], str):
+            e.args = (with_flags(e.args[0], params_class), *e.args[1:])
+        raise
 
 
 def run(args: Any) -> int:
@@ -111,7 +141,7 @@ def run(args: Any) -> int:
     m = get(req.method)
     bar = ProgressBar(quiet=args.quiet)
     try:
-        outcomes = restore_files(req, progress=bar)
+        outcomes = _flagged(m.params_class, lambda: restore_files(req, progress=bar))
     finally:
         bar.close()
     for o in outcomes:

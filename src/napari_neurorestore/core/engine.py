@@ -33,8 +33,8 @@ from .methods import get
 from .methods.base import Grid
 from .progress import Cancelled, Progress, drain
 
-#: probe the network's speed only when the nominal estimate of the run passes this (s):
-#: a small run is not slowed down by its own estimate
+#: probe the network's speed only when the nominal estimate of a training run passes this
+#: (s): a small run is not slowed down by its own estimate (a --model run always probes)
 PROBE_ABOVE_SECONDS = 20.0
 _SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr")
 
@@ -90,7 +90,7 @@ def _stderr(msg: str) -> None:
 # --------------------------------------------------------------------------- checks
 def output_paths(method: Any, inputs: list[str], output: str) -> list[Path]:
     """One output per input: ``output`` itself for one input; for several (methods that
-    take several), ``OUTDIR/<stem>_<suffix>.zarr``."""
+    take several), ``OUTDIR/<stem>_<suffix>.ome.zarr``."""
     if len(inputs) == 1:
         return [Path(output)]
     if not getattr(method, "many_inputs", False):
@@ -107,7 +107,7 @@ def output_paths(method: Any, inputs: list[str], output: str) -> list[Path]:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
-        outs.append(outdir / f"{name}_{method.suffix}.zarr")
+        outs.append(outdir / f"{name}_{method.suffix}.ome.zarr")  # OME-Zarr: pixel sizes
     if len(set(outs)) != len(outs):
         raise ValueError("two inputs have the same name; their outputs would collide")
     outdir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +218,8 @@ def preflight(method: Any, data: Any, params: Any, model: Any = None, *, quiet: 
     est = estimate_cost(method.name, data, params, model=model, device=params.device,
                         streaming=streaming, probe=False)
     total = est.infer_seconds + (est.train_seconds or 0.0)
-    if not quiet and total > PROBE_ABOVE_SECONDS:
+    if not quiet and (model is not None or total > PROBE_ABOVE_SECONDS):  # a model run:
+        # the nominal rate says little of the network's real speed (~1 s to measure)
         est = estimate_cost(method.name, data, params, model=model, device=params.device,
                             streaming=streaming, probe=True)
     if not quiet:
@@ -328,9 +329,12 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     lay = m.output_layout(model, shape, params)
     md = metadata_for(model, {**m.output_metadata(model, params, shape), "source": str(src)})
     ax = lay.axes or (axes if len(axes) == len(grid.shape) else None)
+    from .pixel_sizes import output_geometry  # the input's pixel sizes, on the output grid
+
+    geo = output_geometry(src, axes, len(shape), grid, output)
     out = open_output(output, grid.shape, req.overwrite, chunks=lay.chunks,
                       chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
-                      total=lay.total, temporary=True)
+                      total=lay.total, temporary=True, **geo)
     where = getattr(out, "__dict__", {}).get("_temp_path", output)
     if lay.unit == "frames":
         recorder = ChunkRecorder(out, lay.total)

@@ -49,9 +49,31 @@ def field_docs(cls: type) -> dict[str, str]:
     return out
 
 
-def _seconds(default: float | None, budget: str) -> Any:
-    return opt(default, f"cap on training wall time (whichever of {budget}/seconds comes "
-               "first)", min=0.1, step=10, label="training time cap (s)")
+#: every method's training budget: the same default wall time for all four (s)
+TRAIN_SECONDS = 60.0
+
+
+def _seconds(budget: str) -> Any:
+    return opt(TRAIN_SECONDS, f"training time budget in seconds (default {TRAIN_SECONDS:g} s, "
+               f"as for every method; reading the training data included); whichever of "
+               f"this and the training length in {budget} (--steps) comes first ends training",
+               min=0.1, step=10, label="training time (s)")
+
+
+def _length(unit: str, what: str) -> Any:
+    """The field that ends training after a number of ``unit`` (None: the time budget alone
+    ends it). The CLI's flag is ``--steps`` for every method (``--epochs`` is an alias);
+    ``what`` says what one unit is."""
+    return opt(None, f"training length in {unit} ({what}; default: no limit, the time "
+               "budget ends training)", min=1, max=10_000_000, flag="--steps",
+               aliases=("--epochs",), metavar=unit.upper())
+
+
+def _check_length(name: str, value: Any, train_seconds: Any) -> None:
+    if value is not None:
+        _check_int(name, value, 1)
+    elif train_seconds is None:
+        raise ValueError(f"set {name} or train_seconds (or both): training needs an end")
 
 
 def _common() -> dict[str, Any]:
@@ -59,7 +81,8 @@ def _common() -> dict[str, Any]:
     return {"learning_rate": opt(1e-3, "Adam's initial learning rate", min=1e-6, max=0.5,
                                  step=1e-4),
             "seed": opt(0, "random seed", min=0, max=2**31 - 1),
-            "device": opt("auto", "compute device", choices=("auto", "cpu", "cuda", "mps"))}
+            "device": opt("auto", "compute device: auto (a CUDA or Apple GPU when there is one, "
+                          "else the CPU), cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))}
 
 
 class _Params:
@@ -97,10 +120,10 @@ class DenoiseParams(_Params):
         the other ``window - 1`` frames, never from itself, so its noise cannot be learned.
     stride : temporal step S between training windows; an epoch visits every S-th window.
     epochs : passes over the windows of the movie (None = no limit: ``train_seconds``
-        alone ends training).
+        alone ends training; the CLI's ``--steps``).
     train_seconds : wall-time budget of training, reading the training frames included
-        (None = no cap; then ``epochs`` must be set); whichever of ``epochs`` and
-        ``train_seconds`` comes first ends training.
+        (default 60 s, as for every method; None = no cap, then ``epochs`` must be set);
+        whichever of ``epochs`` and ``train_seconds`` comes first ends training.
     patch_size : side of the random square crops used for training (multiple of 4).
     batch_size : training windows per optimisation step.
     learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
@@ -112,11 +135,8 @@ class DenoiseParams(_Params):
 
     window: int = opt(11, "temporal window C, odd", min=3, max=31, step=2, label="window (frames)")
     stride: int = opt(1, "training window stride S", min=1, max=31)
-    epochs: int | None = opt(None, "training epochs (default: no limit; the time budget ends training)",
-                             min=1, max=10000)
-    train_seconds: float | None = opt(60.0, "training time budget in seconds (reading the "
-                                      "training frames included)", min=0.1, step=10,
-                                      label="training time (s)")
+    epochs: int | None = _length("epochs", "an epoch: a pass over the movie's windows")
+    train_seconds: float | None = _seconds("epochs")
     patch_size: int = opt(32, "side of the training crops (multiple of 4)", min=16, max=1024, step=4)
     batch_size: int = opt(16, "training windows per optimisation step", min=1, max=1024)
     learning_rate: float = opt(2e-3, "Adam's initial learning rate", min=1e-6, max=0.5, step=1e-4)
@@ -136,10 +156,7 @@ class DenoiseParams(_Params):
         if self.window % 2 == 0:
             raise ValueError(f"window must be odd (the centre frame is predicted), got {self.window}")
         _check_int("stride", self.stride, 1, self.window)
-        if self.epochs is not None:
-            _check_int("epochs", self.epochs, 1)
-        elif self.train_seconds is None:
-            raise ValueError("set epochs or train_seconds (or both): training needs an end")
+        _check_length("epochs", self.epochs, self.train_seconds)
         self._check_common()
         _check_int("patch_size", self.patch_size, 16, 1024)
         if self.patch_size % 4:
@@ -163,8 +180,9 @@ class UpsampleParams(_Params):
     prior : "none" trains on the input alone (strict zero-shot); "simulated" also trains on
         a procedurally generated neuron volume at the true scale (no user data), mixed with
         the input's own crops. See the benchmark for when each wins.
-    steps : optimisation steps (whichever of ``steps`` and ``train_seconds`` comes first).
-    train_seconds : wall-time cap on training (None = no cap).
+    steps : optimisation steps (None = no limit: ``train_seconds`` alone ends training;
+        whichever of ``steps`` and ``train_seconds`` comes first ends training).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
     patch_size : side of the training crops, in input pixels (rounded down to a multiple of
         the factor; clipped to the volume's depth along z).
     batch_size, learning_rate, width, depth : training batch, Adam's initial learning rate,
@@ -187,8 +205,8 @@ class UpsampleParams(_Params):
     factor: int = opt(3, "upsampling factor per axis", min=2, max=4, choices=(2, 3, 4))
     lateral_only: bool = opt(False, "upsample y and x only")
     prior: str = opt("none", "'simulated': also train on a simulated neuron volume at the true scale ('none': the input alone)", choices=("none", "simulated"))
-    steps: int = opt(4000, "training steps (--train-seconds caps the time)", min=1, max=1000000)
-    train_seconds: float | None = _seconds(60.0, "steps")
+    steps: int | None = _length("steps", "optimisation steps of one batch")
+    train_seconds: float | None = _seconds("steps")
     patch_size: int = opt(36, "training crop side in input pixels", min=8, max=512)
     batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
     learning_rate: float = _common()["learning_rate"]
@@ -216,7 +234,7 @@ class UpsampleParams(_Params):
         _check_choice(self, "base")
         if self.two_stage and self.factor != 4:
             raise ValueError("two_stage applies to factor 4 only")
-        _check_int("steps", self.steps, 1)
+        _check_length("steps", self.steps, self.train_seconds)
         self._check_common()
         _check_int("patch_size", self.patch_size, 8, 512)
         _check_int("batch_size", self.batch_size, 1, 1024)
@@ -248,9 +266,9 @@ class SparseParams(_Params):
     denoise : also denoise the acquired lines (their values are then a restored estimate);
         off keeps the acquired lines exactly as measured.
     epochs : training length: an epoch draws about as many random crops as the frames
-        hold (at least 10 steps); whichever of ``epochs`` and ``train_seconds`` comes
-        first ends training.
-    train_seconds : wall-time cap on training (None = no cap).
+        hold (at least 10 steps); None = no limit; whichever of ``epochs`` and
+        ``train_seconds`` comes first ends training (the CLI's ``--steps``).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
     patch_size : side of the training crops in samples (multiple of 4).
     batch_size : training crops per optimisation step.
     learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
@@ -265,8 +283,9 @@ class SparseParams(_Params):
     simulate: bool = opt(False, "the input is fully sampled: keep every M-th line, reconstruct, and print PSNR/SSIM/trace NRMSE against the full stack")
     context: int = opt(6, "neighbouring frames on each side given to the network", min=0, max=8)
     denoise: bool = opt(True, "also denoise the acquired lines (off: keep them exactly as measured)")
-    epochs: int = opt(40, "training epochs", min=1, max=10000)
-    train_seconds: float | None = _seconds(None, "epochs")
+    epochs: int | None = _length("epochs", "an epoch: about as many crops as the frames "
+                                 "hold, at least 10 steps")
+    train_seconds: float | None = _seconds("epochs")
     patch_size: int = opt(32, "side of the training crops in samples (multiple of 4)", min=8, max=1024, step=4)
     batch_size: int = opt(16, "training crops per optimisation step", min=1, max=1024)
     learning_rate: float = _common()["learning_rate"]
@@ -285,7 +304,7 @@ class SparseParams(_Params):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_int("context", self.context, 0, 8)
-        _check_int("epochs", self.epochs, 1)
+        _check_length("epochs", self.epochs, self.train_seconds)
         self._check_common()
         _check_int("patch_size", self.patch_size, 8, 1024)
         if self.patch_size % 4:
@@ -306,8 +325,9 @@ class IsotropizeParams(_Params):
         adversarially so degraded lateral slices look like the real axial slices).
     sigma_z : the axial blur beyond the lateral one, as a Gaussian sigma in lateral
         pixels (None = estimate it from the volume's axial and lateral spectra).
-    steps : optimisation steps (whichever of ``steps`` and ``train_seconds`` ends first).
-    train_seconds : wall-time cap on training (None = no cap).
+    steps : optimisation steps (None = no limit; whichever of ``steps`` and
+        ``train_seconds`` ends first).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
     patch_size : side of the square training crops (multiple of 4).
     batch_size : training crops per optimisation step.
     learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
@@ -323,8 +343,8 @@ class IsotropizeParams(_Params):
     z_ratio: float = opt(2.0, "z pixel size / lateral pixel size (required unless --model is given)", min=1.0, max=16.0, step=0.1, metavar="R", label="z ratio")
     degradation: str = opt("gaussian", "training degradation model", choices=("gaussian", "learned"))
     sigma_z: float | None = opt(None, "axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None: estimated from the data)", min=0.0, max=32.0, step=0.1, metavar="S")
-    steps: int = opt(4000, "training steps", min=1, max=1000000)
-    train_seconds: float | None = _seconds(None, "steps")
+    steps: int | None = _length("steps", "optimisation steps of one batch")
+    train_seconds: float | None = _seconds("steps")
     patch_size: int = opt(64, "side of the square training crops (multiple of 4)", min=16, max=1024, step=4)
     batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
     learning_rate: float = _common()["learning_rate"]
@@ -349,7 +369,7 @@ class IsotropizeParams(_Params):
                 raise ValueError(f"sigma_z must be between 0 and 32 lateral pixels or None "
                                  f"(estimate), got {s!r}")
             object.__setattr__(self, "sigma_z", float(s))
-        _check_int("steps", self.steps, 1)
+        _check_length("steps", self.steps, self.train_seconds)
         self._check_common()
         _check_int("patch_size", self.patch_size, 16, 1024)
         if self.patch_size % 4:

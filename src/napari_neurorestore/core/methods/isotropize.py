@@ -158,7 +158,8 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     remaining = None
     if params.train_seconds is not None:
         remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
-    history = yield from fit(net, sample_batch, F.mse_loss, params.steps, remaining,
+    total = 10**9 if params.steps is None else params.steps  # None: the time budget ends it
+    history = yield from fit(net, sample_batch, F.mse_loss, total, remaining,
                              params.learning_rate, cancel)
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}

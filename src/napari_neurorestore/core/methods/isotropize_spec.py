@@ -173,7 +173,7 @@ class IsotropizeMethod(Method):
         out_bytes = 0 if streaming else F32 * nz * hh * ww
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
                 "gpu": act + 2 * bpix * F32, "out_shape": (nz, hh, ww), "work": work,
-                "unit_work": 1, "unit": "px", "train_steps": p.steps}
+                "unit_work": 1, "unit": "px", "train_steps": float("inf") if p.steps is None else p.steps}
 
     def probe_inference(self, shape, p, device, timed):
         from ..progress import drain

@@ -198,7 +198,7 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     n_a, n_b = src.segments[0].shape[-2:]
     crops = int(src.lengths.sum()) * max(1, (n_a * n_b) // params.patch_size**2)
     steps_per_epoch = max(10, -(-crops // params.batch_size))
-    total = params.epochs * steps_per_epoch
+    total = 10**9 if params.epochs is None else params.epochs * steps_per_epoch
 
     def sample_batch():
         x, y = src.batch(params.batch_size, params.patch_size)
@@ -212,9 +212,15 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     val = src.validation(VALIDATION_CROPS, params.patch_size)
     best = {"loss": float("inf"), "step": 0, "state": None}
 
+    val_seconds = [0.0]  # the last validation's time: one that would overrun is skipped
+
     def validate(step: int, force: bool = False) -> None:
         if val is None or (step % VALIDATE_EVERY and step != total and not force):
             return
+        t_val = time.perf_counter()
+        if (params.train_seconds is not None
+                and t_val - t_start + val_seconds[0] > params.train_seconds):
+            return  # the time budget holds (the weights validated so far compete)
         with torch.no_grad():
             xv, yv = (torch.from_numpy(a).to(device) for a in val)
             loss = float(sum(_masked_mse(net(xv[i:i + 16]), yv[i:i + 16]) * len(xv[i:i + 16])
@@ -222,6 +228,7 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
         if loss < best["loss"]:
             best.update(loss=loss, step=step,
                         state={kk: v.detach().clone() for kk, v in net.state_dict().items()})
+        val_seconds[0] = time.perf_counter() - t_val
 
     remaining = None
     if params.train_seconds is not None:

@@ -154,8 +154,9 @@ class SparseMethod(Method):
     runtime_fields = ("device", "chunk_frames", "simulate", "denoise")
     fixed_fields = ("factor", "axis")
     cli_options = (
-        ("--labels", {"metavar": "ROIS.tif", "help": "with --simulate: ROI label image for the "
-                      "trace figures (default: the 20 most active 8x8 tiles)"}),
+        ("--rois", {"dest": "labels", "aliases": ("--labels",), "metavar": "ROIS.tif",
+                    "help": "with --simulate: ROI label image for the trace figures "
+                    "(default: the 20 most active 8x8 tiles; --labels is an alias)"}),
         ("--reference", {"metavar": "REF.tif", "help": "train on this fully sampled stack "
                          "from the same rig (supervised pairs by dropping lines) instead of "
                          "on the input"}),
@@ -198,7 +199,7 @@ class SparseMethod(Method):
             raise ValueError("--model and --reference exclude each other (a saved model is "
                              "applied without training)")
         if req.options.get("labels") and not req.params.simulate:
-            raise ValueError("--labels is used with --simulate only")
+            raise ValueError("--rois is used with --simulate only")
 
     def open_options(self, options):
         from ..io import read_tiff
@@ -270,8 +271,8 @@ class SparseMethod(Method):
             out_bytes = n * planes * fb * (1 / m + 3)
             out_shape = list(shape)
         frame_work = na * nb * m
-        steps = p.epochs * max(10, -(-n * planes * max(1, na * nb // p.patch_size**2)
-                                     // p.batch_size))
+        per_epoch = max(10, -(-n * planes * max(1, na * nb // p.patch_size**2) // p.batch_size))
+        steps = float("inf") if p.epochs is None else p.epochs * per_epoch
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
                 "gpu": act + 3 * raw, "out_shape": out_shape,
                 "work": n * planes * frame_work, "unit_work": frame_work, "unit": "frames",

@@ -134,7 +134,8 @@ def train(data: Any, params: UpsampleParams, cancel: CancelToken | None = None
         torch.set_num_threads(min(threads, TRAIN_THREADS))
     try:
         history = yield from fit(net, _make_batches(params, sampler, prior, nf, device),
-                                 torch.nn.functional.mse_loss, params.steps, remaining,
+                                 torch.nn.functional.mse_loss,
+                                 10**9 if params.steps is None else params.steps, remaining,
                                  params.learning_rate, cancel)
     finally:
         torch.set_num_threads(threads)

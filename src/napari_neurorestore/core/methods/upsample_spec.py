@@ -259,7 +259,7 @@ class UpsampleMethod(Method):
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
                 "gpu": act + coarse * F32, "out_shape": out_shape,
                 "work": n_tiles * coarse * flips * (2 if p.two_stage else 1),
-                "unit_work": coarse * flips, "unit": "tiles", "train_steps": p.steps}
+                "unit_work": coarse * flips, "unit": "tiles", "train_steps": float("inf") if p.steps is None else p.steps}
 
     def probe_inference(self, shape, p, device, timed):
         from ..progress import drain

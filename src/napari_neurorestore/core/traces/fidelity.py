@@ -1,9 +1,12 @@
 """Per-layer traces and their fidelity figures against the reference.
 
 Fidelity figures follow the fiberscopy paper: Pearson r and NRMSE (RMSE between the compare
-ΔF/F and the reference ΔF/F over the range of the compare ΔF/F) per ROI, and
-SNR = 10 log10(P_signal / P_noise) with P_signal the mean intensity of the ROI and P_noise
-the mean intensity of the background annulus adjacent to it. Transient fidelity
+ΔF/F and the reference ΔF/F over the range of the compare ΔF/F) per ROI, and its "SNR",
+here called *contrast* = 10 log10(F_ROI / F_annulus), the mean intensity of the ROI over the
+mean intensity of the background annulus adjacent to it (less the offset): a property of
+the scene, the same for a raw and a denoised movie. The *SNR* is that of the trace:
+20 log10(ΔF/F peak / baseline noise std) (:func:`trace_snr_db`), which rises when the noise
+falls. Transient fidelity
 (:mod:`.transients`) adds, per ROI and compare layer, the number of events detected on the
 reference, the restored/reference peak ratio, the onset delay and the "flattened"/"shifted"
 flags.
@@ -20,7 +23,25 @@ from ..metrics import nrmse, pearson, snr_db
 from .dff import TraceParams
 from .transients import detect_events, transient_fidelity
 
-__all__ = ["LayerTraces", "TraceResult", "fidelity_rows"]
+__all__ = ["LayerTraces", "TraceResult", "fidelity_rows", "trace_snr_db"]
+
+
+def trace_snr_db(dff: np.ndarray, peak_percentile: float = 99.5) -> float:
+    """SNR of a ΔF/F trace in dB: 20 log10(peak / noise), ``peak`` the trace's
+    ``peak_percentile`` above its median (the baseline) and ``noise`` the baseline noise std,
+    estimated from frame-to-frame differences (median absolute deviation / 0.6745 / √2:
+    robust to transients and slow drift). Rises when the noise falls; NaN for a flat or too
+    short trace."""
+    x = np.asarray(dff, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 4:
+        return float("nan")
+    d = np.diff(x)
+    noise = float(np.median(np.abs(d - np.median(d)))) / 0.6745 / np.sqrt(2.0)
+    peak = float(np.percentile(x, peak_percentile) - np.median(x))
+    if not (noise > 0 and peak > 0):
+        return float("nan")
+    return float(20.0 * np.log10(peak / noise))
 
 
 def _finite_mean(a: np.ndarray) -> float:
@@ -48,9 +69,13 @@ class LayerTraces:
     offset: float = 0.0
 
     def snr_db(self) -> np.ndarray:
-        """Per ROI: 10 log10(P_signal / P_noise), P_signal the mean intensity of the ROI and
-        P_noise the mean intensity of the annulus adjacent to it (both less ``offset``);
-        NaN when either is not positive."""
+        """Per ROI: the SNR of its ΔF/F trace in dB (:func:`trace_snr_db`)."""
+        return np.array([trace_snr_db(d) for d in self.dff], np.float64).reshape(-1)
+
+    def contrast_db(self) -> np.ndarray:
+        """Per ROI: 10 log10(F_ROI / F_annulus), the mean intensity of the ROI over the mean
+        intensity of the annulus adjacent to it (both less ``offset``; the fiberscopy
+        paper's "SNR"); NaN when either is not positive."""
         out = np.full(self.f.shape[0], np.nan)
         for i in range(self.f.shape[0]):
             ps = _finite_mean(self.f[i]) - self.offset
@@ -136,8 +161,9 @@ class TraceResult:
 
 
 def fidelity_rows(result: TraceResult, **transient_options: Any) -> list[dict[str, Any]]:
-    """One row per ROI and layer: roi, layer, role, snr_db (the fiberscopy definition),
-    and for compare layers pearson_r and nrmse of its ΔF/F against the reference's ΔF/F
+    """One row per ROI and layer: roi, layer, role, snr_db (the SNR of its ΔF/F trace:
+    20 log10(peak / baseline noise std), see :func:`trace_snr_db`), contrast_db (10
+    log10 of the ROI's mean over its annulus's: the fiberscopy paper's "SNR"), and for compare layers pearson_r and nrmse of its ΔF/F against the reference's ΔF/F
     (RMSE over the range of the compare trace; NaN for the reference row).
 
     Transient fidelity (:func:`~.transients.transient_fidelity`, options passed on, e.g.
@@ -149,6 +175,7 @@ def fidelity_rows(result: TraceResult, **transient_options: Any) -> list[dict[st
     """
     ref = result.reference
     snr = [lt.snr_db() for lt in result.layers]
+    contrast = [lt.contrast_db() for lt in result.layers]
     det = {k: transient_options[k] for k in ("smooth_frames", "threshold_sd", "min_separation",
                                              "min_peak") if k in transient_options}
     events = [detect_events(np.asarray(ref.dff[i], np.float64), **det)
@@ -160,7 +187,8 @@ def fidelity_rows(result: TraceResult, **transient_options: Any) -> list[dict[st
         r0 = ref.dff[i]
         for j, lt in enumerate(result.layers):
             row: dict[str, Any] = {"roi": int(rid), "layer": lt.name, "role": lt.role,
-                                   "snr_db": float(snr[j][i])}
+                                   "snr_db": float(snr[j][i]),
+                                   "contrast_db": float(contrast[j][i])}
             if lt.role == "reference":
                 row["pearson_r"] = float("nan")
                 row["nrmse"] = float("nan")

@@ -18,8 +18,8 @@ __all__ = ["FIDELITY_COLUMNS", "write_table_csv", "write_traces_csv", "write_fid
 
 
 #: The columns of the fidelity CSV (see :func:`~.fidelity.fidelity_rows`), in order.
-FIDELITY_COLUMNS = ("roi", "layer", "role", "snr_db", "pearson_r", "nrmse", "n_events",
-                    "peak_ratio", "onset_delay", "flags")
+FIDELITY_COLUMNS = ("roi", "layer", "role", "snr_db", "contrast_db", "pearson_r", "nrmse",
+                    "n_events", "peak_ratio", "onset_delay", "flags")
 
 
 def _fmt(v: Any) -> Any:
@@ -85,7 +85,7 @@ def _text_table(head: Sequence[str], body: Sequence[Sequence[str]], left: set[in
 
 def format_fidelity(rows: Sequence[Mapping[str, Any]]) -> str:
     """The fidelity rows as a plain-text table (for the CLI)."""
-    head = ["roi", "layer", "snr_db", "pearson_r", "nrmse"]
+    head = ["roi", "layer", "snr_db", "contrast_db", "pearson_r", "nrmse"]
 
     def f(v):
         if isinstance(v, float):
