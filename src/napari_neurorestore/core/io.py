@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import shutil  # noqa: F401  (tests patch io.shutil.disk_usage, used by core.paths)
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,21 @@ PROGRESS_ATTR = "neurorestore_progress"
 
 class InputError(ValueError):
     """The user's data cannot be processed as given (the message says why)."""
+
+
+from .paths import (  # noqa: E402,F401  (output-path rules; importable from here as before)
+    INCOMPLETE,
+    OUTPUT_SUFFIXES,
+    _remove_existing,
+    check_distinct,
+    check_free_space,
+    check_output_path,
+    check_output_suffix,
+    check_output_target,
+    incomplete_path,
+    is_incomplete,
+    resolved,
+)
 
 
 def check_dtype(data: Any) -> None:
@@ -66,124 +81,6 @@ def check_movie(data: Any, min_frames: int) -> None:
     # Small in-memory inputs are checked whole up front; large ones chunk by chunk later.
     if isinstance(data, np.ndarray) and not isinstance(data, np.memmap) and data.nbytes < 2**31:
         check_finite(data)
-
-
-def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Refuse to overwrite an existing file unless asked; check the folder is writable."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} already exists; choose another name or pass --overwrite")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or not _can_create(parent):
-        raise PermissionError(f"output folder {parent} is not writable")
-    return p
-
-
-def _can_create(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (a read-only mount, or a folder of
-    /proc, refuses even root, whom ``os.access`` always lets through)."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-#: the file types a restoration writes (``-o``)
-OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
-#: the infix of a TIFF output while it is written (renamed into place when complete)
-INCOMPLETE = ".incomplete"
-
-
-def resolved(path: str | os.PathLike) -> Path:
-    """``path`` made absolute with its symlinks followed (also for paths that do not exist
-    yet), so ``./x``, ``x`` and a link to ``x`` compare equal."""
-    return Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).resolve()
-
-
-def _overlap(a: Path, b: Path) -> bool:
-    """Whether writing ``a`` can touch ``b``: the same path, one inside the other (a file
-    of a zarr store, a store that holds the other), or the same file by another name."""
-    if a == b or a.is_relative_to(b) or b.is_relative_to(a):
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def check_distinct(outputs: Sequence[tuple[str, Any]], inputs: Sequence[tuple[str, Any]]
-                   ) -> None:
-    """Refuse, with or without ``--overwrite``, an output that is an input (or a model being
-    loaded, or inside an input's zarr store, or holds one) or the same path as another
-    output of the call. ``outputs``/``inputs``: (flag or role, path) pairs; None paths are
-    skipped."""
-    seen: list[tuple[str, Any, Path]] = []
-    ins = [(what, p, resolved(p)) for what, p in inputs if p is not None and str(p)]
-    for flag, o in outputs:
-        if o is None or not str(o):
-            continue
-        ro = resolved(o)
-        for what, p, rp in ins:
-            if _overlap(ro, rp):
-                raise InputError(f"{flag} {o} would write over the {what} {p}; an input is "
-                                 f"never replaced (not even with --overwrite): choose "
-                                 f"another output name")
-        for flag2, o2, ro2 in seen:
-            if _overlap(ro, ro2):
-                raise InputError(f"{flag} {o} and {flag2} {o2} are the same file: give each "
-                                 f"output its own name")
-        seen.append((flag, o, ro))
-
-
-def check_output_suffix(path: str | os.PathLike, flag: str = "-o",
-                        allowed: Sequence[str] = OUTPUT_SUFFIXES) -> None:
-    """Refuse an output name whose type we do not write (e.g. ``.png``, ``.h5``, none)."""
-    suffix = Path(os.fspath(path).rstrip("/\\")).suffix.lower()
-    if suffix not in allowed:
-        raise InputError(f"{flag} {path}: unknown output type "
-                         f"{suffix or '(no extension)'}; use {', '.join(allowed)}")
-
-
-def incomplete_path(path: str | os.PathLike) -> Path:
-    """Where a TIFF output is written until it is complete: ``OUT.incomplete.tif`` next to
-    ``OUT.tif`` (the same folder, so the final rename is atomic)."""
-    p = Path(path)
-    name = p.name
-    for ext in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-        if name.lower().endswith(ext):
-            return p.with_name(name[: -len(ext)] + INCOMPLETE + name[-len(ext):])
-    return p.with_name(name + INCOMPLETE)
-
-
-def is_incomplete(path: str | os.PathLike) -> str | None:
-    """Why the result at ``path`` is not a finished one (None when it is, or cannot tell):
-    a zarr output whose progress record says ``complete: false``, a TIFF still under its
-    temporary name, or a TIFF next to a leftover temporary one (a later run that stopped)."""
-    p = Path(path)
-    if is_zarr_path(p):
-        try:
-            from .zarr_io import output_progress
-
-            rec = output_progress(p)
-        except Exception:
-            return None
-        if rec is not None and not rec.get("complete", True):
-            done = {k: v for k, v in rec.items() if k.endswith(("_done", "_total"))}
-            return (f"{p} is an incomplete result (its neurorestore_progress record says "
-                    f"complete: false; {done})")
-        return None
-    if INCOMPLETE in p.name.lower():
-        return f"{p} is an incomplete result (a run that stopped before it was finished)"
-    left = incomplete_path(p)
-    if left.exists():
-        return (f"{left} is left over from a run that stopped: {p} may not be the result "
-                f"you expect")
-    return None
 
 
 def _check_readable_tiff(tf: Any, p: Path) -> None:
@@ -469,49 +366,6 @@ class ReleasingMemmap(np.memmap):
             release_pages(self)
             pending = 0
         self.__dict__["_pending"] = pending
-
-
-def check_free_space(folder: str | os.PathLike, nbytes: int, what: str = "the output",
-                     fraction: float = 1.0) -> None:
-    """Refuse to start when ``folder``'s disk has less than ``fraction * nbytes`` free."""
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return
-    if free < fraction * nbytes:
-        raise OSError(f"not enough free disk space for {what}: needs about "
-                      f"{nbytes / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free in {folder}")
-
-
-def check_output_target(path: str | os.PathLike, shape: tuple[int, ...],
-                        overwrite: bool = False, compress: bool = True) -> Path:
-    """All the checks :func:`open_output` makes, without creating anything: call it before
-    training so a bad output path, a missing zarr or a full disk fail before any work."""
-    p = check_output_path(path, overwrite)
-    nbytes = int(np.prod(shape)) * 4
-    folder = p.parent if str(p.parent) else Path(".")
-    if is_zarr_path(p) and p.suffix.lower() not in (".tif", ".tiff"):
-        _require("zarr")
-        if p.is_dir() and not any((p / m).exists() for m in (".zarray", ".zgroup", "zarr.json")):
-            raise FileExistsError(f"{p} is a folder that is not a zarr store; refusing to "
-                                  f"replace it (choose another output name)")
-        check_free_space(folder, nbytes, str(p), fraction=0.5 if compress else 1.0)
-    else:
-        if p.is_dir():
-            raise IsADirectoryError(f"{p} is a folder; give the output a file name (OUT.tif)")
-        check_free_space(folder, nbytes, str(p))
-    return p
-
-
-def _remove_existing(p: Path) -> None:
-    """Delete an existing output (``--overwrite``): a file, or a folder that is a zarr store."""
-    if p.is_dir():
-        if not any((p / m).exists() for m in (".zarray", ".zgroup", "zarr.json")):
-            raise FileExistsError(f"{p} is a folder that is not a zarr store; refusing to "
-                                  f"delete it (choose another output name)")
-        shutil.rmtree(p)
-    elif p.exists():
-        p.unlink()
 
 
 def _json_safe(d: dict | None) -> dict:

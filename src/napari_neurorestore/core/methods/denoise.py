@@ -190,8 +190,7 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
 
     remaining = None
     if params.train_seconds is not None:
-        keep = (min(max(denoise_centre.CHECK_SHARE * params.train_seconds, 0.5),
-                    0.25 * params.train_seconds) if params.centre_correction else 0.0)
+        keep = denoise_centre.CHECK_SHARE * params.train_seconds if params.centre_correction else 0.0
         remaining = max(1e-3, params.train_seconds - keep - (time.perf_counter() - t_start))
     # a run ended by its time budget is not step-reproducible anyway, so it may pick its
     # thread count by speed; a run of set epochs keeps a fixed count (same seed, same result)
