@@ -15,7 +15,6 @@ scripts drive it without clicking.
 from __future__ import annotations
 
 import html
-import importlib
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.progress import CancelToken, Progress
+from ..core.trust.checks import transients_available
 from .base import DockBase, Job, fill_combo, text_label
 from .layers import unique_name
 from .worker import EXPECTED_ERRORS, TaskOutcome
@@ -60,12 +60,6 @@ def _layer_data(layer: Any) -> Any:
     return data[0] if getattr(layer, "multiscale", False) else data
 
 
-def transients_available() -> bool:
-    try:
-        importlib.import_module("napari_neurorestore.core.traces.transients")
-    except ImportError:
-        return False
-    return True
 
 
 def assess_task(raw: Any, restored: Any, metadata: dict | None, rois: Any, transients: bool,

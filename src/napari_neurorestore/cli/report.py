@@ -7,11 +7,12 @@ numpy, tifffile and matplotlib only (no torch, Qt or napari).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Any
 
 import numpy as np
+
+from ..core.trust.checks import transients_available
 
 DESCRIPTION = """\
 Compare a restored movie or volume with the raw data it came from: fit the raw data's
@@ -66,13 +67,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def transients_available() -> bool:
-    """Whether ``core.traces.transients`` (needed by the transient checks) can be imported."""
-    try:
-        importlib.import_module("napari_neurorestore.core.traces.transients")
-    except ImportError:
-        return False
-    return True
 
 
 def format_check(c: Any) -> str:

@@ -134,3 +134,14 @@ def _raw_checks(figs, th, method, md, zero, temporal) -> list[Check]:
         out.append(_verdict("shifted_transients", dl, f"|x| <= {th['onset_delay']} frame",
                             abs(dl) > th["onset_delay"], f"median onset delay {dl:+.2f} frames"))
     return out
+
+
+def transients_available() -> bool:
+    """Whether the transient checks' module (``core.traces.transients``) can be imported."""
+    import importlib
+
+    try:
+        importlib.import_module("napari_neurorestore.core.traces.transients")
+    except ImportError:
+        return False
+    return True
