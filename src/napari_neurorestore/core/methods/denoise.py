@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.functional import conv2d, pixel_shuffle, pixel_unshuffle
 
 from ... import __version__
 from ..device import resolve_device
@@ -254,6 +255,47 @@ def auto_batch_size(frame_shape, device) -> int:
     return int(min(64, max(1, round(target / max(pixels, 1)))))
 
 
+def _unshuffle(block: np.ndarray) -> np.ndarray:
+    """(n, H, W) -> (H/2, W/2, n, 4): the 2x2 unshuffle with time inside each pixel, so a
+    window's frames are one slice per pixel (``2 i + j`` holds pixel (2y+i, 2x+j))."""
+    n, h, w = block.shape
+    cells = block.reshape(n, h // 2, 2, w // 2, 2).transpose(1, 3, 0, 2, 4)
+    return np.ascontiguousarray(cells).reshape(h // 2, w // 2, n, 4)
+
+
+def _gather(frames: np.ndarray, idx: np.ndarray, buf: np.ndarray) -> torch.Tensor:
+    """The net's input for windows ``idx`` (B, m) of unshuffled ``frames``, built in
+    ``buf`` (>= B, H/2, W/2, m, 4): (B, 4 m, H/2, W/2) in channels-last memory, which the
+    first convolution reads twice as fast as the (B, C, H, W) layout, with no reorder."""
+    for row, dst in zip(idx, buf):
+        j = 0
+        for run in np.split(row, np.flatnonzero(np.diff(row) != 1) + 1):
+            dst[:, :, j:j + len(run)] = frames[:, :, run[0]:run[-1] + 1]
+            j += len(run)
+    b = buf[:len(idx)]
+    return torch.from_numpy(b.reshape(*b.shape[:3], -1)).permute(0, 3, 1, 2)
+
+
+def _centre_correction(kernel: Any, dev: torch.device):
+    """The function ``r -> k * r`` (reflect-padded cross-correlation) of a model's centre
+    kernel, on (B, 1, H, W) residuals; None without a kernel. Frames larger than the
+    kernel use its 4-channel polyphase form (the same result, several times faster)."""
+    if kernel is None:
+        return None
+    k = torch.tensor(kernel, dtype=torch.float32, device=dev)[None, None]
+    kr = k.shape[-1] // 2
+    kp, pad = denoise_centre.polyphase_kernel(np.asarray(kernel, np.float32))
+    kp = torch.from_numpy(kp).to(dev)
+
+    def correct(r: torch.Tensor) -> torch.Tensor:
+        if min(r.shape[-2:]) <= pad:
+            return conv2d(torch.nn.functional.pad(r, [kr] * 4, mode="reflect"), k)
+        ru = pixel_unshuffle(torch.nn.functional.pad(r, [pad] * 4, mode="reflect"), 2)
+        return pixel_shuffle(conv2d(ru, kp), 2)
+
+    return correct
+
+
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
@@ -290,10 +332,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     k = params.half_window
     offsets = neighbour_offsets(params.window)
     mean, std = model.norm["mean"], model.norm["std"]
-    kernel = model.norm.get("centre_kernel")
-    if kernel is not None:
-        kernel = torch.tensor(kernel, dtype=torch.float32, device=dev)[None, None]
-        kr = kernel.shape[-1] // 2
+    correct = _centre_correction(model.norm.get("centre_kernel"), dev)
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -305,6 +344,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     tally = PredictTally((stop - start) * len(planes), "frames", "restored", "restoring",
                          on_chunk, written_total=stop - start)
     yield tally.start("restoring frames")
+    gbuf = None
     with tally.cancel_message(), torch.inference_mode():
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
@@ -314,18 +354,17 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                 block = _read(data, lo, hi, p)
                 check_finite(block, f"frames {lo}-{hi - 1}")
                 block = _pad4((block - mean) / std)
+                frames_u = _unshuffle(block)  # once per chunk, not once per window
+                if gbuf is None or gbuf.shape[1:3] != frames_u.shape[:2]:
+                    gbuf = np.empty((batch_size, *frames_u.shape[:2], len(offsets), 4), np.float32)
                 for s in range(a, b, batch_size):
                     cancel.check()
                     ts = np.arange(s, min(b, s + batch_size))
                     idx = neighbour_index(ts, offsets, t_len) - lo
-                    x = torch.from_numpy(block[idx]).to(dev)
-                    if dev.type == "cpu":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    y = net(x)
-                    if kernel is not None:  # out = f + k * (x_t - f), see denoise_centre
-                        c = torch.from_numpy(block[ts - lo][:, None]).to(dev)
-                        r = torch.nn.functional.pad(c - y, [kr] * 4, mode="reflect")
-                        y = y + torch.nn.functional.conv2d(r, kernel)
+                    x = _gather(frames_u, idx, gbuf)
+                    y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
+                    if correct is not None:  # out = f + k * (x_t - f), see denoise_centre
+                        y = y + correct(torch.from_numpy(block[ts - lo][:, None]).to(dev) - y)
                     y = y[:, 0, :h, :w].float().cpu().numpy()
                     buf[s - a:s - a + len(ts)] = y * std + mean
                 if p is None:
