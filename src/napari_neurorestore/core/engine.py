@@ -244,6 +244,7 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     m.check_request(req, model)
     params = run_params(m, model, req.params, req.given)
     check_device(params)
+    options = m.open_options(req.options)
     opened = []
     for f, o in zip(req.inputs, outputs, strict=True):
         data, axes = open_array(f)
@@ -251,11 +252,11 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
             raise InputError(f"{f} is a colour (RGB) image (axes {axes}); the methods take "
                              f"one intensity channel: split the channels first")
         m.check_input(data, params, training=model is None)
+        m.check_options(data, params, options)
         grid = m.grid(tuple(data.shape), params)
         check_output_target(o, grid.shape, req.overwrite)  # disk space, zarr: before work
         preflight(m, data, params, model, quiet=req.quiet, force=req.force, log=log)
         opened.append((f, o, data, axes, grid))
-    options = m.open_options(req.options)
     if req.distributed:
         return _distribute(m, req, model, params, opened, options, progress)
     done = []

@@ -291,6 +291,9 @@ class Method:
         (e.g. paths opened as arrays)."""
         return {}
 
+    def check_options(self, data: Any, params: Any, options: dict[str, Any]) -> None:
+        """Refuse opened options that do not fit ``data`` (before any output or training)."""
+
     def streams(self, params: Any) -> bool:
         """Whether a file run streams its result to disk (for the memory estimate)."""
         return True

@@ -57,6 +57,7 @@ from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
 from .sparse_figures import auto_rois, fidelity, format_simulation, roi_dff  # noqa: F401
 from .sparse_spec import (  # noqa: F401  (the geometry, importable from here as before)
+    check_simulation,
     METHOD,
     _context,
     _Frames,
@@ -378,11 +379,7 @@ def simulate(full: Any, params: SparseParams, cancel: CancelToken | None = None,
     """
     m, axis = params.factor, params.axis
     check_input(full, m, axis, sparse=False)
-    if np.ndim(full) == 4:
-        raise InputError("simulate mode takes a (y, x) image or a (t|z, y, x) stack")
-    if labels is not None and tuple(np.shape(labels)) != tuple(full.shape[-2:]):
-        raise InputError(f"labels of shape {np.shape(labels)} do not match frames of "
-                         f"{tuple(full.shape[-2:])}")
+    check_simulation(full, labels)
     yield Progress("prepare", message=f"keeping every {m}th line")
     sparse = make_sparse(full, m, axis)
     if model is None:

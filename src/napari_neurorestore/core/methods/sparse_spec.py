@@ -46,6 +46,15 @@ def check_input(data: Any, factor: int, axis: str = "y", *, sparse: bool = True)
         check_finite(data)
 
 
+def check_simulation(full: Any, labels: Any = None) -> None:
+    """Refuse a simulation input (and its ROI labels) that simulate() cannot take."""
+    if np.ndim(full) == 4:
+        raise InputError("simulate mode takes a (y, x) image or a (t|z, y, x) stack")
+    if labels is not None and tuple(np.shape(labels)) != tuple(np.shape(full)[-2:]):
+        raise InputError(f"labels of shape {np.shape(labels)} do not match frames of "
+                         f"{tuple(np.shape(full)[-2:])}")
+
+
 def output_shape(shape: tuple[int, ...], factor: int, axis: str = "y") -> tuple[int, ...]:
     """Shape of the reconstruction of sparse data of ``shape``."""
     s = list(shape)
@@ -207,6 +216,10 @@ class SparseMethod(Method):
         ref, labels = options.get("reference"), options.get("labels")
         return {"reference": read_tiff(ref, lazy=True)[0] if ref else None,
                 "labels": read_tiff(labels, lazy=False)[0] if labels else None}
+
+    def check_options(self, data: Any, params: Any, options: dict[str, Any]) -> None:
+        if params.simulate:
+            check_simulation(data, options.get("labels"))
 
     def streams(self, params) -> bool:
         return not params.simulate
