@@ -10,8 +10,15 @@ frames are restored and compared with the odd frames (independent noise, nearly 
 signal), for ours and for a Gaussian tuned on that same criterion. Finally inference
 frames/s at 512x512 and peak memory. Prints the load average: run it alone.
 
+Peers (``--peers careamics``): on the same movie, with the same ``--train-seconds``, a
+peer's PSNR, trace r, training seconds, steps and inference frames/s (at the movie's size)
+on a line under ours, and for ``--real`` files the same odd/even score. Peers run in their
+own interpreter (``--peer-python``, ``_peers.py``; install: benchmarks/README.md), so this
+environment never imports them; a missing one is skipped with the reason printed.
+
     python benchmarks/bench_denoise.py [--regimes base "corr 0.3" ...] [--train-seconds 60]
                                        [--real /path/movie.tif ...] [--no-centre]
+                                       [--peers careamics deepcad] [--peer-python PATH]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 
 import numpy as np
 from _common import Timer, machine, peak_rss_mb
+from _peers import NOT_RUN, PEERS, peer_python, run_peer
 from _regimes import REGIMES, make_movie, noise_lag1
 from scipy.ndimage import gaussian_filter
 
@@ -64,7 +72,34 @@ def load():
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def regime_row(reg, seconds, centre):
+class Peers:
+    """The peers to run and how; the first run also times 512x512 inference."""
+
+    def __init__(self, names, python, fps_frames):
+        self.names, self.python, self.fps_frames, self.fps512 = names, python, fps_frames, {}
+
+    def run(self, movie, seconds, seed):
+        """{name: (restored or None, info or error text)} for each peer."""
+        out = {}
+        for name in self.names:
+            try:
+                res, info = run_peer(name, movie, seconds, self.python, seed=seed,
+                                     fps_frames=0 if name in self.fps512 else self.fps_frames)
+            except Exception as e:  # noqa: BLE001 - a failing peer must not end the bench
+                out[name] = (None, f"{type(e).__name__}: {e}")
+                continue
+            if "infer_fps_512" in info:
+                self.fps512[name] = info["infer_fps_512"]
+            out[name] = (res, info)
+        return out
+
+
+def peer_fields(info) -> str:
+    return (f"train {info['train_seconds']:5.1f} s, {info['steps']} steps, infer "
+            f"{info['infer_fps']:.1f} frames/s at this size  ({info['peer']})")
+
+
+def regime_row(reg, seconds, centre, peers=None):
     mv = make_movie(reg)
     raw = mv.raw.astype(np.float32)
     rng = float(np.ptp(mv.clean))
@@ -83,10 +118,18 @@ def regime_row(reg, seconds, centre):
                r_gauss=mean_trace_r(g, mv.labels, truth), r_ours=mean_trace_r(ours, mv.labels, truth),
                steps=res.model.info["steps"], threads=res.model.info.get("threads"),
                check=res.model.info.get("self_check", {}).get("gain_db", float("nan")))
+    row["peers"] = {}
+    for name, (out, info) in (peers.run(mv.raw, seconds, reg.seed) if peers else {}).items():
+        if out is None:
+            row["peers"][name] = info
+            continue
+        p = psnr(out, mv.clean, rng)
+        row["peers"][name] = dict(psnr=p, gain=p - g_psnr, r=mean_trace_r(out, mv.labels, truth),
+                                  info=info)
     return row
 
 
-def real_row(path, seconds, centre):
+def real_row(path, seconds, centre, peers=None):
     import tifffile
 
     movie = tifffile.imread(path).astype(np.float32)
@@ -102,10 +145,15 @@ def real_row(path, seconds, centre):
     d = odd[1:-1] - 0.5 * (odd[:-2] + odd[2:])
     floor = float(d.var() / 1.5)
     ex_g, ex_o = -g_score - floor, mse(ours) - floor
+    peer_rows = {}
+    for name, (out, info) in (peers.run(even, seconds, 0) if peers else {}).items():
+        peer_rows[name] = info if out is None else dict(
+            mse=mse(out), ratio=mse(out) / -g_score,
+            excess=(mse(out) - floor) / ex_g if ex_g > 0 else float("nan"), info=info)
     return dict(name=os.path.basename(path), shape="x".join(map(str, even.shape)),
                 raw=mse(even), gauss=-g_score, gsig=f"{g_sig[0]}/{g_sig[1]}", ours=mse(ours),
                 ratio=mse(ours) / -g_score, excess=ex_o / ex_g if ex_g > 0 else float("nan"),
-                check=format_check(res.model.info.get("self_check")))
+                check=format_check(res.model.info.get("self_check")), peers=peer_rows)
 
 
 def inference_fps(shape=(512, 512), n=120):
@@ -124,27 +172,58 @@ def main():
     ap.add_argument("--train-seconds", type=float, default=60.0)
     ap.add_argument("--real", nargs="*", default=[])
     ap.add_argument("--no-centre", action="store_true", help="temporal network only")
+    ap.add_argument("--peers", nargs="*", default=[], choices=PEERS,
+                    help="peer denoisers run on the same data with the same budget")
+    ap.add_argument("--peer-python", help="the peers' interpreter (benchmarks/README.md)")
+    ap.add_argument("--peer-fps-frames", type=int, default=16,
+                    help="512x512 frames a peer's inference is timed on (once)")
     args = ap.parse_args()
     centre = not args.no_centre
     print(f"machine: {machine()}; {load()}")
     print(f"denoiser: {DenoiseParams(train_seconds=args.train_seconds, centre_correction=centre)}")
+    peers = None
+    names = [n for n in args.peers if n not in NOT_RUN]
+    for n in args.peers:
+        if n in NOT_RUN:
+            print(f"peer {n}: not run: {NOT_RUN[n]}")
+    if names:
+        python, why = peer_python(args.peer_python)
+        if python is None:
+            print(f"peers {', '.join(names)}: skipped: {why}")
+        else:
+            print(f"peers {', '.join(names)}: run by {python}, same movie and --train-seconds")
+            peers = Peers(names, python, args.peer_fps_frames)
     by_name = {r.name: r for r in REGIMES}
     print(f"\n{'regime':14s} {'shape':12s} {'lag1 y/x':9s} {'raw':>6s} {'gauss':>6s} {'(st/sxy)':9s} "
           f"{'ours':>6s} {'gain':>6s} {'self-chk':>8s} | {'r raw':>6s} {'r gau':>6s} {'r ours':>6s} "
           f"{'steps':>6s} thr")
     for name in args.regimes:
-        r = regime_row(by_name[name], args.train_seconds, centre)
+        r = regime_row(by_name[name], args.train_seconds, centre, peers)
         print(f"{r['regime']:14s} {r['shape']:12s} {r['lag1']:9s} {r['raw']:6.2f} {r['gauss']:6.2f} "
               f"{r['gsig']:9s} {r['ours']:6.2f} {r['gain']:+6.2f} {r['check']:+8.2f} | "
               f"{r['r_raw']:6.3f} {r['r_gauss']:6.3f} {r['r_ours']:6.3f} {r['steps']:6d} "
               f"{r['threads']}   [{load()}]", flush=True)
+        for name, p in r["peers"].items():
+            if isinstance(p, str):
+                print(f"  {name:12s} failed: {p}", flush=True)
+                continue
+            print(f"  {name:12s} {'':12s} {'':9s} {'':6s} {'':6s} {'':9s} {p['psnr']:6.2f} "
+                  f"{p['gain']:+6.2f} {'':8s} | {'':6s} {'':6s} {p['r']:6.3f} "
+                  f"{p['info']['steps']:6d} {p['info']['threads']}   {peer_fields(p['info'])}",
+                  flush=True)
     for path in args.real:
-        r = real_row(path, args.train_seconds, centre)
+        r = real_row(path, args.train_seconds, centre, peers)
         print(f"\nreal {r['name']} (even frames {r['shape']}, scored against the odd frames):"
               f" MSE raw {r['raw']:.2f}, best Gaussian {r['gauss']:.2f} ({r['gsig']}), ours "
               f"{r['ours']:.2f}: ratio {r['ratio']:.3f}; excess error over the noise floor, "
               f"ours / Gaussian: {r['excess']:.2f}\n  {r['check']}  [{load()}]", flush=True)
+        for name, p in r["peers"].items():
+            print(f"  {name}: failed: {p}" if isinstance(p, str) else
+                  f"  {name}: MSE {p['mse']:.2f}: ratio to the Gaussian {p['ratio']:.3f}, excess "
+                  f"{p['excess']:.2f}; {peer_fields(p['info'])}", flush=True)
     print(f"\ninference 512x512: {inference_fps():.1f} frames/s (bar: >= 30)  [{load()}]")
+    for name, fps in (peers.fps512 if peers else {}).items():
+        print(f"  {name} inference 512x512: {fps:.2f} frames/s ({args.peer_fps_frames} frames)")
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")
 
 
