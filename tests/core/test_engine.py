@@ -51,6 +51,24 @@ def test_a_model_of_another_method_is_refused(movie_path, tmp_path, no_training)
     assert not no_training and not (tmp_path / "o.tif").exists()
 
 
+def test_simulation_labels_of_another_shape_are_refused_before_training(
+        movie_path, tmp_path, monkeypatch):
+    from napari_neurorestore.core.io import InputError
+
+    def train(*a, **k):
+        raise AssertionError("trained before the checks")
+
+    monkeypatch.setattr(get("sparse").impl(), "train", train)
+    labels = tmp_path / "l.tif"
+    tifffile.imwrite(labels, np.ones((5, 7), np.uint16))
+    req = engine.Request("sparse", [str(movie_path)], str(tmp_path / "o.tif"),
+                         SparseParams(simulate=True, epochs=1), quiet=True,
+                         options={"labels": str(labels)})
+    with pytest.raises(InputError, match=r"labels of shape \(5, 7\) do not match"):
+        engine.restore_files(req)
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_dask_only_for_methods_that_distribute(movie_path, tmp_path):
     req = engine.Request("sparse", [str(movie_path)], str(tmp_path / "o.zarr"), SparseParams(),
                          workers=2)
