@@ -243,6 +243,21 @@ def test_cancel_long_training(viewer, widget, qtbot, movie):
     assert widget.layer_combo.choices[-1].name == "short"
 
 
+def test_stop_training_goes_on_to_restore_with_the_model(viewer, widget, qtbot, movie):
+    viewer.add_image(movie, name="movie")
+    assert not widget.stop_training_button.enabled  # idle: nothing to stop
+    start_long_training(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.stop_training_button.enabled, timeout=10_000)
+    assert widget.stop_training()
+    assert not widget.stop_training_button.enabled and not widget.stop_training()
+    wait_idle(qtbot, widget, timeout=60_000)
+    assert len(viewer.layers) == 2  # the restored layer, from the model learned so far
+    out = viewer.layers[-1].data
+    assert out.shape == movie.shape and np.isfinite(np.asarray(out)).all()
+    assert widget.model is not None and 1 <= widget.model.info["steps"] < 10_000
+    assert widget.run_button.enabled
+
+
 def test_second_train_refused_while_running(viewer, widget, qtbot, movie):
     viewer.add_image(movie, name="movie")
     start_long_training(qtbot, widget)

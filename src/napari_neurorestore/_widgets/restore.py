@@ -104,6 +104,10 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.residual_check.tooltip = "Also add '<input> [removed]': what the run removed."
         self.cancel_button = PushButton(text="Cancel")
         self.cancel_button.tooltip = "Stop training / restoring (no layer is added)."
+        self.stop_training_button = PushButton(text="Stop training")
+        self.stop_training_button.tooltip = (
+            "End training now and go on: restore with the model learned so far (Cancel "
+            "instead discards the run).")
         self.progress_bar = ProgressBar(min=0, max=PROGRESS_MAX, value=0)
         self.progress_label = Label(value="")
         self.status_label = Label(value="Ready.")
@@ -130,6 +134,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.run_button.changed.connect(self.start_run)
         self.preview_button.changed.connect(self.start_preview)
         self.cancel_button.changed.connect(self.cancel)
+        self.stop_training_button.changed.connect(self.stop_training)
         self.save_button.changed.connect(self._save_dialog)
         self.load_button.changed.connect(self._load_dialog)
         self.method_combo.changed.connect(self._on_method_changed)
@@ -151,7 +156,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         lay.addWidget(self.advanced)
         lay.addWidget(self.cost_label.native)
         rows = [[self.train_button, self.run_button, self.cancel_button],
-                [self.preview_button], [self.residual_check], [self.progress_bar],
+                [self.preview_button, self.stop_training_button], [self.residual_check], [self.progress_bar],
                 [self.progress_label], [self.status_label], [self.model_label],
                 [self.save_button, self.load_button]]
         for row in rows:
@@ -246,6 +251,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.preview_button.visible = self.method in PREVIEW_METHODS
         self.preview_button.enabled = not busy and has_layer
         self.cancel_button.enabled = busy
+        self.stop_training_button.enabled = self._can_stop_training()
         self.save_button.enabled = self.model is not None
         self.load_button.enabled = not busy
         for w in (self.layer_combo, self.method_combo, *self.param_widgets.values()):

@@ -40,6 +40,7 @@ class _Job(Job):
     layer: Any = None
     layer_name: str = ""
     live: LiveOutput | None = None  # a store the result is streamed into (large results)
+    stage: str = ""  # the stage of the latest progress message ("train", "predict", ...)
 
 
 class RestoreJobs:
@@ -203,8 +204,26 @@ class RestoreJobs:
 
     def on_stopping(self, job: Job) -> None:
         self.cancel_button.enabled = False
+        self.stop_training_button.enabled = False
+
+    def _can_stop_training(self) -> bool:
+        job = self.job
+        return (job is not None and getattr(job, "stage", None) == "train"
+                and not job.cancel.training_stopped and not job.cancel.cancelled)
+
+    def stop_training(self, *_: Any) -> bool:
+        """End the running job's training after its current step; the job goes on with the
+        model learned so far (restores, keeps the model). False when not training."""
+        if not self._can_stop_training():
+            return False
+        self.job.cancel.stop_training()
+        self.stop_training_button.enabled = False
+        self.set_status("Stopping training: going on with the model learned so far…")
+        return True
 
     def on_progress(self, job: _Job, p: Progress) -> None:
+        job.stage = p.stage
+        self.stop_training_button.enabled = self._can_stop_training()
         self.progress_bar.value = int(round(PROGRESS_MAX * p.fraction))
         self.progress_label.value = format_progress(p)
         if job.live is not None and not job.live.failed and p.stage == "predict":

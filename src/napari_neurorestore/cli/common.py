@@ -93,6 +93,51 @@ class ProgressBar:
             self.stage = None
 
 
+class CtrlCStopsTraining:
+    """Progress hook and SIGINT handler of a run: a first Ctrl-C while training ends
+    training after the current step and keeps the model learned so far (inference and
+    ``--save-model`` go on with it); another Ctrl-C, or one outside training, interrupts as
+    usual. A context manager (the handler is installed only in the main thread)."""
+
+    def __init__(self, progress: Callable[[Progress], None]) -> None:
+        from ..core.progress import CancelToken
+
+        self.token = CancelToken()
+        self.progress = progress
+        self.stage: str | None = None
+        self._old: Any = None
+
+    def __call__(self, p: Progress) -> None:
+        self.stage = p.stage
+        self.progress(p)
+
+    def close(self) -> None:
+        if hasattr(self.progress, "close"):
+            self.progress.close()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.stage == "train" and not self.token.training_stopped:
+            self.token.stop_training()
+            print("\nCtrl-C: training stops after this step and the model learned so far is "
+                  "kept (press Ctrl-C again to abort)", file=sys.stderr, flush=True)
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> CtrlCStopsTraining:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def add_run_options(p: argparse.ArgumentParser, distributed: bool) -> None:
     """The options of every run over files (model files, overwrite, quiet, force) and, for
     the methods that distribute, the dask cluster."""

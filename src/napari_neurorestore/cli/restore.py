@@ -18,7 +18,7 @@ from dataclasses import MISSING, Field, fields
 from typing import Any
 
 from ..core.params import field_docs
-from .common import ProgressBar, add_run_options
+from .common import CtrlCStopsTraining, ProgressBar, add_run_options
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -141,9 +141,12 @@ def run(args: Any) -> int:
     m = get(req.method)
     bar = ProgressBar(quiet=args.quiet)
     try:
-        outcomes = _flagged(m.params_class, lambda: restore_files(req, progress=bar))
+        with CtrlCStopsTraining(bar) as hook:
+            req.cancel = hook.token
+            outcomes = _flagged(m.params_class, lambda: restore_files(req, progress=hook))
     finally:
         bar.close()
+    stopped = " (stopped by Ctrl-C)" if hook.token.training_stopped else ""
     for o in outcomes:
         what = m.describe(o.model, o.params, o.grid)
         if o.where is not None:
@@ -151,7 +154,7 @@ def run(args: Any) -> int:
             continue
         info = o.model.info
         print(f"wrote {o.output} {what}; training {info.get('train_seconds', 0)} s, "
-              f"{info.get('steps', 0)} steps"
+              f"{info.get('steps', 0)} steps{stopped if o.trained else ''}"
               + (f"; model saved to {req.save_model}" if req.save_model and o.trained else ""))
         after = m.after(o.result, o.params)
         if after:

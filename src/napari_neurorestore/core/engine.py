@@ -63,6 +63,9 @@ class Request:
     workers: int | None = None
     scheduler: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: a :class:`~.progress.CancelToken`: ``cancel()`` interrupts, ``stop_training()``
+    #: ends training and goes on with the model learned so far
+    cancel: Any = None
 
     @property
     def distributed(self) -> bool:
@@ -274,7 +277,7 @@ def _trained(m, req, model, params, data, options, progress) -> tuple[Any, bool]
         return model, False
     from .models import save_model
 
-    model = drain(m.train(m.train_input(data, params), params, None, **options), progress)
+    model = drain(m.train(m.train_input(data, params), params, req.cancel, **options), progress)
     if req.save_model:
         save_model(model, req.save_model, req.overwrite)
     return model, True
@@ -342,7 +345,7 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     else:
         recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
     try:
-        result = drain(m.predict(data, model, params, None, out=out, on_chunk=recorder,
+        result = drain(m.predict(data, model, params, req.cancel, out=out, on_chunk=recorder,
                                  **options), progress)
         const = _constant(data)
         if const is not None and getattr(out, "ndim", 0) >= 1:

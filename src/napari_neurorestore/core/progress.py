@@ -19,9 +19,19 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._stop_training = threading.Event()
 
     def cancel(self) -> None:
         self._event.set()
+
+    def stop_training(self) -> None:
+        """End training after the current step and keep the model learned so far (the run
+        goes on with it: inference, saving); unlike :meth:`cancel`, nothing is lost."""
+        self._stop_training.set()
+
+    @property
+    def training_stopped(self) -> bool:
+        return self._stop_training.is_set()
 
     @property
     def cancelled(self) -> bool:

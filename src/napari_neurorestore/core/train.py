@@ -121,6 +121,8 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
     step_times: list[float] = []
     while step < total_steps:
         cancel.check()
+        if step and getattr(cancel, "training_stopped", False):
+            break  # the user's "stop training": keep what was learned (after >= 1 step)
         elapsed = time.perf_counter() - t0
         frac = step / total_steps
         if train_seconds is not None:
