@@ -202,6 +202,21 @@ def test_bad_inputs_show_messages_not_tracebacks(viewer, widget, sim):
     assert "nothing to export" in widget.error
 
 
+def test_an_incomplete_result_is_named_in_the_status(viewer, widget, sim):
+    _setup(viewer, widget, sim)
+    assert "incomplete" not in widget.status_label.text()
+    partial = sim.clean.copy()
+    partial[30:] = np.nan  # an interrupted run: the frames never restored read as NaN
+    viewer.add_image(partial, name="partial",
+                     metadata={"neurorestore_progress": {"complete": False, "frames_done": 30}})
+    widget.set_compare(["restored", "partial"])
+    widget.refresh()
+    text = widget.status_label.text()
+    assert "layer 'partial' is an incomplete result" in text and "read as NaN" in text
+    assert "'restored'" not in text.split("incomplete")[0]
+    assert len(widget.result.layers) == 3  # still plotted, with the warning
+
+
 def _one_roi_in_the_background(viewer, widget, sim):
     """A raw movie and one ellipse; every extraction goes to the worker thread."""
     widget.sync = False

@@ -15,7 +15,7 @@ from ..core import traces as tr
 from ..core.io import InputError
 from ..core.progress import Cancelled, CancelToken, Progress
 from . import traces_rois as rois_mod
-from .base import Job
+from .base import Job, incomplete_layer
 from .traces_rois import ROI_FEATURE, layer_data
 from .worker import EXPECTED_ERRORS, TaskOutcome, sync_from_env
 
@@ -157,6 +157,11 @@ class TraceCompute:
                                 f"{n_frames}: left out (compare layers must share its time axis)")
                 continue
             layers.append(lay)
+        for lay in layers:  # said on every refresh, not a notification each time
+            why = incomplete_layer(lay)
+            if why:
+                messages.append(f"{why}: its frames that were never restored read as NaN, "
+                                "so its traces have gaps there")
         src = self.roi_layer
         if src is None:
             self._clear("Choose an ROI layer, or click 'New ROI layer' and draw ellipses on the movie.")
