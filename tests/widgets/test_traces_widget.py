@@ -217,6 +217,26 @@ def test_an_incomplete_result_is_named_in_the_status(viewer, widget, sim):
     assert len(widget.result.layers) == 3  # still plotted, with the warning
 
 
+def test_plot_area_is_resizable_and_the_dock_pops_out_wide(viewer, widget, sim, qtbot):
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_neurorestore._widgets.traces import POP_OUT_SIZE
+
+    _setup(viewer, widget, sim)
+    split = widget.plot_splitter
+    assert split.widget(0) is widget.canvas and split.widget(1) is widget.fidelity_table
+    assert split.count() == 2 and not split.childrenCollapsible()  # one handle to drag
+    dock = widget.parent()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    widget.pop_out_button.click()
+    qtbot.waitUntil(dock.isFloating, timeout=5_000)
+    assert dock.width() >= POP_OUT_SIZE[0] and widget.pop_out_button.isChecked()
+    widget.pop_out_button.click()
+    qtbot.waitUntil(lambda: not dock.isFloating(), timeout=5_000)
+    assert widget.result is not None  # the traces are still there
+
+
 def _one_roi_in_the_background(viewer, widget, sim):
     """A raw movie and one ellipse; every extraction goes to the worker thread."""
     widget.sync = False

@@ -21,10 +21,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -32,6 +33,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QPushButton,
     QSizePolicy,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -51,6 +53,9 @@ from .traces_table import (
     make_fidelity_table,
     transient_warnings,
 )
+
+#: the least size (pixels) of the dock when popped out as a window: plots and table wide
+POP_OUT_SIZE = (960, 720)
 
 if TYPE_CHECKING:
     import napari
@@ -110,6 +115,21 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
     event_markers = property(lambda self: self.plot.event_markers)
     flag_markers = property(lambda self: self.plot.flag_markers)
 
+    def pop_out(self, floating: bool = True) -> bool:
+        """Float the dock this widget sits in as a wide window (False: dock it back).
+        Returns whether it is floating (False when not in a dock)."""
+        dock = self.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        if dock is None:
+            return False
+        dock.setFloating(bool(floating))
+        if floating:
+            dock.resize(max(dock.width(), POP_OUT_SIZE[0]), max(dock.height(), POP_OUT_SIZE[1]))
+        if self.pop_out_button.isChecked() != bool(floating):
+            self.pop_out_button.setChecked(bool(floating))
+        return dock.isFloating()
+
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
         root = QVBoxLayout(self)
@@ -153,11 +173,20 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         self.cancel_button.setToolTip("stop computing the traces in the background")
         row.addWidget(self.refresh_button)
         row.addWidget(self.cancel_button)
+        self.pop_out_button = QPushButton("Pop out")
+        self.pop_out_button.setCheckable(True)
+        self.pop_out_button.setToolTip("float this dock as a wide window (again: dock it back)")
+        row.addWidget(self.pop_out_button)
         root.addLayout(row)
-        root.addWidget(self.canvas, stretch=3)
-
+        # the plot and the table share a splitter: drag the handle to give either more room
         self.fidelity_table = make_fidelity_table()
-        root.addWidget(self.fidelity_table, stretch=1)
+        self.plot_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.plot_splitter.addWidget(self.canvas)
+        self.plot_splitter.addWidget(self.fidelity_table)
+        self.plot_splitter.setChildrenCollapsible(False)
+        self.plot_splitter.setStretchFactor(0, 3)
+        self.plot_splitter.setStretchFactor(1, 1)
+        root.addWidget(self.plot_splitter, stretch=1)
 
         # export
         row = QHBoxLayout()
@@ -171,6 +200,7 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         root.addWidget(self.status_label)
 
         # signals
+        self.pop_out_button.toggled.connect(self.pop_out)
         self.reference_combo.currentIndexChanged.connect(self._on_reference_changed)
         self.compare_list.itemChanged.connect(lambda *_: self._lists_edited())
         self.roi_combo.currentIndexChanged.connect(lambda *_: self._on_roi_layer_changed())
