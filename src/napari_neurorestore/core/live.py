@@ -138,7 +138,9 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
           idle_timeout: float = 30.0, cancel: CancelToken | None = None,
           overwrite: bool = False, settle: float = 0.25, poll: float = 0.02,
           corrupt_grace: float = 2.0, device: str = "cpu", chunk_frames: int = 16,
-          batch_size: int | None = None, threads: int | None = 1, on_frames: Callable[[int, int], None] | None = None,
+          batch_size: int | None = None, threads: int | None = 1,
+          on_frames: Callable[[int, int], None] | None = None,
+          on_file: Callable[[FileRecord, np.ndarray], None] | None = None,
           clock: Callable[[], float] = time.time) -> Generator[Progress, None, LiveResult]:
     """Watch ``folder`` and restore its TIFF files into the zarr store ``output``.
 
@@ -363,6 +365,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
             raw = block if raw is None else np.concatenate([raw, block])
             res.frames_arrived += len(frames)
             last_activity = clock()
+            if on_file is not None:
+                on_file(rec, frames)
             restore(res.frames_arrived - k, final=False)
             if z is not None and done < res.frames_arrived and done == 0:
                 record(False)
