@@ -134,6 +134,16 @@ class _Head:
         self.stat: os.stat_result | None = None
 
 
+def check_live_output(folder: Path, out_path: Path, overwrite: bool = False) -> None:
+    """Raise (InputError, FileExistsError, ...) unless ``out_path`` can be the store of a
+    session watching ``folder``: a ``.zarr`` outside the folder, new unless ``overwrite``."""
+    if out_path.suffix.lower() != ".zarr":
+        raise InputError(f"the live output must be a .zarr store, got {out_path.name}")
+    if _inside(out_path, folder):
+        raise InputError(f"the output {out_path} must not be inside the watched folder")
+    check_output_path(out_path, overwrite)
+
+
 def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
           idle_timeout: float = 30.0, cancel: CancelToken | None = None,
           overwrite: bool = False, settle: float = 0.25, poll: float = 0.02,
@@ -164,11 +174,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {folder} does not exist")
     out_path = Path(output)
-    if out_path.suffix.lower() != ".zarr":
-        raise InputError(f"the live output must be a .zarr store, got {out_path.name}")
-    if _inside(out_path, folder):
-        raise InputError(f"the output {out_path} must not be inside the watched folder")
-    check_output_path(out_path, overwrite)
+    check_live_output(folder, out_path, overwrite)
     if not isinstance(model, TrainedModel):
         model = load_model(model)
     if model.method != "denoise":
