@@ -46,13 +46,17 @@ def widget(viewer, qtbot):
     return w
 
 
-def write_files(folder, movie, gap: float) -> threading.Thread:
-    """Write ``movie`` as acq_00001.tif, ... (10 frames each), by rename, ``gap`` s apart."""
+def write_files(folder, movie, gap: float, hold: threading.Event | None = None):
+    """Write ``movie`` as acq_00001.tif, ... (10 frames each), by rename, ``gap`` s apart;
+    the last one once ``hold`` is set, when given."""
+    n_files = len(movie) // FILE_FRAMES
 
     def run():
         t = 0
-        for i, n in enumerate([FILE_FRAMES] * (len(movie) // FILE_FRAMES)):
+        for i, n in enumerate([FILE_FRAMES] * n_files):
             time.sleep(gap)
+            if hold is not None and i == n_files - 1:
+                hold.wait(20)
             tmp = folder / f"acq_{i + 1:05d}.tif.part"
             tifffile.imwrite(tmp, movie[t:t + n], photometric="minisblack")
             os.replace(tmp, folder / f"acq_{i + 1:05d}.tif")
@@ -68,8 +72,7 @@ def start(w, model, folder, idle: float):
     w.live.folder_edit.value = str(folder)
     w.live.idle_spin.value = idle
     worker = w.live.start()
-    assert worker is not None, w.status_label.value
-    assert isinstance(w.job, LiveJob)
+    assert worker is None or w.sync or isinstance(w.job, LiveJob)
     return worker
 
 
@@ -91,8 +94,9 @@ def test_session_matches_offline_and_traces_follow(viewer, widget, qtbot, tmp_pa
     viewer.window.add_dock_widget(traces, name="ROI traces")
     traces.sync = True
     traces.follow_seconds = 0.3
-    writer = write_files(folder, movie, gap=0.5)
-    start(widget, model, folder, idle=1.0)
+    last_file = threading.Event()
+    writer = write_files(folder, movie, gap=0.2, hold=last_file)
+    assert start(widget, model, folder, idle=2.5) is not None, widget.status_label.value
     out = widget.job.output
     assert out == tmp_path / "acq_denoised.zarr"  # next to the folder
     names = [f"acq {v}" for v in LIVE_LAYERS.values()]
@@ -106,6 +110,7 @@ def test_session_matches_offline_and_traces_follow(viewer, widget, qtbot, tmp_pa
     traces.refresh()
     first = traces.result.n_frames
     assert first < len(movie)
+    last_file.set()
     qtbot.waitUntil(lambda: not widget.is_busy, timeout=20_000)
     writer.join(5)
     assert "stopped: idle" in widget.status_label.value, widget.status_label.value
@@ -139,7 +144,7 @@ def test_stop_keeps_a_complete_store_and_the_ui_responsive(viewer, widget, qtbot
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(20)
-    start(widget, model, folder, idle=0.0)  # 0: only Stop ends it
+    assert start(widget, model, folder, idle=0.0) is not None  # 0: only Stop ends it
     qtbot.waitUntil(lambda: "scan live denoised" in viewer.layers, timeout=15_000)
     qtbot.waitUntil(lambda: not writer.is_alive(), timeout=5_000)
     qtbot.wait(500)
@@ -150,14 +155,30 @@ def test_stop_keeps_a_complete_store_and_the_ui_responsive(viewer, widget, qtbot
     assert time.perf_counter() - t0 < 0.5  # Stop does not wait for the worker
     qtbot.waitUntil(lambda: not widget.is_busy, timeout=10_000)
     timer.stop()
+    # the event loop ran all along (a UI waiting on the worker would not tick at all; the
+    # bounds allow for a shared, loaded machine)
     gaps = np.diff(ticks)
-    assert len(ticks) > 10 and gaps.max() < 1.0, gaps.max()  # the event loop kept running
+    assert gaps.max() < 2.0 and len(ticks) > 0.25 * (ticks[-1] - ticks[0]) / 0.02, gaps.max()
     rec = record(tmp_path / "scan_denoised.zarr")
     assert rec["complete"] and rec["frames_done"] == rec["frames_total"] == 20
     assert rec["live"]["state"] == "cancelled"
     assert layer(viewer, folder, "session").data.shape[0] == 20
     assert "stopped: cancelled" in widget.status_label.value
     assert widget.live.start_button.enabled and not widget.live.stop_button.enabled
+
+
+def test_inline_worker(viewer, widget, tmp_path, model, movie):
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    write_files(folder, movie[:20], gap=0.0).join(5)
+    widget.sync = True  # start() returns when the session has ended (idle timeout)
+    assert start(widget, model, folder, idle=0.0) is None  # never-ending: refused
+    assert "idle timeout" in widget.status_label.value
+    start(widget, model, folder, idle=0.3)
+    assert not widget.is_busy
+    assert record(tmp_path / "acq_denoised.zarr")["complete"]
+    assert layer(viewer, folder, "session").data.shape == (20, 32, 32)
+    np.testing.assert_array_equal(layer(viewer, folder, "raw").data, movie[19])
 
 
 def test_refusals(viewer, widget, tmp_path, model):

@@ -28,7 +28,7 @@ from superqt import QCollapsible
 from ..core.progress import CancelToken, Progress
 from .base import Job
 from .layers import unique_name
-from .worker import EXPECTED_ERRORS, TaskOutcome
+from .worker import EXPECTED_ERRORS, TaskOutcome, sync_from_env
 
 #: what the three live layers are called after the folder's name
 LIVE_LAYERS = {"session": "live session", "denoised": "live denoised", "raw": "live raw"}
@@ -227,6 +227,9 @@ class LiveMode:
             d.refuse(f"Live not started: {e}")
             return None
         idle = float(self.idle_spin.value) or float("inf")
+        if idle == float("inf") and (sync_from_env() if d.sync is None else d.sync):
+            d.refuse("Live with inline workers (NEURORESTORE_SYNC_WORKER) needs an idle timeout.")
+            return None
         job = LiveJob("live", folder=folder, output=out)
         d.progress_bar.value = 0
         d.progress_label.value = "live: starting…"
