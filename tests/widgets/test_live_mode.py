@@ -46,7 +46,7 @@ def widget(viewer, qtbot):
     return w
 
 
-def write_files(folder, movie, gap: float, hold: threading.Event | None = None):
+def write_files(folder, movie, gap: float, hold: threading.Event | None = None, **kw):
     """Write ``movie`` as acq_00001.tif, ... (10 frames each), by rename, ``gap`` s apart;
     the last one once ``hold`` is set, when given."""
     n_files = len(movie) // FILE_FRAMES
@@ -58,7 +58,7 @@ def write_files(folder, movie, gap: float, hold: threading.Event | None = None):
             if hold is not None and i == n_files - 1:
                 hold.wait(20)
             tmp = folder / f"acq_{i + 1:05d}.tif.part"
-            tifffile.imwrite(tmp, movie[t:t + n], photometric="minisblack")
+            tifffile.imwrite(tmp, movie[t:t + n], photometric="minisblack", **kw)
             os.replace(tmp, folder / f"acq_{i + 1:05d}.tif")
             t += n
 
@@ -170,14 +170,18 @@ def test_stop_keeps_a_complete_store_and_the_ui_responsive(viewer, widget, qtbot
 def test_inline_worker(viewer, widget, tmp_path, model, movie):
     folder = tmp_path / "acq"
     folder.mkdir()
-    write_files(folder, movie[:20], gap=0.0).join(5)
+    write_files(folder, movie[:20], gap=0.0, resolution=(2.0, 2.0)).join(5)  # 0.5 px
     widget.sync = True  # start() returns when the session has ended (idle timeout)
     assert start(widget, model, folder, idle=0.0) is None  # never-ending: refused
     assert "idle timeout" in widget.status_label.value
     start(widget, model, folder, idle=0.3)
     assert not widget.is_busy
     assert record(tmp_path / "acq_denoised.zarr")["complete"]
-    assert layer(viewer, folder, "session").data.shape == (20, 32, 32)
+    session = layer(viewer, folder, "session")
+    assert session.data.shape == (20, 32, 32)
+    np.testing.assert_allclose(session.scale, (1.0, 0.5, 0.5))  # the files' pixel size
+    np.testing.assert_allclose(layer(viewer, folder, "denoised").scale, (0.5, 0.5))
+    assert layer(viewer, folder, "denoised").translate[-1] == (32 + 4) * 0.5  # beside it
     np.testing.assert_array_equal(layer(viewer, folder, "raw").data, movie[19])
 
 

@@ -165,9 +165,9 @@ class LiveMode:
         self.folder_edit.tooltip = "The folder the acquisition program writes TIFF files into."
         self.output_edit = FileEdit(label="output", mode="w", filter="*.zarr")
         self.output_edit.tooltip = "The zarr store (default: <folder>_denoised.zarr beside it)."
-        self.idle_spin = FloatSpinBox(label="idle timeout (s)", value=60.0, min=0.0,
-                                      max=86400.0, step=5.0)
-        self.idle_spin.tooltip = "End after this long without a new file (0: only on Stop)."
+        self.idle_spin = FloatSpinBox(label="idle timeout (s)", value=60.0, min=0.0, max=86400.0,
+                                      step=5.0, tooltip="End after this long without a new file (0: "
+                                      "only on Stop).")
         self.start_button = PushButton(text="Start live", tooltip="Denoise the folder's files "
                                        "as they arrive, with the trained or loaded model.")
         self.stop_button = PushButton(text="Stop", tooltip="End the session (the store is "
@@ -187,17 +187,15 @@ class LiveMode:
         return str(edit.line_edit.value).strip()
 
     def _on_folder(self, *_: Any) -> None:
-        folder = self._text(self.folder_edit)
-        out = self._text(self.output_edit)
+        folder, out = self._text(self.folder_edit), self._text(self.output_edit)
         if folder and (not out or out == self._auto_output):
             self._auto_output = str(default_output(Path(folder)))
             self.output_edit.value = self._auto_output
 
     def update_buttons(self, busy: bool, method: str) -> None:
         self.box.setVisible(method == "denoise")
-        live = isinstance(self.dock.job, LiveJob)
         self.start_button.enabled = not busy
-        self.stop_button.enabled = busy and live
+        self.stop_button.enabled = busy and isinstance(self.dock.job, LiveJob)
         for w in (self.folder_edit, self.output_edit, self.idle_spin):
             w.enabled = not busy
 
