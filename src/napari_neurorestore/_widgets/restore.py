@@ -32,6 +32,7 @@ from ..core.params import PARAMS
 from .base import DockBase
 from .form import ParamForm
 from .formatting import format_progress, format_seconds
+from .live_mode import LiveMode
 from .live_output import results_folder
 from .model_files import ModelFiles
 from .restore_jobs import METHOD_LABELS, PREVIEW_METHODS, PROGRESS_MAX, RestoreJobs
@@ -54,7 +55,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
     ``progress_bar``, ``progress_label``, ``status_label``, ``model_label``) and the actions
     are methods (:meth:`start_training`, :meth:`start_run`, :meth:`cancel`,
     :meth:`save_model`, :meth:`load_model`), so scripts and tests can drive it without
-    clicking. ``sync`` (default from ``NEURORESTORE_SYNC_WORKER``) runs the work inline.
+    clicking; ``live`` is the Live section (:mod:`.live_mode`: ``live.start()``/``stop()``). ``sync`` (default from ``NEURORESTORE_SYNC_WORKER``) runs the work inline.
     """
 
     title = "Restore"
@@ -127,6 +128,8 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
             label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
             label.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+        self.live = LiveMode(self)  # the "Live…" section (denoise only): see live_mode.py
+
         self._build_layout()
         self._build_params(self.method)
 
@@ -156,7 +159,8 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         lay.addWidget(self.advanced)
         lay.addWidget(self.cost_label.native)
         rows = [[self.train_button, self.run_button, self.cancel_button],
-                [self.preview_button, self.stop_training_button], [self.residual_check], [self.progress_bar],
+                [self.preview_button, self.stop_training_button], [self.residual_check],
+                [self.progress_bar],
                 [self.progress_label], [self.status_label], [self.model_label],
                 [self.save_button, self.load_button]]
         for row in rows:
@@ -167,6 +171,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
             for w in row:
                 box.addWidget(w.native)
             lay.addLayout(box)
+        lay.addWidget(self.live.box)
         lay.addStretch(1)
         self.setMinimumWidth(300)
 
@@ -256,3 +261,4 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.load_button.enabled = not busy
         for w in (self.layer_combo, self.method_combo, *self.param_widgets.values()):
             w.enabled = not busy
+        self.live.update_buttons(busy, self.method)

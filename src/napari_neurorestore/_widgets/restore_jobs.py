@@ -14,6 +14,7 @@ from ..core.progress import Progress
 from .base import Job
 from .formatting import format_progress, format_seconds, format_simulation
 from .layers import result_layer_kwargs, unique_name
+from .live_mode import LiveJob
 from .live_output import LiveOutput, result_grid, streams
 from .worker import restore_task
 
@@ -200,11 +201,14 @@ class RestoreJobs:
 
     # ------------------------------------------------------------------ job hooks
     def job_title(self, job: Job) -> str:
+        if isinstance(job, LiveJob):
+            return "Live session"
         return "Training" if job.kind == "train" else "Restoring"
 
     def on_stopping(self, job: Job) -> None:
         self.cancel_button.enabled = False
         self.stop_training_button.enabled = False
+        self.live.stop_button.enabled = False
 
     def _can_stop_training(self) -> bool:
         job = self.job
@@ -222,6 +226,8 @@ class RestoreJobs:
         return True
 
     def on_progress(self, job: _Job, p: Progress) -> None:
+        if isinstance(job, LiveJob):  # the Live section's session
+            return self.live.on_progress(job, p)
         job.stage = p.stage
         self.stop_training_button.enabled = self._can_stop_training()
         self.progress_bar.value = int(round(PROGRESS_MAX * p.fraction))
@@ -236,6 +242,8 @@ class RestoreJobs:
                 self.show_error(f"Could not show the result while it is written: {e}")
 
     def on_result(self, job: _Job, result: Any) -> None:
+        if isinstance(job, LiveJob):  # the Live section's session
+            return self.live.on_result(job, result)
         if job.layer not in self.viewer.layers:
             self.set_status(
                 f"Input layer '{job.layer_name}' was removed; the result was not added.")
@@ -297,6 +305,8 @@ class RestoreJobs:
             self.show_error(f"Could not add the residual layer: {e}")
 
     def on_cancelled(self, job: _Job) -> None:
+        if isinstance(job, LiveJob):  # the Live section's session
+            return self.live.on_cancelled(job)
         head = job.reason or self.job_title(job) + " cancelled"
         if job.live is not None and job.live.shown_in(self.viewer):
             self.set_status(job.live.cancelled_message(head))
@@ -306,6 +316,8 @@ class RestoreJobs:
         self.progress_bar.value = 0
 
     def on_finished(self, job: Job) -> None:
+        if isinstance(job, LiveJob):  # the Live section's session
+            return self.live.on_finished(job)
         outcome = job.outcome
         if not job.cancel.cancelled and outcome is not None and outcome.error is not None:
             self.progress_label.value = "failed"

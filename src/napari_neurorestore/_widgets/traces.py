@@ -87,6 +87,9 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         #: extraction work (frames x pixels still to read) above which a worker thread is used
         self.async_threshold = 20_000_000
         self.debounce_ms = 150
+        #: a shown layer whose data changes (a live layer growing) recomputes at most this often
+        self.follow_seconds = 1.0
+        self._last_refresh = 0.0
         self._pending = False
         self._roi_layer = None
         self._watched: list[tuple[Any, str, Any]] = []

@@ -5,6 +5,7 @@ fidelity figures and draw them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,7 @@ class TraceCompute:
         """Recompute the traces and redraw. Small jobs run here; large extractions go to a
         worker thread and the redraw follows when it returns."""
         self._timer.stop()
+        self._last_refresh = time.monotonic()
         if self.is_busy:
             self._pending = True
             return

@@ -5,6 +5,7 @@ the reference, compare and ROI layers, and the layer events that trigger a recom
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from qtpy.QtCore import Qt, QTimer
@@ -133,8 +134,14 @@ class TraceLayers:
         self._watched = keep
 
     def _on_image_data(self, event: Any = None) -> None:
+        """A shown layer's data changed (in place, or a live layer that grew): recompute, at
+        most once per ``follow_seconds`` (a refresh already due is not postponed, so a layer
+        that changes faster than the debounce still gets its traces)."""
         self.cache.clear()  # data may have changed in place
-        self.schedule_refresh()
+        if self._timer.isActive():
+            return
+        wait = self.follow_seconds - (time.monotonic() - self._last_refresh)
+        self._timer.start(max(self.debounce_ms, int(1000 * wait)))
 
     def _on_roi_event(self, event: Any = None) -> None:
         action = str(getattr(event, "action", "") or "")

@@ -134,11 +134,23 @@ class _Head:
         self.stat: os.stat_result | None = None
 
 
+def check_live_output(folder: Path, out_path: Path, overwrite: bool = False) -> None:
+    """Raise (InputError, FileExistsError, ...) unless ``out_path`` can be the store of a
+    session watching ``folder``: a ``.zarr`` outside the folder, new unless ``overwrite``."""
+    if out_path.suffix.lower() != ".zarr":
+        raise InputError(f"the live output must be a .zarr store, got {out_path.name}")
+    if _inside(out_path, folder):
+        raise InputError(f"the output {out_path} must not be inside the watched folder")
+    check_output_path(out_path, overwrite)
+
+
 def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
           idle_timeout: float = 30.0, cancel: CancelToken | None = None,
           overwrite: bool = False, settle: float = 0.25, poll: float = 0.02,
           corrupt_grace: float = 2.0, device: str = "cpu", chunk_frames: int = 16,
-          batch_size: int | None = None, threads: int | None = 1, on_frames: Callable[[int, int], None] | None = None,
+          batch_size: int | None = None, threads: int | None = 1,
+          on_frames: Callable[[int, int], None] | None = None,
+          on_file: Callable[[FileRecord, np.ndarray], None] | None = None,
           clock: Callable[[], float] = time.time) -> Generator[Progress, None, LiveResult]:
     """Watch ``folder`` and restore its TIFF files into the zarr store ``output``.
 
@@ -162,11 +174,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {folder} does not exist")
     out_path = Path(output)
-    if out_path.suffix.lower() != ".zarr":
-        raise InputError(f"the live output must be a .zarr store, got {out_path.name}")
-    if _inside(out_path, folder):
-        raise InputError(f"the output {out_path} must not be inside the watched folder")
-    check_output_path(out_path, overwrite)
+    check_live_output(folder, out_path, overwrite)
     if not isinstance(model, TrainedModel):
         model = load_model(model)
     if model.method != "denoise":
@@ -363,6 +371,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
             raw = block if raw is None else np.concatenate([raw, block])
             res.frames_arrived += len(frames)
             last_activity = clock()
+            if on_file is not None:
+                on_file(rec, frames)
             restore(res.frames_arrived - k, final=False)
             if z is not None and done < res.frames_arrived and done == 0:
                 record(False)
