@@ -166,6 +166,17 @@ def inference_fps(shape=(512, 512), n=120):
     return n / t.seconds
 
 
+def start_busy(n):
+    """``n`` processes that each keep a core busy (a competing CPU load), killed at exit."""
+    import atexit
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    atexit.register(lambda: [p.kill() for p in procs])
+    return procs
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--regimes", nargs="*", default=[r.name for r in REGIMES])
@@ -177,8 +188,15 @@ def main():
     ap.add_argument("--peer-python", help="the peers' interpreter (benchmarks/README.md)")
     ap.add_argument("--peer-fps-frames", type=int, default=16,
                     help="512x512 frames a peer's inference is timed on (once)")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="run N busy processes beside the benchmark (2 on 2 cores: the CPU "
+                         "2x oversubscribed)")
+    ap.add_argument("--no-fps", action="store_true", help="skip the 512x512 inference timing")
     args = ap.parse_args()
     centre = not args.no_centre
+    if args.busy:
+        start_busy(args.busy)
+        print(f"competing load: {args.busy} busy processes (each keeps a core busy)")
     print(f"machine: {machine()}; {load()}")
     print(f"denoiser: {DenoiseParams(train_seconds=args.train_seconds, centre_correction=centre)}")
     peers = None
@@ -221,7 +239,8 @@ def main():
             print(f"  {name}: failed: {p}" if isinstance(p, str) else
                   f"  {name}: MSE {p['mse']:.2f}: ratio to the Gaussian {p['ratio']:.3f}, excess "
                   f"{p['excess']:.2f}; {peer_fields(p['info'])}", flush=True)
-    print(f"\ninference 512x512: {inference_fps():.1f} frames/s (bar: >= 30)  [{load()}]")
+    if not args.no_fps:
+        print(f"\ninference 512x512: {inference_fps():.1f} frames/s (bar: >= 30)  [{load()}]")
     for name, fps in (peers.fps512 if peers else {}).items():
         print(f"  {name} inference 512x512: {fps:.2f} frames/s ({args.peer_fps_frames} frames)")
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")
