@@ -11,7 +11,7 @@ from counting_array import CountingArray as Counting
 
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.params import DenoiseParams
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 

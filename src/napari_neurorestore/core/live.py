@@ -155,8 +155,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     threads 3.5 frames/s, 1 thread 39 frames/s).
     """
     from .methods import denoise as dn
+    from .methods.denoise_spec import DenoiseParams
     from .models import TrainedModel, load_model
-    from .params import DenoiseParams
 
     folder = Path(folder)
     if not folder.is_dir():

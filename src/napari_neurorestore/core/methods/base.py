@@ -6,7 +6,7 @@ only: its geometry, forward model and memory model; the ``Method`` subclass live
 and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it is used.
 
 =====================  ===================================================================
-``params_class``       the frozen, validated dataclass of parameters (``core/params.py``)
+``params_class``       the frozen, validated dataclass of parameters (in ``<name>_spec.py``)
 ``train``              ``train(data, params, cancel, **options)``: a generator of
                        :class:`Progress` that returns the :class:`TrainedModel`
 ``predict``            ``predict(data, model, params, cancel, out, on_chunk, **options)``:
@@ -178,6 +178,10 @@ class Method:
     module: ClassVar[str] = ""
     #: one line of help (the CLI subcommand's)
     help: ClassVar[str] = ""
+    #: the method picker's label (empty: the name)
+    label: ClassVar[str] = ""
+    #: whether the heavy module offers ``preview(data, params, center, size, cancel, model)``
+    has_preview: ClassVar[bool] = False
     description: ClassVar[str] = ""
     #: what a model of this method is called, with its article ("a denoising model")
     noun: ClassVar[str] = ""
@@ -199,13 +203,10 @@ class Method:
     #: pairs; their values reach :meth:`check_request`/:meth:`open_options` as options
     cli_options: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = ()
 
+    #: the frozen, validated dataclass of parameters (defined in the light module)
+    params_class: ClassVar[type]
+
     # ------------------------------------------------------------------ parameters
-    @property
-    def params_class(self) -> type:
-        from ..params import PARAMS
-
-        return PARAMS[self.name]
-
     def impl(self) -> Any:
         """The heavy module (imports torch)."""
         return importlib.import_module(self.module)

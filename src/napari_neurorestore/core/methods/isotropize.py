@@ -46,13 +46,13 @@ from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
-from ..params import IsotropizeParams
 from ..progress import CancelToken, Progress
 from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
 from .isotropize_data import TRAIN_CACHE_BYTES, _Degrader, _flip, _is_integer, _Source  # noqa: F401
 from .isotropize_spec import (  # noqa: F401  (the geometry, importable from here as before)
     METHOD,
+    IsotropizeParams,
     _tile,
     output_chunks,
     output_tiles,

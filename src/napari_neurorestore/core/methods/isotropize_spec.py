@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,16 @@ import numpy as np
 from ..axial import check_volume, output_slices
 from ..io import InputError
 from ..models import TrainedModel
+from ..params import (
+    _check_choice,
+    _check_int,
+    _check_length,
+    _common,
+    _length,
+    _Params,
+    _seconds,
+    opt,
+)
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: lateral context of each inference block (``nets.AXIAL_NET_HALO``)
@@ -84,10 +95,79 @@ def _iso_work(shape, ratio, tile, halo=HALO):
     return work, nz, nzp
 
 
+@dataclass(frozen=True)
+class IsotropizeParams(_Params):
+    """Parameters of axial isotropization (after Self-Net).
+
+    z_ratio : R, the z pixel size over the lateral (y, x) pixel size (>= 1; the widget
+        reads it from the layer's scale). The output has round((z - 1) R) + 1 slices.
+    degradation : how lateral slices are degraded to look axial for training: "gaussian"
+        (a Gaussian axial blur of width ``sigma_z``) or "learned" (a blur kernel learned
+        adversarially so degraded lateral slices look like the real axial slices).
+    sigma_z : the axial blur beyond the lateral one, as a Gaussian sigma in lateral
+        pixels (None = estimate it from the volume's axial and lateral spectra).
+    steps : optimisation steps (None = no limit; whichever of ``steps`` and
+        ``train_seconds`` ends first).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
+    patch_size : side of the square training crops (multiple of 4).
+    batch_size : training crops per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level.
+    seed : seed for the sampler, the degradations and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    tile_size : lateral side of the inference blocks (bounds memory; does not change
+        the result).
+    match_noise : top the noise of the degraded training inputs up to the data's level
+        (blurring averages noise down; real axial slices are as noisy as lateral ones).
+    """
+
+    z_ratio: float = opt(2.0, "z pixel size / lateral pixel size (required unless --model is given)", min=1.0, max=16.0, step=0.1, metavar="R", label="z ratio")
+    degradation: str = opt("gaussian", "training degradation model", choices=("gaussian", "learned"))
+    sigma_z: float | None = opt(None, "axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None: estimated from the data)", min=0.0, max=32.0, step=0.1, metavar="S")
+    steps: int | None = _length("steps", "optimisation steps of one batch")
+    train_seconds: float | None = _seconds("steps")
+    patch_size: int = opt(64, "side of the square training crops (multiple of 4)", min=16, max=1024, step=4)
+    batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    tile_size: int = opt(256, "lateral inference block size (memory bound)", min=16, max=4096, step=16)
+    match_noise: bool = opt(True, "top the noise of the degraded training inputs up to the data's level")
+
+    method = "isotropize"
+
+    def __post_init__(self) -> None:
+        r = self.z_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 1.0 <= r <= 16.0:
+            raise ValueError(f"z_ratio must be a number between 1 and 16 (z pixel size over "
+                             f"lateral pixel size), got {r!r}")
+        object.__setattr__(self, "z_ratio", float(r))
+        _check_choice(self, "degradation")
+        if self.sigma_z is not None:
+            s = self.sigma_z
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 32:
+                raise ValueError(f"sigma_z must be between 0 and 32 lateral pixels or None "
+                                 f"(estimate), got {s!r}")
+            object.__setattr__(self, "sigma_z", float(s))
+        _check_length("steps", self.steps, self.train_seconds)
+        self._check_common()
+        _check_int("patch_size", self.patch_size, 16, 1024)
+        if self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
+        _check_int("batch_size", self.batch_size, 1, 1024)
+        _check_int("width", self.width, 4, 128)
+        _check_int("tile_size", self.tile_size, 16)
+        if not isinstance(self.match_noise, bool):
+            raise ValueError(f"match_noise must be True or False, got {self.match_noise!r}")
+
+
 class IsotropizeMethod(Method):
+    params_class = IsotropizeParams
     name = "isotropize"
     module = "napari_neurorestore.core.methods.isotropize"
     help = "axial isotropization: make z as sharp and finely sampled as x, y"
+    label = "Isotropize (Self-Net)"
     description = ("Train a restorer on the volume's own lateral slices (degraded the way z "
                    "is) and restore every axial slice. The output has round((z - 1) R) + 1 "
                    "slices; output slice k lies at input slice k / R (its z pixel size is the "

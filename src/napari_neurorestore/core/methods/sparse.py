@@ -51,13 +51,13 @@ from ..device import resolve_device
 from ..io import ChunkRecorder, InputError
 from ..models import RestoreResult, TrainedModel
 from ..nets import SparseAxisNet, ready_for_inference
-from ..params import SparseParams
 from ..progress import CancelToken, Progress
 from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
 from .sparse_figures import auto_rois, fidelity, format_simulation, roi_dff  # noqa: F401
 from .sparse_spec import (  # noqa: F401  (the geometry, importable from here as before)
     METHOD,
+    SparseParams,
     _context,
     _Frames,
     _keys_weights,

@@ -6,11 +6,13 @@ cost model."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..io import InputError, check_dtype, check_finite
+from ..params import _check_int, _check_length, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
@@ -142,10 +144,75 @@ def _context(params: Any, n_frames: int) -> int:
     return params.context if n_frames > 1 else 0
 
 
+@dataclass(frozen=True)
+class SparseParams(_Params):
+    """Parameters of sparse-axis reconstruction (after IRIS): restore the lines a scan
+    skipped along one axis, learning from the fully sampled other axis.
+
+    factor : skip factor M: one line in M was acquired (acquired line i lies at full-frame
+        line i*M; the output has M times more lines).
+    axis : the under-sampled axis: "y" (rows, the slow scan axis) or "x" (columns).
+    simulate : simulate from a fully sampled stack: keep every M-th line of the input,
+        reconstruct it, and report PSNR, SSIM and trace NRMSE against the full stack.
+    context : neighbouring frames (or planes) on each side given to the network as
+        extra input (0 = frame by frame).
+    denoise : also denoise the acquired lines (their values are then a restored estimate);
+        off keeps the acquired lines exactly as measured.
+    epochs : training length: an epoch draws about as many random crops as the frames
+        hold (at least 10 steps); None = no limit; whichever of ``epochs`` and
+        ``train_seconds`` comes first ends training (the CLI's ``--steps``).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
+    patch_size : side of the training crops in samples (multiple of 4).
+    batch_size : training crops per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level (speed/quality trade-off).
+    seed : seed for the sampler and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    chunk_frames : frames per inference chunk (bounds memory; does not change the result).
+    """
+
+    factor: int = opt(4, "skip factor M, 2-16: one line in M was acquired", min=2, max=16)
+    axis: str = opt("y", "the under-sampled axis (y: the slow scan axis)", choices=("y", "x"))
+    simulate: bool = opt(False, "the input is fully sampled: keep every M-th line, reconstruct, and print PSNR/SSIM/trace NRMSE against the full stack")
+    context: int = opt(6, "neighbouring frames on each side given to the network", min=0, max=8)
+    denoise: bool = opt(True, "also denoise the acquired lines (off: keep them exactly as measured)")
+    epochs: int | None = _length("epochs", "an epoch: about as many crops as the frames "
+                                 "hold, at least 10 steps")
+    train_seconds: float | None = _seconds("epochs")
+    patch_size: int = opt(32, "side of the training crops in samples (multiple of 4)", min=8, max=1024, step=4)
+    batch_size: int = opt(16, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    chunk_frames: int = opt(64, "frames per inference chunk (memory bound)", min=1, max=100000)
+
+    method = "sparse"
+
+    def __post_init__(self) -> None:
+        _check_int("factor", self.factor, 2, 16)
+        if self.axis not in ("y", "x"):
+            raise ValueError(f"axis must be 'y' or 'x', got {self.axis!r}")
+        for name in ("simulate", "denoise"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_int("context", self.context, 0, 8)
+        _check_length("epochs", self.epochs, self.train_seconds)
+        self._check_common()
+        _check_int("patch_size", self.patch_size, 8, 1024)
+        if self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
+        _check_int("batch_size", self.batch_size, 1, 1024)
+        _check_int("width", self.width, 4, 128)
+        _check_int("chunk_frames", self.chunk_frames, 1)
+
+
 class SparseMethod(Method):
+    params_class = SparseParams
     name = "sparse"
     module = "napari_neurorestore.core.methods.sparse"
     help = "sparse-axis reconstruction (IRIS): restore skipped scan lines"
+    label = "Sparse axis (IRIS)"
     description = ("Restore the lines a scan skipped along one axis, with a network trained "
                    "on the sparse data itself (the fully sampled axis is the teacher).")
     input_help = ("(y, x), (t|z, y, x) or (t, z, y, x) TIFF of the acquired lines "

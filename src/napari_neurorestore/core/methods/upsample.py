@@ -38,7 +38,6 @@ from ..device import resolve_device
 from ..io import ChunkRecorder, InputError, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import UpsampleNet, bin_down, interp_upsample
-from ..params import UpsampleParams
 from ..progress import CancelToken, Progress
 from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
@@ -53,6 +52,7 @@ from .upsample_data import (  # noqa: F401  (importable from here as before)
 )
 from .upsample_spec import (  # noqa: F401  (the geometry, importable from here as before)
     METHOD,
+    UpsampleParams,
     _final_pass,
     _net_factors,
     axis_factors,
