@@ -78,7 +78,7 @@ class OutputLayout:
 
 def metadata_for(model: Any, extra: dict | None = None) -> dict[str, Any]:
     """The provenance a method writes into its output (``{"neurorestore": {...}}``)."""
-    from ... import __version__
+    from ..._version import __version__
 
     md = {"method": model.method, "params": dict(model.params),
           "model_format_version": model.version,

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import __version__
+from ..._version import __version__
 from ..axial import (  # noqa: F401  (z_ratio_from_scale: importable from here as before)
     check_volume,
     estimate_noise,

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ... import __version__
+from ..._version import __version__
 from ..device import resolve_device
 from ..io import ChunkRecorder, InputError
 from ..models import RestoreResult, TrainedModel

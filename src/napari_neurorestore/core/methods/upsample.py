@@ -101,7 +101,7 @@ def build_net(params: UpsampleParams, ndim: int) -> UpsampleNet:
 def train(data: Any, params: UpsampleParams, cancel: CancelToken | None = None
           ) -> Generator[Progress, None, TrainedModel]:
     """Train an upsampling network on ``data`` itself ((z, y, x) or (y, x)); no ground truth."""
-    from ... import __version__
+    from ..._version import __version__
 
     cancel = cancel or CancelToken()
     factors = check_volume(data, params)
