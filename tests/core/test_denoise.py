@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr

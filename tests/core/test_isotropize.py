@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import axial
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import isotropize as iso
 from napari_neurorestore.core.methods import params_for
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams

@@ -183,7 +183,7 @@ def test_natural_order():
 
 
 def test_bad_inputs(tmp_path, model):
-    from napari_neurorestore.core.io import InputError
+    from napari_neurorestore.core.errors import InputError
 
     with pytest.raises(FileNotFoundError):
         drain(watch(tmp_path / "nope", tmp_path / "o.zarr", model))

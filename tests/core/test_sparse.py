@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import sparse as sp
 from napari_neurorestore.core.methods.sparse_spec import SparseParams
 from napari_neurorestore.core.metrics import psnr

@@ -4,7 +4,7 @@ import torch
 from scipy.ndimage import zoom
 
 from napari_neurorestore._widgets.layers import output_grid
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import params_for
 from napari_neurorestore.core.methods import upsample as up
 from napari_neurorestore.core.methods.upsample_spec import UpsampleParams

@@ -178,7 +178,7 @@ class RestoreJobs:
     def _fits(self, kind: str) -> bool:
         """False (and the refusal shown) when the run would not fit in memory."""
         from ..core.cost import refuse_if_too_big
-        from ..core.io import InputError
+        from ..core.errors import InputError
 
         try:
             est = self.estimate(kind)

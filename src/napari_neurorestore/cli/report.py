@@ -80,7 +80,8 @@ def run_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..core import trust
-    from ..core.io import InputError, check_distinct, check_output_path, is_incomplete, read_array
+    from ..core.errors import InputError
+    from ..core.io import check_distinct, check_output_path, is_incomplete, read_array
     from ..core.report import read_provenance, write_report
 
     prog = "neurorestore report"

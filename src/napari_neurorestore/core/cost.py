@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import InputError
+from .errors import InputError
 from .methods import get, names
 
 #: memory torch needs on first use (thread pools, oneDNN primitives, allocator slack);

@@ -235,7 +235,8 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     """Run ``req`` (see the module's docstring for the steps). ``progress`` gets every
     :class:`Progress` (and is closed, when it has ``close``, before a message); ``log``
     gets the estimate and the interruption messages."""
-    from .io import InputError, check_output_target, open_array
+    from .errors import InputError
+    from .io import check_output_target, open_array
 
     m = get(req.method)
     outputs = output_paths(m, req.inputs, req.output)

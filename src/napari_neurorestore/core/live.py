@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .io import InputError, check_output_path, open_output
+from .errors import InputError
+from .io import check_output_path, open_output
 from .live_files import (  # noqa: F401  (importable from here too)
     TEMP_ENDINGS,
     TIFF_SUFFIXES,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..axial import check_volume, output_slices
-from ..io import InputError
+from ..errors import InputError
 from ..models import TrainedModel
 from ..params import (
     _check_choice,

@@ -48,7 +48,8 @@ import torch
 
 from ..._version import __version__
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError
+from ..errors import InputError
+from ..io import ChunkRecorder
 from ..models import RestoreResult, TrainedModel
 from ..nets import SparseAxisNet, ready_for_inference
 from ..progress import CancelToken, Progress

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError, check_dtype, check_finite
+from ..errors import InputError
+from ..io import check_dtype, check_finite
 from ..params import _check_int, _check_length, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 

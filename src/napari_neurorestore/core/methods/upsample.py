@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError, check_finite
+from ..errors import InputError
+from ..io import ChunkRecorder, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import UpsampleNet, bin_down, interp_upsample
 from ..progress import CancelToken, Progress

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError, check_dtype, check_finite
+from ..errors import InputError
+from ..io import check_dtype, check_finite
 from ..models import TrainedModel
 from ..params import (
     _check_choice,
