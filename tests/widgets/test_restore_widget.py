@@ -371,10 +371,10 @@ class _FakeMethod:
 
 @pytest.fixture
 def fake_method(monkeypatch):
-    import napari_neurorestore.core.methods as methods
+    from napari_neurorestore.core.methods.base import Method
 
     fake = _FakeMethod()
-    monkeypatch.setattr(methods, "get_method", lambda name: fake)
+    monkeypatch.setattr(Method, "impl", lambda self: fake)  # the heavy module of any method
     return fake
 
 

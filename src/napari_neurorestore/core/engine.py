@@ -300,6 +300,10 @@ def _constant(data: Any) -> float | None:
     if n == 0 or n * np.dtype(getattr(data, "dtype", np.float32)).itemsize > \
             CONSTANT_CHECK_BYTES:
         return None
+    if len(shape) > 1:  # a first frame that varies says no, reading only that frame
+        a0 = np.asarray(data[0])
+        if a0.dtype.kind not in "uif" or not a0.min() == a0.max():
+            return None
     a = np.asarray(data[...])
     if a.dtype.kind not in "uif":
         return None
