@@ -341,10 +341,7 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
                       chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
                       total=lay.total, temporary=True, **geo)
     where = getattr(out, "__dict__", {}).get("_temp_path", output)
-    if lay.unit == "frames":
-        recorder = ChunkRecorder(out, lay.total)
-    else:
-        recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
+    recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
     try:
         result = drain(m.predict(data, model, params, None, out=out, on_chunk=recorder,
                                  **options), progress)
@@ -397,8 +394,11 @@ def _distribute(m, req, model, params, opened, options, progress) -> list[Outcom
             p = m.prepare_predict(mdl, tuple(data.shape), params, req.given, req.options)
             jobs.append((str(Path(f).resolve()), str(o.resolve()), str(path), mdl, p, grid,
                          trained))
-        drain(m.distribute([j[:3] for j in jobs], jobs[0][4], workers=req.workers,
-                           scheduler=req.scheduler, overwrite=req.overwrite), progress)
+        from .distributed import Job, distribute
+
+        drain(distribute(m, [Job(*j[:3]) for j in jobs], [j[4] for j in jobs],
+                         workers=req.workers, scheduler=req.scheduler,
+                         overwrite=req.overwrite), progress)
     finally:
         for t in temp:
             t.unlink(missing_ok=True)

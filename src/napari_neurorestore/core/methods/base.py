@@ -189,7 +189,7 @@ class Method:
     runtime_fields: ClassVar[tuple[str, ...]] = ("device",)
     #: parameters fixed by a saved model: a caller's different value is refused
     fixed_fields: ClassVar[tuple[str, ...]] = ()
-    #: whether inference runs on a dask cluster (``distribute``)
+    #: whether inference runs on a dask cluster (:meth:`predict_part` per task)
     distributed: ClassVar[bool] = False
     #: inference rate on a 2-core CPU (probe units/s), used when the probe is skipped
     nominal_rate: ClassVar[float] = 1e6
@@ -301,11 +301,19 @@ class Method:
         """The parameters of inference once the model is known (e.g. an automatic tile)."""
         return params
 
-    def distribute(self, jobs: list[tuple[str, str, str]], params: Any, *, workers: Any = None,
-                   scheduler: Any = None, overwrite: bool = False
-                   ) -> Generator[Progress, None, Any]:
-        """Inference of (input path, output path, model path) jobs on a dask cluster."""
-        raise ValueError(f"{self.name} does not run on dask")
+    def load_net(self, model: Any, ndim: int, device: Any) -> Any:
+        """The trained network on ``device`` (a torch device), for :meth:`predict_part`."""
+        return self.impl().load_net(model, device)
+
+    def predict_part(self, data: Any, model: Any, params: Any, out: Any, a: int, b: int,
+                     net: Any = None) -> None:
+        """Parts ``a:b`` of the output (the unit of :meth:`output_layout`: frames, or tiles
+        in C order) into ``out``: one task of distributed inference. ``net``: from
+        :meth:`load_net`."""
+        from ..progress import drain
+
+        drain(self.predict(data, model, params, None, out=out, on_chunk=None, start=a,
+                           stop=b, net=net))
 
     def train_input(self, data: Any, params: Any) -> Any:
         """What ``train`` learns from when the engine trains on ``data`` (the data itself)."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import check_movie
-from ..params import _check_int, _check_length, _common, _length, _Params, _seconds, opt
+from ..params import _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
@@ -68,13 +68,7 @@ class DenoiseParams(_Params):
         if self.window % 2 == 0:
             raise ValueError(f"window must be odd (the centre frame is predicted), got {self.window}")
         _check_int("stride", self.stride, 1, self.window)
-        _check_length("epochs", self.epochs, self.train_seconds)
-        self._check_common()
-        _check_int("patch_size", self.patch_size, 16, 1024)
-        if self.patch_size % 4:
-            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
-        _check_int("batch_size", self.batch_size, 1, 1024)
-        _check_int("width", self.width, 4, 128)
+        self._check_training("epochs", (16, 1024), 128)
         _check_int("chunk_frames", self.chunk_frames, 1)
 
     @property
@@ -113,14 +107,7 @@ class DenoiseMethod(Method):
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                                   device=params.device, on_chunk=on_chunk)
-
-    def distribute(self, jobs, params, *, workers=None, scheduler=None, overwrite=False):
-        from ..distributed import DenoiseJob, denoise_files
-
-        return denoise_files([DenoiseJob(*j) for j in jobs], workers=workers,
-                             scheduler=scheduler, chunk_frames=params.chunk_frames,
-                             device=params.device, overwrite=overwrite)
+                                   device=params.device, on_chunk=on_chunk, **options)
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):

@@ -15,16 +15,7 @@ import numpy as np
 from ..axial import check_volume, output_slices
 from ..errors import InputError
 from ..models import TrainedModel
-from ..params import (
-    _check_choice,
-    _check_int,
-    _check_length,
-    _common,
-    _length,
-    _Params,
-    _seconds,
-    opt,
-)
+from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: lateral context of each inference block (``nets.AXIAL_NET_HALO``)
@@ -150,13 +141,7 @@ class IsotropizeParams(_Params):
                 raise ValueError(f"sigma_z must be between 0 and 32 lateral pixels or None "
                                  f"(estimate), got {s!r}")
             object.__setattr__(self, "sigma_z", float(s))
-        _check_length("steps", self.steps, self.train_seconds)
-        self._check_common()
-        _check_int("patch_size", self.patch_size, 16, 1024)
-        if self.patch_size % 4:
-            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
-        _check_int("batch_size", self.batch_size, 1, 1024)
-        _check_int("width", self.width, 4, 128)
+        self._check_training("steps", (16, 1024), 128)
         _check_int("tile_size", self.tile_size, 16)
         if not isinstance(self.match_noise, bool):
             raise ValueError(f"match_noise must be True or False, got {self.match_noise!r}")
@@ -176,6 +161,7 @@ class IsotropizeMethod(Method):
     noun = "an isotropize model"
     runtime_fields = ("device", "tile_size")
     fixed_fields = ("z_ratio",)
+    distributed = True
     nominal_rate = 3e6
     suffix = "isotropic"
 
@@ -206,7 +192,7 @@ class IsotropizeMethod(Method):
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, tile_size=params.tile_size,
-                                   device=params.device, on_chunk=on_chunk)
+                                   device=params.device, on_chunk=on_chunk, **options)
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         tiles = output_tiles(tuple(input_shape), params.z_ratio, params.tile_size)

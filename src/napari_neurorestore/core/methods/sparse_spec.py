@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import check_dtype, check_finite
-from ..params import _check_int, _check_length, _common, _length, _Params, _seconds, opt
+from ..params import _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
@@ -198,13 +198,7 @@ class SparseParams(_Params):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_int("context", self.context, 0, 8)
-        _check_length("epochs", self.epochs, self.train_seconds)
-        self._check_common()
-        _check_int("patch_size", self.patch_size, 8, 1024)
-        if self.patch_size % 4:
-            raise ValueError(f"patch_size must be a multiple of 4, got {self.patch_size}")
-        _check_int("batch_size", self.batch_size, 1, 1024)
-        _check_int("width", self.width, 4, 128)
+        self._check_training("epochs", (8, 1024), 128)
         _check_int("chunk_frames", self.chunk_frames, 1)
 
 
@@ -221,6 +215,7 @@ class SparseMethod(Method):
     noun = "a sparse-axis model"
     runtime_fields = ("device", "chunk_frames", "simulate", "denoise")
     fixed_fields = ("factor", "axis")
+    distributed = True
     cli_options = (
         ("--rois", {"dest": "labels", "aliases": ("--labels",), "metavar": "ROIS.tif",
                     "help": "with --simulate: ROI label image for the trace figures "
@@ -268,6 +263,9 @@ class SparseMethod(Method):
                              "applied without training)")
         if req.options.get("labels") and not req.params.simulate:
             raise ValueError("--rois is used with --simulate only")
+        if req.distributed and req.params.simulate:
+            raise ValueError("--simulate runs in this process (not with --workers/"
+                             "--dask-scheduler)")
 
     def open_options(self, options):
         from ..io import read_tiff
@@ -291,7 +289,8 @@ class SparseMethod(Method):
         if params.simulate:  # the whole simulation (figures included) into ``out``
             return mod.run(data, params, cancel, model=model, out=out, labels=labels)
         return mod.predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                           device=params.device, denoise=params.denoise, on_chunk=on_chunk)
+                           device=params.device, denoise=params.denoise, on_chunk=on_chunk,
+                           **options)
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         n = 1 if len(input_shape) == 2 else int(input_shape[0])

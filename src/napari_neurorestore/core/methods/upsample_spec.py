@@ -14,16 +14,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_dtype, check_finite
 from ..models import TrainedModel
-from ..params import (
-    _check_choice,
-    _check_int,
-    _check_length,
-    _common,
-    _length,
-    _Params,
-    _seconds,
-    opt,
-)
+from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: the working-memory budget of one inference tile when no tile size is given (GiB)
@@ -204,11 +195,7 @@ class UpsampleParams(_Params):
         _check_choice(self, "base")
         if self.two_stage and self.factor != 4:
             raise ValueError("two_stage applies to factor 4 only")
-        _check_length("steps", self.steps, self.train_seconds)
-        self._check_common()
-        _check_int("patch_size", self.patch_size, 8, 512)
-        _check_int("batch_size", self.batch_size, 1, 1024)
-        _check_int("width", self.width, 4, 256)
+        self._check_training("steps", (8, 512), 256, patch_multiple=1)
         _check_int("depth", self.depth, 0, 16)
         _check_int("tile_size", self.tile_size, 8)
         _check_int("tile_overlap", self.tile_overlap, 0)
@@ -284,14 +271,13 @@ class UpsampleMethod(Method):
         return replace(params, tile_size=self.impl().auto_tile_size(
             model, len(input_shape), int(budget * 2**30)))
 
-    def distribute(self, jobs, params, *, workers=None, scheduler=None, overwrite=False):
-        from ..distributed import UpsampleJob, upsample_file
+    def load_net(self, model, ndim, device):
+        return self.impl().load_net(model, ndim, device)
 
-        (inp, out, model_path), = jobs
-        job = UpsampleJob(inp, out, model_path, params.tile_size, ensemble=params.ensemble,
-                          back_projection=params.back_projection)
-        return upsample_file(job, workers=workers, scheduler=scheduler, device=params.device,
-                             overwrite=overwrite)
+    def predict_part(self, data, model, params, out, a, b, net=None) -> None:
+        self.impl().predict_tiles(data, model, out, list(range(a, b)), params.tile_size,
+                                  net=net, ensemble=params.ensemble,
+                                  back_projection=params.back_projection)
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, device=params.device,
