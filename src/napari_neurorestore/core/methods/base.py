@@ -108,6 +108,21 @@ def grid_mismatch(shape: Sequence[int], input_shape: Sequence[int], why: str) ->
                       f"grid {tuple(input_shape)}: {why}")
 
 
+def same_grid(restored: Any, input_shape: Sequence[int], index: slice | None = None
+              ) -> np.ndarray:
+    """The identity forward model: ``restored`` (frames ``index``) as float32."""
+    if tuple(restored.shape) != tuple(input_shape):
+        raise grid_mismatch(restored.shape, input_shape, "the shapes differ; say which "
+                            "method made it (" + ", ".join(_grid_changing()) + ")")
+    return as_f32(restored[index or slice(None)])
+
+
+def _grid_changing() -> list[str]:
+    from . import get, names
+
+    return [n for n in names() if not get(n).identity_forward]
+
+
 def new_seed(seed: int | None) -> int:
     """``seed``, or a fresh random one when None."""
     return seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -202,6 +217,12 @@ class Method:
     #: the method's inputs beyond its parameters, as CLI options: (flag, argparse keywords)
     #: pairs; their values reach :meth:`check_request`/:meth:`open_options` as options
     cli_options: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = ()
+    #: for the trust checks: the first axis of a 3-D/4-D input is time (frames)
+    keeps_time: ClassVar[bool] = True
+    #: the forward model is the identity (the output is on the input's grid)
+    identity_forward: ClassVar[bool] = False
+    #: an output of the input's shape is on the input's grid (its forward model: identity)
+    same_shape_same_grid: ClassVar[bool] = True
 
     #: the frozen, validated dataclass of parameters (defined in the light module)
     params_class: ClassVar[type]
@@ -247,6 +268,16 @@ class Method:
     def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
                       index: slice | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    def removes_noise(self, md: dict) -> bool:
+        """Whether a run with provenance ``md`` removes noise (the trust report then warns
+        when it removed nothing)."""
+        return False
+
+    def trust_slices(self, raw_shape: Sequence[int], restored_shape: Sequence[int],
+                     md: dict) -> slice | None:
+        """The input slices (first axis) the trust checks compare (None: all)."""
+        return None
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape: tuple[int, ...], params: Any, itemsize: int, lazy: bool,

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_movie
 from ..params import _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, as_f32, grid_mismatch, read_extra
+from .base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
@@ -91,6 +91,7 @@ class DenoiseMethod(Method):
     nominal_rate = 12e6
     suffix = "denoised"
     many_inputs = True
+    identity_forward = True
 
     def check_input(self, data: Any, params: Any, training: bool = True) -> None:
         check_movie(data, params.window)
@@ -100,10 +101,10 @@ class DenoiseMethod(Method):
 
     def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
                       index: slice | None = None) -> np.ndarray:
-        if tuple(restored.shape) != tuple(input_shape):
-            raise grid_mismatch(restored.shape, input_shape, "the shapes differ; say which "
-                                "method made it (sparse, upsample, isotropize)")
-        return as_f32(restored[index or slice(None)])
+        return same_grid(restored, input_shape, index)
+
+    def removes_noise(self, md: dict) -> bool:
+        return True
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,

@@ -162,6 +162,8 @@ class IsotropizeMethod(Method):
     runtime_fields = ("device", "tile_size")
     fixed_fields = ("z_ratio",)
     distributed = True
+    keeps_time = False
+    same_shape_same_grid = False  # R = 1 still re-blurs along z
     nominal_rate = 3e6
     suffix = "isotropic"
 
@@ -189,6 +191,16 @@ class IsotropizeMethod(Method):
         if out.shape[1:] != tuple(input_shape[1:]):
             raise grid_mismatch(shape, input_shape, "the lateral shapes differ")
         return out
+
+    def trust_slices(self, raw_shape, restored_shape, md) -> slice | None:
+        """Where the re-blurred output is complete: the input slices whose axial blur's
+        support lies inside the output (at least 3 of them; else all)."""
+        ratio = (restored_shape[0] - 1) / max(raw_shape[0] - 1, 1)
+        reach = 3.0 * float(md.get("sigma_z") or dict(md.get("params", {})).get("sigma_z")
+                            or 0.0)
+        pos = np.arange(raw_shape[0]) * ratio
+        inside = np.nonzero((pos >= reach) & (pos <= restored_shape[0] - 1 - reach))[0]
+        return slice(int(inside[0]), int(inside[-1]) + 1) if len(inside) >= 3 else None
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, tile_size=params.tile_size,

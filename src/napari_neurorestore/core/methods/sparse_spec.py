@@ -257,6 +257,9 @@ class SparseMethod(Method):
             raise grid_mismatch(shape, input_shape, f"keeping every {m}-th line gives {out.shape}")
         return out
 
+    def removes_noise(self, md: dict) -> bool:
+        return bool(dict(md.get("params", {})).get("denoise", True))
+
     def check_request(self, req, model) -> None:
         if req.model and req.options.get("reference"):
             raise ValueError("--model and --reference exclude each other (a saved model is "

@@ -221,6 +221,7 @@ class UpsampleMethod(Method):
                                      f"given, in GiB (default {MEMORY_BUDGET_GB})"}),
     )
     distributed = True
+    keeps_time = False
     nominal_rate = 1e6
     suffix = "upsampled"
 
