@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from napari_neurorestore.core.cost import estimate_cost
 from napari_neurorestore.core.methods import get_method
-from napari_neurorestore.core.params import PARAMS
+from napari_neurorestore.core.methods import names, params_for
 from napari_neurorestore.core.progress import drain
 
 method, shape, kw, streamed, tmp = json.loads(sys.argv[1])
@@ -44,7 +44,7 @@ data = np.zeros(shape, np.uint16)
 rng = np.random.default_rng(0)
 for i in range(shape[0]):
     data[i] = rng.poisson(50, shape[1:])
-params = PARAMS[method](device="cpu", **kw)
+params = params_for(method)(device="cpu", **kw)
 out = None
 if streamed:
     from napari_neurorestore.core.io import open_output

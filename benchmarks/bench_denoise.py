@@ -35,8 +35,8 @@ from scipy.ndimage import gaussian_filter
 
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods.denoise_centre import format_check
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.metrics import pearson, psnr
-from napari_neurorestore.core.params import DenoiseParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.traces import (
     TraceParams,

@@ -26,8 +26,8 @@ from scipy.ndimage import gaussian_filter1d, map_coordinates
 
 from napari_neurorestore.core import axial
 from napari_neurorestore.core.methods import isotropize as iso
+from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
 from napari_neurorestore.core.metrics import psnr, ssim
-from napari_neurorestore.core.params import IsotropizeParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import degrade_axial, simulate_beads, simulate_neuron_volume
 

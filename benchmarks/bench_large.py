@@ -175,8 +175,8 @@ def main() -> int:
     import torch
 
     from napari_neurorestore.core.methods import denoise as dn
+    from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
     from napari_neurorestore.core.models import load_model, save_model
-    from napari_neurorestore.core.params import DenoiseParams
     from napari_neurorestore.core.progress import drain
 
     work = Path(args.dir)
@@ -306,8 +306,8 @@ def run_upsample(work: Path, args) -> dict | None:
     import tifffile
 
     from napari_neurorestore.core.methods import upsample as up
+    from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
     from napari_neurorestore.core.models import save_model
-    from napari_neurorestore.core.params import UpsampleParams
     from napari_neurorestore.core.progress import drain
 
     zs, ys, xs = (int(v) for v in args.upsample_shape.split(","))

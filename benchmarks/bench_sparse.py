@@ -22,9 +22,9 @@ from _common import Timer, machine, peak_rss_mb
 from scipy.interpolate import CubicSpline
 
 from napari_neurorestore.core.methods import sparse as sp
+from napari_neurorestore.core.methods.sparse_spec import SparseParams
 from napari_neurorestore.core.metrics import nrmse, pearson, psnr, ssim
 from napari_neurorestore.core.nets import count_parameters
-from napari_neurorestore.core.params import SparseParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 

@@ -25,9 +25,9 @@ from _common import Timer, machine, peak_rss_mb
 from scipy.ndimage import zoom
 
 from napari_neurorestore.core.methods import upsample as up
+from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 from napari_neurorestore.core.metrics import psnr, ssim
 from napari_neurorestore.core.nets import count_parameters, interp_upsample
-from napari_neurorestore.core.params import UpsampleParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_neuron_volume
 

@@ -7,7 +7,7 @@ functions below import the restoration core lazily when they are first called.
 >>> restored = denoise(movie, train_seconds=60)        # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "denoise", "upsample", "isotropize", "sparse"]
 

@@ -87,7 +87,7 @@ def denoise(
     data : array-like
         Integer or float intensities; numpy, memmap or dask arrays work (read in chunks).
     window, stride, epochs, train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.params.DenoiseParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.denoise_spec.DenoiseParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model (a path is loaded with ``load_model``).
     out : array-like, optional
@@ -104,7 +104,7 @@ def denoise(
     numpy.ndarray (float32, same shape, the input's intensity units), and the model when
     ``return_model``.
     """
-    from .core.params import DenoiseParams
+    from .core.methods.denoise_spec import DenoiseParams
 
     given = {"window": window, "stride": stride, "epochs": epochs,
              "train_seconds": train_seconds}
@@ -150,7 +150,7 @@ def upsample(
     prior : "none" (the input alone) or "simulated" (also learn from a simulated neuron
         volume at the true scale).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.params.UpsampleParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.upsample_spec.UpsampleParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model.
     out : array-like, optional
@@ -164,7 +164,7 @@ def upsample(
     numpy.ndarray float32 (a temporary memmap when very large) in the input's units, and the
     model when ``return_model``.
     """
-    from .core.params import UpsampleParams
+    from .core.methods.upsample_spec import UpsampleParams
 
     p = _params(UpsampleParams, factor=factor, lateral_only=lateral_only, prior=prior,
                        train_seconds=train_seconds, seed=seed, device=device, **params)
@@ -209,7 +209,7 @@ def isotropize(
     sigma_z : axial blur beyond the lateral one, Gaussian sigma in lateral pixels
         (None = estimated from the data's axial and lateral spectra).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.params.IsotropizeParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.isotropize_spec.IsotropizeParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model (its z ratio is used).
     out : array-like, optional
@@ -222,7 +222,7 @@ def isotropize(
     -------
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
-    from .core.params import IsotropizeParams
+    from .core.methods.isotropize_spec import IsotropizeParams
 
     if model is None and z_ratio is None:
         raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
@@ -272,7 +272,7 @@ def sparse(
     factor : skip factor M (2-16).
     axis : "y" (default) or "x".
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.params.SparseParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.sparse_spec.SparseParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model.
     out : array-like, optional
@@ -285,7 +285,7 @@ def sparse(
     -------
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
-    from .core.params import SparseParams
+    from .core.methods.sparse_spec import SparseParams
 
     p = _params(SparseParams, factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
                      seed=seed, device=device, **params)

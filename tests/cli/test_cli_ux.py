@@ -4,13 +4,13 @@ option, errors that name the flags, and a progress bar fit for logs."""
 import pytest
 
 from napari_neurorestore.cli.main import build_parser
-from napari_neurorestore.core.params import PARAMS
+from napari_neurorestore.core.methods import names, params_for
 
-METHODS = sorted(PARAMS)
+METHODS = sorted(names())
 
 
 def _length_field(method):
-    return "epochs" if "epochs" in PARAMS[method].__dataclass_fields__ else "steps"
+    return "epochs" if "epochs" in params_for(method).__dataclass_fields__ else "steps"
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -27,7 +27,7 @@ def test_cli_defaults_are_the_dataclass_defaults(method):
     extra = ["--z-ratio", "2"] if method == "isotropize" else []
     args = build_parser().parse_args([method, "in.tif", "-o", "o.tif", *extra])
     req = request_from(args)
-    assert req.params == PARAMS[method](**req.given)
+    assert req.params == params_for(method)(**req.given)
     assert req.params.train_seconds == 60.0 and getattr(req.params, _length_field(method)) is None
 
 
@@ -65,7 +65,8 @@ def test_rois_is_the_word_for_sparse_too(word):
 
 def test_with_flags_maps_field_names_to_flags():
     from napari_neurorestore.cli.restore import with_flags
-    from napari_neurorestore.core.params import DenoiseParams, UpsampleParams
+    from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+    from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 
     assert (with_flags("set epochs or train_seconds (or both): training needs an end",
                        DenoiseParams)

@@ -18,8 +18,8 @@ import tifffile
 
 from napari_neurorestore.cli import main
 from napari_neurorestore.core.methods import denoise as dn
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.models import save_model
-from napari_neurorestore.core.params import DenoiseParams
 from napari_neurorestore.core.progress import drain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import denoise as dn
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
-from napari_neurorestore.core.params import DenoiseParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, Progress, drain
 
 FAST = dict(epochs=1, patch_size=16, batch_size=4, seed=0, device="cpu")

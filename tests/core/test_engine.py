@@ -5,9 +5,10 @@ import pytest
 import tifffile
 
 from napari_neurorestore.core import engine
-from napari_neurorestore.core.methods import get
+from napari_neurorestore.core.methods import get, names
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.sparse_spec import SparseParams
 from napari_neurorestore.core.models import TrainedModel, save_model
-from napari_neurorestore.core.params import DenoiseParams, SparseParams
 from napari_neurorestore.core.progress import drain
 
 
@@ -70,10 +71,13 @@ def test_simulation_labels_of_another_shape_are_refused_before_training(
 
 
 def test_dask_only_for_methods_that_distribute(movie_path, tmp_path):
-    req = engine.Request("sparse", [str(movie_path)], str(tmp_path / "o.zarr"), SparseParams(),
-                         workers=2)
-    with pytest.raises(ValueError, match="sparse does not run on dask"):
-        engine.restore_files(req)
+    from types import SimpleNamespace
+
+    req = engine.Request("toy", [str(movie_path)], str(tmp_path / "o.zarr"), workers=2)
+    toy = SimpleNamespace(name="toy", distributed=False)
+    with pytest.raises(ValueError, match="toy does not run on dask"):
+        engine.check_outputs(toy, req, [tmp_path / "o.zarr"])
+    assert all(get(n).distributed for n in names())  # every registered method does
     bad = _req(movie_path, tmp_path / "o.tif", workers=2)
     with pytest.raises(ValueError, match="write zarr stores"):
         engine.restore_files(bad)

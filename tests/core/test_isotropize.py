@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import axial
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import isotropize as iso
+from napari_neurorestore.core.methods import params_for
+from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
-from napari_neurorestore.core.params import PARAMS, IsotropizeParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import degrade_axial, simulate_beads, simulate_neuron_volume
 
@@ -74,7 +75,7 @@ def test_noise_estimate_finds_poisson_gain():
 
 # ----------------------------------------------------------------------------- params
 def test_params_validation_and_registry():
-    assert PARAMS["isotropize"] is IsotropizeParams and IsotropizeParams.method == "isotropize"
+    assert params_for("isotropize") is IsotropizeParams and IsotropizeParams.method == "isotropize"
     p = IsotropizeParams(z_ratio=3)
     assert p.z_ratio == 3.0 and isinstance(p.z_ratio, float) and p.degradation == "gaussian"
     assert IsotropizeParams.from_dict({**p.to_dict(), "junk": 1}) == p

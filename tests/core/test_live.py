@@ -13,7 +13,7 @@ import tifffile
 
 from napari_neurorestore.core.live import PROGRESS_ATTR, natural_key, watch
 from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.params import DenoiseParams
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.progress import CancelToken, drain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -183,7 +183,7 @@ def test_natural_order():
 
 
 def test_bad_inputs(tmp_path, model):
-    from napari_neurorestore.core.io import InputError
+    from napari_neurorestore.core.errors import InputError
 
     with pytest.raises(FileNotFoundError):
         drain(watch(tmp_path / "nope", tmp_path / "o.zarr", model))

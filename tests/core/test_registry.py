@@ -9,13 +9,11 @@ import pytest
 
 from napari_neurorestore.core import methods
 from napari_neurorestore.core.methods.base import Grid, Method, PredictTally
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
+from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 from napari_neurorestore.core.models import TrainedModel
-from napari_neurorestore.core.params import (
-    DenoiseParams,
-    IsotropizeParams,
-    SparseParams,
-    UpsampleParams,
-)
 from napari_neurorestore.core.progress import Cancelled
 
 
@@ -32,10 +30,10 @@ def test_all_four_methods_are_registered():
 def test_registry_and_grids_do_not_import_torch():
     code = ("import sys\n"
             "from napari_neurorestore.core import methods\n"
-            "from napari_neurorestore.core.params import PARAMS\n"
+            "from napari_neurorestore.core.methods import params_for\n"
             "for n in methods.names():\n"
             "    m = methods.get(n)\n"
-            "    m.grid((9, 8, 8), PARAMS[n]())\n"
+            "    m.grid((9, 8, 8), params_for(n)())\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import sparse as sp
+from napari_neurorestore.core.methods.sparse_spec import SparseParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
-from napari_neurorestore.core.params import SparseParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 
 FAST = dict(epochs=1, patch_size=8, batch_size=4, width=8, seed=0, device="cpu")

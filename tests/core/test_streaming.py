@@ -11,7 +11,7 @@ from counting_array import CountingArray as Counting
 
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.params import DenoiseParams
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 
@@ -244,24 +244,27 @@ def test_worker_task_writes_its_chunks_and_caches_the_model(movie, model, whole,
 
     tifffile.imwrite(tmp_path / "in.tif", movie)
     save_model(model, tmp_path / "m.pt")
-    jobs = [dist.DenoiseJob(str(tmp_path / "in.tif"), str(tmp_path / "o.zarr"),
-                            str(tmp_path / "m.pt"))]
-    (job, shape, out), = dist.prepare_outputs(jobs, chunk_frames=8)
-    assert shape == movie.shape and out.chunks[0] == 8
+    from napari_neurorestore.core.methods import get
+
+    m = get("denoise")
+    jobs = [dist.Job(str(tmp_path / "in.tif"), str(tmp_path / "o.zarr"), str(tmp_path / "m.pt"))]
+    params = m.params_class(chunk_frames=8, device="cpu")
+    (r,) = dist.prepare_outputs(m, jobs, params)
+    assert r.shape == movie.shape and r.out.chunks[0] == 8 and r.parts()[-1] == (48, 50)
     dist._MODELS.clear()
     for a in (40, 0, 48, 8):  # any order, disjoint chunks
-        assert dist.denoise_chunk(job.input, job.output, job.model, a, min(50, a + 8)) == (
-            a, min(50, a + 8))
+        b = min(50, a + 8)
+        assert dist.run_part("denoise", r.job, r.params, a, b) == (a, b)
     assert len(dist._MODELS) == 1  # loaded once
     z = zarr.open_array(tmp_path / "o.zarr", mode="r")
     np.testing.assert_allclose(z[:16], whole[:16], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(z[40:], whole[40:], rtol=1e-5, atol=1e-4)
     assert np.isnan(z[16:40]).all()
     with pytest.raises(FileExistsError):
-        dist.prepare_outputs(jobs, chunk_frames=8)
-    bad = [dist.DenoiseJob(jobs[0].input, str(tmp_path / "o.tif"), jobs[0].model)]
+        dist.prepare_outputs(m, jobs, params)
+    bad = [dist.Job(jobs[0].input, str(tmp_path / "o.tif"), jobs[0].model)]
     with pytest.raises(ValueError, match="must end in .zarr"):
-        dist.prepare_outputs(bad, chunk_frames=8)
+        dist.prepare_outputs(m, bad, params)
 
 
 def test_memmapped_tiff_output_hands_written_pages_back(tmp_path, monkeypatch):

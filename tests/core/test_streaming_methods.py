@@ -13,7 +13,9 @@ from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import isotropize as iso
 from napari_neurorestore.core.methods import sparse as sp
 from napari_neurorestore.core.methods import upsample as up
-from napari_neurorestore.core.params import IsotropizeParams, SparseParams, UpsampleParams
+from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
+from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 

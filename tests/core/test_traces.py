@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import traces as tr
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
 
 T, NY, NX, NZ = 48, 30, 36, 3
 FPS = 10.0

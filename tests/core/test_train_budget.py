@@ -5,21 +5,22 @@ import time
 
 import pytest
 
-from napari_neurorestore.core.params import PARAMS, TRAIN_SECONDS
+from napari_neurorestore.core.methods import names, params_for
+from napari_neurorestore.core.params import TRAIN_SECONDS
 from napari_neurorestore.core.progress import drain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("method", sorted(PARAMS))
+@pytest.mark.parametrize("method", sorted(names()))
 def test_same_time_budget_for_every_method(method):
-    p = PARAMS[method]()
+    p = params_for(method)()
     length = "epochs" if hasattr(p, "epochs") else "steps"
     assert p.train_seconds == TRAIN_SECONDS == 60.0
     assert getattr(p, length) is None  # ends training only when set
-    PARAMS[method](**{length: 3, "train_seconds": None})
+    params_for(method)(**{length: 3, "train_seconds": None})
     with pytest.raises(ValueError, match=f"set {length} or train_seconds"):
-        PARAMS[method](**{length: None, "train_seconds": None})
+        params_for(method)(**{length: None, "train_seconds": None})
 
 
 def _data(method):
@@ -47,9 +48,9 @@ def test_train_seconds_cap_holds(method):
     m = get(method)
     data, kw = _data(method)
     length = "epochs" if method == "sparse" else "steps"
-    warm = PARAMS[method](**kw, **{length: 1}, seed=0, device="cpu")
+    warm = params_for(method)(**kw, **{length: 1}, seed=0, device="cpu")
     drain(m.train(m.train_input(data, warm), warm, None))  # torch's one-off start-up
-    p = PARAMS[method](**kw, train_seconds=2.0, seed=0, device="cpu")
+    p = params_for(method)(**kw, train_seconds=2.0, seed=0, device="cpu")
     t0 = time.perf_counter()
     model = drain(m.train(m.train_input(data, p), p, None))
     took = time.perf_counter() - t0

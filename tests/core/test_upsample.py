@@ -4,12 +4,13 @@ import torch
 from scipy.ndimage import zoom
 
 from napari_neurorestore._widgets.layers import output_grid
-from napari_neurorestore.core.io import InputError
+from napari_neurorestore.core.errors import InputError
+from napari_neurorestore.core.methods import params_for
 from napari_neurorestore.core.methods import upsample as up
+from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
 from napari_neurorestore.core.nets import bin_down, interp_upsample
-from napari_neurorestore.core.params import PARAMS, UpsampleParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_neuron_volume
 
@@ -40,7 +41,7 @@ def cubic_baseline(x, f):
 
 # ----------------------------------------------------------------------------- conventions
 def test_params_registered_and_validated():
-    assert PARAMS["upsample"] is UpsampleParams and UpsampleParams.method == "upsample"
+    assert params_for("upsample") is UpsampleParams and UpsampleParams.method == "upsample"
     p = UpsampleParams(factor=2, lateral_only=True)
     assert UpsampleParams.from_dict(p.to_dict()) == p
     for kw in (dict(factor=1), dict(factor=5), dict(factor=2.0), dict(prior="imagenet"),

@@ -10,8 +10,9 @@ import pytest
 
 from napari_neurorestore._widgets import worker as worker_mod
 from napari_neurorestore._widgets.restore import RestoreWidget, format_progress, format_seconds
+from napari_neurorestore.core.methods import names, params_for
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.models import RestoreResult, TrainedModel
-from napari_neurorestore.core.params import PARAMS, DenoiseParams
 from napari_neurorestore.core.progress import Progress
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 
@@ -76,12 +77,12 @@ def test_defaults_match_params(widget):
     assert widget.get_params().train_seconds is None and widget.get_params().epochs == 5
 
 
-@pytest.mark.parametrize("method", list(PARAMS))
+@pytest.mark.parametrize("method", list(names()))
 def test_every_method_builds_its_defaults(widget, method):
     """The parameter widgets are built from each method's dataclass: the same fields and
     the same defaults (except the 60 s time cap), and they validate as they are."""
     widget.method_combo.value = method
-    cls = PARAMS[method]
+    cls = params_for(method)
     assert list(widget.param_widgets) == [f.name for f in dataclasses.fields(cls)]
     expected = dataclasses.asdict(cls())
     if "train_seconds" in expected:
@@ -385,10 +386,10 @@ class _FakeMethod:
 
 @pytest.fixture
 def fake_method(monkeypatch):
-    import napari_neurorestore.core.methods as methods
+    from napari_neurorestore.core.methods.base import Method
 
     fake = _FakeMethod()
-    monkeypatch.setattr(methods, "get_method", lambda name: fake)
+    monkeypatch.setattr(Method, "impl", lambda self: fake)  # the heavy module of any method
     return fake
 
 
@@ -458,7 +459,7 @@ def test_result_on_a_new_grid_overlays_the_input(viewer, widget, qtbot, fake_met
     assert layer.data.shape == (4, 8, 8)
 
 
-@pytest.mark.skipif("isotropize" not in PARAMS, reason="no isotropize method")
+@pytest.mark.skipif("isotropize" not in names(), reason="no isotropize method")
 def test_z_ratio_follows_the_layer_scale(viewer, widget):
     widget.method_combo.value = "isotropize"
     viewer.add_image(np.zeros((8, 16, 16), np.float32), name="vol", scale=(2.5, 0.5, 0.5))

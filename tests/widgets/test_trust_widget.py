@@ -110,8 +110,8 @@ def test_clean_output_has_no_warnings_and_bad_input_is_reported(viewer, sim, mon
 def test_restore_widget_adds_the_residual_layer(viewer, monkeypatch, qtbot):
     """The Restore widget's "Add residual layer" adds '<input> [removed]' on the input's
     grid, also for a result on a finer grid (brought back by the method's forward model)."""
-    import napari_neurorestore.core.methods as methods
     from napari_neurorestore._widgets.restore import RestoreWidget
+    from napari_neurorestore.core.methods.base import Method
     from napari_neurorestore.core.models import RestoreResult, TrainedModel
 
     rng = np.random.default_rng(0)
@@ -126,7 +126,7 @@ def test_restore_widget_adds_the_residual_layer(viewer, monkeypatch, qtbot):
             return RestoreResult(up, TrainedModel("denoise", {}, {}, {}), md, "upsampled",
                                  scale_factors=(1, 0.5, 0.5))
 
-    monkeypatch.setattr(methods, "get_method", lambda name: Fake)
+    monkeypatch.setattr(Method, "impl", lambda self: Fake)  # the heavy module
     layer = viewer.add_image(vol, name="vol", scale=(3, 1, 1), translate=(0, 10, 10))
     w = RestoreWidget(viewer)
     w.sync = True

@@ -1,4 +1,4 @@
-"""A parameter form built from a method's parameter dataclass (``core.params.PARAMS``).
+"""A parameter form built from a method's parameter dataclass (``core.methods.params_for``).
 
 One widget per field, in the field's order: a spin box for ``int``/``float``, a check box for
 ``bool``, a combo box for fields with choices, a line edit otherwise; an optional field
@@ -24,7 +24,7 @@ from typing import Any
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox, Widget
 
 from ..core.device import DEVICES
-from ..core.params import PARAMS
+from ..core.methods import names, params_for
 
 #: the ``field(metadata=...)`` keys the form reads (each overrides the tables below)
 METADATA_KEYS = ("label", "min", "max", "step", "help", "choices")
@@ -212,14 +212,14 @@ class ParamForm:
 
     ``widgets[name]`` is the widget of field ``name``; :meth:`values` reads them back as the
     dataclass's field values, :meth:`set_values` writes them. ``params`` maps a method name
-    to its dataclass (default ``core.params.PARAMS``).
+    to its dataclass (default: every registered method's).
     """
 
     def __init__(self, main: Container, advanced: Container,
                  params: dict[str, type] | None = None) -> None:
         self.main = main
         self.advanced = advanced
-        self.params = PARAMS if params is None else params
+        self.params = {n: params_for(n) for n in names()} if params is None else params
         self.widgets: dict[str, Widget] = {}
         self.method: str | None = None
 

@@ -47,8 +47,8 @@ def result_grid(method: str, shape: tuple[int, ...], params: Any) -> tuple | Non
     Each method knows its grid (``Method.grid`` in the registry)."""
     from ..core.methods import get, names
 
-    if method not in names() or getattr(params, "simulate", False):
-        return None  # a sparse simulation's grid is known only after the run
+    if method not in names() or not get(method).streams(params):
+        return None  # e.g. a sparse simulation: its grid is known only after the run
     g = get(method).grid(tuple(int(s) for s in shape), params)
     return tuple(g.shape), g.scale_factors, g.translate_shift
 

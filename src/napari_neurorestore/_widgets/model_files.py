@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import QFileDialog
 
-from ..core.params import PARAMS
+from ..core.methods import names
 
 if TYPE_CHECKING:
     from ..core.models import TrainedModel
@@ -51,7 +51,7 @@ class ModelFiles:
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             self.show_error(f"Could not load the model: {e}")
             return None
-        if model.method not in PARAMS:
+        if model.method not in names():
             self.show_error(f"{path} holds a {model.method!r} model, which this version "
                             "cannot run.")
             return None

@@ -28,7 +28,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-from ..core.params import PARAMS
+from ..core.methods import names
 from .base import DockBase
 from .form import ParamForm
 from .formatting import format_progress, format_seconds
@@ -74,8 +74,8 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.layer_combo.tooltip = "The image layer to train on / restore (a (t, y, x) movie)."
         self.method_combo = ComboBox(
             label="method",
-            choices=[(METHOD_LABELS.get(k, k), k) for k in PARAMS],
-            value=next(iter(PARAMS)),
+            choices=[(METHOD_LABELS.get(k, k), k) for k in names()],
+            value=names()[0],
         )
         self.method_combo.tooltip = "The restoration method."
 

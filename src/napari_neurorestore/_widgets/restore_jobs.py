@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.params import PARAMS
+from ..core.methods import get, names, params_for
 from ..core.progress import Progress
 from .base import Job
 from .formatting import format_progress, format_seconds, format_simulation
@@ -18,18 +18,13 @@ from .live_mode import LiveJob
 from .live_output import LiveOutput, result_grid, streams
 from .worker import restore_task
 
-#: methods whose core module offers ``preview(data, params, center, size, cancel, model)``
-PREVIEW_METHODS = ("upsample",)
+#: methods whose core module offers ``preview`` (``Method.has_preview``)
+PREVIEW_METHODS = tuple(n for n in names() if get(n).has_preview)
 #: side of the preview crop, in input pixels
 PREVIEW_SIZE = 64
 
-#: labels of the methods in the method picker (a method not listed shows its key)
-METHOD_LABELS = {
-    "denoise": "Denoise (FAST)",
-    "sparse": "Sparse axis (IRIS)",
-    "upsample": "Upsample (Self-Vision)",
-    "isotropize": "Isotropize (Self-Net)",
-}
+#: labels of the methods in the method picker (``Method.label``; none: the name)
+METHOD_LABELS = {n: get(n).label or n for n in names()}
 PROGRESS_MAX = 1000
 
 
@@ -77,7 +72,7 @@ class RestoreJobs:
         """:func:`.live_output.result_grid` of ``data``; ``run`` applies the loaded model,
         whose parameters set the grid."""
         if kind == "run" and self._model_fits():
-            params = PARAMS[self.method].from_dict(self.model.params)
+            params = params_for(self.method).from_dict(self.model.params)
         return result_grid(self.method, data.shape, params)
 
     def _update_cost(self, *_: Any) -> None:
@@ -185,7 +180,7 @@ class RestoreJobs:
     def _fits(self, kind: str) -> bool:
         """False (and the refusal shown) when the run would not fit in memory."""
         from ..core.cost import refuse_if_too_big
-        from ..core.io import InputError
+        from ..core.errors import InputError
 
         try:
             est = self.estimate(kind)

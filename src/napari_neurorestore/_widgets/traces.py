@@ -39,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core import traces as tr
-from ..core.io import InputError
+from ..core.errors import InputError
 from .base import ERROR_STYLE, DockBase, disconnect_quietly, text_label
 from .traces_compute import TraceCompute
 from .traces_layers import TraceLayers

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core import traces as tr
-from ..core.io import InputError
+from ..core.errors import InputError
 from ..core.progress import Cancelled, CancelToken, Progress
 from . import traces_rois as rois_mod
 from .base import Job, incomplete_layer

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..core import traces as tr
-from ..core.io import InputError
+from ..core.errors import InputError
 from .layers import unique_name
 
 #: ROI colours (matplotlib's tab10), by ROI id, for the Shapes layers this widget creates.

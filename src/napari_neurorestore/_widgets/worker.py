@@ -1,7 +1,7 @@
 """Worker plumbing for the widgets: the core's generator run in a napari thread worker.
 
-The task that runs in the worker thread, :func:`restore_task`, is a thin generator over a
-method's ``run``: it re-yields the core's :class:`~napari_neurorestore.core.progress.Progress`
+The task that runs in the worker thread, :func:`restore_task`, is a thin generator over
+:func:`napari_neurorestore.core.engine.restore` (the API's checks and rules): it re-yields the core's :class:`~napari_neurorestore.core.progress.Progress`
 messages and returns a :class:`TaskOutcome`. Expected failures (bad input, bad parameters,
 an unavailable device, out of memory) and cancellation come back *inside* the outcome rather
 than as exceptions, so the user gets a plain message instead of a traceback dialog, and so a
@@ -58,7 +58,7 @@ def restore_task(
     out: Any = None,
     preview: dict | None = None,
 ) -> Generator[Progress, None, TaskOutcome]:
-    """Run ``get_method(method).run(data, params, cancel, model)`` (train unless ``model``).
+    """Run ``core.engine.restore(method, data, params, ...)`` (train unless ``model``).
 
     ``out``, when given, is the array the result is streamed into (e.g. a zarr store).
     ``preview`` (e.g. ``{"center": (z, y, x), "size": 64}``) calls the method's
@@ -68,15 +68,16 @@ def restore_task(
     try:
         yield Progress("prepare", message="loading the restoration engine")
         cancel.check()
-        from ..core.methods import get_method  # imports torch here, in the worker thread
-
-        module = get_method(method)
         if preview is not None:
-            result = yield from module.preview(data, params, cancel=cancel, model=model,
-                                               **preview)
+            from ..core.methods import get_method  # imports torch here, in the worker thread
+
+            result = yield from get_method(method).preview(data, params, cancel=cancel,
+                                                           model=model, **preview)
         else:
-            extra = {} if out is None else {"out": out}
-            result = yield from module.run(data, params, cancel=cancel, model=model, **extra)
+            from ..core.engine import restore  # the method's module (torch) loads in there
+
+            result = yield from restore(method, data, params, model=model, cancel=cancel,
+                                        out=out)
     except Cancelled:
         return TaskOutcome(cancelled=True)
     except EXPECTED_ERRORS as exc:

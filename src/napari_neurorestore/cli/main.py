@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
+from .._version import __version__
 from ..core.methods import get, names
 from . import demo, gui, live, report, restore, traces
 from .common import guarded

@@ -80,8 +80,11 @@ def run_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..core import trust
-    from ..core.io import InputError, check_distinct, check_output_path, is_incomplete, read_array
+    from ..core.errors import InputError
+    from ..core.io import check_distinct, check_output_path, is_incomplete, read_array
+    from ..core.methods import names
     from ..core.report import read_provenance, write_report
+    from ..core.trust.common import _same_grid
 
     prog = "neurorestore report"
     notes: list[str] = []
@@ -103,11 +106,12 @@ def run_report(args: argparse.Namespace) -> int:
         restored, _ = read_array(args.restored, lazy=True)
         metadata = read_provenance(args.restored)
         method = args.method or (metadata.get("neurorestore") or {}).get("method")
-        if method in (None, "denoise") and tuple(raw.shape) != tuple(restored.shape):
+        if _same_grid(method) and tuple(raw.shape) != tuple(restored.shape):
+            others = [n for n in names() if not _same_grid(n)]
             raise InputError(
                 f"{args.restored} has shape {tuple(restored.shape)} but {args.raw} has "
                 f"{tuple(raw.shape)}: an output on another grid needs --method "
-                f"(sparse, upsample or isotropize)")
+                f"({', '.join(others[:-1])} or {others[-1]})")
         rois = None
         if args.rois:
             rois = np.asarray(read_array(args.rois, lazy=False)[0])

@@ -84,7 +84,8 @@ def _time_first(data: Any, axes: str) -> Any:
 def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from ..core import traces as tr
-    from ..core.io import InputError, check_distinct, check_output_path, read_tiff
+    from ..core.errors import InputError
+    from ..core.io import check_distinct, check_output_path, read_tiff
     from ..core.traces.transients import format_transients
 
     prog = "neurorestore traces"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import InputError
+from .errors import InputError
 from .methods import get, names
 
 #: memory torch needs on first use (thread pools, oneDNN primitives, allocator slack);
@@ -144,20 +144,16 @@ def estimate_cost(method: str, data: Any, params: Any = None, *, model: Any = No
     nominal CPU rates and costs nothing. ``device``: "cpu", "cuda", "mps" or "auto"
     ("auto" is resolved only when probing, else counted as the CPU).
     """
-    from .params import PARAMS
-
-    if method not in PARAMS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(PARAMS)}")
+    m_ = get(method)  # refuses an unknown method
     shape = tuple(int(s) for s in getattr(data, "shape", ()))
     if not shape or any(s < 1 for s in shape):
         raise InputError(f"cannot estimate a run on data of shape {shape}")
-    m_ = get(method)
     if model is not None:
         if model.method != method:
             raise ValueError(f"this is a {model.method!r} model, not a {method!r} model")
         params = m_.merge_params(model, params)  # the caller's run-time settings
     elif params is None:
-        params = PARAMS[method]()
+        params = m_.params_class()
     elif getattr(params, "method", method) != method:
         raise ValueError(f"params are for {params.method!r}, not {method!r}")
     itemsize = int(getattr(getattr(data, "dtype", None), "itemsize", 4) or 4)

@@ -1,33 +1,40 @@
-"""Scale-out of inference on dask.distributed (the ``large`` extra; imported only when used).
+"""Scale-out of inference on dask.distributed, for every method (the ``large`` extra;
+imported only when used).
 
-Inference is split into one task per time chunk of each input; all the tasks of all the
-inputs of one call are submitted together, so several recordings form one task graph that
-dask's scheduler spreads over the workers. Each task opens its input lazily by path
-(:func:`~napari_neurorestore.core.io.open_array`), restores frames ``a:b`` with the model
-(loaded once per worker process and cached by path) and writes them into its own, disjoint
-time chunks of the output zarr store, which the client created beforehand with the same
-chunking. The client records finished chunks in the store's progress attributes, so a
-cancelled or failed run leaves a valid partial store that says how far it got.
+A method's output splits into independent parts in the unit of its
+:meth:`~.methods.base.Method.output_layout`: frames (denoise, sparse; a task is one time
+chunk of the output store) or tiles (upsample's output tiles, isotropize's lateral blocks;
+a task is one tile, one chunk column of the store). All the tasks of all the inputs of one
+call are submitted together, so several recordings form one task graph that dask's
+scheduler spreads over the workers. Each task opens its input lazily by path
+(:func:`~napari_neurorestore.core.io.open_array`), computes its part with
+:meth:`~.methods.base.Method.predict_part` (the model is loaded once per worker process and
+cached by path) and writes it into its own chunks of the output zarr store, which the client
+created beforehand. The client records finished parts in the store's progress attributes,
+so a cancelled or failed run leaves a valid partial store that says how far it got.
 
 Inputs, outputs and model files must be reachable under the same paths from every worker
 (a shared file system, as on a cluster); a ``LocalCluster`` on one machine always is.
 
-    >>> from napari_neurorestore.core.distributed import DenoiseJob, denoise_files
+    >>> from napari_neurorestore.core.distributed import Job, distribute
+    >>> from napari_neurorestore.core.methods import get
     >>> from napari_neurorestore.core.progress import drain
-    >>> drain(denoise_files([DenoiseJob("a.tif", "a.zarr", "m.pt")], workers=2))
+    >>> m = get("sparse")
+    >>> drain(distribute(m, [Job("a.tif", "a.zarr", "m.pt")], m.params_class(), workers=2))
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .io import ChunkRecorder, _require, check_output_path, open_array, open_output
+from .errors import require as _require
+from .io import ChunkRecorder, check_output_path, open_array, open_output
 from .progress import Cancelled, CancelToken, Progress
 
 #: in each worker process: cached models and inputs (keyed by path, mtime and device)
@@ -38,12 +45,16 @@ THREADS_ENV = "NEURORESTORE_TORCH_THREADS"
 
 
 @dataclass(frozen=True)
-class DenoiseJob:
-    """One recording to restore: input path, output ``*.zarr`` path and model path."""
+class Job:
+    """One input to restore: input path, output ``*.zarr`` path and model path."""
 
     input: str
     output: str
     model: str
+
+
+#: the name of :class:`Job` when only denoising distributed
+DenoiseJob = Job
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -52,16 +63,15 @@ def _key(path: str) -> tuple[str, int]:
     return p, os.stat(p).st_mtime_ns
 
 
-def _worker_model(model_path: str, device: str) -> tuple[Any, Any]:
+def _worker_model(method: Any, model_path: str, ndim: int, device: str) -> tuple[Any, Any]:
     """(TrainedModel, network) for this worker process, loaded once per model file."""
-    key = (*_key(model_path), device)
+    key = (*_key(model_path), device, method.name, ndim)
     if key not in _MODELS:
         from .device import resolve_device
-        from .methods import denoise
         from .models import load_model
 
         model = load_model(model_path)
-        _MODELS[key] = (model, denoise.load_net(model, resolve_device(device)))
+        _MODELS[key] = (model, method.load_net(model, ndim, resolve_device(device)))
     return _MODELS[key]
 
 
@@ -73,28 +83,26 @@ def _worker_input(path: str) -> Any:
     return _INPUTS[key]
 
 
-def denoise_chunk(input_path: str, output_path: str, model_path: str, a: int, b: int,
-                  device: str = "cpu", batch_size: int | None = None,
-                  torch_threads: int | None = None) -> tuple[int, int]:
-    """A dask task: restore frames ``a:b`` of ``input_path`` into the zarr store
-    ``output_path`` (which exists, chunked along time so that ``a:b`` is whole chunks).
-    Returns ``(a, b)``."""
+def run_part(name: str, job: Job, params: Any, a: int, b: int,
+             torch_threads: int | None = None) -> tuple[int, int]:
+    """A dask task: parts ``a:b`` (the unit of the method's output layout) of ``job.input``
+    into the zarr store ``job.output``, which exists, chunked so that ``a:b`` is whole
+    chunks. Returns ``(a, b)``."""
     import dask
     import torch
 
-    from .methods import denoise
-    from .progress import drain
+    from .methods import get
     from .zarr_io import output_array  # the store, or level "0" of an *.ome.zarr
 
     threads = int(os.environ.get(THREADS_ENV, 0)) or torch_threads
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    model, net = _worker_model(model_path, device)
-    data = _worker_input(input_path)
-    out = output_array(output_path)
+    method = get(name)
+    data = _worker_input(job.input)
+    model, net = _worker_model(method, job.model, data.ndim, params.device)
+    out = output_array(job.output)
     with dask.config.set(scheduler="synchronous"):  # a lazy view is read in this task
-        drain(denoise.predict(data, model, out=out, chunk_frames=b - a, batch_size=batch_size,
-                              start=a, stop=b, on_chunk=None, net=net))
+        method.predict_part(data, model, params, out, a, b, net)
     return a, b
 
 
@@ -145,209 +153,128 @@ def _completed(distributed: Any, futures: list, cancel: CancelToken, poll: float
         yield batch
 
 
-def prepare_outputs(jobs: list[DenoiseJob], chunk_frames: int, overwrite: bool = False
-                    ) -> list[tuple[DenoiseJob, tuple[int, ...], Any]]:
+@dataclass
+class Prepared:
+    """One job ready to run: its inference parameters, input shape, output store, the
+    store's layout (unit, chunks) and its progress record."""
+
+    job: Job
+    params: Any
+    shape: tuple[int, ...]
+    out: Any
+    layout: Any
+    recorder: ChunkRecorder
+
+    def parts(self) -> list[tuple[int, int]]:
+        """The tasks' ranges: whole time chunks of frames, or one tile each."""
+        total = self.recorder.total
+        step = max(1, int(self.layout.chunks)) if self.layout.unit == "frames" else 1
+        return [(a, min(total, a + step)) for a in range(0, total, step)]
+
+
+def prepare_outputs(method: Any, jobs: list[Job], params: Any, overwrite: bool = False
+                    ) -> list[Prepared]:
     """Check every input, model and output first, then create the output stores.
 
-    Returns (job, input shape, output zarr array) per job.
+    ``params``: the run-time settings (one for all jobs, or one per job), merged with each
+    job's model (:meth:`~.methods.base.Method.merge_params`).
     """
-    from .engine import load_checked_model
-    from .methods import get
     from .methods.base import metadata_for
+    from .models import load_model
 
-    method = get("denoise")
+    per_job = list(params) if isinstance(params, (list, tuple)) else [params] * len(jobs)
     outs = [str(Path(j.output)) for j in jobs]
     if len(set(outs)) != len(outs):
         raise ValueError("two inputs would write the same output store")
     checked = []
-    for j in jobs:
+    for j, given in zip(jobs, per_job, strict=True):
         if Path(j.output).suffix.lower() != ".zarr":
             raise ValueError(f"distributed inference writes zarr stores: {j.output} must end "
                              f"in .zarr")
         check_output_path(j.output, overwrite)
-        model = load_checked_model(method, j.model)
+        model = load_model(j.model)
+        method.check_model(model, str(j.model))
+        p = method.merge_params(model, given)
         data, axes = open_array(j.input)
-        method.check_input(data, method.params_class.from_dict(model.params))
-        checked.append((j, tuple(data.shape), axes, model))
+        method.check_input(data, p, training=False)
+        checked.append((j, p, tuple(data.shape), axes, model))
     prepared = []
-    for j, shape, axes, model in checked:
-        out = open_output(j.output, shape, overwrite, chunks=chunk_frames,
-                          metadata=metadata_for(model, {"source": str(j.input)}),
-                          axes=axes if len(axes) == len(shape) else None)
-        prepared.append((j, shape, out))
+    for j, p, shape, axes, model in checked:
+        lay = method.output_layout(model, shape, p)
+        grid = method.grid(shape, p)
+        md = metadata_for(model, {**method.output_metadata(model, p, shape),
+                                  "source": str(j.input)})
+        out = open_output(j.output, grid.shape, overwrite, chunks=lay.chunks,
+                          chunk_shape=lay.chunk_shape, metadata=md,
+                          axes=lay.axes or (axes if len(axes) == len(grid.shape) else None),
+                          unit=lay.unit, total=lay.total)
+        prepared.append(Prepared(j, p, shape, out, lay,
+                                 ChunkRecorder(out, lay.total, lay.unit, lay.extra)))
     return prepared
 
 
-def denoise_files(jobs: list[DenoiseJob], workers: int | None = None,
-                  scheduler: str | None = None, chunk_frames: int = 64, batch_size: int | None = None,
-                  device: str = "cpu", overwrite: bool = False,
-                  cancel: CancelToken | None = None, poll: float = 0.2
-                  ) -> Generator[Progress, None, list[str]]:
-    """Restore several recordings as one dask task graph; yields Progress, returns outputs.
+def distribute(method: Any, jobs: Sequence[Job], params: Any, workers: int | None = None,
+               scheduler: str | None = None, overwrite: bool = False,
+               cancel: CancelToken | None = None, poll: float = 0.2
+               ) -> Generator[Progress, None, list[str]]:
+    """Run ``method``'s inference of ``jobs`` as one dask task graph; yields Progress,
+    returns the outputs.
 
     ``workers``: size of a local cluster (worker processes, one thread each); or
-    ``scheduler``: the address of a running ``dask scheduler``. Tasks are whole time chunks
-    of ``chunk_frames`` frames (the output stores' chunking), so no two tasks write the same
-    zarr chunk. The result equals single-process inference to float32 round-off.
+    ``scheduler``: the address of a running ``dask scheduler``. ``params``: see
+    :func:`prepare_outputs`. No two tasks write the same zarr chunk. The result equals
+    single-process inference to float32 round-off.
     """
     cancel = cancel or CancelToken()
     if not jobs:
         raise ValueError("no inputs")
     yield Progress("prepare", message="checking inputs and creating output stores")
-    prepared = prepare_outputs(jobs, chunk_frames, overwrite)
-    recorders = [ChunkRecorder(out) for _, _, out in prepared]
-    total = sum(shape[0] for _, shape, _ in prepared)
+    prepared = prepare_outputs(method, list(jobs), params, overwrite)
+    unit = prepared[0].layout.unit
+    total = sum(r.recorder.total for r in prepared)
     yield Progress("prepare", message="starting the dask cluster" if not scheduler
                    else f"connecting to {scheduler}")
     distributed = _require("distributed")
     done = 0
     with dask_client(workers, scheduler) as (client, threads):
         futures = {}
-        for i, (j, shape, _) in enumerate(prepared):
-            for a in range(0, shape[0], chunk_frames):
-                b = min(shape[0], a + chunk_frames)
-                f = client.submit(denoise_chunk, str(j.input), str(j.output), str(j.model),
-                                  a, b, device, batch_size, threads, pure=False,
-                                  key=f"neurorestore-denoise-{i}-{a}-{time.time_ns()}")
+        for i, r in enumerate(prepared):
+            for a, b in r.parts():
+                f = client.submit(run_part, method.name, r.job, r.params, a, b, threads,
+                                  pure=False,
+                                  key=f"neurorestore-{method.name}-{i}-{a}-{time.time_ns()}")
                 futures[f] = i
         t0 = time.perf_counter()
-        yield Progress("predict", 0, total, message=f"{len(futures)} chunk tasks submitted")
+        yield Progress("predict", 0, total, message=f"{len(futures)} tasks submitted")
         try:
             for batch in _completed(distributed, list(futures), cancel, poll):
                 for f in batch:
                     a, b = f.result()  # re-raises a worker's error here
-                    recorders[futures[f]](a, b)
+                    prepared[futures[f]].recorder(a, b)
                     done += b - a
                 el = time.perf_counter() - t0
                 yield Progress("predict", done, total, eta=el / done * (total - done),
-                               message=f"restoring: {done}/{total} frames")
+                               message=f"restoring: {done}/{total} {unit}")
         except (Cancelled, KeyboardInterrupt) as e:
             client.cancel(list(futures))
-            where = "; ".join(f"{j.output}: {r.describe()}"
-                              for (j, _, _), r in zip(prepared, recorders, strict=True))
+            where = "; ".join(f"{r.job.output}: {r.recorder.describe()}" for r in prepared)
             verb = "cancelled by the user" if isinstance(e, Cancelled) else "interrupted"
-            raise Cancelled(f"{verb}: {done} of {total} frames were restored and written "
+            raise Cancelled(f"{verb}: {done} of {total} {unit} were restored and written "
                             f"({where}); run again with --overwrite to redo them") from None
         except BaseException:  # a worker's error, or the generator being closed
             client.cancel(list(futures))
             raise
-    return [str(j.output) for j, _, _ in prepared]
+    return [str(r.job.output) for r in prepared]
 
 
-# ----------------------------------------------------------------------------- upsampling
-@dataclass(frozen=True)
-class UpsampleJob:
-    """One volume to upsample: input path, output ``*.zarr`` path, model path and the
-    inference settings (tile side in input pixels; None for the model's overrides)."""
-
-    input: str
-    output: str
-    model: str
-    tile_size: int
-    ensemble: bool | None = None
-    back_projection: bool | None = None
-
-
-def _worker_upsample_net(model_path: str, ndim: int, device: str) -> tuple[Any, Any]:
-    key = (*_key(model_path), device, "upsample", ndim)
-    if key not in _MODELS:
-        from .device import resolve_device
-        from .methods import upsample
-        from .models import load_model
-
-        model = load_model(model_path)
-        _MODELS[key] = (model, upsample.load_net(model, ndim, resolve_device(device)))
-    return _MODELS[key]
-
-
-def upsample_tiles(job: UpsampleJob, tiles: list[int], device: str = "cpu",
-                   torch_threads: int | None = None) -> list[int]:
-    """A dask task: upsample tiles ``tiles`` of ``job.input`` into the zarr store
-    ``job.output`` (which exists, one chunk per tile). Returns ``tiles``."""
-    import dask
-    import torch
-
-    from .methods import upsample
-    from .zarr_io import output_array
-
-    threads = int(os.environ.get(THREADS_ENV, 0)) or torch_threads
-    if threads and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    data = _worker_input(job.input)
-    model, net = _worker_upsample_net(job.model, data.ndim, device)
-    out = output_array(job.output)
-    with dask.config.set(scheduler="synchronous"):
-        return upsample.predict_tiles(data, model, out, tiles, job.tile_size, net=net,
-                                      ensemble=job.ensemble,
-                                      back_projection=job.back_projection)
-
-
-def upsample_file(job: UpsampleJob, workers: int | None = None, scheduler: str | None = None,
-                  device: str = "cpu", overwrite: bool = False, tiles_per_task: int = 1,
+def denoise_files(jobs: list[Job], workers: int | None = None, scheduler: str | None = None,
+                  chunk_frames: int = 64, device: str = "cpu", overwrite: bool = False,
                   cancel: CancelToken | None = None, poll: float = 0.2
-                  ) -> Generator[Progress, None, str]:
-    """Upsample one volume with its tiles as dask tasks; yields Progress, returns the output.
+                  ) -> Generator[Progress, None, list[str]]:
+    """:func:`distribute` for denoising models, in tasks of ``chunk_frames`` frames."""
+    from .methods import get
 
-    Each task computes ``tiles_per_task`` tiles and writes them into their own chunks of
-    the output store (one chunk per tile), so no two tasks write the same chunk; the client
-    records finished tiles in the store's progress attribute. The result equals
-    single-process inference to float32 round-off. One-stage models only.
-    """
-    from .engine import load_checked_model
-    from .methods import get, upsample
-    from .methods.base import metadata_for
-
-    cancel = cancel or CancelToken()
-    yield Progress("prepare", message="checking the input and creating the output store")
-    if Path(job.output).suffix.lower() != ".zarr":
-        raise ValueError(f"distributed inference writes zarr stores: {job.output} must end "
-                         f"in .zarr")
-    check_output_path(job.output, overwrite)
-    method = get("upsample")
-    model = load_checked_model(method, job.model)
-    params = method.params_class.from_dict(model.params)
-    if params.two_stage and params.factor == 4:
-        raise ValueError("distributed upsampling needs a one-stage model (not --two-stage)")
-    data, _ = open_array(job.input)
-    factors = upsample.check_volume(data, params, training=False)
-    shape = tuple(data.shape)
-    tiles = upsample.output_tiles(model, shape, job.tile_size)
-    out = open_output(job.output, upsample.output_shape(shape, factors), overwrite,
-                      chunk_shape=upsample.output_chunks(model, shape, job.tile_size),
-                      metadata=metadata_for(model, {"factors": list(factors),
-                                                    "source": str(job.input)}),
-                      axes="ZYX" if len(shape) == 3 else "YX", unit="tiles",
-                      total=tiles["total"])
-    recorder = ChunkRecorder(out, tiles["total"], "tiles", tiles["extra"])
-    total = tiles["total"]
-    yield Progress("prepare", message="starting the dask cluster" if not scheduler
-                   else f"connecting to {scheduler}")
-    distributed = _require("distributed")
-    done = 0
-    with dask_client(workers, scheduler) as (client, threads):
-        futures = []
-        for a in range(0, total, max(1, int(tiles_per_task))):
-            ids = list(range(a, min(total, a + max(1, int(tiles_per_task)))))
-            futures.append(client.submit(upsample_tiles, job, ids, device, threads,
-                                         pure=False,
-                                         key=f"neurorestore-upsample-{a}-{time.time_ns()}"))
-        t0 = time.perf_counter()
-        yield Progress("predict", 0, total, message=f"{len(futures)} tile tasks submitted")
-        try:
-            for batch in _completed(distributed, futures, cancel, poll):
-                for f in batch:
-                    for i in f.result():  # re-raises a worker's error here
-                        recorder(i, i + 1)
-                        done += 1
-                el = time.perf_counter() - t0
-                yield Progress("predict", done, total, eta=el / done * (total - done),
-                               message=f"upsampling: {done}/{total} tiles")
-        except (Cancelled, KeyboardInterrupt) as e:
-            client.cancel(futures)
-            verb = "cancelled by the user" if isinstance(e, Cancelled) else "interrupted"
-            raise Cancelled(f"{verb}: {done} of {total} tiles were upsampled and written to "
-                            f"{job.output}; run again with --overwrite to redo them") from None
-        except BaseException:
-            client.cancel(futures)
-            raise
-    return str(job.output)
+    m = get("denoise")
+    return (yield from distribute(m, jobs, m.params_class(chunk_frames=chunk_frames,
+                                                          device=device),
+                                  workers, scheduler, overwrite, cancel, poll))

@@ -238,7 +238,8 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     """Run ``req`` (see the module's docstring for the steps). ``progress`` gets every
     :class:`Progress` (and is closed, when it has ``close``, before a message); ``log``
     gets the estimate and the interruption messages."""
-    from .io import InputError, check_output_target, open_array
+    from .errors import InputError
+    from .io import check_output_target, open_array
 
     m = get(req.method)
     outputs = output_paths(m, req.inputs, req.output)
@@ -303,6 +304,10 @@ def _constant(data: Any) -> float | None:
     if n == 0 or n * np.dtype(getattr(data, "dtype", np.float32)).itemsize > \
             CONSTANT_CHECK_BYTES:
         return None
+    if len(shape) > 1:  # a first frame that varies says no, reading only that frame
+        a0 = np.asarray(data[0])
+        if a0.dtype.kind not in "uif" or not a0.min() == a0.max():
+            return None
     a = np.asarray(data[...])
     if a.dtype.kind not in "uif":
         return None
@@ -340,10 +345,7 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
                       chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
                       total=lay.total, temporary=True, **geo)
     where = getattr(out, "__dict__", {}).get("_temp_path", output)
-    if lay.unit == "frames":
-        recorder = ChunkRecorder(out, lay.total)
-    else:
-        recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
+    recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
     try:
         result = drain(m.predict(data, model, params, req.cancel, out=out, on_chunk=recorder,
                                  **options), progress)
@@ -396,8 +398,11 @@ def _distribute(m, req, model, params, opened, options, progress) -> list[Outcom
             p = m.prepare_predict(mdl, tuple(data.shape), params, req.given, req.options)
             jobs.append((str(Path(f).resolve()), str(o.resolve()), str(path), mdl, p, grid,
                          trained))
-        drain(m.distribute([j[:3] for j in jobs], jobs[0][4], workers=req.workers,
-                           scheduler=req.scheduler, overwrite=req.overwrite), progress)
+        from .distributed import Job, distribute
+
+        drain(distribute(m, [Job(*j[:3]) for j in jobs], [j[4] for j in jobs],
+                         workers=req.workers, scheduler=req.scheduler,
+                         overwrite=req.overwrite), progress)
     finally:
         for t in temp:
             t.unlink(missing_ok=True)

@@ -24,17 +24,16 @@ from typing import Any
 
 import numpy as np
 
-#: compressed TIFFs larger than this (uncompressed bytes) are opened lazily, not read whole
-LAZY_MIN_BYTES = 256 * 2**20
-#: zarr attribute in which streamed outputs record how far they got
-PROGRESS_ATTR = "neurorestore_progress"
-
-
-class InputError(ValueError):
-    """The user's data cannot be processed as given (the message says why)."""
-
-
-from .paths import (  # noqa: E402,F401  (output-path rules; importable from here as before)
+from .arrays import (  # noqa: F401  (importable from here as before)
+    PROGRESS_ATTR,
+    _as_dask,
+    _default_axes,
+    _json_safe,
+    release_pages,
+)
+from .errors import InputError  # noqa: F401  (importable from here as before)
+from .errors import require as _require
+from .paths import (  # noqa: F401  (output-path rules; importable from here as before)
     INCOMPLETE,
     OUTPUT_SUFFIXES,
     _remove_existing,
@@ -44,9 +43,24 @@ from .paths import (  # noqa: E402,F401  (output-path rules; importable from her
     check_output_suffix,
     check_output_target,
     incomplete_path,
-    is_incomplete,
+    is_zarr_path,
     resolved,
 )
+from .zarr_io import (  # noqa: F401  (importable from here as before)
+    ChunkRecorder,
+    _is_zarr_array,
+    _open_node,
+    create_zarr_output,
+    is_ome_zarr_path,
+    open_zarr,
+    output_array,
+    output_progress,
+    zarr_attrs,
+    zarr_geometry,
+)
+
+#: compressed TIFFs larger than this (uncompressed bytes) are opened lazily, not read whole
+LAZY_MIN_BYTES = 256 * 2**20
 
 
 def check_dtype(data: Any) -> None:
@@ -156,20 +170,6 @@ def read_tiff(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
     return data, axes
 
 
-def _require(module: str) -> Any:
-    """Import an optional dependency of the ``large`` extra, with a clear message."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f"{module} is needed for large recordings (lazy compressed TIFF, zarr input/output, "
-            f"dask clusters): run scripts/setup.sh, or pip install -e '.[large]' in the "
-            f"napari-neurorestore clone (or pip install zarr 'dask[array]' distributed)"
-        ) from e
-
-
 def _tiff_zarr(path: Path) -> Any:
     """tifffile's zarr view of the first series (full resolution) as a read-only zarr array."""
     import tifffile
@@ -182,25 +182,6 @@ def _tiff_zarr(path: Path) -> Any:
     return z
 
 
-def _as_dask(z: Any) -> Any:
-    """A dask array over a zarr array, chunked whole frames along the leading axes."""
-    da = _require("dask.array")
-    chunks = tuple(z.chunks[:-2]) + tuple(z.shape[-2:]) if z.ndim >= 2 else z.chunks
-    return da.from_zarr(z, chunks=chunks)
-
-
-def is_zarr_path(path: str | os.PathLike) -> bool:
-    """True for ``*.zarr`` paths and for folders that hold a zarr store."""
-    p = Path(path)
-    if p.suffix.lower() == ".zarr":
-        return True
-    return p.is_dir() and any((p / m).exists() for m in (".zarray", ".zgroup", "zarr.json"))
-
-
-def _default_axes(ndim: int) -> str:
-    return {2: "YX", 3: "TYX", 4: "TZYX"}.get(ndim, "Q" * (ndim - 2) + "YX")
-
-
 def open_array(path: str | os.PathLike) -> tuple[Any, str]:
     """Open a TIFF stack or zarr store for chunked processing, without reading it.
 
@@ -211,8 +192,6 @@ def open_array(path: str | os.PathLike) -> tuple[Any, str]:
     """
     p = Path(path)
     if is_zarr_path(p):
-        from .zarr_io import open_zarr
-
         return open_zarr(p)
     if p.suffix.lower() not in (".tif", ".tiff", ".btf", ".tf8"):
         raise InputError(f"{p}: unsupported file type (expected a TIFF stack or a .zarr store)")
@@ -244,8 +223,6 @@ def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
     """
     p = Path(path)
     if is_zarr_path(p):
-        from .zarr_io import open_zarr
-
         arr, axes = open_zarr(p)
         if lazy:
             return (arr if hasattr(arr, "dask") else _as_dask(arr)), axes
@@ -368,10 +345,6 @@ class ReleasingMemmap(np.memmap):
         self.__dict__["_pending"] = pending
 
 
-def _json_safe(d: dict | None) -> dict:
-    return json.loads(json.dumps(d or {}, default=str))
-
-
 def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool = False,
                 chunks: int = 64, metadata: dict | None = None, axes: str | None = None,
                 compress: bool = True, chunk_shape: tuple[int, ...] | None = None,
@@ -407,43 +380,31 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
         return open_output_tiff(p, shape, overwrite, metadata=md, scale=scale,
                                 space_unit=space_unit, time_unit=time_unit,
                                 temporary=temporary)
-    from .zarr_io import create_zarr_output
-
     return create_zarr_output(p, shape, overwrite, chunks=chunks, metadata=metadata, axes=axes,
                               compress=compress, chunk_shape=chunk_shape, unit=unit,
                               total=total, scale=scale, translate=translate,
                               space_unit=space_unit, time_unit=time_unit)
 
 
-#: names that live in :mod:`core.zarr_io` and stay importable from here
-_ZARR_IO_NAMES = frozenset({"open_zarr", "zarr_geometry", "zarr_attrs", "output_array",
-                            "create_zarr_output", "is_ome_zarr_path", "ChunkRecorder",
-                            "output_progress", "_is_zarr_array", "_open_node"})
-
-
-def __getattr__(name: str) -> Any:  # PEP 562: imported on first use (no import cycle)
-    if name in _ZARR_IO_NAMES:
-        from . import zarr_io
-
-        return getattr(zarr_io, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def release_pages(mm: np.memmap) -> None:
-    """Write a memory-mapped output's dirty pages to disk and drop them from this process's
-    resident memory (they are re-read from the file if touched again), so that streaming a
-    result larger than memory into a memmapped TIFF keeps the resident set bounded."""
-    import mmap
-
-    mm.flush()
-    m = getattr(mm, "_mmap", None)
-    if m is None:
-        base = mm.base
-        while base is not None and not isinstance(base, mmap.mmap):
-            base = getattr(base, "base", None)
-        m = base
-    if isinstance(m, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+def is_incomplete(path: str | os.PathLike) -> str | None:
+    """Why the result at ``path`` is not a finished one (None when it is, or cannot tell):
+    a zarr output whose progress record says ``complete: false``, a TIFF still under its
+    temporary name, or a TIFF next to a leftover temporary one (a later run that stopped)."""
+    p = Path(path)
+    if is_zarr_path(p):
         try:
-            m.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):
-            pass
+            rec = output_progress(p)
+        except Exception:
+            return None
+        if rec is not None and not rec.get("complete", True):
+            done = {k: v for k, v in rec.items() if k.endswith(("_done", "_total"))}
+            return (f"{p} is an incomplete result (its neurorestore_progress record says "
+                    f"complete: false; {done})")
+        return None
+    if INCOMPLETE in p.name.lower():
+        return f"{p} is an incomplete result (a run that stopped before it was finished)"
+    left = incomplete_path(p)
+    if left.exists():
+        return (f"{left} is left over from a run that stopped: {p} may not be the result "
+                f"you expect")
+    return None

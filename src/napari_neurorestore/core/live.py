@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .io import InputError, check_output_path, open_output
+from .errors import InputError
+from .io import check_output_path, open_output
 from .live_files import (  # noqa: F401  (importable from here too)
     TEMP_ENDINGS,
     TIFF_SUFFIXES,
@@ -167,8 +168,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     threads 3.5 frames/s, 1 thread 39 frames/s).
     """
     from .methods import denoise as dn
+    from .methods.denoise_spec import DenoiseParams
     from .models import TrainedModel, load_model
-    from .params import DenoiseParams
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -13,17 +13,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _input_error(message: str) -> Exception:
-    from .io import InputError  # io imports this module: import on use
-
-    return InputError(message)
-
-
-def _io():
-    from . import io
-
-    return io
+from .errors import InputError, require
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -49,6 +39,14 @@ def _can_create(folder: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def is_zarr_path(path: str | os.PathLike) -> bool:
+    """True for ``*.zarr`` paths and for folders that hold a zarr store."""
+    p = Path(path)
+    if p.suffix.lower() == ".zarr":
+        return True
+    return p.is_dir() and any((p / m).exists() for m in (".zarray", ".zgroup", "zarr.json"))
 
 
 #: the file types a restoration writes (``-o``)
@@ -88,12 +86,12 @@ def check_distinct(outputs: Sequence[tuple[str, Any]], inputs: Sequence[tuple[st
         ro = resolved(o)
         for what, p, rp in ins:
             if _overlap(ro, rp):
-                raise _input_error(f"{flag} {o} would write over the {what} {p}; an input is "
+                raise InputError(f"{flag} {o} would write over the {what} {p}; an input is "
                                  f"never replaced (not even with --overwrite): choose "
                                  f"another output name")
         for flag2, o2, ro2 in seen:
             if _overlap(ro, ro2):
-                raise _input_error(f"{flag} {o} and {flag2} {o2} are the same file: give each "
+                raise InputError(f"{flag} {o} and {flag2} {o2} are the same file: give each "
                                  f"output its own name")
         seen.append((flag, o, ro))
 
@@ -103,7 +101,7 @@ def check_output_suffix(path: str | os.PathLike, flag: str = "-o",
     """Refuse an output name whose type we do not write (e.g. ``.png``, ``.h5``, none)."""
     suffix = Path(os.fspath(path).rstrip("/\\")).suffix.lower()
     if suffix not in allowed:
-        raise _input_error(f"{flag} {path}: unknown output type "
+        raise InputError(f"{flag} {path}: unknown output type "
                          f"{suffix or '(no extension)'}; use {', '.join(allowed)}")
 
 
@@ -116,32 +114,6 @@ def incomplete_path(path: str | os.PathLike) -> Path:
         if name.lower().endswith(ext):
             return p.with_name(name[: -len(ext)] + INCOMPLETE + name[-len(ext):])
     return p.with_name(name + INCOMPLETE)
-
-
-def is_incomplete(path: str | os.PathLike) -> str | None:
-    """Why the result at ``path`` is not a finished one (None when it is, or cannot tell):
-    a zarr output whose progress record says ``complete: false``, a TIFF still under its
-    temporary name, or a TIFF next to a leftover temporary one (a later run that stopped)."""
-    p = Path(path)
-    if _io().is_zarr_path(p):
-        try:
-            from .zarr_io import output_progress
-
-            rec = output_progress(p)
-        except Exception:
-            return None
-        if rec is not None and not rec.get("complete", True):
-            done = {k: v for k, v in rec.items() if k.endswith(("_done", "_total"))}
-            return (f"{p} is an incomplete result (its neurorestore_progress record says "
-                    f"complete: false; {done})")
-        return None
-    if INCOMPLETE in p.name.lower():
-        return f"{p} is an incomplete result (a run that stopped before it was finished)"
-    left = incomplete_path(p)
-    if left.exists():
-        return (f"{left} is left over from a run that stopped: {p} may not be the result "
-                f"you expect")
-    return None
 
 
 def check_free_space(folder: str | os.PathLike, nbytes: int, what: str = "the output",
@@ -163,8 +135,8 @@ def check_output_target(path: str | os.PathLike, shape: tuple[int, ...],
     p = check_output_path(path, overwrite)
     nbytes = int(np.prod(shape)) * 4
     folder = p.parent if str(p.parent) else Path(".")
-    if _io().is_zarr_path(p) and p.suffix.lower() not in (".tif", ".tiff"):
-        _io()._require("zarr")
+    if is_zarr_path(p) and p.suffix.lower() not in (".tif", ".tiff"):
+        require("zarr")
         if p.is_dir() and not any((p / m).exists() for m in (".zarray", ".zgroup", "zarr.json")):
             raise FileExistsError(f"{p} is a folder that is not a zarr store; refusing to "
                                   f"replace it (choose another output name)")

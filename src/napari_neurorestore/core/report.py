@@ -274,7 +274,7 @@ def _transients_table(rows: list[dict]) -> str:
 def render_html(report: TrustReport, raw_name: str = "raw",
                 restored_name: str = "restored") -> str:
     """The report as one self-contained HTML document (a string)."""
-    from .. import __version__
+    from .._version import __version__
 
     figs = report_figures(report, raw_name, restored_name)
     by_name = {c.name: c for c in report.checks}

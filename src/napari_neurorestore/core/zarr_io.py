@@ -14,17 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .io import (
-    PROGRESS_ATTR,
-    InputError,
-    _as_dask,
-    _default_axes,
-    _json_safe,
-    _remove_existing,
-    _require,
-    check_output_target,
-)
+from .arrays import PROGRESS_ATTR, _as_dask, _default_axes, _json_safe, release_pages
+from .errors import InputError
+from .errors import require as _require
 from .ome import ngff_geometry, ngff_multiscales
+from .paths import _remove_existing, check_output_target
 
 
 def is_ome_zarr_path(path: str | os.PathLike) -> bool:
@@ -202,8 +196,6 @@ class ChunkRecorder:
                 merged.append(list(r))
         self.ranges = merged
         if self._memmap is not None:
-            from .io import release_pages
-
             release_pages(self._memmap)
         if self._zarr is not None:
             self._zarr.attrs[PROGRESS_ATTR] = {

@@ -45,6 +45,11 @@ def get(name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def params_for(name: str) -> type:
+    """The parameter dataclass of method ``name`` (light: no torch)."""
+    return get(name).params_class
+
+
 def get_method(name: str):
     """Return the (heavy) module implementing method ``name`` (imports torch)."""
     if name not in REGISTRY:

@@ -6,7 +6,7 @@ only: its geometry, forward model and memory model; the ``Method`` subclass live
 and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it is used.
 
 =====================  ===================================================================
-``params_class``       the frozen, validated dataclass of parameters (``core/params.py``)
+``params_class``       the frozen, validated dataclass of parameters (in ``<name>_spec.py``)
 ``train``              ``train(data, params, cancel, **options)``: a generator of
                        :class:`Progress` that returns the :class:`TrainedModel`
 ``predict``            ``predict(data, model, params, cancel, out, on_chunk, **options)``:
@@ -78,7 +78,7 @@ class OutputLayout:
 
 def metadata_for(model: Any, extra: dict | None = None) -> dict[str, Any]:
     """The provenance a method writes into its output (``{"neurorestore": {...}}``)."""
-    from ... import __version__
+    from ..._version import __version__
 
     md = {"method": model.method, "params": dict(model.params),
           "model_format_version": model.version,
@@ -106,6 +106,21 @@ def grid_mismatch(shape: Sequence[int], input_shape: Sequence[int], why: str) ->
     """The error of a forward model that cannot map ``shape`` onto ``input_shape``."""
     return ValueError(f"cannot bring the restored array {tuple(shape)} back to the input's "
                       f"grid {tuple(input_shape)}: {why}")
+
+
+def same_grid(restored: Any, input_shape: Sequence[int], index: slice | None = None
+              ) -> np.ndarray:
+    """The identity forward model: ``restored`` (frames ``index``) as float32."""
+    if tuple(restored.shape) != tuple(input_shape):
+        raise grid_mismatch(restored.shape, input_shape, "the shapes differ; say which "
+                            "method made it (" + ", ".join(_grid_changing()) + ")")
+    return as_f32(restored[index or slice(None)])
+
+
+def _grid_changing() -> list[str]:
+    from . import get, names
+
+    return [n for n in names() if not get(n).identity_forward]
 
 
 def new_seed(seed: int | None) -> int:
@@ -178,6 +193,10 @@ class Method:
     module: ClassVar[str] = ""
     #: one line of help (the CLI subcommand's)
     help: ClassVar[str] = ""
+    #: the method picker's label (empty: the name)
+    label: ClassVar[str] = ""
+    #: whether the heavy module offers ``preview(data, params, center, size, cancel, model)``
+    has_preview: ClassVar[bool] = False
     description: ClassVar[str] = ""
     #: what a model of this method is called, with its article ("a denoising model")
     noun: ClassVar[str] = ""
@@ -185,7 +204,7 @@ class Method:
     runtime_fields: ClassVar[tuple[str, ...]] = ("device",)
     #: parameters fixed by a saved model: a caller's different value is refused
     fixed_fields: ClassVar[tuple[str, ...]] = ()
-    #: whether inference runs on a dask cluster (``distribute``)
+    #: whether inference runs on a dask cluster (:meth:`predict_part` per task)
     distributed: ClassVar[bool] = False
     #: inference rate on a 2-core CPU (probe units/s), used when the probe is skipped
     nominal_rate: ClassVar[float] = 1e6
@@ -198,14 +217,17 @@ class Method:
     #: the method's inputs beyond its parameters, as CLI options: (flag, argparse keywords)
     #: pairs; their values reach :meth:`check_request`/:meth:`open_options` as options
     cli_options: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = ()
+    #: for the trust checks: the first axis of a 3-D/4-D input is time (frames)
+    keeps_time: ClassVar[bool] = True
+    #: the forward model is the identity (the output is on the input's grid)
+    identity_forward: ClassVar[bool] = False
+    #: an output of the input's shape is on the input's grid (its forward model: identity)
+    same_shape_same_grid: ClassVar[bool] = True
+
+    #: the frozen, validated dataclass of parameters (defined in the light module)
+    params_class: ClassVar[type]
 
     # ------------------------------------------------------------------ parameters
-    @property
-    def params_class(self) -> type:
-        from ..params import PARAMS
-
-        return PARAMS[self.name]
-
     def impl(self) -> Any:
         """The heavy module (imports torch)."""
         return importlib.import_module(self.module)
@@ -246,6 +268,16 @@ class Method:
     def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
                       index: slice | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    def removes_noise(self, md: dict) -> bool:
+        """Whether a run with provenance ``md`` removes noise (the trust report then warns
+        when it removed nothing)."""
+        return False
+
+    def trust_slices(self, raw_shape: Sequence[int], restored_shape: Sequence[int],
+                     md: dict) -> slice | None:
+        """The input slices (first axis) the trust checks compare (None: all)."""
+        return None
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape: tuple[int, ...], params: Any, itemsize: int, lazy: bool,
@@ -303,11 +335,19 @@ class Method:
         """The parameters of inference once the model is known (e.g. an automatic tile)."""
         return params
 
-    def distribute(self, jobs: list[tuple[str, str, str]], params: Any, *, workers: Any = None,
-                   scheduler: Any = None, overwrite: bool = False
-                   ) -> Generator[Progress, None, Any]:
-        """Inference of (input path, output path, model path) jobs on a dask cluster."""
-        raise ValueError(f"{self.name} does not run on dask")
+    def load_net(self, model: Any, ndim: int, device: Any) -> Any:
+        """The trained network on ``device`` (a torch device), for :meth:`predict_part`."""
+        return self.impl().load_net(model, device)
+
+    def predict_part(self, data: Any, model: Any, params: Any, out: Any, a: int, b: int,
+                     net: Any = None) -> None:
+        """Parts ``a:b`` of the output (the unit of :meth:`output_layout`: frames, or tiles
+        in C order) into ``out``: one task of distributed inference. ``net``: from
+        :meth:`load_net`."""
+        from ..progress import drain
+
+        drain(self.predict(data, model, params, None, out=out, on_chunk=None, start=a,
+                           stop=b, net=net))
 
     def train_input(self, data: Any, params: Any) -> Any:
         """What ``train`` learns from when the engine trains on ``data`` (the data itself)."""

@@ -24,16 +24,16 @@ import numpy as np
 import torch
 from torch.nn.functional import conv2d, pixel_shuffle, pixel_unshuffle
 
-from ... import __version__
+from ..._version import __version__
 from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite, check_movie
 from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
-from ..params import DenoiseParams
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
 from . import denoise_centre
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
+from .denoise_spec import DenoiseParams
 
 SUFFIX = "denoised"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)

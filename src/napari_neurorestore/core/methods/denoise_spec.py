@@ -5,12 +5,15 @@ follows what :func:`.denoise.train` and :func:`.denoise.predict` allocate."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..io import InputError, check_movie
-from .base import F32, Grid, Method, as_f32, grid_mismatch, read_extra
+from ..errors import InputError
+from ..io import check_movie
+from ..params import _check_int, _common, _length, _Params, _seconds, opt
+from .base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
@@ -21,10 +24,64 @@ def _batch_pixels(h: int, w: int, gpu: bool) -> int:
     return int(min(64, max(1, round((2**22 if gpu else 2**16) / max(h * w, 1))))) * h * w
 
 
+@dataclass(frozen=True)
+class DenoiseParams(_Params):
+    """Parameters of the self-supervised temporal denoiser (after FAST).
+
+    window : frames in the temporal window C (odd). The centre frame is predicted from
+        the other ``window - 1`` frames, never from itself, so its noise cannot be learned.
+    stride : temporal step S between training windows; an epoch visits every S-th window.
+    epochs : passes over the windows of the movie (None = no limit: ``train_seconds``
+        alone ends training; the CLI's ``--steps``).
+    train_seconds : wall-time budget of training, reading the training frames included
+        (default 60 s, as for every method; None = no cap, then ``epochs`` must be set);
+        whichever of ``epochs`` and ``train_seconds`` comes first ends training.
+    patch_size : side of the random square crops used for training (multiple of 4).
+    batch_size : training windows per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level (speed/quality trade-off).
+    seed : seed for the sampler, the augmentations and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    chunk_frames : frames per inference chunk (bounds memory; does not change the result).
+    """
+
+    window: int = opt(11, "temporal window C, odd", min=3, max=31, step=2, label="window (frames)")
+    stride: int = opt(1, "training window stride S", min=1, max=31)
+    epochs: int | None = _length("epochs", "an epoch: a pass over the movie's windows")
+    train_seconds: float | None = _seconds("epochs")
+    patch_size: int = opt(32, "side of the training crops (multiple of 4)", min=16, max=1024, step=4)
+    batch_size: int = opt(16, "training windows per optimisation step", min=1, max=1024)
+    learning_rate: float = opt(2e-3, "Adam's initial learning rate", min=1e-6, max=0.5, step=1e-4)
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    chunk_frames: int = opt(64, "frames per inference chunk and per zarr chunk (memory bound)", min=1, max=100000)
+    centre_correction: bool = opt(True, "add back what the temporal network missed in the frame "
+                                  "itself (Wiener filter of the residual, from the measured "
+                                  "noise spectrum); also gives the self-check",
+                                  label="centre-frame correction")
+
+    method = "denoise"
+
+    def __post_init__(self) -> None:
+        _check_int("window", self.window, 3, 31)
+        if self.window % 2 == 0:
+            raise ValueError(f"window must be odd (the centre frame is predicted), got {self.window}")
+        _check_int("stride", self.stride, 1, self.window)
+        self._check_training("epochs", (16, 1024), 128)
+        _check_int("chunk_frames", self.chunk_frames, 1)
+
+    @property
+    def half_window(self) -> int:
+        return self.window // 2
+
+
 class DenoiseMethod(Method):
+    params_class = DenoiseParams
     name = "denoise"
     module = "napari_neurorestore.core.methods.denoise"
     help = "self-supervised temporal denoising (FAST)"
+    label = "Denoise (FAST)"
     description = ("Train a denoiser on the movie itself and restore every frame. "
                    "Several inputs go into the folder given by -o (OUTDIR/<name>_denoised.zarr).")
     input_help = "(t, y, x) or (t, z, y, x) TIFF stack(s) or zarr/OME-Zarr store(s)"
@@ -34,6 +91,7 @@ class DenoiseMethod(Method):
     nominal_rate = 12e6
     suffix = "denoised"
     many_inputs = True
+    identity_forward = True
 
     def check_input(self, data: Any, params: Any, training: bool = True) -> None:
         check_movie(data, params.window)
@@ -43,21 +101,14 @@ class DenoiseMethod(Method):
 
     def to_input_grid(self, restored: Any, input_shape: Sequence[int], md: dict,
                       index: slice | None = None) -> np.ndarray:
-        if tuple(restored.shape) != tuple(input_shape):
-            raise grid_mismatch(restored.shape, input_shape, "the shapes differ; say which "
-                                "method made it (sparse, upsample, isotropize)")
-        return as_f32(restored[index or slice(None)])
+        return same_grid(restored, input_shape, index)
+
+    def removes_noise(self, md: dict) -> bool:
+        return True
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                                   device=params.device, on_chunk=on_chunk)
-
-    def distribute(self, jobs, params, *, workers=None, scheduler=None, overwrite=False):
-        from ..distributed import DenoiseJob, denoise_files
-
-        return denoise_files([DenoiseJob(*j) for j in jobs], workers=workers,
-                             scheduler=scheduler, chunk_frames=params.chunk_frames,
-                             device=params.device, overwrite=overwrite)
+                                   device=params.device, on_chunk=on_chunk, **options)
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):

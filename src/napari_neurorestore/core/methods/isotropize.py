@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import __version__
+from ..._version import __version__
 from ..axial import (  # noqa: F401  (z_ratio_from_scale: importable from here as before)
     check_volume,
     estimate_noise,
@@ -46,13 +46,13 @@ from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
-from ..params import IsotropizeParams
 from ..progress import CancelToken, Progress
 from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
 from .isotropize_data import TRAIN_CACHE_BYTES, _Degrader, _flip, _is_integer, _Source  # noqa: F401
 from .isotropize_spec import (  # noqa: F401  (the geometry, importable from here as before)
     METHOD,
+    IsotropizeParams,
     _tile,
     output_chunks,
     output_tiles,
@@ -214,8 +214,10 @@ def _run_net(net, slices: np.ndarray, dev: torch.device, batch_pixels: int,
 
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             tile_size: int = 256, device: str = "auto", batch_pixels: int = 2**20,
-            on_chunk: Any = "auto") -> Generator[Progress, None, Any]:
-    """Isotropize ``data`` (z, y, x) with a trained model, block by lateral block.
+            on_chunk: Any = "auto", start: int = 0, stop: int | None = None, net: Any = None
+            ) -> Generator[Progress, None, Any]:
+    """Isotropize ``data`` (z, y, x) with a trained model, block by lateral block (blocks
+    ``start:stop`` in C order, default all; ``net``: an already loaded network).
 
     Each block is read with :data:`AXIAL_NET_HALO` pixels of context (mirrored at the
     volume's borders), interpolated in z, restored along its xz and yz slices and the two
@@ -231,8 +233,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     cancel = cancel or CancelToken()
     params = IsotropizeParams.from_dict(model.params)
     check_volume(data)
-    dev = resolve_device(device)
-    net = load_net(model, dev)
+    dev = resolve_device(device) if net is None else next(net.parameters()).device
+    net = load_net(model, dev) if net is None else net
     ratio = params.z_ratio
     n, hh, ww = data.shape
     nz = output_slices(n, ratio)
@@ -245,47 +247,51 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     tile = _tile(tile_size)
     ys = list(range(0, hh, tile))
     xs = list(range(0, ww, tile))
-    total = len(ys) * len(xs)
+    blocks = [(y0, x0) for y0 in ys for x0 in xs]
+    total = len(blocks)
+    stop = total if stop is None else stop
+    if not 0 <= start <= stop <= total:
+        raise ValueError(f"blocks {start}:{stop} are outside the volume's {total} blocks")
     if isinstance(on_chunk, str) and on_chunk == "auto":
         tiles = output_tiles((n, hh, ww), ratio, tile)
         on_chunk = ChunkRecorder(out, total, "tiles", tiles["extra"])
-    tally = PredictTally(total, "lateral blocks", "restored", "restoring", on_chunk,
+    tally = PredictTally(stop - start, "lateral blocks", "restored", "restoring", on_chunk,
                          unit="blocks")
     zpad_back = halo + (-(nz + 2 * halo)) % 4
     yield tally.start("restoring axial slices")
     with tally.cancel_message(), torch.inference_mode():
-        for y0 in ys:
-            for x0 in xs:
-                y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
-                ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
-                yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
-                block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
-                check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
-                block = (block - mean) / std
-                vi = interp_z(block, ratio)  # (nz, hb, wb)
-                vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
-                fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
-                by = (halo if yb == hh else 0)
-                bx = (halo if xb == ww else 0)
-                vi = _pad_lateral(vi, 1, fy, by)
-                vi = _pad_lateral(vi, 2, fx, bx)
-                vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
-                vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
-                cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
-                ny, nx = y1 - y0, x1 - x0
-                zs = slice(halo, halo + nz)
-                # xz slices: one per core row y; the net sees (z, x)
-                xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
-                res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
-                del xz
-                # yz slices: one per core column x; the net sees (z, y)
-                yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
-                res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
-                del yz, vi
-                out[:, y0:y1, x0:x1] = res * std + mean
-                del res
-                tally.written(tally.done, tally.done + 1)  # recorded before the report
-                yield tally.step()
+        for i in range(start, stop):
+            y0, x0 = blocks[i]
+            y1, x1 = min(hh, y0 + tile), min(ww, x0 + tile)
+            ya, xa = max(0, (y0 - halo) // 4 * 4), max(0, (x0 - halo) // 4 * 4)
+            yb, xb = min(hh, y1 + halo), min(ww, x1 + halo)
+            block = np.asarray(data[:, ya:yb, xa:xb], np.float32)
+            check_finite(block, f"the block y {ya}-{yb - 1}, x {xa}-{xb - 1}")
+            block = (block - mean) / std
+            vi = interp_z(block, ratio)  # (nz, hb, wb)
+            vi = _pad_lateral(vi, 0, halo, zpad_back)  # mirror in z (same for every block)
+            fy, fx = (halo if ya == 0 else 0), (halo if xa == 0 else 0)
+            by = (halo if yb == hh else 0)
+            bx = (halo if xb == ww else 0)
+            vi = _pad_lateral(vi, 1, fy, by)
+            vi = _pad_lateral(vi, 2, fx, bx)
+            vi = _pad_lateral(vi, 1, 0, (-vi.shape[1]) % 4)
+            vi = _pad_lateral(vi, 2, 0, (-vi.shape[2]) % 4)
+            cy, cx = y0 - ya + fy, x0 - xa + fx  # core origin inside the padded block
+            ny, nx = y1 - y0, x1 - x0
+            zs = slice(halo, halo + nz)
+            # xz slices: one per core row y; the net sees (z, x)
+            xz = _run_net(net, np.moveaxis(vi[:, cy:cy + ny, :], 1, 0), dev, batch_pixels, cancel)
+            res = np.moveaxis(xz[:, zs, cx:cx + nx], 0, 1)  # (nz, ny, nx)
+            del xz
+            # yz slices: one per core column x; the net sees (z, y)
+            yz = _run_net(net, np.moveaxis(vi[:, :, cx:cx + nx], 2, 0), dev, batch_pixels, cancel)
+            res = 0.5 * (res + np.moveaxis(yz[:, zs, cy:cy + ny], 0, 2))
+            del yz, vi
+            out[:, y0:y1, x0:x1] = res * std + mean
+            del res
+            tally.written(i, i + 1)  # recorded before the report
+            yield tally.step()
     return out
 
 

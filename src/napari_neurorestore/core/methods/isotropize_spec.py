@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..axial import check_volume, output_slices
-from ..io import InputError
+from ..errors import InputError
 from ..models import TrainedModel
+from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: lateral context of each inference block (``nets.AXIAL_NET_HALO``)
@@ -84,10 +86,73 @@ def _iso_work(shape, ratio, tile, halo=HALO):
     return work, nz, nzp
 
 
+@dataclass(frozen=True)
+class IsotropizeParams(_Params):
+    """Parameters of axial isotropization (after Self-Net).
+
+    z_ratio : R, the z pixel size over the lateral (y, x) pixel size (>= 1; the widget
+        reads it from the layer's scale). The output has round((z - 1) R) + 1 slices.
+    degradation : how lateral slices are degraded to look axial for training: "gaussian"
+        (a Gaussian axial blur of width ``sigma_z``) or "learned" (a blur kernel learned
+        adversarially so degraded lateral slices look like the real axial slices).
+    sigma_z : the axial blur beyond the lateral one, as a Gaussian sigma in lateral
+        pixels (None = estimate it from the volume's axial and lateral spectra).
+    steps : optimisation steps (None = no limit; whichever of ``steps`` and
+        ``train_seconds`` ends first).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
+    patch_size : side of the square training crops (multiple of 4).
+    batch_size : training crops per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level.
+    seed : seed for the sampler, the degradations and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    tile_size : lateral side of the inference blocks (bounds memory; does not change
+        the result).
+    match_noise : top the noise of the degraded training inputs up to the data's level
+        (blurring averages noise down; real axial slices are as noisy as lateral ones).
+    """
+
+    z_ratio: float = opt(2.0, "z pixel size / lateral pixel size (required unless --model is given)", min=1.0, max=16.0, step=0.1, metavar="R", label="z ratio")
+    degradation: str = opt("gaussian", "training degradation model", choices=("gaussian", "learned"))
+    sigma_z: float | None = opt(None, "axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None: estimated from the data)", min=0.0, max=32.0, step=0.1, metavar="S")
+    steps: int | None = _length("steps", "optimisation steps of one batch")
+    train_seconds: float | None = _seconds("steps")
+    patch_size: int = opt(64, "side of the square training crops (multiple of 4)", min=16, max=1024, step=4)
+    batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    tile_size: int = opt(256, "lateral inference block size (memory bound)", min=16, max=4096, step=16)
+    match_noise: bool = opt(True, "top the noise of the degraded training inputs up to the data's level")
+
+    method = "isotropize"
+
+    def __post_init__(self) -> None:
+        r = self.z_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 1.0 <= r <= 16.0:
+            raise ValueError(f"z_ratio must be a number between 1 and 16 (z pixel size over "
+                             f"lateral pixel size), got {r!r}")
+        object.__setattr__(self, "z_ratio", float(r))
+        _check_choice(self, "degradation")
+        if self.sigma_z is not None:
+            s = self.sigma_z
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 32:
+                raise ValueError(f"sigma_z must be between 0 and 32 lateral pixels or None "
+                                 f"(estimate), got {s!r}")
+            object.__setattr__(self, "sigma_z", float(s))
+        self._check_training("steps", (16, 1024), 128)
+        _check_int("tile_size", self.tile_size, 16)
+        if not isinstance(self.match_noise, bool):
+            raise ValueError(f"match_noise must be True or False, got {self.match_noise!r}")
+
+
 class IsotropizeMethod(Method):
+    params_class = IsotropizeParams
     name = "isotropize"
     module = "napari_neurorestore.core.methods.isotropize"
     help = "axial isotropization: make z as sharp and finely sampled as x, y"
+    label = "Isotropize (Self-Net)"
     description = ("Train a restorer on the volume's own lateral slices (degraded the way z "
                    "is) and restore every axial slice. The output has round((z - 1) R) + 1 "
                    "slices; output slice k lies at input slice k / R (its z pixel size is the "
@@ -96,6 +161,9 @@ class IsotropizeMethod(Method):
     noun = "an isotropize model"
     runtime_fields = ("device", "tile_size")
     fixed_fields = ("z_ratio",)
+    distributed = True
+    keeps_time = False
+    same_shape_same_grid = False  # R = 1 still re-blurs along z
     nominal_rate = 3e6
     suffix = "isotropic"
 
@@ -124,9 +192,19 @@ class IsotropizeMethod(Method):
             raise grid_mismatch(shape, input_shape, "the lateral shapes differ")
         return out
 
+    def trust_slices(self, raw_shape, restored_shape, md) -> slice | None:
+        """Where the re-blurred output is complete: the input slices whose axial blur's
+        support lies inside the output (at least 3 of them; else all)."""
+        ratio = (restored_shape[0] - 1) / max(raw_shape[0] - 1, 1)
+        reach = 3.0 * float(md.get("sigma_z") or dict(md.get("params", {})).get("sigma_z")
+                            or 0.0)
+        pos = np.arange(raw_shape[0]) * ratio
+        inside = np.nonzero((pos >= reach) & (pos <= restored_shape[0] - 1 - reach))[0]
+        return slice(int(inside[0]), int(inside[-1]) + 1) if len(inside) >= 3 else None
+
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, tile_size=params.tile_size,
-                                   device=params.device, on_chunk=on_chunk)
+                                   device=params.device, on_chunk=on_chunk, **options)
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         tiles = output_tiles(tuple(input_shape), params.z_ratio, params.tile_size)

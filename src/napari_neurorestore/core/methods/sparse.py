@@ -46,12 +46,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ... import __version__
+from ..._version import __version__
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError
+from ..errors import InputError
+from ..io import ChunkRecorder
 from ..models import RestoreResult, TrainedModel
 from ..nets import SparseAxisNet, ready_for_inference
-from ..params import SparseParams
 from ..progress import CancelToken, Progress
 from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
@@ -59,6 +59,7 @@ from .sparse_figures import auto_rois, fidelity, format_simulation, roi_dff  # n
 from .sparse_spec import (  # noqa: F401  (the geometry, importable from here as before)
     check_simulation,
     METHOD,
+    SparseParams,
     _context,
     _Frames,
     _keys_weights,
@@ -295,9 +296,11 @@ def acquired_estimate(y: torch.Tensor) -> torch.Tensor:
 
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
-            denoise: bool | None = None, geometry: str | None = None, on_chunk: Any = "auto"
+            denoise: bool | None = None, geometry: str | None = None, on_chunk: Any = "auto",
+            start: int = 0, stop: int | None = None, net: Any = None
             ) -> Generator[Progress, None, Any]:
-    """Reconstruct every frame of sparse ``data`` with a trained model, chunk by chunk.
+    """Reconstruct frames ``start:stop`` (default: all) of sparse ``data`` with a trained
+    model, chunk by chunk (``net``: an already loaded network, e.g. a dask worker's).
 
     Each chunk reads its frames plus ``context`` on each side, so the result does not
     depend on ``chunk_frames``. ``out`` (any array with ``__setitem__``) must have
@@ -321,10 +324,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     denoise = params.denoise if denoise is None else bool(denoise)
     check_input(data, m, axis)
     geometry = geometry or model.info.get("geometry", GEOMETRY)
-    dev = resolve_device(device)
+    dev = resolve_device(device) if net is None else next(net.parameters()).device
     if batch_size is None:
         batch_size = 2 if dev.type == "cpu" else 16
-    net = load_net(model, dev)
+    net = load_net(model, dev) if net is None else net
     k = int(model.info.get("context", params.context))
     frames = _Frames(data, axis)
     shape = output_shape(tuple(data.shape), m, axis)
@@ -334,14 +337,17 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     mean, std = model.norm["mean"], model.norm["std"]
     n, na, nb = frames.n, frames.a, frames.b
+    stop = n if stop is None else stop
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"frames {start}:{stop} are outside the data's {n} frames")
     if isinstance(on_chunk, str) and on_chunk == "auto":
         on_chunk = ChunkRecorder(out, n)
-    tally = PredictTally(n * len(frames.planes), "frames", "reconstructed", "reconstructing",
-                         on_chunk, written_total=n)
+    tally = PredictTally((stop - start) * len(frames.planes), "frames", "reconstructed",
+                         "reconstructing", on_chunk, written_total=stop - start)
     yield tally.start("reconstructing frames")
     with tally.cancel_message(), torch.inference_mode():
-        for a in range(0, n, chunk_frames):
-            b = min(n, a + chunk_frames)
+        for a in range(start, stop, chunk_frames):
+            b = min(stop, a + chunk_frames)
             for p in frames.planes:
                 lo, hi = max(0, a - k), min(n, b + k)
                 raw = frames.read(lo, hi, p)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..metrics import nrmse, psnr
 
+
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
     """ROIs for trace figures when none are given: :func:`..trust.auto_rois` (the most
     active tiles) over at most the first 2000 frames of a (t, y, x) stack; no ROI (all 0)

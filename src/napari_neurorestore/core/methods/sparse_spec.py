@@ -6,11 +6,14 @@ cost model."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..io import InputError, check_dtype, check_finite
+from ..errors import InputError
+from ..io import check_dtype, check_finite
+from ..params import _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
@@ -151,10 +154,69 @@ def _context(params: Any, n_frames: int) -> int:
     return params.context if n_frames > 1 else 0
 
 
+@dataclass(frozen=True)
+class SparseParams(_Params):
+    """Parameters of sparse-axis reconstruction (after IRIS): restore the lines a scan
+    skipped along one axis, learning from the fully sampled other axis.
+
+    factor : skip factor M: one line in M was acquired (acquired line i lies at full-frame
+        line i*M; the output has M times more lines).
+    axis : the under-sampled axis: "y" (rows, the slow scan axis) or "x" (columns).
+    simulate : simulate from a fully sampled stack: keep every M-th line of the input,
+        reconstruct it, and report PSNR, SSIM and trace NRMSE against the full stack.
+    context : neighbouring frames (or planes) on each side given to the network as
+        extra input (0 = frame by frame).
+    denoise : also denoise the acquired lines (their values are then a restored estimate);
+        off keeps the acquired lines exactly as measured.
+    epochs : training length: an epoch draws about as many random crops as the frames
+        hold (at least 10 steps); None = no limit; whichever of ``epochs`` and
+        ``train_seconds`` comes first ends training (the CLI's ``--steps``).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
+    patch_size : side of the training crops in samples (multiple of 4).
+    batch_size : training crops per optimisation step.
+    learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
+    width : channels of the network's first level (speed/quality trade-off).
+    seed : seed for the sampler and the weights (None = random).
+    device : "auto", "cpu", "cuda" or "mps".
+    chunk_frames : frames per inference chunk (bounds memory; does not change the result).
+    """
+
+    factor: int = opt(4, "skip factor M, 2-16: one line in M was acquired", min=2, max=16)
+    axis: str = opt("y", "the under-sampled axis (y: the slow scan axis)", choices=("y", "x"))
+    simulate: bool = opt(False, "the input is fully sampled: keep every M-th line, reconstruct, and print PSNR/SSIM/trace NRMSE against the full stack")
+    context: int = opt(6, "neighbouring frames on each side given to the network", min=0, max=8)
+    denoise: bool = opt(True, "also denoise the acquired lines (off: keep them exactly as measured)")
+    epochs: int | None = _length("epochs", "an epoch: about as many crops as the frames "
+                                 "hold, at least 10 steps")
+    train_seconds: float | None = _seconds("epochs")
+    patch_size: int = opt(32, "side of the training crops in samples (multiple of 4)", min=8, max=1024, step=4)
+    batch_size: int = opt(16, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=128)
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    chunk_frames: int = opt(64, "frames per inference chunk (memory bound)", min=1, max=100000)
+
+    method = "sparse"
+
+    def __post_init__(self) -> None:
+        _check_int("factor", self.factor, 2, 16)
+        if self.axis not in ("y", "x"):
+            raise ValueError(f"axis must be 'y' or 'x', got {self.axis!r}")
+        for name in ("simulate", "denoise"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_int("context", self.context, 0, 8)
+        self._check_training("epochs", (8, 1024), 128)
+        _check_int("chunk_frames", self.chunk_frames, 1)
+
+
 class SparseMethod(Method):
+    params_class = SparseParams
     name = "sparse"
     module = "napari_neurorestore.core.methods.sparse"
     help = "sparse-axis reconstruction (IRIS): restore skipped scan lines"
+    label = "Sparse axis (IRIS)"
     description = ("Restore the lines a scan skipped along one axis, with a network trained "
                    "on the sparse data itself (the fully sampled axis is the teacher).")
     input_help = ("(y, x), (t|z, y, x) or (t, z, y, x) TIFF of the acquired lines "
@@ -162,6 +224,7 @@ class SparseMethod(Method):
     noun = "a sparse-axis model"
     runtime_fields = ("device", "chunk_frames", "simulate", "denoise")
     fixed_fields = ("factor", "axis")
+    distributed = True
     cli_options = (
         ("--rois", {"dest": "labels", "aliases": ("--labels",), "metavar": "ROIS.tif",
                     "help": "with --simulate: ROI label image for the trace figures "
@@ -203,12 +266,18 @@ class SparseMethod(Method):
             raise grid_mismatch(shape, input_shape, f"keeping every {m}-th line gives {out.shape}")
         return out
 
+    def removes_noise(self, md: dict) -> bool:
+        return bool(dict(md.get("params", {})).get("denoise", True))
+
     def check_request(self, req, model) -> None:
         if req.model and req.options.get("reference"):
             raise ValueError("--model and --reference exclude each other (a saved model is "
                              "applied without training)")
         if req.options.get("labels") and not req.params.simulate:
             raise ValueError("--rois is used with --simulate only")
+        if req.distributed and req.params.simulate:
+            raise ValueError("--simulate runs in this process (not with --workers/"
+                             "--dask-scheduler)")
 
     def open_options(self, options):
         from ..io import read_tiff
@@ -236,7 +305,8 @@ class SparseMethod(Method):
         if params.simulate:  # the whole simulation (figures included) into ``out``
             return mod.run(data, params, cancel, model=model, out=out, labels=labels)
         return mod.predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                           device=params.device, denoise=params.denoise, on_chunk=on_chunk)
+                           device=params.device, denoise=params.denoise, on_chunk=on_chunk,
+                           **options)
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         n = 1 if len(input_shape) == 2 else int(input_shape[0])

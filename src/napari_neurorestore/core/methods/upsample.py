@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..io import ChunkRecorder, InputError, check_finite
+from ..errors import InputError
+from ..io import ChunkRecorder, check_finite
 from ..models import RestoreResult, TrainedModel
 from ..nets import UpsampleNet, bin_down, interp_upsample
-from ..params import UpsampleParams
 from ..progress import CancelToken, Progress
 from ..train import fit
 from .base import PredictTally, metadata_for, new_seed
@@ -53,6 +53,7 @@ from .upsample_data import (  # noqa: F401  (importable from here as before)
 )
 from .upsample_spec import (  # noqa: F401  (the geometry, importable from here as before)
     METHOD,
+    UpsampleParams,
     _final_pass,
     _net_factors,
     axis_factors,
@@ -101,7 +102,7 @@ def build_net(params: UpsampleParams, ndim: int) -> UpsampleNet:
 def train(data: Any, params: UpsampleParams, cancel: CancelToken | None = None
           ) -> Generator[Progress, None, TrainedModel]:
     """Train an upsampling network on ``data`` itself ((z, y, x) or (y, x)); no ground truth."""
-    from ... import __version__
+    from ..._version import __version__
 
     cancel = cancel or CancelToken()
     factors = check_volume(data, params)

@@ -11,7 +11,7 @@ import torch
 
 from ..io import check_finite
 from ..nets import bin_down
-from ..params import UpsampleParams
+from .upsample_spec import UpsampleParams
 
 #: float32 bytes of the input kept in memory for training (larger inputs: sampled blocks)
 TRAIN_CACHE_BYTES = 512 * 2**20

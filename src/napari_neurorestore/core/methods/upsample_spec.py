@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ..io import InputError, check_dtype, check_finite
+from ..errors import InputError
+from ..io import check_dtype, check_finite
 from ..models import TrainedModel
-from ..params import UpsampleParams
+from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: the working-memory budget of one inference tile when no tile size is given (GiB)
@@ -131,10 +132,82 @@ def output_tiles(model: TrainedModel, shape: tuple[int, ...], tile_size: int | N
                       "tile_grid": [-(-s // t) for s, t in zip(in_shape, tile, strict=True)]}}
 
 
+@dataclass(frozen=True)
+class UpsampleParams(_Params):
+    """Parameters of zero-shot upsampling (after Self-Vision).
+
+    factor : output pixels per input pixel along each upsampled axis (2, 3 or 4).
+    lateral_only : upsample y and x only (a 3D volume keeps its z sampling).
+    prior : "none" trains on the input alone (strict zero-shot); "simulated" also trains on
+        a procedurally generated neuron volume at the true scale (no user data), mixed with
+        the input's own crops. See the benchmark for when each wins.
+    steps : optimisation steps (None = no limit: ``train_seconds`` alone ends training;
+        whichever of ``steps`` and ``train_seconds`` comes first ends training).
+    train_seconds : wall-time budget of training (default 60 s; None = no cap).
+    patch_size : side of the training crops, in input pixels (rounded down to a multiple of
+        the factor; clipped to the volume's depth along z).
+    batch_size, learning_rate, width, depth : training batch, Adam's initial learning rate,
+        channels and hidden layers of the network.
+    base : the interpolation the network adds its residual to ("cubic" or "linear").
+    scale_augment : half of the batches are crops interpolated up by a random factor in
+        [1, factor] before binning, so structures also appear at the size they have at the
+        scale the network is applied at.
+    back_projection : make the output bin back exactly to the input (data consistency).
+    ensemble : average the predictions over flips (8x slower inference).
+    two_stage : factor 4 as two 2x stages with one 2x network.
+    seed, device : as for the other methods.
+    tile_size : side of the inference tiles (input pixels); bounds memory, does not change
+        the result.
+    tile_overlap : minimum context read around each tile (input pixels). The context is
+        never less than the network's receptive field (plus back-projection's), so tile
+        centres are exact and are stitched without blending; 0 = just that.
+    """
+
+    factor: int = opt(3, "upsampling factor per axis", min=2, max=4, choices=(2, 3, 4))
+    lateral_only: bool = opt(False, "upsample y and x only")
+    prior: str = opt("none", "'simulated': also train on a simulated neuron volume at the true scale ('none': the input alone)", choices=("none", "simulated"))
+    steps: int | None = _length("steps", "optimisation steps of one batch")
+    train_seconds: float | None = _seconds("steps")
+    patch_size: int = opt(36, "training crop side in input pixels", min=8, max=512)
+    batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
+    learning_rate: float = _common()["learning_rate"]
+    width: int = opt(16, "network width", min=4, max=256)
+    depth: int = opt(4, "hidden layers of the network", min=0, max=16)
+    base: str = opt("cubic", "the interpolation the network adds its residual to", choices=("cubic", "linear"))
+    scale_augment: bool = opt(True, "scale augmentation: half of the batches are crops interpolated up by a random factor")
+    back_projection: bool = opt(True, "force the output to bin back to the input (data consistency)")
+    ensemble: bool = opt(False, "average over flips (8x slower)")
+    two_stage: bool = opt(False, "factor 4 as two 2x stages")
+    seed: int | None = _common()["seed"]
+    device: str = _common()["device"]
+    tile_size: int = opt(64, "inference tile side in input pixels (memory bound; the CLI's default: the largest up to 64 whose working memory fits --memory-budget)", min=8, max=4096, step=8)
+    tile_overlap: int = opt(0, "minimum context read around each tile (input pixels; 0 = the receptive field)", min=0, max=256)
+
+    method = "upsample"
+
+    def __post_init__(self) -> None:
+        _check_int("factor", self.factor, 2, 4)
+        for name in ("lateral_only", "scale_augment", "back_projection", "ensemble",
+                     "two_stage"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_choice(self, "prior")
+        _check_choice(self, "base")
+        if self.two_stage and self.factor != 4:
+            raise ValueError("two_stage applies to factor 4 only")
+        self._check_training("steps", (8, 512), 256, patch_multiple=1)
+        _check_int("depth", self.depth, 0, 16)
+        _check_int("tile_size", self.tile_size, 8)
+        _check_int("tile_overlap", self.tile_overlap, 0)
+
+
 class UpsampleMethod(Method):
+    params_class = UpsampleParams
     name = "upsample"
     module = "napari_neurorestore.core.methods.upsample"
     help = "zero-shot 2-4x upsampling of a volume or image (Self-Vision)"
+    label = "Upsample (Self-Vision)"
+    has_preview = True
     description = ("Train on the input itself (crops binned by the factor -> crops) and "
                    "return it with factor-times finer sampling (area-sampling convention: "
                    "binning the output by the factor gives the input back).")
@@ -148,6 +221,7 @@ class UpsampleMethod(Method):
                                      f"given, in GiB (default {MEMORY_BUDGET_GB})"}),
     )
     distributed = True
+    keeps_time = False
     nominal_rate = 1e6
     suffix = "upsampled"
 
@@ -198,14 +272,13 @@ class UpsampleMethod(Method):
         return replace(params, tile_size=self.impl().auto_tile_size(
             model, len(input_shape), int(budget * 2**30)))
 
-    def distribute(self, jobs, params, *, workers=None, scheduler=None, overwrite=False):
-        from ..distributed import UpsampleJob, upsample_file
+    def load_net(self, model, ndim, device):
+        return self.impl().load_net(model, ndim, device)
 
-        (inp, out, model_path), = jobs
-        job = UpsampleJob(inp, out, model_path, params.tile_size, ensemble=params.ensemble,
-                          back_projection=params.back_projection)
-        return upsample_file(job, workers=workers, scheduler=scheduler, device=params.device,
-                             overwrite=overwrite)
+    def predict_part(self, data, model, params, out, a, b, net=None) -> None:
+        self.impl().predict_tiles(data, model, out, list(range(a, b)), params.tile_size,
+                                  net=net, ensemble=params.ensemble,
+                                  back_projection=params.back_projection)
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, device=params.device,

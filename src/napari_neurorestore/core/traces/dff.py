@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError
+from ..errors import InputError
 from .extract import CHUNK_BYTES
 
 __all__ = ["F0_MODES", "TraceParams", "parse_f0", "sliding_percentile", "compute_f0",

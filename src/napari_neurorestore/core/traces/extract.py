@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..io import InputError
+from ..errors import InputError
 
 if TYPE_CHECKING:
     from .rois import Roi

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError
+from ..errors import InputError
 from .cache import TraceCache
 from .dff import TraceParams
 from .extract import check_trace_movie

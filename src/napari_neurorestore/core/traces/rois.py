@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError
+from ..errors import InputError
 
 __all__ = ["AREA_SHAPE_TYPES", "Roi", "MaskCache", "shape_pixels", "shape_mask",
            "rois_from_labels", "rois_from_shapes", "neuropil_rois"]

@@ -55,9 +55,7 @@ def write_fidelity_csv(path: str | os.PathLike, rows: TraceResult | Sequence[Map
                        ) -> None:
     """The fidelity rows (see :func:`~.fidelity.fidelity_rows`) as CSV: the columns of
     :data:`FIDELITY_COLUMNS`; ``flags`` joined by ";" (empty when none)."""
-    from .fidelity import TraceResult
-
-    if isinstance(rows, TraceResult):
+    if hasattr(rows, "fidelity"):  # a TraceResult (not imported: fidelity imports this)
         rows = rows.fidelity()
 
     def cell(r: Mapping[str, Any], k: str) -> Any:

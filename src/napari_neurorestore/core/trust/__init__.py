@@ -28,7 +28,7 @@ accounted for (movies only; volumes are assumed spatially white).
 """
 
 from .assessment import TrustReport, assess, auto_rois
-from .checks import DENOISING_METHODS, THRESHOLDS, Check
+from .checks import THRESHOLDS, Check
 from .common import box_mean
 from .forward import to_input_grid
 from .noise import NoiseModel, estimate_noise
@@ -39,3 +39,11 @@ __all__ = [
     "residual", "assess", "box_mean", "DENOISING_METHODS", "auto_rois", "lazy_residual",
     "structure_map",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: from the registry, on first use
+    if name == "DENOISING_METHODS":
+        from .checks import denoising_methods
+
+        return denoising_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 
 from .checks import THRESHOLDS, Check, _checks
-from .common import _f32, _json_safe, _lag1, _meta, _method_of, _pearson, _spectrum, box_mean
+from .common import (
+    _f32,
+    _json_safe,
+    _lag1,
+    _meta,
+    _method_obj,
+    _method_of,
+    _pearson,
+    _spectrum,
+    box_mean,
+)
 from .forward import to_input_grid
 from .noise import NoiseModel, estimate_noise
 from .residuals import structure_map
@@ -93,9 +103,9 @@ def assess(raw: Any, restored: Any, metadata: dict | None = None, *,
     method = method or _method_of(md)
     if np.ndim(raw) < 2:
         raise ValueError("the raw data must be at least 2-D")
+    m = _method_obj(method)
     if temporal is None:
-        temporal = (np.ndim(raw) >= 3 and raw.shape[0] >= 8
-                    and method not in ("upsample", "isotropize"))
+        temporal = (np.ndim(raw) >= 3 and raw.shape[0] >= 8 and (m is None or m.keeps_time))
     if temporal:
         t0, t1 = _sample_range(raw.shape[0], int(np.prod(raw.shape[1:])), max_voxels)
         idx = slice(t0, t1)
@@ -110,16 +120,9 @@ def assess(raw: Any, restored: Any, metadata: dict | None = None, *,
     if not np.isfinite(back).all():
         raise ValueError("the restored data contain NaN or infinite values (an unfinished "
                          "output store?)")
-    if method == "isotropize":
-        # the re-blurred output is only complete where the axial blur's support lies
-        # inside the output: leave out the end slices where it does not
-        ratio = (restored.shape[0] - 1) / max(raw.shape[0] - 1, 1)
-        reach = 3.0 * float(md.get("sigma_z") or dict(md.get("params", {})).get("sigma_z")
-                            or 0.0)
-        pos = np.arange(raw.shape[0]) * ratio
-        inside = np.nonzero((pos >= reach) & (pos <= restored.shape[0] - 1 - reach))[0]
-        if len(inside) >= 3:
-            raw_s, back = raw_s[inside[0]:inside[-1] + 1], back[inside[0]:inside[-1] + 1]
+    keep = m.trust_slices(raw.shape, restored.shape, md) if m is not None else None
+    if keep is not None:  # e.g. where a re-blurred output is complete
+        raw_s, back = raw_s[keep], back[keep]
     res = raw_s - back
     if noise is None:
         noise = estimate_noise(raw_s, temporal=temporal, offset=offset)

@@ -6,11 +6,18 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DENOISING_METHODS", "THRESHOLDS", "Check"]
+from .common import _method_obj
 
-#: methods whose purpose includes removing noise: "removed nothing" is a warning for them.
-#: ``None`` (an output of another tool on the same grid) counts as a denoiser.
-DENOISING_METHODS = (None, "denoise", "sparse")
+__all__ = ["THRESHOLDS", "Check", "denoising_methods"]
+
+
+def denoising_methods() -> tuple[str | None, ...]:
+    """The methods whose purpose includes removing noise (``Method.removes_noise`` with
+    default parameters): "removed nothing" is a warning for them. ``None`` (an output of
+    another tool on the same grid) counts as a denoiser."""
+    from ..methods import get, names
+
+    return (None, *[n for n in names() if get(n).removes_noise({})])
 
 #: Thresholds of the checks (calibrated in benchmarks/bench_trust.py; documented in README).
 THRESHOLDS: dict[str, float] = {
@@ -50,9 +57,8 @@ class Check:
 
 
 def _is_denoising(method: str | None, md: dict) -> bool:
-    if method == "sparse":
-        return bool(dict(md.get("params", {})).get("denoise", True))
-    return method in DENOISING_METHODS
+    m = _method_obj(method)
+    return method is None or (m is not None and m.removes_noise(md))
 
 
 def _verdict(name: str, value: float, threshold: str, warn: bool, message: str,

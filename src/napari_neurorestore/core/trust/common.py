@@ -64,6 +64,21 @@ def _method_of(md: dict) -> str | None:
     return str(m) if m else None
 
 
+def _method_obj(method: str | None) -> Any:
+    """The registered :class:`~..methods.base.Method` called ``method`` (None: none or an
+    unknown name, e.g. another tool's)."""
+    from ..methods import get, names
+
+    return get(method) if method in names() else None
+
+
+def _same_grid(method: str | None) -> bool:
+    """Whether ``method``'s output lies on the input's grid (None: another tool's output,
+    taken to)."""
+    m = _method_obj(method)
+    return method is None or (m is not None and m.identity_forward)
+
+
 def _box_var_factor(k: int, rho: float) -> float:
     """Variance of the mean of k neighbours of a series with lag-1 correlation rho only,
     relative to one sample's."""

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .common import _meta, _method_of
+from ..methods.base import same_grid
+from .common import _meta, _method_obj, _method_of, _same_grid
 
 __all__ = ["to_input_grid"]
 
@@ -33,11 +34,10 @@ def to_input_grid(restored: Any, input_shape: Sequence[int], metadata: dict | No
     method = method or _method_of(md)
     input_shape = tuple(int(s) for s in input_shape)
     shape = tuple(restored.shape)
-    if method in (None, "denoise") or shape == input_shape and method != "isotropize":
-        method = "denoise"  # the identity (another tool's output on the input's grid too)
-    from ..methods import get, names
-
-    if method not in names():
+    m = _method_obj(method)
+    if _same_grid(method) or shape == input_shape and (m is None or m.same_shape_same_grid):
+        return same_grid(restored, input_shape, index)  # another tool's output too
+    if m is None:
         raise ValueError(f"cannot bring the restored array {shape} back to the input's grid "
                          f"{input_shape}: unknown method {method!r}")
-    return get(method).to_input_grid(restored, input_shape, md, index)
+    return m.to_input_grid(restored, input_shape, md, index)

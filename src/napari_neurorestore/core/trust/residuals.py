@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import _box_var_factor, _f32, _meta, _method_of, box_mean
+from .common import _box_var_factor, _f32, _meta, _method_of, _same_grid, box_mean
 from .forward import to_input_grid
 from .noise import NoiseModel
 
@@ -35,7 +35,7 @@ def lazy_residual(raw: Any, restored: Any, metadata: dict | None = None, *,
     """
     md = _meta(metadata)
     method = method or _method_of(md)
-    same_grid = tuple(restored.shape) == tuple(raw.shape) and method in (None, "denoise")
+    same_grid = tuple(restored.shape) == tuple(raw.shape) and _same_grid(method)
     big = 4 * int(np.prod(raw.shape)) > LAZY_RESIDUAL_BYTES
     lazy_in = not isinstance(raw, np.ndarray) or not isinstance(restored, np.ndarray)
     if same_grid and (big or lazy_in):
