@@ -20,6 +20,13 @@ from napari_neurorestore.core.models import load_model
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 
 
+def _finish(proc: subprocess.Popen, reader: threading.Thread) -> str:
+    """Wait for the process (stderr is read by ``reader`` alone); return its stdout."""
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    return proc.stdout.read()
+
+
 def _start(args: list[str]) -> tuple[subprocess.Popen, list[str], threading.Event]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from napari_neurorestore.cli "
@@ -34,7 +41,8 @@ def _start(args: list[str]) -> tuple[subprocess.Popen, list[str], threading.Even
             if line.lstrip().startswith("train"):
                 training.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    proc.reader = threading.Thread(target=read, daemon=True)
+    proc.reader.start()
     return proc, lines, training
 
 
@@ -55,7 +63,7 @@ def test_first_ctrl_c_stops_training_and_keeps_the_model(tmp_path, movie):
         t0 = time.monotonic()
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        stdout, _ = proc.communicate(timeout=60)
+        stdout = _finish(proc, proc.reader)
     finally:
         proc.kill()
     err = "".join(lines)
@@ -68,16 +76,19 @@ def test_first_ctrl_c_stops_training_and_keeps_the_model(tmp_path, movie):
     assert restored.shape == (24, 32, 32) and np.isfinite(restored).all()
 
 
-def test_second_ctrl_c_aborts_and_leaves_no_finished_output(tmp_path, movie):
+def test_second_ctrl_c_aborts_and_leaves_no_finished_output(tmp_path):
+    movie = tmp_path / "long.tif"  # long enough that the run is still going at the 2nd Ctrl-C
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(movie, (100 + 10 * rng.standard_normal((600, 96, 96))).astype(np.float32))
     out, model = tmp_path / "out.tif", tmp_path / "m.pt"
     proc, lines, training = _start(["denoise", str(movie), "-o", str(out), "--window", "5",
                                     "--train-seconds", "120", "--save-model", str(model)])
     try:
         assert training.wait(90), "".join(lines)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        _finish(proc, proc.reader)
     finally:
         proc.kill()
     assert proc.returncode == 130, "".join(lines)

@@ -17,7 +17,7 @@ from napari_neurorestore._widgets.traces import TracesWidget
 from napari_neurorestore.core.live import PROGRESS_ATTR
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.models import TrainedModel
-from napari_neurorestore.core.params import DenoiseParams
+from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.progress import drain
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
