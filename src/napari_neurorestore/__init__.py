@@ -9,11 +9,11 @@ functions below import the restoration core lazily when they are first called.
 
 from ._version import __version__
 
-__all__ = ["__version__", "denoise", "upsample", "isotropize", "sparse"]
+__all__ = ["__version__", "restore", "denoise", "upsample", "isotropize", "sparse"]
 
 
 def __getattr__(name):  # PEP 562: lazy public API
-    if name in {"denoise", "upsample", "isotropize", "sparse"}:
+    if name in {"restore", "denoise", "upsample", "isotropize", "sparse"}:
         from . import api
 
         return getattr(api, name)

@@ -64,6 +64,29 @@ def _run(method: str, data: Any, params: Any, model: Any, given: dict | None, ca
     return (result.data, result.model) if return_model else result.data
 
 
+def restore(
+    method: str,
+    data: Any,
+    *,
+    model: Any = None,
+    out: Any = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+    return_model: bool = False,
+    **params: Any,
+):
+    """Restore ``data`` with any registered method by name (``"denoise"``, ``"sparse"``,
+    ``"upsample"``, ``"isotropize"``, or one added to the registry): ``params`` are the
+    fields of that method's Params class (``core.methods.params_for(method)``); the other
+    arguments are those of :func:`denoise`. Returns the result array (float32, the input's
+    units), and the model when ``return_model``."""
+    from .core.methods import params_for
+
+    cls = params_for(method)
+    p = _params(cls, **params)
+    return _run(method, data, p, model, params, cancel, out, progress, return_model)
+
+
 def denoise(
     data: Any,
     *,

@@ -73,3 +73,18 @@ def test_sparse_simulation_does_not_distribute(tmp_path):
                          workers=1)
     with pytest.raises(ValueError, match="--simulate runs in this process"):
         get("sparse").check_request(req, None)
+
+
+def test_a_distributed_output_keeps_the_input_pixel_sizes(scheduler, tmp_path):
+    from napari_neurorestore.core.zarr_io import zarr_geometry
+
+    data, model, params, _whole, _parts = _sparse()
+    tifffile.imwrite(tmp_path / "in.tif", data.astype(np.float32), imagej=True,
+                     resolution=(2.0, 2.0), metadata={"unit": "um"})  # 0.5 µm pixels
+    save_model(model, tmp_path / "m.pt")
+    req = engine.Request("sparse", [str(tmp_path / "in.tif")], str(tmp_path / "o.ome.zarr"),
+                         params, model=str(tmp_path / "m.pt"), quiet=True, scheduler=scheduler)
+    engine.restore_files(req)
+    geo = zarr_geometry(tmp_path / "o.ome.zarr")
+    assert geo["scale"][-2:] == pytest.approx([0.125, 0.5])  # y: every 4th line acquired
+    assert geo["units"]["X"] == "micrometer"

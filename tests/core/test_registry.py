@@ -126,3 +126,18 @@ def test_predict_tally_counts_and_says_how_far_it_got():
             assert p.step == 4 and p.eta is not None and p.message == "restoring: 4/10 frames"
             raise Cancelled("stop")
     assert seen == [(0, 4)]
+
+
+def test_restore_by_name_equals_the_method_function():
+    import napari_neurorestore as nr
+
+    movie = np.random.default_rng(0).poisson(20, (12, 16, 16)).astype(np.uint16)
+    kw = dict(window=5, epochs=1, train_seconds=None, patch_size=8, batch_size=2, width=4,
+              seed=0, device="cpu")
+    by_name = nr.restore("denoise", movie, **kw)
+    np.testing.assert_allclose(by_name, nr.denoise(movie, **kw), rtol=1e-5, atol=1e-4)
+    assert by_name.shape == movie.shape and by_name.dtype == np.float32
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        nr.restore("nope", movie)
+    with pytest.raises(TypeError, match="unknown parameter 'windw'"):
+        nr.restore("denoise", movie, windw=5)

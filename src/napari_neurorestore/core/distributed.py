@@ -181,6 +181,7 @@ def prepare_outputs(method: Any, jobs: list[Job], params: Any, overwrite: bool =
     """
     from .methods.base import metadata_for
     from .models import load_model
+    from .pixel_sizes import output_geometry  # the input's pixel sizes, on the output grid
 
     per_job = list(params) if isinstance(params, (list, tuple)) else [params] * len(jobs)
     outs = [str(Path(j.output)) for j in jobs]
@@ -207,7 +208,8 @@ def prepare_outputs(method: Any, jobs: list[Job], params: Any, overwrite: bool =
         out = open_output(j.output, grid.shape, overwrite, chunks=lay.chunks,
                           chunk_shape=lay.chunk_shape, metadata=md,
                           axes=lay.axes or (axes if len(axes) == len(grid.shape) else None),
-                          unit=lay.unit, total=lay.total)
+                          unit=lay.unit, total=lay.total,
+                          **output_geometry(j.input, axes, len(shape), grid, j.output))
         prepared.append(Prepared(j, p, shape, out, lay,
                                  ChunkRecorder(out, lay.total, lay.unit, lay.extra)))
     return prepared
