@@ -132,7 +132,7 @@ def test_restore_by_name_equals_the_method_function():
     import napari_neurorestore as nr
 
     movie = np.random.default_rng(0).poisson(20, (12, 16, 16)).astype(np.uint16)
-    kw = dict(window=5, epochs=1, train_seconds=None, patch_size=8, batch_size=2, width=4,
+    kw = dict(window=5, epochs=1, train_seconds=None, patch_size=16, batch_size=2, width=4,
               seed=0, device="cpu")
     by_name = nr.restore("denoise", movie, **kw)
     np.testing.assert_allclose(by_name, nr.denoise(movie, **kw), rtol=1e-5, atol=1e-4)
