@@ -255,25 +255,28 @@ def auto_batch_size(frame_shape, device) -> int:
     return int(min(64, max(1, round(target / max(pixels, 1)))))
 
 
-def _unshuffle(block: np.ndarray) -> np.ndarray:
-    """(n, H, W) -> (H/2, W/2, n, 4): the 2x2 unshuffle with time inside each pixel, so a
-    window's frames are one slice per pixel (``2 i + j`` holds pixel (2y+i, 2x+j))."""
+def _unshuffle(block: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """(n, H, W) raw frames -> (H/2, W/2, n, 4) normalised ones: the 2x2 unshuffle with
+    time inside each pixel, so a window's frames are one slice per pixel (``2 i + j`` holds
+    pixel (2y+i, 2x+j)). One pass, in torch (which copies on all its threads)."""
     n, h, w = block.shape
-    cells = block.reshape(n, h // 2, 2, w // 2, 2).transpose(1, 3, 0, 2, 4)
-    return np.ascontiguousarray(cells).reshape(h // 2, w // 2, n, 4)
+    cells = block.reshape(n, h // 2, 2, w // 2, 2).permute(1, 3, 0, 2, 4)
+    out = torch.empty(cells.shape, dtype=torch.float32)
+    torch.sub(cells, mean, out=out).div_(std)
+    return out.reshape(h // 2, w // 2, n, 4)
 
 
-def _gather(frames: np.ndarray, idx: np.ndarray, buf: np.ndarray) -> torch.Tensor:
+def _gather(frames: torch.Tensor, idx: np.ndarray, buf: torch.Tensor) -> torch.Tensor:
     """The net's input for windows ``idx`` (B, m) of unshuffled ``frames``, built in
     ``buf`` (>= B, H/2, W/2, m, 4): (B, 4 m, H/2, W/2) in channels-last memory, which the
     first convolution reads twice as fast as the (B, C, H, W) layout, with no reorder."""
     for row, dst in zip(idx, buf):
         j = 0
         for run in np.split(row, np.flatnonzero(np.diff(row) != 1) + 1):
-            dst[:, :, j:j + len(run)] = frames[:, :, run[0]:run[-1] + 1]
+            dst[:, :, j:j + len(run)].copy_(frames[:, :, run[0]:run[-1] + 1])
             j += len(run)
     b = buf[:len(idx)]
-    return torch.from_numpy(b.reshape(*b.shape[:3], -1)).permute(0, 3, 1, 2)
+    return b.reshape(*b.shape[:3], -1).permute(0, 3, 1, 2)
 
 
 def _centre_correction(kernel: Any, dev: torch.device):
@@ -350,13 +353,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             b = min(stop, a + chunk_frames)
             lo, hi = max(0, a - k), min(t_len, b + k)
             buf = np.empty((b - a, h, w), np.float32)
+            tbuf = torch.from_numpy(buf)
             for i, p in enumerate(planes):
                 block = _read(data, lo, hi, p)
                 check_finite(block, f"frames {lo}-{hi - 1}")
-                block = _pad4((block - mean) / std)
-                frames_u = _unshuffle(block)  # once per chunk, not once per window
+                block = torch.from_numpy(_pad4(block))
+                frames_u = _unshuffle(block, mean, std)  # once per chunk, not per window
                 if gbuf is None or gbuf.shape[1:3] != frames_u.shape[:2]:
-                    gbuf = np.empty((batch_size, *frames_u.shape[:2], len(offsets), 4), np.float32)
+                    gbuf = torch.empty((batch_size, *frames_u.shape[:2], len(offsets), 4))
                 for s in range(a, b, batch_size):
                     cancel.check()
                     ts = np.arange(s, min(b, s + batch_size))
@@ -364,9 +368,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     x = _gather(frames_u, idx, gbuf)
                     y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
                     if correct is not None:  # out = f + k * (x_t - f), see denoise_centre
-                        y = y + correct(torch.from_numpy(block[ts - lo][:, None]).to(dev) - y)
-                    y = y[:, 0, :h, :w].float().cpu().numpy()
-                    buf[s - a:s - a + len(ts)] = y * std + mean
+                        c = (block[ts - lo][:, None].to(dev) - mean) / std
+                        y = y + correct(c - y)
+                    y = y[:, 0, :h, :w].float().cpu().mul_(std).add_(mean)
+                    tbuf[s - a:s - a + len(ts)].copy_(y)
                 if p is None:
                     out[a:b] = buf
                 else:
