@@ -265,3 +265,21 @@ def test_thread_chooser_starts_on_one_thread_and_keeps_the_faster_count():
         assert ThreadChooser(enabled=False).options == [2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_predict_puts_back_the_thread_count(tiny_movie):
+    import torch
+
+    model = drain(dn.train(tiny_movie.raw[:20], DenoiseParams(**FAST)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gen = dn.predict(tiny_movie.raw[:20], model, device="cpu", chunk_frames=4)
+        next(gen)
+        next(gen)
+        gen.close()  # stopped early: the count is put back as well
+        assert torch.get_num_threads() == 2
+        out = drain(dn.predict(tiny_movie.raw[:20], model, device="cpu"))
+        assert torch.get_num_threads() == 2 and np.isfinite(out).all()
+    finally:
+        torch.set_num_threads(before)

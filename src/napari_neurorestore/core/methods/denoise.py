@@ -16,6 +16,7 @@ of frames/s at 512x512.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Generator
 from typing import Any
@@ -279,6 +280,15 @@ def _gather(frames: torch.Tensor, idx: np.ndarray, buf: torch.Tensor) -> torch.T
     return b.reshape(*b.shape[:3], -1).permute(0, 3, 1, 2)
 
 
+@contextlib.contextmanager
+def _restoring(threads: ThreadChooser):
+    """Put back the thread count in force before inference, however it ends."""
+    try:
+        yield
+    finally:
+        threads.restore()
+
+
 def _centre_correction(kernel: Any, dev: torch.device):
     """The function ``r -> k * r`` (reflect-padded cross-correlation) of a model's centre
     kernel, on (B, 1, H, W) residuals; None without a kernel. Frames larger than the
@@ -348,7 +358,11 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                          on_chunk, written_total=stop - start)
     yield tally.start("restoring frames")
     gbuf = None
-    with tally.cancel_message(), torch.inference_mode():
+    # on a CPU the thread count is measured as it goes (1 thread first, the configured
+    # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
+    threads = ThreadChooser(enabled=dev.type == "cpu")
+    t0 = time.perf_counter()
+    with tally.cancel_message(), torch.inference_mode(), _restoring(threads):
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
             lo, hi = max(0, a - k), min(t_len, b + k)
@@ -365,11 +379,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     cancel.check()
                     ts = np.arange(s, min(b, s + batch_size))
                     idx = neighbour_index(ts, offsets, t_len) - lo
+                    threads.before_step(time.perf_counter() - t0)
+                    t_step = time.perf_counter()
                     x = _gather(frames_u, idx, gbuf)
                     y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
                     if correct is not None:  # out = f + k * (x_t - f), see denoise_centre
                         c = (block[ts - lo][:, None].to(dev) - mean) / std
                         y = y + correct(c - y)
+                    threads.after_step(time.perf_counter() - t_step, time.perf_counter() - t0)
                     y = y[:, 0, :h, :w].float().cpu().mul_(std).add_(mean)
                     tbuf[s - a:s - a + len(ts)].copy_(y)
                 if p is None:
