@@ -17,19 +17,6 @@ def tiny_movie():
     return simulate_calcium_movie(n_frames=80, shape=(40, 40), n_cells=6, seed=3)
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """One torch thread for a module's tests (training and inference compared across
-    processes, or timed, on a shared machine); use it with
-    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

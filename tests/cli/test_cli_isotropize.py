@@ -7,14 +7,7 @@ from napari_neurorestore.cli import main
 FAST = ["--steps", "2", "--width", "4", "--device", "cpu", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -85,3 +85,16 @@ def test_widget_modules_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code + "; import sys; print('torch' in sys.modules)"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_an_optional_field_shows_its_none_text(form):
+    seed = form.widgets["seed"]  # int | None: None is the sentinel -1, shown as "random"
+    edit = seed.native.lineEdit()
+    assert edit.text() == "random" and form.values()["seed"] is None
+    seed.value = 3
+    assert edit.text() == "3"
+    seed.value = -1
+    assert edit.text() == "random" and form.get() == Toy()
+    seed.native.setFocus()
+    seed.native.clearFocus()  # leaving the field reads its text back: still None
+    assert form.values()["seed"] is None and edit.text() == "random"

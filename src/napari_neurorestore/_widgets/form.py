@@ -171,9 +171,7 @@ def make_param_widget(method: str, f: dataclasses.Field, tp: Any, doc: str) -> W
         optional = False
         w = LineEdit(value="" if default is None else str(default))
     if optional and opts.get("min") == none_value:
-        special = getattr(w.native, "setSpecialValueText", None)
-        if special is not None:
-            special(none_text)  # shown instead of the sentinel number
+        show_none_as_text(w.native, none_value, none_text)
     if name in WIDGET_DEFAULT_NOTES:
         tip += " " + WIDGET_DEFAULT_NOTES[name]
     if name in LAYER_HINTS:
@@ -185,6 +183,30 @@ def make_param_widget(method: str, f: dataclasses.Field, tp: Any, doc: str) -> W
     w._nr_none = none_value  # type: ignore[attr-defined]
     w._nr_base = base  # type: ignore[attr-defined]
     return w
+
+
+def show_none_as_text(spin: Any, none_value: Any, text: str) -> None:
+    """Show ``text`` instead of the sentinel ``none_value`` in a spin box. Qt's own spin
+    boxes have ``setSpecialValueText``; superqt's QLargeIntSpinBox (magicgui's SpinBox)
+    ignores it, so its edit's text is mapped both ways here."""
+    spin.setSpecialValueText(text)
+    if not hasattr(spin, "_updateEdit"):  # a Qt spin box: the special text does it all
+        return
+    interpret = spin._interpret
+
+    def update_edit() -> None:
+        new = text if spin.value() == none_value else str(spin.value())
+        if spin.lineEdit().text() != new:
+            spin.lineEdit().setText(new)
+
+    def interpret_text(policy: Any) -> None:
+        if spin.lineEdit().displayText().strip() == text:
+            spin._setValue(none_value, policy)
+        else:
+            interpret(policy)
+
+    spin._updateEdit, spin._interpret = update_edit, interpret_text
+    update_edit()
 
 
 def widen_labels(container: Container, slack: float = 1.25) -> None:
