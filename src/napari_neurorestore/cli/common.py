@@ -165,10 +165,10 @@ def guarded(func: Callable[[Any], int], args: Any) -> int:
         return int(func(args) or 0)
     except Cancelled as e:
         print(str(e) or "cancelled", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except USER_ERRORS as e:
         print(f"neurorestore: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
@@ -184,6 +184,16 @@ def guarded(func: Callable[[Any], int], args: Any) -> int:
         print(f"neurorestore: error: {type(e).__name__}: {_one_line(e)} (unexpected; "
               f"NEURORESTORE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _interrupted() -> int:
+    """The exit status of an interrupted run. Reads of a lazily opened input that the
+    interrupt abandoned (zarr's asyncio tasks) are left on purpose: asyncio's "Task was
+    destroyed but it is pending!" at exit would bury the message above in dozens of lines."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    return EXIT_INTERRUPTED
 
 
 def _one_line(e: BaseException) -> str:
