@@ -26,8 +26,11 @@ def test_wiener_kernel_is_zero_for_pure_noise_and_passes_missed_signal(rng):
     frames = clean + rng.normal(0, 0.5, size=clean.shape).astype(np.float32)
     ts = np.arange(2, t - 2)
     perfect = dc.estimate(frames, ts, clean[ts], gaussian=False)
-    assert np.abs(np.array(perfect["kernel"])).sum() < 0.2  # nothing to add back
+    # nothing to add back: held-out frames say the correction only adds noise
+    assert perfect["kernel"] is None and perfect["check"]["correction_cv"] > 0
+    assert not perfect["check"]["corrected"]
     blind = dc.estimate(frames, ts, np.zeros_like(clean[ts]), gaussian=False)
+    assert blind["check"]["correction_cv"] < 0 and blind["check"]["corrected"]
     k = np.array(blind["kernel"])
     assert k.shape == (dc.KERNEL, dc.KERNEL) and k.sum() > 0.5  # passes the blob's band
     # the error left after the correction is below the noise, and finite
@@ -52,3 +55,27 @@ def test_correction_improves_and_self_check_is_reported(tiny_movie):
     off = drain(dn.train(raw[:30], DenoiseParams(epochs=1, train_seconds=None, patch_size=16,
                                                  device="cpu", centre_correction=False)))
     assert "centre_kernel" not in off.norm and "self_check" not in off.info
+
+
+def test_held_out_error_of_a_gain_matches_the_truth(rng):
+    """applied_error(h) = |1-h|^2 (P_r - P_n) + h^2 P_n is the error of f + h * (x - f)
+    against the clean frames, from noisy frames and the noise spectrum alone."""
+    t, n = 64, 48
+    yy, xx = np.mgrid[0:n, 0:n]
+    clean = np.stack([np.sin(yy / 3.0 + 0.3 * i) * np.cos(xx / 5.0) for i in range(t)]).astype(np.float32)
+    x = clean + rng.normal(0, 0.7, size=clean.shape).astype(np.float32)
+    f = np.zeros_like(clean)  # a blind predictor that misses everything
+    ts = np.arange(1, t - 1)
+    p_r = dc._periodogram(x[ts] - f[ts])
+    p_n = dc._periodogram(x[ts] - clean[ts])  # the true noise spectrum
+    kernel = dc.kernel_from_gain(dc.wiener_gain(p_r, p_n), (n, n))
+    h = dc.kernel_response(kernel, (n, n))
+    from scipy.ndimage import correlate
+
+    out = np.stack([correlate(r, kernel, mode="wrap") for r in x[ts] - f[ts]])
+    taper = np.outer(np.hanning(n), np.hanning(n))
+    taper /= np.sqrt((taper**2).mean())
+    truth = float((((out - clean[ts]) * taper) ** 2).mean())
+    est = dc.applied_error(p_r, p_n, h, (n, n))
+    assert abs(est - truth) < 0.1 * truth
+    assert est < dc.applied_error(p_r, p_n, 0.0, (n, n))  # the correction helps here

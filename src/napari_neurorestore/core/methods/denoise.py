@@ -32,7 +32,7 @@ from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
-from . import denoise_centre
+from . import denoise_centre, denoise_motion
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
 from .denoise_spec import DenoiseParams
 
@@ -207,7 +207,10 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
         deadline = None if params.train_seconds is None else t_start + params.train_seconds
         est = _estimate_centre(net, src, params, device, deadline)
         if est is not None:
-            norm["centre_kernel"] = est["kernel"]
+            if est["kernel"] is not None:
+                norm["centre_kernel"] = est["kernel"]
+            if est["register"]:
+                norm["register"] = True
             check = est["check"]
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -222,8 +225,10 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
 
 def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
                      deadline: float | None = None) -> dict | None:
-    """Fit the centre-frame correction on up to CHECK_FRAMES frames of the longest training
-    segment (see :mod:`denoise_centre`); None when the segment is too short."""
+    """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
+    correction (see :mod:`denoise_centre`) on up to CHECK_FRAMES frames of the longest
+    training segment; None when the segment is too short. Returns the kernel (None when
+    held-out frames say it does not help), ``register`` and the self-check."""
     seg = max(src.segments, key=len)
     k = src.k
     if len(seg) < 2 * k + 1 or len(seg) < 3:
@@ -236,7 +241,15 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
         for i in range(0, len(ts), 8):
             x = torch.from_numpy(seg[neighbour_index(ts[i:i + 8], src.offsets, len(seg))])
             pred[i:i + 8] = net(x.to(device))[:, 0].float().cpu().numpy()
-    return denoise_centre.estimate(seg, ts, pred, deadline=deadline)
+        centre, p = torch.from_numpy(seg[ts]), torch.from_numpy(pred)
+        motion = denoise_motion.motion_cv(centre, p)
+        register = motion < -denoise_motion.CV_THRESHOLD
+        if register:
+            pred = denoise_motion.register(centre, p)[0].numpy()
+    est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
+    est["check"].update(motion_cv=motion, registered=bool(register))
+    est["register"] = bool(register)
+    return est
 
 
 # ----------------------------------------------------------------------------- predict
@@ -346,6 +359,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     offsets = neighbour_offsets(params.window)
     mean, std = model.norm["mean"], model.norm["std"]
     correct = _centre_correction(model.norm.get("centre_kernel"), dev)
+    register = bool(model.norm.get("register", False))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -383,9 +397,12 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     t_step = time.perf_counter()
                     x = _gather(frames_u, idx, gbuf)
                     y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
-                    if correct is not None:  # out = f + k * (x_t - f), see denoise_centre
+                    if correct is not None or register:
                         c = (block[ts - lo][:, None].to(dev) - mean) / std
-                        y = y + correct(c - y)
+                        if register:  # move the prediction onto the frame (denoise_motion)
+                            y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
+                        if correct is not None:  # out = f + k * (x_t - f): denoise_centre
+                            y = y + correct(c - y)
                     threads.after_step(time.perf_counter() - t_step, time.perf_counter() - t0)
                     y = y[:, 0, :h, :w].float().cpu().mul_(std).add_(mean)
                     tbuf[s - a:s - a + len(ts)].copy_(y)

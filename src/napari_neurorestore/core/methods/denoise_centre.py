@@ -13,6 +13,12 @@ correlated noise (motion correction, detector bandwidth) is handled as measured:
 the noise has power, ``h`` is small. The filter is stored as a small spatial kernel and
 applied as ``out = f_t + k * (x_t - f_t)``.
 
+Whether the correction helps is checked on held-out frames: the filter is fitted on half
+of the check frames and scored on the other half, where the error of a gain ``h`` is
+``|1 - h|^2 (P_r - P_n) + h^2 P_n`` (no truth needed). Where the recording's residual is
+too close to its noise for the spectra to say which bands hold signal (very low light,
+nearly pure noise), the fitted filter adds noise, and the correction is left out.
+
 The same spectra give a self-check without ground truth: with the Wiener filter, the
 error left at frequency ``w`` is ``(P_r - P_n)_+ * P_n / P_r``. It is computed for the
 network and for the best Gaussian filter of the neighbours (temporal and spatial widths
@@ -83,6 +89,43 @@ def kernel_from_gain(gain: np.ndarray, shape: tuple[int, int], size: int = KERNE
     return (k * win).astype(np.float32)
 
 
+def kernel_response(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The real frequency response, on an rfft2 grid of ``shape``, of a centred symmetric
+    kernel applied by correlation."""
+    r = kernel.shape[-1] // 2
+    full = np.zeros(shape, np.float64)
+    full[:kernel.shape[0], :kernel.shape[1]] = kernel
+    return np.real(np.fft.rfft2(np.roll(full, (-r, -r), (0, 1))))
+
+
+def applied_error(p_resid: np.ndarray, p_noise: np.ndarray, response, shape) -> float:
+    """Mean squared error per pixel of ``f + h * (x - f)`` for a gain ``h`` (``response``,
+    or 0): ``|1 - h|^2 (P_r - P_n) + h^2 P_n`` summed over frequencies."""
+    h = np.asarray(response, np.float64)
+    return _mean_power((1 - h) ** 2 * (p_resid - p_noise) + h**2 * p_noise, shape)
+
+
+def correction_cv(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray) -> float | None:
+    """Change of the mean squared error per pixel that the correction brings, with the
+    filter fitted on every other check frame and scored on the rest (both ways round):
+    below 0 when it helps. None with fewer than 4 check frames."""
+    if len(ts) < 4:
+        return None
+    shape = frames.shape[-2:]
+    halves = [np.arange(0, len(ts), 2), np.arange(1, len(ts), 2)]
+    change = 0.0
+    for fit, score in (halves, halves[::-1]):
+        spectra = []
+        for part in (fit, score):
+            t = ts[part]
+            spectra.append((_periodogram(frames[t] - predicted[part]),
+                            noise_spectrum(frames[t - 1], frames[t], frames[t + 1])))
+        (pr_fit, pn_fit), (pr, pn) = spectra
+        h = kernel_response(kernel_from_gain(wiener_gain(pr_fit, pn_fit), shape), shape)
+        change += applied_error(pr, pn, h, shape) - applied_error(pr, pn, 0.0, shape)
+    return change / 2
+
+
 def polyphase_kernel(kernel: np.ndarray) -> tuple[np.ndarray, int]:
     """``kernel`` ((2R+1)^2, applied by cross-correlation at full resolution) as a 4 -> 4
     channel kernel on 2x2-unshuffled images, and the full-resolution padding P it needs
@@ -123,7 +166,8 @@ def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
     into ``frames``); ``predicted`` (len(ts), h, w) is the network's blind prediction of
     each. ``deadline`` (a ``time.perf_counter()`` value) ends the Gaussian search early,
     most likely widths first (``check["gauss_searched"]`` says how many were tried).
-    Returns ``{"kernel": list, "check": {...}}``.
+    Returns ``{"kernel": list, or None where held-out frames say the correction does not
+    help, "check": {...}}``.
     """
     import time
 
@@ -133,9 +177,15 @@ def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
     gain = wiener_gain(p_net, p_noise)
     kernel = kernel_from_gain(gain, centre.shape[-2:])
     shape = centre.shape[-2:]
+    cv = correction_cv(frames, ts, predicted)
+    use = cv is None or cv < 0
     check = {"noise_var": _mean_power(p_noise, shape),
              "net_blind_mse": float(((centre - predicted) ** 2).mean()),
-             "net_error": left_error(p_net, p_noise, shape)}
+             "correction_cv": cv, "corrected": bool(use),
+             # as for the Gaussian below: the error left by the ideal correction, or
+             # (correction left out) the residual's power above the noise's
+             "net_error": (left_error(p_net, p_noise, shape) if use else
+                           _mean_power(np.clip(p_net - p_noise, 0, None), shape))}
     if gaussian:
         best = None
         tried = 0
@@ -151,7 +201,7 @@ def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
         check.update(gauss_error=best[0], gauss_sigma_t=best[1], gauss_sigma_xy=best[2],
                      gauss_blind_mse=best[3], gauss_searched=tried)
         check["gain_db"] = 10 * math.log10(max(best[0], 1e-12) / max(check["net_error"], 1e-12))
-    return {"kernel": kernel.tolist(), "check": check}
+    return {"kernel": kernel.tolist() if use else None, "check": check}
 
 
 def format_check(check: dict | None) -> str:
@@ -162,6 +212,12 @@ def format_check(check: dict | None) -> str:
     verdict = ("the network is worth it" if g >= 0.3 else
                "about the same as a Gaussian filter" if g > -0.3 else
                "a Gaussian filter would do better on this recording")
+    notes = []
+    if check.get("registered"):
+        notes.append("frame-to-frame motion found: each prediction is registered to its frame")
+    if check.get("corrected") is False:
+        notes.append("centre-frame correction left out: it did not help on held-out frames")
     return (f"self-check (no ground truth; held-out noise of this recording): estimated "
             f"{g:+.1f} dB over the best Gaussian filter (sigma_t={check['gauss_sigma_t']:g}, "
-            f"sigma_xy={check['gauss_sigma_xy']:g}): {verdict}")
+            f"sigma_xy={check['gauss_sigma_xy']:g}): {verdict}"
+            + "".join(f"; {n}" for n in notes))
