@@ -10,7 +10,7 @@ from napari_neurorestore.core.methods import denoise_centre as dc
 from napari_neurorestore.core.methods import denoise_motion as dm
 from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr
-from napari_neurorestore.core.models import TrainedModel
+from napari_neurorestore.core.models import TrainedModel, load_model, save_model
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 
@@ -65,10 +65,14 @@ def _params():
                          device="cpu", seed=0)
 
 
-def test_a_moving_recording_is_registered_and_restored_better():
+def test_a_moving_recording_is_registered_and_restored_better(tmp_path):
     raw, clean = _jittered(1, 0.6)
     res = drain(dn.run(raw, _params()))
     assert res.model.norm.get("register") is True
+    # the choice travels with a saved model (weights-only loading accepts its metadata)
+    loaded = load_model(save_model(res.model, tmp_path / "m.pt"))
+    assert loaded.norm["register"] is True
+    np.testing.assert_allclose(drain(dn.predict(raw, loaded)), res.data, atol=1e-3)
     assert res.model.info["self_check"]["registered"] is True
     assert "motion found" in dc.format_check(res.model.info["self_check"])
     norm = {k: v for k, v in res.model.norm.items() if k != "register"}

@@ -39,6 +39,8 @@ CHECK_FRAMES = 48
 CHECK_PIXELS = 2**21
 #: share of the training budget kept for the correction and the self-check
 CHECK_SHARE = 0.05
+#: folds of the cross-validation that decides whether the correction is kept
+CV_FOLDS = 8
 
 
 def check_frames(frame_shape) -> int:
@@ -105,25 +107,35 @@ def applied_error(p_resid: np.ndarray, p_noise: np.ndarray, response, shape) -> 
     return _mean_power((1 - h) ** 2 * (p_resid - p_noise) + h**2 * p_noise, shape)
 
 
-def correction_cv(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray) -> float | None:
-    """Change of the mean squared error per pixel that the correction brings, with the
-    filter fitted on every other check frame and scored on the rest (both ways round):
-    below 0 when it helps. None with fewer than 4 check frames."""
+def _frame_periodograms(frames: np.ndarray) -> np.ndarray:
+    """Power spectrum (rfft2, Hann taper) of each of (n, h, w) frames: (n, h, w // 2 + 1)."""
+    h, w = frames.shape[-2:]
+    taper = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    taper /= math.sqrt(float((taper**2).mean()))
+    return np.abs(np.fft.rfft2(frames * taper)) ** 2
+
+
+def correction_cv(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
+                  folds: int = CV_FOLDS) -> float | None:
+    """Change of the mean squared error per pixel that the correction brings, by K-fold
+    cross-validation over the check frames (the filter fitted on the other folds, scored
+    on each): below 0 when it helps. None with fewer than 4 check frames."""
     if len(ts) < 4:
         return None
     shape = frames.shape[-2:]
-    halves = [np.arange(0, len(ts), 2), np.arange(1, len(ts), 2)]
+    p_r = _frame_periodograms(frames[ts] - predicted)
+    p_n = _frame_periodograms(frames[ts] - 0.5 * (frames[ts - 1] + frames[ts + 1])) / 1.5
+    fold = np.arange(len(ts)) % min(folds, len(ts))
+    tot_r, tot_n = p_r.sum(0), p_n.sum(0)
     change = 0.0
-    for fit, score in (halves, halves[::-1]):
-        spectra = []
-        for part in (fit, score):
-            t = ts[part]
-            spectra.append((_periodogram(frames[t] - predicted[part]),
-                            noise_spectrum(frames[t - 1], frames[t], frames[t + 1])))
-        (pr_fit, pn_fit), (pr, pn) = spectra
-        h = kernel_response(kernel_from_gain(wiener_gain(pr_fit, pn_fit), shape), shape)
-        change += applied_error(pr, pn, h, shape) - applied_error(pr, pn, 0.0, shape)
-    return change / 2
+    for f in np.unique(fold):
+        held = fold == f
+        n_fit = float((~held).sum())
+        gain = wiener_gain((tot_r - p_r[held].sum(0)) / n_fit, (tot_n - p_n[held].sum(0)) / n_fit)
+        h = kernel_response(kernel_from_gain(gain, shape), shape)
+        pr, pn = p_r[held].mean(0), p_n[held].mean(0)
+        change += held.sum() * (applied_error(pr, pn, h, shape) - applied_error(pr, pn, 0.0, shape))
+    return float(change / len(ts))
 
 
 def polyphase_kernel(kernel: np.ndarray) -> tuple[np.ndarray, int]:
@@ -182,15 +194,18 @@ def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
     check = {"noise_var": _mean_power(p_noise, shape),
              "net_blind_mse": float(((centre - predicted) ** 2).mean()),
              "correction_cv": cv, "corrected": bool(use),
-             # as for the Gaussian below: the error left by the ideal correction, or
-             # (correction left out) the residual's power above the noise's
+             # as for the Gaussian below: the error left by the ideal correction; with the
+             # correction left out, the residual's power above the noise's (unbiased; the
+             # ideal correction's error is a floor where that estimate is lost in noise)
              "net_error": (left_error(p_net, p_noise, shape) if use else
-                           _mean_power(np.clip(p_net - p_noise, 0, None), shape))}
+                           max(_mean_power(p_net - p_noise, shape),
+                               left_error(p_net, p_noise, shape)))}
     if gaussian:
         best = None
         tried = 0
         for st, sxy in [(3.0, 0.5), (2.0, 0.5), (4.0, 0.5), (3.0, 0.0), (2.0, 0.0), (1.0, 0.5),
-                        (4.0, 0.0), (3.0, 1.0), (1.0, 0.0), (2.0, 1.0), (4.0, 1.0), (1.0, 1.0)]:
+                        (4.0, 0.0), (3.0, 1.0), (1.0, 0.0), (2.0, 1.0), (4.0, 1.0), (1.0, 1.0),
+                        (6.0, 1.0), (6.0, 2.0)]:
             if tried and deadline is not None and time.perf_counter() > deadline:
                 break
             tried += 1
