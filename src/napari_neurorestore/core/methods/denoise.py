@@ -17,6 +17,7 @@ of frames/s at 512x512.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Generator
 from typing import Any
@@ -211,6 +212,7 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
                 norm["centre_kernel"] = est["kernel"]
             if est["register"]:
                 norm["register"] = True
+            norm["transient"] = est["transient"]
             check = est["check"]
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -249,6 +251,8 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
     est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
     est["check"].update(motion_cv=motion, registered=bool(register))
     est["register"] = bool(register)
+    est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
+                        "threshold": _transient_threshold(seg, ts, est["kernel"])}
     return est
 
 
@@ -322,6 +326,49 @@ def _centre_correction(kernel: Any, dev: torch.device):
     return correct
 
 
+def _band(res: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The transient step's band of (B, 1, H, W) residuals: a 2x2 mean, a Gaussian of width
+    sigma / 2 at that half resolution, and a bilinear return to full size (4x cheaper than
+    the full-resolution Gaussian, and nearly the same band)."""
+    h, w = res.shape[-2:]
+    half = torch.nn.functional.avg_pool2d(res, 2, ceil_mode=True)
+    s = sigma / 2
+    r = max(1, int(math.ceil(3 * s)))
+    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=res.dtype, device=res.device) / s) ** 2)
+    g = g / g.sum()
+    mode = "reflect" if min(half.shape[-2:]) > r else "replicate"
+    half = conv2d(torch.nn.functional.pad(half, [0, 0, r, r], mode=mode), g.view(1, 1, -1, 1))
+    half = conv2d(torch.nn.functional.pad(half, [r, r, 0, 0], mode=mode), g.view(1, 1, 1, -1))
+    return torch.nn.functional.interpolate(half, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _transient_step(spec: Any):
+    """The function ``(out, x_t) -> out + soft(band(x_t - out), threshold)`` of a model's
+    transient step (see :mod:`denoise_centre`), on (B, 1, H, W); None without one."""
+    if not spec:
+        return None
+    sigma, thr = float(spec["sigma"]), float(spec["threshold"])
+
+    def step(out: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        b = _band(centre - out, sigma)
+        return out + torch.sign(b) * (b.abs() - thr).clamp_min(0)
+
+    return step
+
+
+def _transient_threshold(seg: np.ndarray, ts: np.ndarray, kernel) -> float:
+    """TRANSIENT_TAU standard deviations of the noise in the transient step's band: the
+    recording's noise (second temporal differences of frames ``ts``) through the same
+    centre-frame correction and band."""
+    d = (seg[ts] - 0.5 * (seg[ts - 1] + seg[ts + 1])) / math.sqrt(1.5)
+    n = torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32))[:, None]
+    correct = _centre_correction(kernel, torch.device("cpu"))
+    if correct is not None:
+        n = n - correct(n)
+    b = _band(n, denoise_centre.TRANSIENT_SIGMA)
+    return float(denoise_centre.TRANSIENT_TAU * b.std())
+
+
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
@@ -360,6 +407,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     mean, std = model.norm["mean"], model.norm["std"]
     correct = _centre_correction(model.norm.get("centre_kernel"), dev)
     register = bool(model.norm.get("register", False))
+    transient = _transient_step(model.norm.get("transient"))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -397,12 +445,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     t_step = time.perf_counter()
                     x = _gather(frames_u, idx, gbuf)
                     y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
-                    if correct is not None or register:
+                    if correct is not None or register or transient is not None:
                         c = (block[ts - lo][:, None].to(dev) - mean) / std
                         if register:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
                         if correct is not None:  # out = f + k * (x_t - f): denoise_centre
                             y = y + correct(c - y)
+                        if transient is not None:  # what stands out at a cell's scale
+                            y = transient(y, c)
                     threads.after_step(time.perf_counter() - t_step, time.perf_counter() - t0)
                     y = y[:, 0, :h, :w].float().cpu().mul_(std).add_(mean)
                     tbuf[s - a:s - a + len(ts)].copy_(y)
