@@ -17,14 +17,13 @@ of frames/s at 512x512.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.functional import conv2d, pixel_shuffle, pixel_unshuffle
+from torch.nn.functional import pixel_shuffle
 
 from ..._version import __version__
 from ..device import resolve_device
@@ -33,7 +32,7 @@ from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
-from . import denoise_centre, denoise_motion
+from . import denoise_centre, denoise_motion, denoise_post
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
 from .denoise_spec import DenoiseParams
 
@@ -252,7 +251,7 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
     est["check"].update(motion_cv=motion, registered=bool(register))
     est["register"] = bool(register)
     est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
-                        "threshold": _transient_threshold(seg, ts, est["kernel"])}
+                        "threshold": denoise_post.transient_threshold(seg, ts, est["kernel"])}
     return est
 
 
@@ -308,69 +307,6 @@ def _restoring(threads: ThreadChooser):
         threads.restore()
 
 
-def _centre_correction(kernel: Any, dev: torch.device):
-    """The function ``r -> k * r`` (reflect-padded cross-correlation) of a model's centre
-    kernel, on (B, 1, H, W) residuals; None without a kernel. Frames larger than the
-    kernel use its 4-channel polyphase form (the same result, several times faster)."""
-    if kernel is None:
-        return None
-    k = torch.tensor(kernel, dtype=torch.float32, device=dev)[None, None]
-    kr = k.shape[-1] // 2
-    kp, pad = denoise_centre.polyphase_kernel(np.asarray(kernel, np.float32))
-    kp = torch.from_numpy(kp).to(dev)
-
-    def correct(r: torch.Tensor) -> torch.Tensor:
-        if min(r.shape[-2:]) <= pad:
-            return conv2d(torch.nn.functional.pad(r, [kr] * 4, mode="reflect"), k)
-        ru = pixel_unshuffle(torch.nn.functional.pad(r, [pad] * 4, mode="reflect"), 2)
-        return pixel_shuffle(conv2d(ru, kp), 2)
-
-    return correct
-
-
-def _band(res: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The transient step's band of (B, 1, H, W) residuals: a 2x2 mean, a Gaussian of width
-    sigma / 2 at that half resolution, and a bilinear return to full size (4x cheaper than
-    the full-resolution Gaussian, and nearly the same band)."""
-    h, w = res.shape[-2:]
-    half = torch.nn.functional.avg_pool2d(res, 2, ceil_mode=True)
-    s = sigma / 2
-    r = max(1, int(math.ceil(3 * s)))
-    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=res.dtype, device=res.device) / s) ** 2)
-    g = g / g.sum()
-    mode = "reflect" if min(half.shape[-2:]) > r else "replicate"
-    half = conv2d(torch.nn.functional.pad(half, [0, 0, r, r], mode=mode), g.view(1, 1, -1, 1))
-    half = conv2d(torch.nn.functional.pad(half, [r, r, 0, 0], mode=mode), g.view(1, 1, 1, -1))
-    return torch.nn.functional.interpolate(half, size=(h, w), mode="bilinear", align_corners=False)
-
-
-def _transient_step(spec: Any):
-    """The function ``(out, x_t) -> out + soft(band(x_t - out), threshold)`` of a model's
-    transient step (see :mod:`denoise_centre`), on (B, 1, H, W); None without one."""
-    if not spec:
-        return None
-    sigma, thr = float(spec["sigma"]), float(spec["threshold"])
-
-    def step(out: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-        b = _band(centre - out, sigma)
-        return out + torch.sign(b) * (b.abs() - thr).clamp_min(0)
-
-    return step
-
-
-def _transient_threshold(seg: np.ndarray, ts: np.ndarray, kernel) -> float:
-    """TRANSIENT_TAU standard deviations of the noise in the transient step's band: the
-    recording's noise (second temporal differences of frames ``ts``) through the same
-    centre-frame correction and band."""
-    d = (seg[ts] - 0.5 * (seg[ts - 1] + seg[ts + 1])) / math.sqrt(1.5)
-    n = torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32))[:, None]
-    correct = _centre_correction(kernel, torch.device("cpu"))
-    if correct is not None:
-        n = n - correct(n)
-    b = _band(n, denoise_centre.TRANSIENT_SIGMA)
-    return float(denoise_centre.TRANSIENT_TAU * b.std())
-
-
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
@@ -407,9 +343,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     k = params.half_window
     offsets = neighbour_offsets(params.window)
     mean, std = model.norm["mean"], model.norm["std"]
-    correct = _centre_correction(model.norm.get("centre_kernel"), dev)
+    correct = denoise_post.centre_correction(model.norm.get("centre_kernel"), dev)
     register = bool(model.norm.get("register", False))
-    transient = _transient_step(model.norm.get("transient"))
+    transient = denoise_post.transient_step(model.norm.get("transient"))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):

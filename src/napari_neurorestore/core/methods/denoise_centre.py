@@ -64,10 +64,7 @@ def check_frames(frame_shape) -> int:
 
 def _periodogram(frames: np.ndarray) -> np.ndarray:
     """Mean power spectrum (rfft2) of (n, h, w) frames with a Hann taper (less leakage)."""
-    h, w = frames.shape[-2:]
-    taper = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    taper /= math.sqrt(float((taper**2).mean()))
-    return (np.abs(np.fft.rfft2(frames * taper)) ** 2).mean(0)
+    return _frame_periodograms(frames).mean(0)
 
 
 def noise_spectrum(prev: np.ndarray, centre: np.ndarray, nxt: np.ndarray) -> np.ndarray:

@@ -84,21 +84,29 @@ def _solve(gy, gx, r) -> torch.Tensor:
     return torch.stack([dy, dx], 1)
 
 
+def _low_passed(centre: torch.Tensor, pred: torch.Tensor):
+    """What both the fit and its cross-validation start from: the frequency grid, the
+    low-pass, the prediction's spectrum, the low-passed frames and the prediction's
+    gradient (the Jacobian at d = 0), all on the interior."""
+    h, w = pred.shape[-2:]
+    fy, fx = _freqs(h + 2 * PAD, w + 2 * PAD, pred.device)
+    lp = torch.exp(-2 * (math.pi * LOWPASS_SIGMA) ** 2 * (fy**2 + fx**2))
+    sp, _, _ = _spectra(pred.float())
+    sc, _, _ = _spectra(centre.float())
+    c_lp, p_lp = _back(sc * lp, h, w), _back(sp * lp, h, w)
+    gy, gx = _gradients(p_lp)
+    return fy, fx, lp, sp, _interior(c_lp), _interior(p_lp), gy, gx
+
+
 def register(centre: torch.Tensor, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Move each predicted frame onto its centre frame: (B, H, W) each -> (shifted
     prediction (B, H, W), shifts (B, 2) in pixels, (dy, dx))."""
     h, w = pred.shape[-2:]
     if min(h, w) <= 2 * EDGE + 2:
         return pred, torch.zeros((len(pred), 2), dtype=pred.dtype, device=pred.device)
-    fy, fx = _freqs(h + 2 * PAD, w + 2 * PAD, pred.device)
-    lp = torch.exp(-2 * (math.pi * LOWPASS_SIGMA) ** 2 * (fy**2 + fx**2))
-    sp, _, _ = _spectra(pred.float())
-    sc, _, _ = _spectra(centre.float())
-    c_lp = _interior(_back(sc * lp, h, w))
-    p_lp = _back(sp * lp, h, w)
-    gy, gx = _gradients(p_lp)  # the Jacobian at d = 0, kept for every iteration
+    fy, fx, lp, sp, c_lp, p_lp, gy, gx = _low_passed(centre, pred)
     d = torch.zeros((len(pred), 2), dtype=torch.float32, device=pred.device)
-    r = c_lp - _interior(p_lp)
+    r = c_lp - p_lp
     for it in range(ITERATIONS):
         d = (d + _solve(gy, gx, r)).clamp(-PAD / 2, PAD / 2)
         if it < ITERATIONS - 1:
@@ -114,13 +122,8 @@ def motion_cv(centre: torch.Tensor, pred: torch.Tensor, gap: int = 4) -> float:
     h, w = pred.shape[-2:]
     if min(h, w) < 4 * EDGE + 2 * gap + 8:
         return 0.0
-    fy, fx = _freqs(h + 2 * PAD, w + 2 * PAD, pred.device)
-    lp = torch.exp(-2 * (math.pi * LOWPASS_SIGMA) ** 2 * (fy**2 + fx**2))
-    sp, _, _ = _spectra(pred.float())
-    sc, _, _ = _spectra(centre.float())
-    c_lp, p_lp = _back(sc * lp, h, w), _back(sp * lp, h, w)
-    gy, gx = _gradients(p_lp)
-    r = _interior(c_lp) - _interior(p_lp)
+    *_, c_lp, p_lp, gy, gx = _low_passed(centre, pred)
+    r = c_lp - p_lp
     mid = r.shape[2] // 2
     halves = [slice(0, mid - gap // 2), slice(mid + gap // 2, r.shape[2])]
     change = base = 0.0
