@@ -39,8 +39,11 @@ def test_wiener_kernel_is_zero_for_pure_noise_and_passes_missed_signal(rng):
 
 def test_correction_improves_and_self_check_is_reported(tiny_movie):
     raw, clean = tiny_movie.raw, tiny_movie.clean
+    # the long-context step is left out here: on this tiny movie it leaves the correction
+    # nothing to add (tests/core/test_denoise_context.py)
     res = drain(dn.run(raw, DenoiseParams(epochs=30, train_seconds=None, patch_size=32,
-                                          batch_size=8, device="cpu", seed=0)))
+                                          batch_size=8, device="cpu", seed=0,
+                                          long_context=False)))
     check = res.model.info["self_check"]
     assert np.isfinite(check["gain_db"]) and check["noise_var"] > 0
     assert "dB over the best Gaussian" in dc.format_check(check)

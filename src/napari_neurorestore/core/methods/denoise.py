@@ -32,8 +32,11 @@ from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
-from . import denoise_centre, denoise_motion, denoise_post
+from . import denoise_centre, denoise_context, denoise_motion, denoise_post
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
+from .denoise_frames import ChunkFrames, gather, pad4, unshuffle
+from .denoise_frames import planes as _planes
+from .denoise_frames import read as _read
 from .denoise_spec import DenoiseParams
 
 SUFFIX = "denoised"
@@ -82,25 +85,6 @@ def neighbour_subsample(frames: np.ndarray, rng: np.random.Generator) -> tuple[n
     return g1[..., 0], g2[..., 0]
 
 
-def _pad4(block: np.ndarray) -> np.ndarray:
-    """Reflect-pad the last two axes up to multiples of 4 (odd sizes: pad, don't crop)."""
-    h, w = block.shape[-2:]
-    ph, pw = (-h) % 4, (-w) % 4
-    if not (ph or pw):
-        return block
-    mode = "reflect" if h > ph and w > pw else "edge"
-    return np.pad(block, [(0, 0)] * (block.ndim - 2) + [(0, ph), (0, pw)], mode=mode)
-
-
-def _read(data: Any, t0: int, t1: int, plane: int | None) -> np.ndarray:
-    block = data[t0:t1] if plane is None else data[t0:t1, plane]
-    return np.asarray(block, dtype=np.float32)
-
-
-def _planes(data: Any) -> list[int | None]:
-    return [None] if data.ndim == 3 else list(range(data.shape[1]))
-
-
 class _TrainingSource:
     """Normalised float32 frames held for training: the whole movie when it fits in
     ``TRAIN_CACHE_BYTES``, otherwise evenly spread contiguous runs of frames."""
@@ -128,7 +112,7 @@ class _TrainingSource:
         self.mean = float(sample.mean())
         self.std = float(sample.std()) or 1.0
         for i, s in enumerate(self.segments):
-            self.segments[i] = _pad4((s - self.mean) / self.std)
+            self.segments[i] = pad4((s - self.mean) / self.std)
         self.k = window // 2
         self.offsets = neighbour_offsets(window)
         self.centres = [max(0, len(s) - 2 * self.k) for s in self.segments]
@@ -211,6 +195,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
                 norm["centre_kernel"] = est["kernel"]
             if est["register"]:
                 norm["register"] = True
+            if est["context"] is not None:
+                norm["context"] = est["context"]
             norm["transient"] = est["transient"]
             check = est["check"]
     seconds = time.perf_counter() - t_start
@@ -229,7 +215,9 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
     """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
     correction (see :mod:`denoise_centre`) on up to CHECK_FRAMES frames of the longest
     training segment; None when the segment is too short. Returns the kernel (None when
-    held-out frames say it does not help), ``register`` and the self-check."""
+    held-out frames say it does not help), ``register``, the long-context step (see
+    :mod:`denoise_context`; None when held-out frames say it does not help) and the
+    self-check."""
     seg = max(src.segments, key=len)
     k = src.k
     if len(seg) < 2 * k + 1 or len(seg) < 3:
@@ -247,9 +235,14 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
         register = motion < -denoise_motion.CV_THRESHOLD
         if register:
             pred = denoise_motion.register(centre, p)[0].numpy()
+    context, context_cv = None, 0.0
+    if params.long_context:
+        context, pred, context_cv = denoise_context.fit(seg, ts, pred)
     est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
-    est["check"].update(motion_cv=motion, registered=bool(register))
+    est["check"].update(motion_cv=motion, registered=bool(register),
+                        context_cv=float(context_cv), context=context is not None)
     est["register"] = bool(register)
+    est["context"] = context
     est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
                         "threshold": denoise_post.transient_threshold(seg, ts, est["kernel"])}
     return est
@@ -272,32 +265,6 @@ def auto_batch_size(frame_shape, device) -> int:
     return int(min(64, max(1, round(target / max(pixels, 1)))))
 
 
-def _unshuffle(block: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """(n, H, W) raw frames -> (H/2, W/2, n, 4) normalised ones: the 2x2 unshuffle with
-    time inside each pixel, so a window's frames are one slice per pixel (``2 i + j`` holds
-    pixel (2y+i, 2x+j)). One pass, in torch (which copies on all its threads)."""
-    n, h, w = block.shape
-    cells = block.reshape(n, h // 2, 2, w // 2, 2).to(torch.float32)
-    # two transposes, each with long contiguous runs, are 2x faster than the one
-    # 5-d permute (1.2 against 2.8 ms per 512x512 frame on 2 threads)
-    rows = cells.permute(1, 0, 2, 3, 4).contiguous()  # (H/2, n, 2, W/2, 2)
-    out = rows.permute(0, 3, 1, 2, 4).contiguous()  # (H/2, W/2, n, 2, 2)
-    return out.sub_(mean).div_(std).reshape(h // 2, w // 2, n, 4)
-
-
-def _gather(frames: torch.Tensor, idx: np.ndarray, buf: torch.Tensor) -> torch.Tensor:
-    """The net's input for windows ``idx`` (B, m) of unshuffled ``frames``, built in
-    ``buf`` (>= B, H/2, W/2, m, 4): (B, 4 m, H/2, W/2) in channels-last memory, which the
-    first convolution reads twice as fast as the (B, C, H, W) layout, with no reorder."""
-    for row, dst in zip(idx, buf):
-        j = 0
-        for run in np.split(row, np.flatnonzero(np.diff(row) != 1) + 1):
-            dst[:, :, j:j + len(run)].copy_(frames[:, :, run[0]:run[-1] + 1])
-            j += len(run)
-    b = buf[:len(idx)]
-    return b.reshape(*b.shape[:3], -1).permute(0, 3, 1, 2)
-
-
 @contextlib.contextmanager
 def _restoring(threads: ThreadChooser):
     """Put back the thread count in force before inference, however it ends."""
@@ -310,7 +277,7 @@ def _restoring(threads: ThreadChooser):
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
-            net: Any = None) -> Generator[Progress, None, Any]:
+            net: Any = None, context: bool = True) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -325,6 +292,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     :func:`load_net`; used by dask workers that cache it). Cancelling raises
     :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.
     ``batch_size`` frames go through the net at once; None picks it from the frame size.
+    A model's long-context step (:mod:`denoise_context`) reads ``max(windows)`` frames on
+    each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out (live
+    mode, where those frames have not arrived).
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -346,6 +316,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(model.norm.get("centre_kernel"), dev)
     register = bool(model.norm.get("register", False))
     transient = denoise_post.transient_step(model.norm.get("transient"))
+    widen = denoise_context.context_step(model.norm.get("context")) if context else None
+    halo = max(k, denoise_context.halo(model.norm.get("context")) if widen else 0)
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -358,6 +330,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                          on_chunk, written_total=stop - start)
     yield tally.start("restoring frames")
     gbuf = None
+    # consecutive chunks share 2 * halo frames: kept, not read again (one plane's block at
+    # most 512 MiB: a (t, z, y, x) movie of many large planes reads its halos again)
+    block_bytes = (chunk_frames + 2 * halo) * 4 * (h + (-h) % 4) * (w + (-w) % 4)
+    frames = ChunkFrames(data, mean, std, keep=len(planes) * block_bytes <= 2**29)
     # on a CPU the thread count is measured as it goes (1 thread first, the configured
     # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
     threads = ThreadChooser(enabled=dev.type == "cpu")
@@ -365,14 +341,16 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     with tally.cancel_message(), torch.inference_mode(), _restoring(threads):
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
-            lo, hi = max(0, a - k), min(t_len, b + k)
+            lo, hi = max(0, a - k), min(t_len, b + k)  # the net's frames
+            rlo, rhi = max(0, a - halo), min(t_len, b + halo)  # and the context's
             buf = np.empty((b - a, h, w), np.float32)
             tbuf = torch.from_numpy(buf)
             for i, p in enumerate(planes):
-                block = _read(data, lo, hi, p)
-                check_finite(block, f"frames {lo}-{hi - 1}")
-                block = torch.from_numpy(_pad4(block))
-                frames_u = _unshuffle(block, mean, std)  # once per chunk, not per window
+                block = frames.get(p, rlo, rhi)
+                # once per chunk, not per window
+                frames_u = unshuffle(block[lo - rlo:hi - rlo])
+                if widen is not None:
+                    widen.new_block(block, rlo, t_len)
                 if gbuf is None or gbuf.shape[1:3] != frames_u.shape[:2]:
                     gbuf = torch.empty((batch_size, *frames_u.shape[:2], len(offsets), 4))
                 for s in range(a, b, batch_size):
@@ -381,12 +359,15 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     idx = neighbour_index(ts, offsets, t_len) - lo
                     threads.before_step(time.perf_counter() - t0)
                     t_step = time.perf_counter()
-                    x = _gather(frames_u, idx, gbuf)
+                    x = gather(frames_u, idx, gbuf)
                     y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
-                    if correct is not None or register or transient is not None:
-                        c = (block[ts - lo][:, None].to(dev) - mean) / std
+                    if (correct is not None or register or transient is not None
+                            or widen is not None):
+                        c = block[ts - rlo][:, None].to(dev)
                         if register:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
+                        if widen is not None:  # wide blind means (denoise_context)
+                            y = widen(y, ts)
                         if correct is not None:  # out = f + k * (x_t - f): denoise_centre
                             y = y + correct(c - y)
                         if transient is not None:  # what stands out at a cell's scale

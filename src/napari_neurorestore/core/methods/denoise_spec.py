@@ -17,6 +17,9 @@ from .base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
+#: frames read on each side of an inference chunk for the long-context step
+#: (``max(denoise_context.WINDOWS)``)
+CONTEXT_HALO = 64
 
 
 def _batch_pixels(h: int, w: int, gpu: bool) -> int:
@@ -43,6 +46,10 @@ class DenoiseParams(_Params):
     seed : seed for the sampler, the augmentations and the weights (None = random).
     device : "auto", "cpu", "cuda" or "mps".
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
+    centre_correction : add back what the network missed in the frame itself (see
+        :mod:`.denoise_centre`); also gives the self-check.
+    long_context : the long-context step (see :mod:`.denoise_context`); needs
+        ``centre_correction``.
     """
 
     window: int = opt(11, "temporal window C, odd", min=3, max=31, step=2, label="window (frames)")
@@ -60,6 +67,10 @@ class DenoiseParams(_Params):
                                   "itself (Wiener filter of the residual, from the measured "
                                   "noise spectrum); also gives the self-check",
                                   label="centre-frame correction")
+    long_context: bool = opt(True, "combine the network's prediction with blind means over "
+                             "up to 64 frames each side, weighted by least squares on the "
+                             "movie itself (what hardly changes is learned from many frames; "
+                             "fitted with the centre-frame correction)", label="long context")
 
     method = "denoise"
 
@@ -137,11 +148,15 @@ class DenoiseMethod(Method):
                  + 3 * train_act)
         k = p.window // 2
         chunk = min(p.chunk_frames, t)
-        block = (chunk + 2 * k) * F32 * hp * wp
+        block = min(chunk + 2 * k, t) * F32 * hp * wp
+        # the long-context step (fitted with the centre correction) reads CONTEXT_HALO
+        # frames each side, normalises them and keeps their running sums
+        wide = (min(chunk + 2 * max(k, CONTEXT_HALO), t) * F32 * hp * wp
+                if p.centre_correction and p.long_context else block)
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
-        predict = (2 * block + chunk * fb + read_extra(block, itemsize, lazy)
-                   + (0 if gpu else act))
+        predict = (block + (3 if wide is not block else 1) * wide + chunk * fb
+                   + read_extra(wide, itemsize, lazy) + (0 if gpu else act))
         if streaming:
             predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
         out_bytes = 0 if streaming else t * planes * fb

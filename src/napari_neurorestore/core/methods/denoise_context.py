@@ -1,0 +1,221 @@
+"""The long-context step of the temporal denoiser: what a wide window knows that the
+network's few frames do not.
+
+The network sees ``window - 1`` neighbours of frame t, so the part of the scene that hardly
+changes (cell bodies, neuropil texture, the mean image) is estimated from about ten noisy
+frames. Blind means over wider windows, ``M_W(t) = mean(x_s, 0 < |s - t| <= W)`` (cut at
+the movie's ends), estimate that part from tens of frames, and none of them sees frame t.
+So a linear combination ``f + sum_j a_j (B_j - f)`` of the network's prediction ``f`` with
+those means at several spatial scales (``B_j``: every W in WINDOWS at every pyramid level
+in LEVELS, 2^l x 2^l means brought back bilinearly) is still blind to frame t's noise, and
+because that noise is independent of all of them, the weights that minimise
+``|x_t - combination|^2`` on the recording's own frames also minimise the error against
+the clean frame. They are fitted by least squares on the check frames after training; the
+step is kept only when the half of those frames left out of the fit says it helps. At
+inference it is ``f (1 - sum a) + sum_l up^l(sum_W a_Wl pool^l(M_W))``: the windows are
+mixed at each level, then the levels are summed coarse to fine.
+
+Measured in benchmarks/bench_denoise.py (60 s of training): see the README's table.
+
+The means need ``max(WINDOWS)`` frames on each side of a chunk (read with it); live mode,
+which restores frames as they arrive, leaves the step out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.functional import avg_pool2d, interpolate
+
+#: half-widths (frames) of the blind temporal means
+WINDOWS = (5, 16, 64)
+#: pyramid levels of each mean (0: as is; l: 2^l x 2^l means brought back bilinearly)
+LEVELS = (0, 1, 2, 3)
+#: ridge added to the normal equations, relative to their mean diagonal
+RIDGE = 1e-6
+
+
+def halo(spec: Any) -> int:
+    """Frames a chunk needs on each side for a model's step (0 without one)."""
+    return int(max(spec["windows"])) if spec else 0
+
+
+def prefix_sums(block: torch.Tensor) -> torch.Tensor:
+    """(n, h, w) normalised frames -> (n + 1, h, w) running sums (float32; the frames are
+    normalised, so a sum of a few hundred stays exact to about 1e-5). A loop of frame adds:
+    torch's cumsum along the first axis was 10x slower here (0.13 s for 120 512x512 frames)."""
+    s = torch.empty((block.shape[0] + 1, *block.shape[1:]), dtype=torch.float32)
+    s[0].zero_()
+    for i in range(block.shape[0]):
+        torch.add(s[i], block[i], out=s[i + 1])
+    return s
+
+
+def blind_means(sums: torch.Tensor, block: torch.Tensor, ts: np.ndarray, first: int,
+                n_total: int, windows) -> list[torch.Tensor]:
+    """Blind means ``M_W`` of frames ``ts`` (movie indices) for every W: (len(ts), h, w)
+    each. ``block`` holds movie frames ``first:first + len(block)`` (at least W beyond each
+    of ``ts`` where the movie has them) and ``sums`` its :func:`prefix_sums`."""
+    ts = np.asarray(ts)
+    out = []
+    for w in windows:
+        a = np.maximum(0, ts - w) - first
+        b = np.minimum(n_total, ts + w + 1) - first
+        if a.min() < 0 or b.max() > len(block):
+            raise ValueError("the block does not hold the context window")
+        count = torch.from_numpy((b - a - 1).astype(np.float32))[:, None, None]
+        out.append((sums[b] - sums[a] - block[ts - first]) / count)
+    return out
+
+
+def pool(frames: torch.Tensor) -> torch.Tensor:
+    """(n, H, W) -> (n, ceil(H/2), ceil(W/2)): 2x2 means (four strided adds on even sizes,
+    2x faster than avg_pool2d here)."""
+    h, w = frames.shape[-2:]
+    if h % 2 or w % 2:
+        return avg_pool2d(frames[:, None], 2, ceil_mode=True)[:, 0]
+    out = frames[:, 0::2, 0::2] + frames[:, 1::2, 0::2]
+    return out.add_(frames[:, 0::2, 1::2]).add_(frames[:, 1::2, 1::2]).mul_(0.25)
+
+
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    """(B, 1, h, w) -> (B, 1, *size), bilinear."""
+    return interpolate(x, size=tuple(int(v) for v in size), mode="bilinear", align_corners=False)
+
+
+def level_sizes(size, levels: int) -> list[tuple[int, int]]:
+    """Frame sizes of pyramid levels 0..levels (each the ceil half of the one before)."""
+    sizes = [tuple(int(v) for v in size)]
+    for _ in range(levels):
+        sizes.append(tuple(-(-v // 2) for v in sizes[-1]))
+    return sizes
+
+
+def _up_chain(x: torch.Tensor, sizes, level: int) -> torch.Tensor:
+    """A level-``level`` (B, 1, h, w) image brought back to level 0 one octave at a time."""
+    for lv in range(level - 1, -1, -1):
+        x = _up(x, sizes[lv])
+    return x
+
+
+def components(frames: torch.Tensor, ts: np.ndarray, first: int, n_total: int,
+               windows, levels) -> list[torch.Tensor]:
+    """``B_j`` of frames ``ts`` for every (W, level), in the order of ``weights[iw][il]``:
+    (len(ts), H, W) each. Level 0: the blind mean itself; level l: its 2^l x 2^l means,
+    brought back bilinearly one octave at a time (a blur of about 2^(l-1) px; what
+    :class:`ContextStep` computes)."""
+    full = blind_means(prefix_sums(frames), frames, ts, first, n_total, windows)
+    sizes = level_sizes(frames.shape[-2:], max(levels))
+    out = []
+    for m in full:
+        pyramid = [m]
+        for _ in range(max(levels)):
+            pyramid.append(pool(pyramid[-1]))
+        out += [_up_chain(pyramid[lv][:, None], sizes, lv)[:, 0] for lv in levels]
+    return out
+
+
+def _solve(f: np.ndarray, x: np.ndarray, comps: list[np.ndarray]) -> np.ndarray:
+    d = np.stack([(c - f).ravel() for c in comps], 1).astype(np.float64)
+    r = (x - f).ravel().astype(np.float64)
+    g = d.T @ d
+    g += RIDGE * max(float(np.trace(g)) / len(g), 1e-12) * np.eye(len(g))
+    return np.linalg.solve(g, d.T @ r)
+
+
+def _combine(f: np.ndarray, comps: list[np.ndarray], a: np.ndarray) -> np.ndarray:
+    out = f.astype(np.float64, copy=True)
+    for ai, c in zip(a, comps, strict=True):
+        out += ai * (c - f)
+    return out
+
+
+def fit(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
+        windows=WINDOWS, levels=LEVELS) -> tuple[dict | None, np.ndarray, float]:
+    """Fit the step on normalised ``frames`` (the training segment) at its frames ``ts``,
+    whose blind predictions are ``predicted``. Returns ``(spec or None, the prediction
+    after the step (unchanged when None), held-out change of error)``: the change is the
+    relative change of the blind error on the half of ``ts`` left out of the fit (weights
+    fitted on the even-numbered check frames scored on the odd ones and back), and the
+    step is kept only when it is negative."""
+    block = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+    comps = [c.numpy() for c in components(block, ts, 0, len(frames), windows, levels)]
+    x = frames[ts]
+    if len(ts) < 2:
+        return None, predicted, 0.0
+    before = after = 0.0
+    for part in (np.arange(len(ts)) % 2 == 0, np.arange(len(ts)) % 2 == 1):
+        a = _solve(predicted[part], x[part], [c[part] for c in comps])
+        held = ~part
+        before += float(((x[held] - predicted[held]) ** 2).sum())
+        after += float(((x[held] - _combine(predicted[held], [c[held] for c in comps], a)) ** 2).sum())
+    change = after / max(before, 1e-30) - 1.0
+    if not change < 0:
+        return None, predicted, change
+    a = _solve(predicted, x, comps)
+    spec = {"windows": [int(w) for w in windows], "levels": [int(v) for v in levels],
+            "weights": [[float(v) for v in row] for row in a.reshape(len(windows), len(levels))]}
+    return spec, _combine(predicted, comps, a).astype(np.float32), change
+
+
+class ContextStep:
+    """A model's step at inference, on a chunk's normalised frames ``block`` (movie frames
+    ``first:first + len(block)``, with :func:`halo` frames beyond the chunk where the movie
+    has them): ``step(f, ts)`` returns ``f (1 - sum a) + sum_l up^l(sum_W a_Wl pool^l(M_W))``
+    for the (B, 1, H, W) prediction ``f`` of frames ``ts``, the levels summed coarse to fine
+    (one bilinear step per octave). :meth:`new_block` makes the block's pyramid and its
+    running sums once per chunk."""
+
+    def __init__(self, spec: dict):
+        self.windows = [int(w) for w in spec["windows"]]
+        self.levels = [int(v) for v in spec["levels"]]
+        self.a = np.asarray(spec["weights"], np.float64)  # (windows, levels)
+        self.keep = float(1.0 - self.a.sum())
+
+    def new_block(self, block: torch.Tensor, first: int, n_total: int) -> None:
+        self.first, self.n_total = first, n_total
+        self.sizes = level_sizes(block.shape[-2:], max(self.levels))
+        self.blocks = [block]
+        for _ in range(max(self.levels)):
+            self.blocks.append(pool(self.blocks[-1]))
+        self.sums = {lv: prefix_sums(self.blocks[lv]) for lv in self.levels}
+
+    def _mix(self, lv: int, ts: np.ndarray) -> torch.Tensor:
+        """``sum_W a_Wl M_W`` at level ``lv`` for frames ``ts``: (B, 1, h, w). Frame by frame
+        on views of the running sums (no gathered copies): ``M_W = (S_b - S_a - x) / n``."""
+        sums, block, j = self.sums[lv], self.blocks[lv], self.levels.index(lv)
+        out = torch.empty((len(ts), 1, *block.shape[-2:]), dtype=torch.float32)
+        for k, t in enumerate(np.asarray(ts)):
+            o = out[k, 0]
+            total = 0.0
+            for i, w in enumerate(self.windows):
+                a = max(0, int(t) - w) - self.first
+                b = min(self.n_total, int(t) + w + 1) - self.first
+                if a < 0 or b > len(block):
+                    raise ValueError("the block does not hold the context window")
+                c = float(self.a[i, j]) / (b - a - 1)
+                if i == 0:
+                    torch.mul(sums[b], c, out=o)
+                else:
+                    o.add_(sums[b], alpha=c)
+                o.add_(sums[a], alpha=-c)
+                total += c
+            o.add_(block[int(t) - self.first], alpha=-total)
+        return out
+
+    def __call__(self, f: torch.Tensor, ts: np.ndarray) -> torch.Tensor:
+        acc = None
+        for lv in range(max(self.levels), -1, -1):
+            if acc is not None:
+                acc = _up(acc, self.sizes[lv])
+            if lv in self.levels:
+                mix = self._mix(lv, ts)
+                acc = mix if acc is None else acc.add_(mix)
+        return f * self.keep + acc.to(f)
+
+
+def context_step(spec: Any) -> ContextStep | None:
+    """A model's :class:`ContextStep`; None without one."""
+    return ContextStep(spec) if spec else None

@@ -1,0 +1,84 @@
+"""The denoiser's frames for training and inference: reading and padding a plane's frames,
+the chunk reader that keeps each chunk's halo for the next one, and the network's input
+built from a chunk (the 2x2 unshuffle, once per chunk, and each window's gather)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io import check_finite
+
+
+def pad4(block: np.ndarray) -> np.ndarray:
+    """Reflect-pad the last two axes up to multiples of 4 (odd sizes: pad, don't crop)."""
+    h, w = block.shape[-2:]
+    ph, pw = (-h) % 4, (-w) % 4
+    if not (ph or pw):
+        return block
+    mode = "reflect" if h > ph and w > pw else "edge"
+    return np.pad(block, [(0, 0)] * (block.ndim - 2) + [(0, ph), (0, pw)], mode=mode)
+
+
+def read(data: Any, t0: int, t1: int, plane: int | None) -> np.ndarray:
+    block = data[t0:t1] if plane is None else data[t0:t1, plane]
+    return np.asarray(block, dtype=np.float32)
+
+
+def planes(data: Any) -> list[int | None]:
+    return [None] if data.ndim == 3 else list(range(data.shape[1]))
+
+
+def unshuffle(block: torch.Tensor) -> torch.Tensor:
+    """(n, H, W) normalised frames -> (H/2, W/2, n, 4): the 2x2 unshuffle with
+    time inside each pixel, so a window's frames are one slice per pixel (``2 i + j`` holds
+    pixel (2y+i, 2x+j)). One pass, in torch (which copies on all its threads)."""
+    n, h, w = block.shape
+    cells = block.reshape(n, h // 2, 2, w // 2, 2).to(torch.float32)
+    # two transposes, each with long contiguous runs, are 2x faster than the one
+    # 5-d permute (1.2 against 2.8 ms per 512x512 frame on 2 threads)
+    rows = cells.permute(1, 0, 2, 3, 4).contiguous()  # (H/2, n, 2, W/2, 2)
+    out = rows.permute(0, 3, 1, 2, 4).contiguous()  # (H/2, W/2, n, 2, 2)
+    return out.reshape(h // 2, w // 2, n, 4)
+
+
+class ChunkFrames:
+    """Normalised, padded frames ``lo:hi`` of one plane of ``data`` for consecutive chunks:
+    the part a chunk shares with the one before (its halo) is kept rather than read again
+    (when ``keep``), so inference reads each frame about once. Always a new tensor: the
+    caller's own float32 array is never written to."""
+
+    def __init__(self, data: Any, mean: float, std: float, keep: bool):
+        self.data, self.mean, self.std, self.keep = data, mean, std, keep
+        self.held: dict = {}
+
+    def _load(self, lo: int, hi: int, plane: int | None) -> torch.Tensor:
+        block = read(self.data, lo, hi, plane)
+        check_finite(block, f"frames {lo}-{hi - 1}")
+        return torch.from_numpy(pad4(block)).sub(self.mean).div_(self.std)
+
+    def get(self, plane: int | None, lo: int, hi: int) -> torch.Tensor:
+        prev = self.held.get(plane)
+        if prev is not None and prev[0] <= lo < prev[1] <= hi:
+            old = prev[2][lo - prev[0]:]
+            block = old if hi == prev[1] else torch.cat([old, self._load(prev[1], hi, plane)])
+        else:
+            block = self._load(lo, hi, plane)
+        if self.keep:
+            self.held[plane] = (lo, hi, block)
+        return block
+
+
+def gather(frames: torch.Tensor, idx: np.ndarray, buf: torch.Tensor) -> torch.Tensor:
+    """The net's input for windows ``idx`` (B, m) of unshuffled ``frames``, built in
+    ``buf`` (>= B, H/2, W/2, m, 4): (B, 4 m, H/2, W/2) in channels-last memory, which the
+    first convolution reads twice as fast as the (B, C, H, W) layout, with no reorder."""
+    for row, dst in zip(idx, buf):
+        j = 0
+        for run in np.split(row, np.flatnonzero(np.diff(row) != 1) + 1):
+            dst[:, :, j:j + len(run)].copy_(frames[:, :, run[0]:run[-1] + 1])
+            j += len(run)
+    b = buf[:len(idx)]
+    return b.reshape(*b.shape[:3], -1).permute(0, 3, 1, 2)
