@@ -283,3 +283,27 @@ def test_predict_puts_back_the_thread_count(tiny_movie):
         assert torch.get_num_threads() == 2 and np.isfinite(out).all()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_model_of_the_earlier_network_still_loads_and_runs(tiny_movie):
+    """New models use the light network (1x1 widest convolutions); a model saved with the
+    earlier 3x3 one is recognised from its weights and restores as before."""
+    import torch
+
+    from napari_neurorestore.core.models import TrainedModel
+
+    p = DenoiseParams(epochs=1, train_seconds=None, patch_size=16, device="cpu", seed=0)
+    new = drain(dn.train(tiny_movie.raw, p))
+    assert tuple(new.state_dict["enc.0.0.weight"].shape[-2:]) == (1, 1)
+    torch.manual_seed(0)
+    old_net = dn.build_net(p, light=False)
+    assert tuple(old_net.enc[0][0].weight.shape[-2:]) == (3, 3)
+    old = TrainedModel("denoise", p.to_dict(), old_net.state_dict(), {"mean": new.norm["mean"],
+                       "std": new.norm["std"]}, {})
+    net = dn.load_net(old, torch.device("cpu"))
+    assert tuple(net.enc[0][0].weight.shape[-2:]) == (3, 3)
+    with torch.inference_mode():
+        x = torch.randn(1, p.window - 1, 16, 16)
+        assert torch.allclose(net(x), old_net.eval()(x), atol=1e-5)
+    out = drain(dn.predict(tiny_movie.raw[:20], old))
+    assert out.shape == tiny_movie.raw[:20].shape and np.isfinite(out).all()

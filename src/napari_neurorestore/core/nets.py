@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 
-def _conv(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
+def _conv(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.LeakyReLU(0.1, inplace=True))
 
 
 class TemporalDenoiseNet(nn.Module):
@@ -17,20 +17,23 @@ class TemporalDenoiseNet(nn.Module):
     sub-images (FAST's spatial sub-sampler, used here as channels): the network works at
     half resolution with 4x the channels, which makes it several times faster on a CPU.
     A two-level U-Net (one down-sampling) predicts a correction to the neighbours' mean.
-    Input (B, n_in, H, W) with H, W multiples of 4; output (B, 1, H, W).
+    ``light``: the first encoder and the first decoder convolutions (the two widest) are
+    1x1, which halves the work per frame. Input (B, n_in, H, W) with H, W multiples of 4;
+    output (B, 1, H, W).
     """
 
-    def __init__(self, n_in: int, width: int = 16):
+    def __init__(self, n_in: int, width: int = 16, light: bool = False):
         super().__init__()
         self.n_in = n_in
         w = width
+        k = 1 if light else 3  # light: the two widest convolutions are 1x1 (half the work)
         self.unshuffle = nn.PixelUnshuffle(2)
-        self.enc = nn.Sequential(_conv(4 * n_in, w), _conv(w, w))
+        self.enc = nn.Sequential(_conv(4 * n_in, w, k), _conv(w, w))
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
                                   nn.LeakyReLU(0.1, inplace=True))
         self.mid = _conv(2 * w, 2 * w)
         self.up = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
-        self.dec = nn.Sequential(_conv(2 * w, w), _conv(w, w))
+        self.dec = nn.Sequential(_conv(2 * w, w, k), _conv(w, w))
         self.out = nn.Conv2d(w, 4, 1)
         self.shuffle = nn.PixelShuffle(2)
         self._mean: torch.Tensor | None = None
