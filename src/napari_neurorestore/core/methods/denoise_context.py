@@ -29,8 +29,11 @@ import numpy as np
 import torch
 from torch.nn.functional import avg_pool2d, interpolate
 
-#: half-widths (frames) of the blind temporal means
-WINDOWS = (5, 16, 64)
+from .denoise_spec import CONTEXT_HALO
+
+#: half-widths (frames) of the blind temporal means; the widest is the spec's
+#: CONTEXT_HALO (its memory model counts those frames)
+WINDOWS = (5, 16, CONTEXT_HALO)
 #: pyramid levels of each mean (0: as is; l: 2^l x 2^l means brought back bilinearly)
 LEVELS = (0, 1, 2, 3)
 #: ridge added to the normal equations, relative to their mean diagonal
@@ -53,6 +56,17 @@ def prefix_sums(block: torch.Tensor) -> torch.Tensor:
     return s
 
 
+def window_bounds(ts, w: int, first: int, n_total: int, length: int):
+    """Block indices ``a, b`` of the frames ``t - w .. t + w`` (cut at the movie's ends)
+    around movie frames ``ts`` (an array or one int), in a block of ``length`` frames
+    that starts at movie frame ``first``; ValueError when the block does not hold them."""
+    a = np.maximum(0, np.asarray(ts) - w) - first
+    b = np.minimum(n_total, np.asarray(ts) + w + 1) - first
+    if np.min(a) < 0 or np.max(b) > length:
+        raise ValueError("the block does not hold the context window")
+    return a, b
+
+
 def blind_means(sums: torch.Tensor, block: torch.Tensor, ts: np.ndarray, first: int,
                 n_total: int, windows) -> list[torch.Tensor]:
     """Blind means ``M_W`` of frames ``ts`` (movie indices) for every W: (len(ts), h, w)
@@ -61,10 +75,7 @@ def blind_means(sums: torch.Tensor, block: torch.Tensor, ts: np.ndarray, first: 
     ts = np.asarray(ts)
     out = []
     for w in windows:
-        a = np.maximum(0, ts - w) - first
-        b = np.minimum(n_total, ts + w + 1) - first
-        if a.min() < 0 or b.max() > len(block):
-            raise ValueError("the block does not hold the context window")
+        a, b = window_bounds(ts, w, first, n_total, len(block))
         count = torch.from_numpy((b - a - 1).astype(np.float32))[:, None, None]
         out.append((sums[b] - sums[a] - block[ts - first]) / count)
     return out
@@ -140,17 +151,18 @@ def fit(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
     relative change of the blind error on the half of ``ts`` left out of the fit (weights
     fitted on the even-numbered check frames scored on the odd ones and back), and the
     step is kept only when it is negative."""
+    if len(ts) < 2:
+        return None, predicted, 0.0
     block = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
     comps = [c.numpy() for c in components(block, ts, 0, len(frames), windows, levels)]
     x = frames[ts]
-    if len(ts) < 2:
-        return None, predicted, 0.0
     before = after = 0.0
     for part in (np.arange(len(ts)) % 2 == 0, np.arange(len(ts)) % 2 == 1):
         a = _solve(predicted[part], x[part], [c[part] for c in comps])
         held = ~part
         before += float(((x[held] - predicted[held]) ** 2).sum())
-        after += float(((x[held] - _combine(predicted[held], [c[held] for c in comps], a)) ** 2).sum())
+        combined = _combine(predicted[held], [c[held] for c in comps], a)
+        after += float(((x[held] - combined) ** 2).sum())
     change = after / max(before, 1e-30) - 1.0
     if not change < 0:
         return None, predicted, change
@@ -191,10 +203,8 @@ class ContextStep:
             o = out[k, 0]
             total = 0.0
             for i, w in enumerate(self.windows):
-                a = max(0, int(t) - w) - self.first
-                b = min(self.n_total, int(t) + w + 1) - self.first
-                if a < 0 or b > len(block):
-                    raise ValueError("the block does not hold the context window")
+                a, b = (int(v) for v in window_bounds(int(t), w, self.first, self.n_total,
+                                                      len(block)))
                 c = float(self.a[i, j]) / (b - a - 1)
                 if i == 0:
                     torch.mul(sums[b], c, out=o)

@@ -17,8 +17,8 @@ from .base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
-#: frames read on each side of an inference chunk for the long-context step
-#: (``max(denoise_context.WINDOWS)``)
+#: frames read on each side of an inference chunk for the long-context step: the widest
+#: of ``denoise_context.WINDOWS``, which takes it from here
 CONTEXT_HALO = 64
 
 
