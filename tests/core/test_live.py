@@ -78,7 +78,8 @@ def blocks_of(movie, sizes):
 
 def offline(model, blocks):
     cat = np.concatenate(blocks).astype(np.float32)
-    return cat, drain(dn.predict(cat, model, device="cpu", context=False))  # live leaves it out
+    return cat, drain(dn.predict(cat, model, device="cpu", context=False,
+                         ensemble="off"))  # live leaves them out
 
 
 def run_live(tmp_path, model, writer=None, **kw):

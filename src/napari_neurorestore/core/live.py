@@ -20,8 +20,9 @@ file's last k frames wait for the next file's first frames. Only the raw frames 
 ``done - k - 1`` on are kept. When the session ends (idle timeout, cancel, Ctrl-C, a file of
 another frame size) the waiting frames are restored with the mirror rule at the movie's end,
 so the store equals :func:`core.methods.denoise.predict` of the concatenated movie with
-``context=False``: the model's long-context step (``denoise_context``) needs the 64 frames
-after each one, so live mode leaves it out; an offline run of the session adds it.
+``context=False, ensemble="off"``: the model's long-context step (``denoise_context``)
+needs the 64 frames after each one, and the flip ensemble costs 8x the network's time per
+frame, so live mode leaves both out; an offline run of the session adds them.
 
 Latency of a file: from its arrival (the later of its final mtime and ctime: the last write,
 or the rename into the folder) to the moment all but its last k frames are in the store.
@@ -224,7 +225,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         assert buf_start == 0 or a >= k
         gen = dn.predict(view, model, cancel=CancelToken(), chunk_frames=max(b - a, 1),
                          batch_size=batch_size, device=str(dev), start=a, stop=b,
-                         on_chunk=None, net=net, context=False)
+                         on_chunk=None, net=net, context=False, ensemble="off")
         out = _drain(gen)
         z.resize((stop, *z.shape[1:]))
         z[done:stop] = out[a:b]

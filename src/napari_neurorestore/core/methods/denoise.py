@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.functional import pixel_shuffle
+from torch.nn.functional import pixel_unshuffle
 
 from ..._version import __version__
 from ..device import resolve_device
@@ -34,10 +34,10 @@ from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
 from . import denoise_centre, denoise_context, denoise_motion, denoise_post
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
-from .denoise_frames import ChunkFrames, gather, pad4, unshuffle
+from .denoise_frames import ChunkFrames, gather, pad4, predict_windows, unshuffle
 from .denoise_frames import planes as _planes
 from .denoise_frames import read as _read
-from .denoise_spec import DenoiseParams
+from .denoise_spec import DenoiseParams, ensemble_size
 
 SUFFIX = "denoised"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
@@ -192,7 +192,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
         cancel.check()
         yield Progress("check", message="centre-frame correction and self-check")
         deadline = None if params.train_seconds is None else t_start + params.train_seconds
-        est = _estimate_centre(net, src, params, device, deadline)
+        est = _estimate_centre(net, src, params, device, deadline,
+                               ensemble_size(params.ensemble, data.shape))
         if est is not None:
             if est["kernel"] is not None:
                 norm["centre_kernel"] = est["kernel"]
@@ -214,13 +215,14 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
 
 
 def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
-                     deadline: float | None = None) -> dict | None:
+                     deadline: float | None = None, ensemble: int = 1) -> dict | None:
     """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
     correction (see :mod:`denoise_centre`) on up to CHECK_FRAMES frames of the longest
     training segment; None when the segment is too short. Returns the kernel (None when
     held-out frames say it does not help), ``register``, the long-context step (see
     :mod:`denoise_context`; None when held-out frames say it does not help) and the
-    self-check."""
+    self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
+    so that what is fitted on them is what inference applies to)."""
     seg = max(src.segments, key=len)
     k = src.k
     if len(seg) < 2 * k + 1 or len(seg) < 3:
@@ -232,7 +234,8 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
     with torch.inference_mode():
         for i in range(0, len(ts), 8):
             x = torch.from_numpy(seg[neighbour_index(ts[i:i + 8], src.offsets, len(seg))])
-            pred[i:i + 8] = net(x.to(device))[:, 0].float().cpu().numpy()
+            xu = pixel_unshuffle(x.to(device), 2)
+            pred[i:i + 8] = predict_windows(net, xu, ensemble)[:, 0].float().cpu().numpy()
         centre, p = torch.from_numpy(seg[ts]), torch.from_numpy(pred)
         motion = denoise_motion.motion_cv(centre, p)
         register = motion < -denoise_motion.CV_THRESHOLD
@@ -282,7 +285,8 @@ def _restoring(threads: ThreadChooser):
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
-            net: Any = None, context: bool = True) -> Generator[Progress, None, Any]:
+            net: Any = None, context: bool = True, ensemble: str | None = None
+            ) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -299,7 +303,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     ``batch_size`` frames go through the net at once; None picks it from the frame size.
     A model's long-context step (:mod:`denoise_context`) reads ``max(windows)`` frames on
     each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out (live
-    mode, where those frames have not arrived).
+    mode, where those frames have not arrived). ``ensemble`` ("auto", "on", "off"; None:
+    the model's setting) averages the net over flips and rotations
+    (:func:`~.denoise_frames.predict_windows`); "auto" decides on ``data``'s whole shape,
+    so every part of a distributed run decides the same.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -317,6 +324,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         raise ValueError(f"frames {start}:{stop} are outside the movie's {t_len} frames")
     k = params.half_window
     offsets = neighbour_offsets(params.window)
+    members = ensemble_size(params.ensemble if ensemble is None else ensemble, data.shape)
     mean, std = model.norm["mean"], model.norm["std"]
     correct = denoise_post.centre_correction(model.norm.get("centre_kernel"), dev)
     register = bool(model.norm.get("register", False))
@@ -365,7 +373,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     threads.before_step(time.perf_counter() - t0)
                     t_step = time.perf_counter()
                     x = gather(frames_u, idx, gbuf)
-                    y = pixel_shuffle(net.forward_unshuffled(x.to(dev)), 2)
+                    y = predict_windows(net, x.to(dev), members)
                     if (correct is not None or register or transient is not None
                             or widen is not None):
                         c = block[ts - rlo][:, None].to(dev)

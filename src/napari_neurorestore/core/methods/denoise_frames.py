@@ -1,6 +1,7 @@
 """The denoiser's frames for training and inference: reading and padding a plane's frames,
-the chunk reader that keeps each chunk's halo for the next one, and the network's input
-built from a chunk (the 2x2 unshuffle, once per chunk, and each window's gather)."""
+the chunk reader that keeps each chunk's halo for the next one, the network's input
+built from a chunk (the 2x2 unshuffle, once per chunk, and each window's gather), and
+the network's prediction of a window, alone or averaged over flips and rotations."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.functional import pixel_shuffle, pixel_unshuffle
 
 from ..io import check_finite
 
@@ -82,3 +84,33 @@ def gather(frames: torch.Tensor, idx: np.ndarray, buf: torch.Tensor) -> torch.Te
             j += len(run)
     b = buf[:len(idx)]
     return b.reshape(*b.shape[:3], -1).permute(0, 3, 1, 2)
+
+
+def predict_windows(net: Any, xu: torch.Tensor, size: int = 1) -> torch.Tensor:
+    """The net's prediction (B, 1, H, W) of the centre frames of windows ``xu`` (its
+    unshuffled input, (B, 4 m, H/2, W/2)), averaged over ``size`` flips and rotations:
+    1 (a single pass), 4 (the flips in x and y) or 8 (and the transpose; square frames
+    only). Each transform is applied to the whole window at full resolution and undone on
+    its prediction, so the average is as blind to the centre frame as one pass is; the
+    network was trained on the same transforms (the batches' augmentation)."""
+    if size == 1:
+        return pixel_shuffle(net.forward_unshuffled(xu), 2)
+    if size not in (4, 8):
+        raise ValueError(f"an ensemble has 1, 4 or 8 members, not {size}")
+    x = pixel_shuffle(xu, 2)
+    if size == 8 and x.shape[-1] != x.shape[-2]:
+        raise ValueError("the transposed members of the ensemble need square frames")
+    acc = None
+    for i in range(size):
+        dims = [d for d, bit in ((-1, 1), (-2, 2)) if i & bit]
+        y = x.flip(dims) if dims else x
+        if i & 4:
+            y = y.transpose(-1, -2)
+        u = pixel_unshuffle(y, 2).contiguous(memory_format=torch.channels_last)
+        o = pixel_shuffle(net.forward_unshuffled(u), 2)
+        if i & 4:
+            o = o.transpose(-1, -2)
+        if dims:
+            o = o.flip(dims)
+        acc = o.clone() if acc is None else acc.add_(o)
+    return acc.div_(size)

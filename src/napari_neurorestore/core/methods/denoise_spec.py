@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import check_movie
-from ..params import _check_int, _common, _length, _Params, _seconds, opt
+from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
 from .base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
@@ -20,6 +20,28 @@ TRAIN_CACHE_BYTES = 768 * 2**20
 #: frames read on each side of an inference chunk for the long-context step: the widest
 #: of ``denoise_context.WINDOWS``, which takes it from here
 CONTEXT_HALO = 64
+#: ``ensemble="auto"`` averages the net over flips and rotations for movies of at most
+#: this many pixels (frames x planes x rows x columns): there, 8x the net's work costs
+#: seconds (600 x 128 x 128: about 12 s on 2 cores), and a long or large movie keeps
+#: the single pass (bench_denoise's 512 x 512 frames/s)
+ENSEMBLE_AUTO_PIXELS = 16 * 2**20
+
+
+def uses_ensemble(setting: str, shape: Sequence[int]) -> bool:
+    """Whether the ``ensemble`` setting ("auto", "on", "off") averages over the flips and
+    rotations for a movie of ``shape``."""
+    if setting == "auto":
+        return int(np.prod([int(s) for s in shape], dtype=np.int64)) <= ENSEMBLE_AUTO_PIXELS
+    return setting == "on"
+
+
+def ensemble_size(setting: str, shape: Sequence[int]) -> int:
+    """Forward passes per frame: 8 (4 flips x transpose) on square frames, 4 flips
+    otherwise (the padded frame's sides decide), 1 without the ensemble."""
+    if not uses_ensemble(setting, shape):
+        return 1
+    h, w = (int(s) + (-int(s)) % 4 for s in shape[-2:])
+    return 8 if h == w else 4
 
 
 def _batch_pixels(h: int, w: int, gpu: bool) -> int:
@@ -50,6 +72,9 @@ class DenoiseParams(_Params):
         :mod:`.denoise_centre`); also gives the self-check.
     long_context : the long-context step (see :mod:`.denoise_context`); needs
         ``centre_correction``.
+    ensemble : average the network's prediction over the flips and rotations of each
+        window ("on"), never ("off"), or when the movie has at most
+        ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
     """
 
     window: int = opt(11, "temporal window C, odd", min=3, max=31, step=2, label="window (frames)")
@@ -71,6 +96,9 @@ class DenoiseParams(_Params):
                              "up to 64 frames each side, weighted by least squares on the "
                              "movie itself (what hardly changes is learned from many frames; "
                              "fitted with the centre-frame correction)", label="long context")
+    ensemble: str = opt("auto", "average the network over the 8 flips and rotations of each "
+                        "window (8x its work at inference): auto = for movies of at most 16 M "
+                        "pixels, on, off", choices=("auto", "on", "off"), label="flip ensemble")
 
     method = "denoise"
 
@@ -81,6 +109,7 @@ class DenoiseParams(_Params):
         _check_int("stride", self.stride, 1, self.window)
         self._check_training("epochs", (16, 1024), 128)
         _check_int("chunk_frames", self.chunk_frames, 1)
+        _check_choice(self, "ensemble")
 
     @property
     def half_window(self) -> int:
@@ -97,7 +126,7 @@ class DenoiseMethod(Method):
                    "Several inputs go into the folder given by -o (OUTDIR/<name>_denoised.zarr).")
     input_help = "(t, y, x) or (t, z, y, x) TIFF stack(s) or zarr/OME-Zarr store(s)"
     noun = "a denoising model"
-    runtime_fields = ("device", "chunk_frames")
+    runtime_fields = ("device", "chunk_frames", "ensemble")
     distributed = True
     nominal_rate = 12e6
     suffix = "denoised"
@@ -119,7 +148,8 @@ class DenoiseMethod(Method):
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                                   device=params.device, on_chunk=on_chunk, **options)
+                                   device=params.device, on_chunk=on_chunk,
+                                   ensemble=params.ensemble, **options)
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
@@ -155,12 +185,14 @@ class DenoiseMethod(Method):
                 if p.centre_correction and p.long_context else block)
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
+        if ensemble_size(p.ensemble, shape) > 1:  # the flipped window, its unshuffled copy
+            act += 2 * bpix * F32 * p.window
         predict = (block + (3 if wide is not block else 1) * wide + chunk * fb
                    + read_extra(wide, itemsize, lazy) + (0 if gpu else act))
         if streaming:
             predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
         out_bytes = 0 if streaming else t * planes * fb
-        frame_work = hp * wp
+        frame_work = hp * wp * ensemble_size(p.ensemble, shape)
         steps = (float("inf") if p.epochs is None  # the time budget alone ends training
                  else p.epochs * max(1, -(-(t - 2 * k) * planes // (p.stride * p.batch_size))))
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
