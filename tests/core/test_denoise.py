@@ -231,6 +231,21 @@ def test_train_seconds_cap_holds(tiny_movie):
     assert 1.6 < took < 2.2 + 0.3, took  # the budget alone ended it, within 10 % (+ start-up)
 
 
+def test_the_cap_holds_with_the_checks_after_training(rng):
+    import time
+
+    # the checks after training (the flip ensemble of the check frames, the long-context
+    # fit, the spectra) took about 2 s here: the time they need is kept of the budget
+    movie = rng.poisson(20.0, size=(120, 128, 128)).astype(np.uint16)
+    drain(dn.train(movie[:20, :32, :32], DenoiseParams(**FAST)))  # torch's one-off start-up
+    t0 = time.perf_counter()
+    model = drain(dn.train(movie, DenoiseParams(train_seconds=4.0, ensemble="on", device="cpu",
+                                                seed=0)))
+    took = time.perf_counter() - t0
+    assert "self_check" in model.info
+    assert 3.0 < took < 4.4 + 0.3, took
+
+
 def test_thread_chooser_starts_on_one_thread_and_keeps_the_faster_count():
     import torch
 

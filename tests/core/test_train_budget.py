@@ -56,3 +56,29 @@ def test_train_seconds_cap_holds(method):
     took = time.perf_counter() - t0
     assert model.info["steps"] >= 1
     assert 1.5 < took < 2.2 + 0.3, took  # the budget alone ended it, within 10 % (+ start-up)
+
+
+def test_fit_leaves_the_reserve_for_what_follows_training():
+    import torch
+
+    from napari_neurorestore.core.progress import CancelToken
+    from napari_neurorestore.core.train import fit
+
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def batch():
+        x = torch.randn(4, 1, 32, 32)
+        return x, x
+
+    asked = []
+
+    def reserve(step_seconds):
+        asked.append(step_seconds)
+        return 0.6
+
+    t0 = time.perf_counter()
+    history = drain(fit(net, batch, torch.nn.functional.mse_loss, 10**9, 1.0, 1e-3,
+                        CancelToken(), reserve=reserve))
+    took = time.perf_counter() - t0
+    assert len(history) > 5 and asked and all(s > 0 for s in asked)
+    assert 0.3 < took < 0.5, took  # 1 s less the 0.6 s kept

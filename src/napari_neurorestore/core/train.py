@@ -71,6 +71,10 @@ class ThreadChooser:
     def restore(self) -> None:
         self._set(self.base)
 
+    def resume(self) -> None:
+        """Go back to the count chosen while training (after :meth:`restore`)."""
+        self._set(self.current)
+
 
 def _median(values: list[float]) -> float:
     v = sorted(values)
@@ -88,16 +92,23 @@ def fit(
     report_every: float = 0.25,
     on_step: Callable[[int], None] | None = None,
     threads: ThreadChooser | None = None,
+    reserve: Callable[[float], float] | None = None,
 ) -> Generator[Progress, None, list[float]]:
     """Train ``model``; yields Progress, returns the loss history.
 
     ``on_step(step)``, when given, is called after every optimisation step (e.g. to
     validate and keep the best weights). ``threads``, when given, picks torch's thread
     count as training goes (see :class:`ThreadChooser`); it is restored at the end.
+    ``reserve(step_seconds)``, when given, is the time to leave of ``train_seconds`` for
+    what follows training (a method's fits on the trained net), estimated from the
+    typical step time, so that it is measured on this machine at its present load.
+    ``train_seconds`` counts from the call, the optimiser's set-up included (its first
+    creation in a process imports about 1.5 s of torch).
     """
     try:
         return (yield from _fit(model, sample_batch, loss_fn, total_steps, train_seconds,
-                                learning_rate, cancel, report_every, on_step, threads))
+                                learning_rate, cancel, report_every, on_step, threads,
+                                reserve))
     finally:
         if threads is not None:
             threads.restore()
@@ -110,10 +121,10 @@ def _typical(step_times: list[float]) -> float:
 
 
 def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate, cancel,
-         report_every, on_step, threads):
+         report_every, on_step, threads, reserve=None):
+    t0 = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history: list[float] = []
-    t0 = time.perf_counter()
     last_report = -1.0
     ema = None
     model.train()
@@ -128,9 +139,12 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
         if train_seconds is not None:
             # stop when the next step would end past the budget (a step's time: the
             # median of the last ones), so that the cap holds to about one step
-            if elapsed + _typical(step_times) >= train_seconds:
+            typical = _typical(step_times)
+            settled = reserve is not None and len(step_times) > 4  # past the start-up steps
+            limit = train_seconds - (reserve(typical) if settled else 0.0)
+            if elapsed + typical >= limit:
                 break
-            frac = max(frac, elapsed / train_seconds)
+            frac = max(frac, elapsed / max(limit, 1e-9))
         lr = learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr

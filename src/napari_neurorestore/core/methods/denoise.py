@@ -178,22 +178,26 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
         return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     remaining = None
+    members = ensemble_size(params.ensemble, data.shape)
     if params.train_seconds is not None:
-        keep = denoise_centre.CHECK_SHARE * params.train_seconds if params.centre_correction else 0.0
-        remaining = max(1e-3, params.train_seconds - keep - (time.perf_counter() - t_start))
+        remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
     # a run ended by its time budget is not step-reproducible anyway, so it may pick its
     # thread count by speed; a run of set epochs keeps a fixed count (same seed, same result)
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
-                             params.learning_rate, cancel, threads=threads)
+                             params.learning_rate, cancel, threads=threads,
+                             reserve=_check_reserve(params, src, members))
     norm = {"mean": src.mean, "std": src.std}
     check = None
     if params.centre_correction:
         cancel.check()
         yield Progress("check", message="centre-frame correction and self-check")
         deadline = None if params.train_seconds is None else t_start + params.train_seconds
-        est = _estimate_centre(net, src, params, device, deadline,
-                               ensemble_size(params.ensemble, data.shape))
+        # on the thread count training chose (its reserve was measured on it): on a busy
+        # CPU, the configured count can be several times slower
+        threads.resume()
+        with _restoring(threads):
+            est = _estimate_centre(net, src, params, device, deadline, members)
         if est is not None:
             if est["kernel"] is not None:
                 norm["centre_kernel"] = est["kernel"]
@@ -214,6 +218,28 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     return TrainedModel("denoise", params.to_dict(), state, norm, info)
 
 
+def _check_reserve(params: DenoiseParams, src: _TrainingSource, members: int):
+    """The time to keep of the budget for the checks after training, from the typical
+    step time: ``CHECK_SHARE`` of the budget, or the checks' own estimate
+    (:func:`denoise_centre.check_seconds`) when it is longer, up to half the budget; None
+    without checks. A step of fewer than 16k pixels counts as 16k: so small a step is
+    mostly fixed costs, and its time per pixel says little about the checks'."""
+    if params.train_seconds is None or not params.centre_correction:
+        return None
+    h, w = src.segments[0].shape[-2:]
+    batch_px = max(2**14, params.batch_size * min(params.patch_size, h) * min(params.patch_size, w))
+    longest = max(len(seg) for seg in src.segments)
+    n_check = min(denoise_centre.check_frames((h, w)), max(1, longest - 2 * max(src.k, 1)))
+    check_px = n_check * h * w
+
+    def reserve(step_seconds: float) -> float:
+        est = denoise_centre.check_seconds(step_seconds / batch_px, check_px, members,
+                                           params.long_context)
+        return max(denoise_centre.CHECK_SHARE * params.train_seconds,
+                   min(0.5 * params.train_seconds, est))
+    return reserve
+
+
 def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
                      deadline: float | None = None, ensemble: int = 1) -> dict | None:
     """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
@@ -231,11 +257,17 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
                                denoise_centre.check_frames(seg.shape[-2:])).round().astype(int))
     net.eval()
     pred = np.empty((len(ts), *seg.shape[-2:]), np.float32)
+    # batches and memory layout as at inference (on a CPU, channels-last activations and
+    # about 64k pixels a batch: 4x faster here at 512 x 512 than batches of 8 frames)
+    bs = auto_batch_size(seg.shape[-2:], device)
+    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    net.to(memory_format=layout)
     with torch.inference_mode():
-        for i in range(0, len(ts), 8):
-            x = torch.from_numpy(seg[neighbour_index(ts[i:i + 8], src.offsets, len(seg))])
-            xu = pixel_unshuffle(x.to(device), 2)
-            pred[i:i + 8] = predict_windows(net, xu, ensemble)[:, 0].float().cpu().numpy()
+        for i in range(0, len(ts), bs):
+            x = torch.from_numpy(seg[neighbour_index(ts[i:i + bs], src.offsets, len(seg))])
+            xu = pixel_unshuffle(x.to(device), 2).contiguous(memory_format=layout)
+            pred[i:i + bs] = predict_windows(net, xu, ensemble)[:, 0].float().cpu().numpy()
+        net.to(memory_format=torch.contiguous_format)
         centre, p = torch.from_numpy(seg[ts]), torch.from_numpy(pred)
         motion = denoise_motion.motion_cv(centre, p)
         register = motion < -denoise_motion.CV_THRESHOLD

@@ -47,8 +47,12 @@ KERNEL = 11
 #: frames used to estimate the spectra (fewer for large frames: about CHECK_PIXELS in all)
 CHECK_FRAMES = 48
 CHECK_PIXELS = 2**21
-#: share of the training budget kept for the correction and the self-check
+#: share of the training budget kept at least for the correction and the self-check
 CHECK_SHARE = 0.05
+#: the checks' cost per check pixel, in units of a training step's time per batch pixel
+#: (measured on 2 cores at 128x128 and 512x512, rounded up): the net's prediction per
+#: ensemble member, the long-context fit, and the rest (spectra, folds, the threshold)
+CHECK_COST_NET, CHECK_COST_CONTEXT, CHECK_COST_REST = 0.3, 1.1, 0.5
 #: the transient step: Gaussian width (pixels, about a soma's radius) of the band, and the
 #: threshold in noise standard deviations of that band (measured on the benchmark's
 #: regimes and recordings: 7.5 Hz +2.0 dB and trace r 0.916 -> 0.970, base +0.13 dB)
@@ -60,6 +64,16 @@ CV_FOLDS = 8
 
 def check_frames(frame_shape) -> int:
     return int(max(8, min(CHECK_FRAMES, CHECK_PIXELS // max(1, frame_shape[0] * frame_shape[1]))))
+
+
+def check_seconds(step_per_pixel: float, check_pixels: int, members: int,
+                  context: bool) -> float:
+    """Estimated time of the checks after training: the net's prediction of the check
+    frames (``members`` passes each), the long-context fit (when ``context``) and the
+    correction's spectra, from the training step's time per batch pixel (measured on this
+    machine at its present load)."""
+    cost = CHECK_COST_NET * members + CHECK_COST_REST + (CHECK_COST_CONTEXT if context else 0)
+    return step_per_pixel * check_pixels * cost
 
 
 def _periodogram(frames: np.ndarray) -> np.ndarray:
