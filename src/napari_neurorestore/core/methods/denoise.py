@@ -358,6 +358,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     offsets = neighbour_offsets(params.window)
     members = ensemble_size(params.ensemble if ensemble is None else ensemble, data.shape)
     mean, std = model.norm["mean"], model.norm["std"]
+    offset = torch.tensor(mean, dtype=torch.float32)
     correct = denoise_post.centre_correction(model.norm.get("centre_kernel"), dev)
     register = bool(model.norm.get("register", False))
     transient = denoise_post.transient_step(model.norm.get("transient"))
@@ -418,8 +419,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                         if transient is not None:  # what stands out at a cell's scale
                             y = transient(y, c)
                     threads.after_step(time.perf_counter() - t_step, time.perf_counter() - t0)
-                    y = y[:, 0, :h, :w].float().cpu().mul_(std).add_(mean)
-                    tbuf[s - a:s - a + len(ts)].copy_(y)
+                    # back to the input's units, straight into the chunk's buffer
+                    torch.add(offset, y[:, 0, :h, :w].float().cpu(), alpha=std,
+                              out=tbuf[s - a:s - a + len(ts)])
                 if p is None:
                     out[a:b] = buf
                 else:

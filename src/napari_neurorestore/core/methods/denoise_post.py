@@ -61,7 +61,8 @@ def transient_step(spec: Any):
 
     def step(out: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
         b = band(centre - out, sigma)
-        return out + torch.sign(b) * (b.abs() - thr).clamp_min(0)
+        # soft(b, thr) = sign(b) max(|b| - thr, 0) = b - clip(b, -thr, thr): two passes
+        return b.sub_(b.clamp(-thr, thr)).add_(out)
 
     return step
 
