@@ -229,8 +229,7 @@ def _check_reserve(params: DenoiseParams, src: _TrainingSource, members: int):
     h, w = src.segments[0].shape[-2:]
     batch_px = max(2**14, params.batch_size * min(params.patch_size, h) * min(params.patch_size, w))
     longest = max(len(seg) for seg in src.segments)
-    n_check = min(denoise_centre.check_frames((h, w)), max(1, longest - 2 * max(src.k, 1)))
-    check_px = n_check * h * w
+    check_px = len(denoise_centre.check_times(longest, src.k, (h, w))) * h * w
 
     def reserve(step_seconds: float) -> float:
         est = denoise_centre.check_seconds(step_seconds / batch_px, check_px, members,
@@ -253,8 +252,7 @@ def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
     k = src.k
     if len(seg) < 2 * k + 1 or len(seg) < 3:
         return None
-    ts = np.unique(np.linspace(max(k, 1), len(seg) - 1 - max(k, 1),
-                               denoise_centre.check_frames(seg.shape[-2:])).round().astype(int))
+    ts = denoise_centre.check_times(len(seg), k, seg.shape[-2:])
     net.eval()
     pred = np.empty((len(ts), *seg.shape[-2:]), np.float32)
     # batches and memory layout as at inference (on a CPU, channels-last activations and

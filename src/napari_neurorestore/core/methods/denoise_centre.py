@@ -66,6 +66,13 @@ def check_frames(frame_shape) -> int:
     return int(max(8, min(CHECK_FRAMES, CHECK_PIXELS // max(1, frame_shape[0] * frame_shape[1]))))
 
 
+def check_times(n: int, k: int, frame_shape) -> np.ndarray:
+    """The check frames of a training segment of ``n`` frames (window half-width ``k``):
+    up to :func:`check_frames`, evenly spread, each with its neighbours inside."""
+    return np.unique(np.linspace(max(k, 1), n - 1 - max(k, 1),
+                                 check_frames(frame_shape)).round().astype(int))
+
+
 def check_seconds(step_per_pixel: float, check_pixels: int, members: int,
                   context: bool) -> float:
     """Estimated time of the checks after training: the net's prediction of the check

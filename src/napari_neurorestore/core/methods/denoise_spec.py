@@ -185,14 +185,15 @@ class DenoiseMethod(Method):
                 if p.centre_correction and p.long_context else block)
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
-        if ensemble_size(p.ensemble, shape) > 1:  # the flipped window, its unshuffled copy
+        members = ensemble_size(p.ensemble, shape)
+        if members > 1:  # the flipped window, its unshuffled copy
             act += 2 * bpix * F32 * p.window
         predict = (block + (3 if wide is not block else 1) * wide + chunk * fb
                    + read_extra(wide, itemsize, lazy) + (0 if gpu else act))
         if streaming:
             predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
         out_bytes = 0 if streaming else t * planes * fb
-        frame_work = hp * wp * ensemble_size(p.ensemble, shape)
+        frame_work = hp * wp * members
         steps = (float("inf") if p.epochs is None  # the time budget alone ends training
                  else p.epochs * max(1, -(-(t - 2 * k) * planes // (p.stride * p.batch_size))))
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
