@@ -34,9 +34,10 @@ from _regimes import REGIMES, make_movie, noise_lag1
 from scipy.ndimage import gaussian_filter
 
 from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods.denoise_centre import format_check
+from napari_neurorestore.core.methods.denoise_centre import KERNEL, format_check
 from napari_neurorestore.core.methods.denoise_spec import DenoiseParams, ensemble_size
 from napari_neurorestore.core.metrics import pearson, psnr
+from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.traces import (
     TraceParams,
@@ -157,20 +158,35 @@ def real_row(path, seconds, centre, peers=None):
                 check=format_check(res.model.info.get("self_check")), peers=peer_rows)
 
 
-def inference_fps(shape=(512, 512), n=120, repeats=3):
+def inference_fps(shape=(512, 512), n=400, repeats=3):
     """Frames/s of the default inference (the flip ensemble is off at this size) over
-    ``repeats`` runs: (median, lowest, highest); this VM's speed varies by up to 2x."""
+    ``repeats`` runs, for the model trained here and for the same model with every step
+    after its net switched on (a centre kernel and registration added: what a recording
+    that needs them costs): {name: (median, lowest, highest, its steps)}. This VM's speed
+    varies by up to 2x. 400 frames: the long-context step's 64-frame halos cost what they
+    cost in a long movie (with 120 frames, every chunk's block was cut short)."""
     movie = np.random.default_rng(0).poisson(5.0, size=(40, *shape)).astype(np.uint16)
     model = drain(dn.train(movie, DenoiseParams(epochs=1, patch_size=32, batch_size=2)))
     movie = np.random.default_rng(1).poisson(5.0, size=(n, *shape)).astype(np.uint16)
     assert ensemble_size(DenoiseParams().ensemble, movie.shape) == 1
-    drain(dn.predict(movie[:16], model))  # warm-up
-    rates = []
-    for _ in range(repeats):
-        with Timer() as t:
-            drain(dn.predict(movie, model))
-        rates.append(n / t.seconds)
-    return float(np.median(rates)), min(rates), max(rates)
+    kernel = np.zeros((KERNEL, KERNEL), np.float32)
+    kernel[KERNEL // 2, KERNEL // 2] = 0.1
+    every = TrainedModel(model.method, model.params, model.state_dict,
+                         {**model.norm, "centre_kernel": kernel.tolist(), "register": True},
+                         model.info)
+    out = {}
+    for name, m in (("as trained", model), ("every step", every)):
+        drain(dn.predict(movie[:16], m))  # warm-up
+        rates = []
+        for _ in range(repeats):
+            with Timer() as t:
+                drain(dn.predict(movie, m))
+            rates.append(n / t.seconds)
+        steps = [label for key, label in (
+            ("register", "registration"), ("context", "long context"),
+            ("centre_kernel", "centre correction"), ("transient", "transient")) if m.norm.get(key)]
+        out[name] = (float(np.median(rates)), min(rates), max(rates), ", ".join(steps) or "none")
+    return out
 
 
 def start_busy(n):
@@ -247,9 +263,10 @@ def main():
                   f"  {name}: MSE {p['mse']:.2f}: ratio to the Gaussian {p['ratio']:.3f}, excess "
                   f"{p['excess']:.2f}; {peer_fields(p['info'])}", flush=True)
     if not args.no_fps:
-        med, lo, hi = inference_fps()
-        print(f"\ninference 512x512: {med:.1f} frames/s, median of 3 runs ({lo:.1f}-{hi:.1f}; "
-              f"bar: >= 30)  [{load()}]")
+        print()
+        for name, (med, lo, hi, steps) in inference_fps().items():
+            print(f"inference 512x512, 400 frames, {name} ({steps}): {med:.1f} frames/s, "
+                  f"median of 3 runs ({lo:.1f}-{hi:.1f}; bar: >= 30)  [{load()}]", flush=True)
     for name, fps in (peers.fps512 if peers else {}).items():
         print(f"  {name} inference 512x512: {fps:.2f} frames/s ({args.peer_fps_frames} frames)")
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")

@@ -67,6 +67,58 @@ def test_fit_learns_the_static_part_from_wide_means(rng):
     assert dx.context_step(None) is None
 
 
+def _chunked(step, x, chunk, halo, key=None):
+    """The step's output for every frame, block by block as inference reads them."""
+    n, out = len(x), []
+    f = torch.from_numpy(x[:, None] * 0.5)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        lo, hi = max(0, a - halo), min(n, b + halo)
+        step.new_block(torch.from_numpy(x[lo:hi]), lo, n, key=key)
+        out.append(step(f[a:b], np.arange(a, b)))
+    return torch.cat(out)
+
+
+def test_running_sums_kept_across_chunks_give_the_same_step(rng, monkeypatch):
+    spec = {"windows": [3, 8], "levels": [0, 1, 2],
+            "weights": [[0.2, 0.1, 0.05], [0.3, 0.1, 0.1]]}
+    x = rng.normal(1.0, 1.0, size=(90, 12, 20)).astype(np.float32)
+    whole = dx.context_step(spec)
+    whole.new_block(torch.from_numpy(x), 0, len(x))
+    ref = whole(torch.from_numpy(x[:, None] * 0.5), np.arange(len(x)))
+    # a ring of 7 + 16 frames: it wraps many times; each block adds only its new frames
+    kept = dx.context_step(spec, capacity=7 + 16)
+    assert torch.allclose(_chunked(kept, x, 7, 8), ref, atol=1e-5)
+    run = kept.runs[None]
+    assert run.base == 0 and run.end == len(x)  # one run: nothing was made again
+    # a block that does not continue the run (back to the start) starts a new one
+    assert torch.allclose(_chunked(kept, x, 7, 8), ref, atol=1e-5)
+    assert kept.runs[None] is not run
+    # sums are started again after REBASE frames: the same result
+    monkeypatch.setattr(dx, "REBASE", 30)
+    rebased = dx.context_step(spec, capacity=23)
+    assert torch.allclose(_chunked(rebased, x, 7, 8), ref, atol=1e-5)
+    assert rebased.runs[None].base > 0
+    # planes take turns: with room for one run each plane starts again, with two both go on
+    for runs in (1, 2):
+        step = dx.context_step(spec, capacity=23, runs=runs)
+        n, outs = len(x), {0: [], 1: []}
+        f = torch.from_numpy(x[:, None] * 0.5)
+        for a in range(0, n, 7):
+            lo, hi = max(0, a - 8), min(n, a + 15)
+            for plane, movie in ((0, x), (1, x[:, ::-1].copy())):
+                step.new_block(torch.from_numpy(movie[lo:hi]), lo, n, key=plane)
+                fp = f if plane == 0 else torch.from_numpy(movie[:, None] * 0.5)
+                outs[plane].append(step(fp[a:a + 7], np.arange(a, min(n, a + 7))))
+        assert torch.allclose(torch.cat(outs[0]), ref, atol=1e-5)
+        assert len(step.runs) == runs
+    other = dx.context_step(spec)
+    other.new_block(torch.from_numpy(x[:, ::-1].copy()), 0, n)
+    assert torch.allclose(torch.cat(outs[1]), other(torch.from_numpy(x[:, ::-1, None] * 0.5)
+                                                   .reshape(n, 1, 12, 20), np.arange(n)),
+                          atol=1e-5)
+
+
 def test_fit_leaves_the_step_out_when_the_prediction_is_already_right(rng):
     clean, x = _static_scene(rng)
     ts = np.arange(8, 112, 2)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.functional import pixel_unshuffle
 
 from ..._version import __version__
 from ..device import resolve_device
@@ -32,9 +31,19 @@ from ..models import RestoreResult, TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
-from . import denoise_centre, denoise_context, denoise_motion, denoise_post
+from . import denoise_check, denoise_context, denoise_motion, denoise_post
 from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
-from .denoise_frames import ChunkFrames, gather, pad4, predict_windows, unshuffle
+from .denoise_frames import (  # noqa: F401  (neighbour_*, auto_batch_size: as before)
+    ChunkFrames,
+    Scratch,
+    auto_batch_size,
+    gather,
+    neighbour_index,
+    neighbour_offsets,
+    pad4,
+    predict_windows,
+    unshuffle,
+)
 from .denoise_frames import planes as _planes
 from .denoise_frames import read as _read
 from .denoise_spec import DenoiseParams, ensemble_size
@@ -45,26 +54,6 @@ TRAIN_CACHE_BYTES = 768 * 2**20
 
 
 # ----------------------------------------------------------------------------- sampling
-def neighbour_index(ts: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
-    """Frame indices of the neighbours of frames ``ts`` in a movie of ``n`` frames.
-
-    A neighbour beyond either end is replaced by its mirror about the centre frame
-    (t - k -> t + k), so edge frames get a full window and the centre frame itself is
-    never an input (mirroring about the movie's end would return it: t - 2t = -t -> t).
-    Needs ``n >= 2 * max|offset| + 1``. Returns an array of shape (len(ts), len(offsets)).
-    """
-    ts = np.asarray(ts)[:, None]
-    idx = ts + offsets[None, :]
-    outside = (idx < 0) | (idx >= n)
-    return np.where(outside, ts - offsets[None, :], idx)
-
-
-def neighbour_offsets(window: int) -> np.ndarray:
-    """Temporal offsets of the input frames: -K..-1, 1..K (the centre is excluded)."""
-    k = window // 2
-    return np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
-
-
 def neighbour_subsample(frames: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """FAST's 2x2 neighbour sub-sampler.
 
@@ -186,7 +175,7 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads,
-                             reserve=_check_reserve(params, src, members))
+                             reserve=denoise_check.reserve(params, src, members))
     norm = {"mean": src.mean, "std": src.std}
     check = None
     if params.centre_correction:
@@ -197,7 +186,7 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
         # CPU, the configured count can be several times slower
         threads.resume()
         with _restoring(threads):
-            est = _estimate_centre(net, src, params, device, deadline, members)
+            est = denoise_check.estimate(net, src, params, device, deadline, members)
         if est is not None:
             if est["kernel"] is not None:
                 norm["centre_kernel"] = est["kernel"]
@@ -218,72 +207,6 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     return TrainedModel("denoise", params.to_dict(), state, norm, info)
 
 
-def _check_reserve(params: DenoiseParams, src: _TrainingSource, members: int):
-    """The time to keep of the budget for the checks after training, from the typical
-    step time: ``CHECK_SHARE`` of the budget, or the checks' own estimate
-    (:func:`denoise_centre.check_seconds`) when it is longer, up to half the budget; None
-    without checks. A step of fewer than 16k pixels counts as 16k: so small a step is
-    mostly fixed costs, and its time per pixel says little about the checks'."""
-    if params.train_seconds is None or not params.centre_correction:
-        return None
-    h, w = src.segments[0].shape[-2:]
-    batch_px = max(2**14, params.batch_size * min(params.patch_size, h) * min(params.patch_size, w))
-    longest = max(len(seg) for seg in src.segments)
-    check_px = len(denoise_centre.check_times(longest, src.k, (h, w))) * h * w
-
-    def reserve(step_seconds: float) -> float:
-        est = denoise_centre.check_seconds(step_seconds / batch_px, check_px, members,
-                                           params.long_context)
-        return max(denoise_centre.CHECK_SHARE * params.train_seconds,
-                   min(0.5 * params.train_seconds, est))
-    return reserve
-
-
-def _estimate_centre(net, src: _TrainingSource, params: DenoiseParams, device,
-                     deadline: float | None = None, ensemble: int = 1) -> dict | None:
-    """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
-    correction (see :mod:`denoise_centre`) on up to CHECK_FRAMES frames of the longest
-    training segment; None when the segment is too short. Returns the kernel (None when
-    held-out frames say it does not help), ``register``, the long-context step (see
-    :mod:`denoise_context`; None when held-out frames say it does not help) and the
-    self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
-    so that what is fitted on them is what inference applies to)."""
-    seg = max(src.segments, key=len)
-    k = src.k
-    if len(seg) < 2 * k + 1 or len(seg) < 3:
-        return None
-    ts = denoise_centre.check_times(len(seg), k, seg.shape[-2:])
-    net.eval()
-    pred = np.empty((len(ts), *seg.shape[-2:]), np.float32)
-    # batches and memory layout as at inference (on a CPU, channels-last activations and
-    # about 64k pixels a batch: 4x faster here at 512 x 512 than batches of 8 frames)
-    bs = auto_batch_size(seg.shape[-2:], device)
-    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    net.to(memory_format=layout)
-    with torch.inference_mode():
-        for i in range(0, len(ts), bs):
-            x = torch.from_numpy(seg[neighbour_index(ts[i:i + bs], src.offsets, len(seg))])
-            xu = pixel_unshuffle(x.to(device), 2).contiguous(memory_format=layout)
-            pred[i:i + bs] = predict_windows(net, xu, ensemble)[:, 0].float().cpu().numpy()
-        net.to(memory_format=torch.contiguous_format)
-        centre, p = torch.from_numpy(seg[ts]), torch.from_numpy(pred)
-        motion = denoise_motion.motion_cv(centre, p)
-        register = motion < -denoise_motion.CV_THRESHOLD
-        if register:
-            pred = denoise_motion.register(centre, p)[0].numpy()
-    context, context_cv = None, 0.0
-    if params.long_context:
-        context, pred, context_cv = denoise_context.fit(seg, ts, pred)
-    est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
-    est["check"].update(motion_cv=motion, registered=bool(register),
-                        context_cv=float(context_cv), context=context is not None)
-    est["register"] = bool(register)
-    est["context"] = context
-    est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
-                        "threshold": denoise_post.transient_threshold(seg, ts, est["kernel"])}
-    return est
-
-
 # ----------------------------------------------------------------------------- predict
 def load_net(model: TrainedModel, device: torch.device) -> TemporalDenoiseNet:
     if model.method != "denoise":
@@ -292,15 +215,6 @@ def load_net(model: TrainedModel, device: torch.device) -> TemporalDenoiseNet:
     light = first is None or tuple(first.shape[-2:]) == (1, 1)
     net = build_net(DenoiseParams.from_dict(model.params), light=light)
     return ready_for_inference(net, model.state_dict, device)
-
-
-def auto_batch_size(frame_shape, device) -> int:
-    """Frames per forward pass. On a CPU, about 64k pixels per batch keeps the activations in
-    cache (measured at 512x512 on 2 cores: 1 frame/batch 70 fps, 2: 64, 4: 48, 8: 31; at
-    128x128, 4 frames/batch was fastest); on a GPU, larger batches (about 4 M pixels)."""
-    pixels = int(frame_shape[0]) * int(frame_shape[1])
-    target = 2**22 if getattr(device, "type", str(device)) != "cpu" else 2**16
-    return int(min(64, max(1, round(target / max(pixels, 1)))))
 
 
 @contextlib.contextmanager
@@ -360,8 +274,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(model.norm.get("centre_kernel"), dev)
     register = bool(model.norm.get("register", False))
     transient = denoise_post.transient_step(model.norm.get("transient"))
-    widen = denoise_context.context_step(model.norm.get("context")) if context else None
-    halo = max(k, denoise_context.halo(model.norm.get("context")) if widen else 0)
+    spec = model.norm.get("context") if context else None
+    halo = max(k, denoise_context.halo(spec))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -378,23 +292,28 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     # most 512 MiB: a (t, z, y, x) movie of many large planes reads its halos again)
     block_bytes = (chunk_frames + 2 * halo) * 4 * (h + (-h) % 4) * (w + (-w) % 4)
     frames = ChunkFrames(data, mean, std, keep=len(planes) * block_bytes <= 2**29)
+    # the context step keeps its running sums for the next chunk (several planes' only
+    # when they are small: they are about 1.7x a block)
+    widen = denoise_context.context_step(
+        spec, chunk_frames + 2 * halo, len(planes) if 3 * len(planes) * block_bytes <= 2**29 else 1)
     # on a CPU the thread count is measured as it goes (1 thread first, the configured
     # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
     threads = ThreadChooser(enabled=dev.type == "cpu")
+    scratch = Scratch()
     t0 = time.perf_counter()
     with tally.cancel_message(), torch.inference_mode(), _restoring(threads):
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
             lo, hi = max(0, a - k), min(t_len, b + k)  # the net's frames
             rlo, rhi = max(0, a - halo), min(t_len, b + halo)  # and the context's
-            buf = np.empty((b - a, h, w), np.float32)
-            tbuf = torch.from_numpy(buf)
+            tbuf = scratch.get("out", (b - a, h, w))  # kept: see Scratch
+            buf = tbuf.numpy()
             for i, p in enumerate(planes):
                 block = frames.get(p, rlo, rhi)
                 # once per chunk, not per window
-                frames_u = unshuffle(block[lo - rlo:hi - rlo])
+                frames_u = unshuffle(block[lo - rlo:hi - rlo], scratch)
                 if widen is not None:
-                    widen.new_block(block, rlo, t_len)
+                    widen.new_block(block, rlo, t_len, key=p)
                 if gbuf is None or gbuf.shape[1:3] != frames_u.shape[:2]:
                     gbuf = torch.empty((batch_size, *frames_u.shape[:2], len(offsets), 4))
                 for s in range(a, b, batch_size):

@@ -172,47 +172,109 @@ def fit(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
     return spec, _combine(predicted, comps, a).astype(np.float32), change
 
 
+#: running sums are started again from zero after this many frames (float32: a sum of at
+#: most a few thousand normalised frames stays exact to about 1e-4 of the noise)
+REBASE = 2048
+
+
+class _Running:
+    """One plane's pyramid (levels 1 and up) and running sums at each level, kept in ring
+    buffers of ``cap`` frames across consecutive blocks: a block that extends the last one
+    only adds its new frames (frame g of level l sits at slot ``g % cap``, its running sum
+    ``S_l[g]``, the sum of frames ``base .. g - 1``, at slot ``g % (cap + 1)``). Sums are
+    only ever used as differences, so their common origin ``base`` does not matter."""
+
+    def __init__(self, cap: int, sizes, levels, first: int, n_total: int):
+        self.cap, self.sizes, self.levels, self.n_total = cap, sizes, levels, n_total
+        self.base = self.start = self.end = first
+        top = max(levels)
+        self.frames = {lv: torch.empty((cap, *sizes[lv])) for lv in range(1, top + 1)}
+        self.sums = {lv: torch.empty((cap + 1, *sizes[lv])) for lv in levels}
+        for s in self.sums.values():
+            s[first % (cap + 1)].zero_()
+
+    def extends(self, first: int, n: int, n_total: int, size) -> bool:
+        """Whether block ``first:first + n`` can continue this run."""
+        return (n_total == self.n_total and tuple(size) == tuple(self.sizes[0]) and n <= self.cap
+                and self.start <= first <= self.end <= first + n
+                and first + n - self.base <= REBASE)
+
+    def sum(self, lv: int, g: int) -> torch.Tensor:
+        return self.sums[lv][g % (self.cap + 1)]
+
+    def frame(self, lv: int, g: int) -> torch.Tensor:
+        return self.frames[lv][g % self.cap]
+
+    def extend(self, block: torch.Tensor, first: int) -> None:
+        """Add the frames of ``block`` (movie frames ``first:``) beyond the run's end."""
+        new = block[self.end - first:]
+        g0, g1 = self.end, first + len(block)
+        if not len(new):
+            return
+        level = new
+        for lv in range(1, max(self.levels) + 1):
+            level = pool(level)
+            for j in range(len(level)):  # one copy per frame: the ring may wrap
+                self.frame(lv, g0 + j).copy_(level[j])
+        for lv in self.levels:
+            for g in range(g0, g1):
+                f = new[g - g0] if lv == 0 else self.frame(lv, g)
+                torch.add(self.sum(lv, g), f, out=self.sum(lv, g + 1))
+        self.end = g1
+        self.start = max(self.base, g1 - self.cap)
+
+
 class ContextStep:
     """A model's step at inference, on a chunk's normalised frames ``block`` (movie frames
     ``first:first + len(block)``, with :func:`halo` frames beyond the chunk where the movie
     has them): ``step(f, ts)`` returns ``f (1 - sum a) + sum_l up^l(sum_W a_Wl pool^l(M_W))``
     for the (B, 1, H, W) prediction ``f`` of frames ``ts``, the levels summed coarse to fine
-    (one bilinear step per octave). :meth:`new_block` makes the block's pyramid and its
-    running sums once per chunk."""
+    (one bilinear step per octave). :meth:`new_block` brings the block's pyramid and running
+    sums up to date: when the block continues the last block of the same ``key`` (a plane),
+    only its new frames are added (``capacity``: the longest block; ``runs``: how many keys
+    are kept at once), otherwise they are made from the whole block."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, capacity: int = 0, runs: int = 1):
         self.windows = [int(w) for w in spec["windows"]]
         self.levels = [int(v) for v in spec["levels"]]
         self.a = np.asarray(spec["weights"], np.float64)  # (windows, levels)
         self.keep = float(1.0 - self.a.sum())
+        self.capacity, self.max_runs = int(capacity), max(1, int(runs))
+        self.runs: dict = {}
 
-    def new_block(self, block: torch.Tensor, first: int, n_total: int) -> None:
-        self.first, self.n_total = first, n_total
+    def new_block(self, block: torch.Tensor, first: int, n_total: int, key: Any = None) -> None:
+        self.first, self.n_total, self.block = first, n_total, block
         self.sizes = level_sizes(block.shape[-2:], max(self.levels))
-        self.blocks = [block]
-        for _ in range(max(self.levels)):
-            self.blocks.append(pool(self.blocks[-1]))
-        self.sums = {lv: prefix_sums(self.blocks[lv]) for lv in self.levels}
+        run = self.runs.get(key)
+        if run is None or not run.extends(first, len(block), n_total, block.shape[-2:]):
+            if key not in self.runs and len(self.runs) >= self.max_runs:
+                self.runs.clear()
+            run = _Running(max(len(block), self.capacity), self.sizes, self.levels, first,
+                           n_total)
+            self.runs[key] = run
+        run.extend(block, first)
+        self.run = run
 
     def _mix(self, lv: int, ts: np.ndarray) -> torch.Tensor:
         """``sum_W a_Wl M_W`` at level ``lv`` for frames ``ts``: (B, 1, h, w). Frame by frame
         on views of the running sums (no gathered copies): ``M_W = (S_b - S_a - x) / n``."""
-        sums, block, j = self.sums[lv], self.blocks[lv], self.levels.index(lv)
-        out = torch.empty((len(ts), 1, *block.shape[-2:]), dtype=torch.float32)
+        run, j = self.run, self.levels.index(lv)
+        out = torch.empty((len(ts), 1, *self.sizes[lv]), dtype=torch.float32)
         for k, t in enumerate(np.asarray(ts)):
             o = out[k, 0]
             total = 0.0
             for i, w in enumerate(self.windows):
-                a, b = (int(v) for v in window_bounds(int(t), w, self.first, self.n_total,
-                                                      len(block)))
+                a, b = (int(v) + self.first for v in window_bounds(
+                    int(t), w, self.first, self.n_total, len(self.block)))
                 c = float(self.a[i, j]) / (b - a - 1)
                 if i == 0:
-                    torch.mul(sums[b], c, out=o)
+                    torch.mul(run.sum(lv, b), c, out=o)
                 else:
-                    o.add_(sums[b], alpha=c)
-                o.add_(sums[a], alpha=-c)
+                    o.add_(run.sum(lv, b), alpha=c)
+                o.add_(run.sum(lv, a), alpha=-c)
                 total += c
-            o.add_(block[int(t) - self.first], alpha=-total)
+            x = self.block[int(t) - self.first] if lv == 0 else run.frame(lv, int(t))
+            o.add_(x, alpha=-total)
         return out
 
     def __call__(self, f: torch.Tensor, ts: np.ndarray) -> torch.Tensor:
@@ -226,6 +288,7 @@ class ContextStep:
         return f * self.keep + acc.to(f)
 
 
-def context_step(spec: Any) -> ContextStep | None:
-    """A model's :class:`ContextStep`; None without one."""
-    return ContextStep(spec) if spec else None
+def context_step(spec: Any, capacity: int = 0, runs: int = 1) -> ContextStep | None:
+    """A model's :class:`ContextStep` (see there for ``capacity`` and ``runs``); None
+    without one."""
+    return ContextStep(spec, capacity, runs) if spec else None

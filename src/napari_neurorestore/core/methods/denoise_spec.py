@@ -180,16 +180,18 @@ class DenoiseMethod(Method):
         chunk = min(p.chunk_frames, t)
         block = min(chunk + 2 * k, t) * F32 * hp * wp
         # the long-context step (fitted with the centre correction) reads CONTEXT_HALO
-        # frames each side, normalises them and keeps their running sums
-        wide = (min(chunk + 2 * max(k, CONTEXT_HALO), t) * F32 * hp * wp
-                if p.centre_correction and p.long_context else block)
+        # frames each side and keeps their pyramid and running sums (about 1.7x those frames)
+        context = p.centre_correction and p.long_context
+        wide = min(chunk + 2 * max(k, CONTEXT_HALO), t) * F32 * hp * wp if context else block
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
         members = ensemble_size(p.ensemble, shape)
         if members > 1:  # the flipped window, its unshuffled copy
             act += 2 * bpix * F32 * p.window
-        predict = (block + (3 if wide is not block else 1) * wide + chunk * fb
-                   + read_extra(wide, itemsize, lazy) + (0 if gpu else act))
+        # the frames read (two buffers that take turns), their unshuffled copy (two
+        # transposes), the context's running sums and the chunk's result before it is written
+        predict = (2 * wide + 2 * block + (1.7 * wide if context else 0) + chunk * F32 * h * w
+                   + chunk * fb + read_extra(wide, itemsize, lazy) + (0 if gpu else act))
         if streaming:
             predict += chunk * fb  # the zarr chunk being encoded / the memmap pages in flight
         out_bytes = 0 if streaming else t * planes * fb

@@ -1,0 +1,81 @@
+"""The denoiser's checks after training, on the frames it trained on: the time they keep
+of the training budget, and the registration, centre-frame correction, long-context step,
+transient threshold and self-check they fit (each described in its own module:
+:mod:`denoise_motion`, :mod:`denoise_centre`, :mod:`denoise_context`, :mod:`denoise_post`).
+``src`` is the trainer's frame source (its ``segments``, ``k`` and ``offsets``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn.functional import pixel_unshuffle
+
+from . import denoise_centre, denoise_context, denoise_motion, denoise_post
+from .denoise_frames import auto_batch_size, neighbour_index, predict_windows
+from .denoise_spec import DenoiseParams
+
+
+def reserve(params: DenoiseParams, src, members: int):
+    """The time to keep of the budget for the checks after training, from the typical
+    step time: ``CHECK_SHARE`` of the budget, or the checks' own estimate
+    (:func:`denoise_centre.check_seconds`) when it is longer, up to half the budget; None
+    without checks. A step of fewer than 16k pixels counts as 16k: so small a step is
+    mostly fixed costs, and its time per pixel says little about the checks'."""
+    if params.train_seconds is None or not params.centre_correction:
+        return None
+    h, w = src.segments[0].shape[-2:]
+    batch_px = max(2**14, params.batch_size * min(params.patch_size, h) * min(params.patch_size, w))
+    longest = max(len(seg) for seg in src.segments)
+    check_px = len(denoise_centre.check_times(longest, src.k, (h, w))) * h * w
+
+    def reserve(step_seconds: float) -> float:
+        est = denoise_centre.check_seconds(step_seconds / batch_px, check_px, members,
+                                           params.long_context)
+        return max(denoise_centre.CHECK_SHARE * params.train_seconds,
+                   min(0.5 * params.train_seconds, est))
+    return reserve
+
+
+def estimate(net, src, params: DenoiseParams, device,
+                     deadline: float | None = None, ensemble: int = 1) -> dict | None:
+    """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
+    correction (see :mod:`denoise_centre`) on up to CHECK_FRAMES frames of the longest
+    training segment; None when the segment is too short. Returns the kernel (None when
+    held-out frames say it does not help), ``register``, the long-context step (see
+    :mod:`denoise_context`; None when held-out frames say it does not help) and the
+    self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
+    so that what is fitted on them is what inference applies to)."""
+    seg = max(src.segments, key=len)
+    k = src.k
+    if len(seg) < 2 * k + 1 or len(seg) < 3:
+        return None
+    ts = denoise_centre.check_times(len(seg), k, seg.shape[-2:])
+    net.eval()
+    pred = np.empty((len(ts), *seg.shape[-2:]), np.float32)
+    # batches and memory layout as at inference (on a CPU, channels-last activations and
+    # about 64k pixels a batch: 4x faster here at 512 x 512 than batches of 8 frames)
+    bs = auto_batch_size(seg.shape[-2:], device)
+    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    net.to(memory_format=layout)
+    with torch.inference_mode():
+        for i in range(0, len(ts), bs):
+            x = torch.from_numpy(seg[neighbour_index(ts[i:i + bs], src.offsets, len(seg))])
+            xu = pixel_unshuffle(x.to(device), 2).contiguous(memory_format=layout)
+            pred[i:i + bs] = predict_windows(net, xu, ensemble)[:, 0].float().cpu().numpy()
+        net.to(memory_format=torch.contiguous_format)
+        centre, p = torch.from_numpy(seg[ts]), torch.from_numpy(pred)
+        motion = denoise_motion.motion_cv(centre, p)
+        register = motion < -denoise_motion.CV_THRESHOLD
+        if register:
+            pred = denoise_motion.register(centre, p)[0].numpy()
+    context, context_cv = None, 0.0
+    if params.long_context:
+        context, pred, context_cv = denoise_context.fit(seg, ts, pred)
+    est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
+    est["check"].update(motion_cv=motion, registered=bool(register),
+                        context_cv=float(context_cv), context=context is not None)
+    est["register"] = bool(register)
+    est["context"] = context
+    est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
+                        "threshold": denoise_post.transient_threshold(seg, ts, est["kernel"])}
+    return est
