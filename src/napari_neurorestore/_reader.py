@@ -2,7 +2,11 @@
 keeps the file's axes and pixel sizes (OME-TIFF PhysicalSizeX/Y/Z, ImageJ spacing and
 resolution tags, OME-Zarr coordinateTransformations: scale and translation). Large files come
 back lazy (a memory map, or a dask array over a compressed TIFF or a zarr store), never read
-whole."""
+whole.
+
+ROI files (suite2p ``stat.npy``, CaImAn ``.hdf5``/``.h5``, NWB ``.nwb``, Fiji/ImageJ
+``.roi`` and ``RoiSet.zip``) open as a Labels layer (see
+:mod:`napari_neurorestore.core.traces.roi_files`), which the ROI traces dock takes as is."""
 
 from __future__ import annotations
 
@@ -19,6 +23,10 @@ def napari_get_reader(path):
     name = str(path).lower().rstrip("/\\")
     if name.endswith(".zarr"):
         return read_zarr_layer
+    if name.endswith((".npy", ".roi", ".zip", ".h5", ".hdf5", ".nwb")):
+        from .core.traces.roi_files import roi_file_format
+
+        return read_rois_layer if roi_file_format(path) is not None else None
     if not name.endswith((".tif", ".tiff")):
         return None
     return read_tiff_layer
@@ -82,3 +90,45 @@ def read_zarr_layer(path):
             name = name[: -len(suffix)]
             break
     return [(data, {"name": name, **kwargs, "metadata": meta}, "image")]
+
+
+def _viewer_frames() -> list[tuple[int, int]]:
+    """The (y, x) frames of the image layers open in napari's current viewer, newest first."""
+    try:
+        from napari import current_viewer
+
+        viewer = current_viewer()
+    except Exception:
+        return []
+    if viewer is None:
+        return []
+    frames = []
+    for layer in reversed(list(viewer.layers)):
+        shape = getattr(getattr(layer, "data", None), "shape", ())
+        if type(layer).__name__ == "Image" and len(shape) >= 2:
+            frames.append((int(shape[-2]), int(shape[-1])))
+    return frames
+
+
+def read_rois_layer(path):
+    """The ROIs of a suite2p, CaImAn, NWB or ImageJ file as a Labels layer (y, x) on the
+    file's frame size. ImageJ ROI files hold no frame size: their labels take the frame of
+    the newest open image that holds them all, else the ROIs' extent."""
+    from pathlib import Path
+
+    from .core.traces.roi_files import read_roi_file
+
+    rf = read_roi_file(path)
+    labels = rf.labels
+    if rf.frame_shape is None:
+        for frame in _viewer_frames():
+            try:
+                labels = rf.for_frame(frame)
+                break
+            except ValueError:
+                continue
+    p = Path(str(path))
+    name = f"{p.parent.name} ROIs" if p.name.lower() == "stat.npy" else f"{p.stem} ROIs"
+    meta = {"source_path": str(path), "roi_format": rf.format, "messages": rf.messages,
+            "frame_shape": rf.frame_shape}
+    return [(labels, {"name": name, "metadata": meta}, "labels")]
