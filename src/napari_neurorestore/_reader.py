@@ -4,6 +4,11 @@ resolution tags, OME-Zarr coordinateTransformations: scale and translation). Lar
 back lazy (a memory map, or a dask array over a compressed TIFF or a zarr store), never read
 whole.
 
+Acquisition formats (:mod:`napari_neurorestore.core.acquisition`): a ScanImage TIFF with
+several channels or planes gives one layer per channel, never one interleaved stack; a
+Scanbox ``.sbx`` likewise; a suite2p plane folder (``ops.npy`` + ``data.bin``) its registered
+movie.
+
 ROI files (suite2p ``stat.npy``, CaImAn ``.hdf5``/``.h5``, NWB ``.nwb``, Fiji/ImageJ
 ``.roi`` and ``RoiSet.zip``) open as a Labels layer (see
 :mod:`napari_neurorestore.core.traces.roi_files`), which the ROI traces dock takes as is."""
@@ -23,6 +28,13 @@ def napari_get_reader(path):
     name = str(path).lower().rstrip("/\\")
     if name.endswith(".zarr"):
         return read_zarr_layer
+    if os.path.isdir(str(path)) or name.endswith((".sbx", "data.bin")):
+        from .core.acquisition import is_suite2p_folder
+
+        folder = str(path)[: -len("data.bin")] if name.endswith("data.bin") else str(path)
+        if name.endswith(".sbx") or is_suite2p_folder(folder or "."):
+            return read_acquisition_layers
+        return None
     if name.endswith((".npy", ".roi", ".zip", ".h5", ".hdf5", ".nwb")):
         from .core.traces.roi_files import roi_file_format
 
@@ -32,10 +44,25 @@ def napari_get_reader(path):
     return read_tiff_layer
 
 
+def read_acquisition_layers(path, layers=None):
+    """One lazy image layer per channel of a ScanImage TIFF or Scanbox file ((t, y, x), or
+    (t, z, y, x) with several planes), or the registered movie of a suite2p plane folder."""
+    from .core.acquisition import acquisition_layers
+
+    layers = acquisition_layers(path) if layers is None else layers
+    return [(data, {"name": name, "metadata": {"axes": axes, "source_path": str(path)}},
+             "image") for data, name, axes in layers]
+
+
 def read_tiff_layer(path):
     import tifffile
 
+    from .core.acquisition import acquisition_layers
     from .core.io import read_tiff
+
+    layers = acquisition_layers(path)  # ScanImage: never one interleaved stack
+    if layers is not None:
+        return read_acquisition_layers(path, layers)
     from .core.ome import tiff_pixel_sizes
 
     data, axes = read_tiff(path, lazy=True)

@@ -112,3 +112,19 @@ def test_napari_reader_leaves_other_zip_h5_and_npy_files_alone(tmp_path):
     np.save(tmp_path / "F.npy", np.zeros(3))
     for name in ("a.zip", "a.h5", "F.npy"):
         assert napari_get_reader(str(tmp_path / name)) is None
+
+
+def test_traces_of_a_suite2p_plane_folder_with_its_own_rois(movie, tmp_path):
+    from acquisition_fixtures import suite2p_plane
+
+    path, labels = movie
+    data = np.round(tifffile.imread(path)).astype(np.int16)
+    folder = suite2p_plane(tmp_path / "suite2p" / "plane0", data)
+    stat = suite2p(folder, truth(), iscell=(1, 1, 1))  # writes ops.npy again: same Ly, Lx
+    np.save(folder / "ops.npy", {"Ly": LY, "Lx": LX, "nframes": len(data)}, allow_pickle=True)
+    tif = tmp_path / "int.tif"
+    tifffile.imwrite(tif, data, metadata={"axes": "TYX"})
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["traces", str(folder), "--rois", str(stat), "-o", str(a)]) == 0
+    assert main(["traces", str(tif), "--rois", str(labels), "-o", str(b)]) == 0
+    np.testing.assert_allclose(_rows(a)[1], _rows(b)[1], atol=1e-6)

@@ -90,7 +90,7 @@ def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from ..core import traces as tr
     from ..core.errors import InputError
-    from ..core.io import check_distinct, check_output_path, read_tiff
+    from ..core.io import check_distinct, check_output_path, read_array, read_tiff
     from ..core.traces.roi_files import read_roi_file, roi_file_format
     from ..core.traces.transients import format_transients
 
@@ -118,7 +118,7 @@ def run_traces(args: argparse.Namespace) -> int:
         fields["offset"] = args.offset
         params = tr.TraceParams(**fields)
 
-        movie, axes = read_tiff(args.movie, lazy=True)
+        movie, axes = read_array(args.movie, lazy=True)
         movie = _time_first(movie, axes)
         roi_notes: list[str] = []
         if roi_file_format(args.rois) is not None:
@@ -139,7 +139,7 @@ def run_traces(args: argparse.Namespace) -> int:
             raise InputError(f"{args.rois} holds no ROIs (all pixels are 0)")
         compare, names = [], [_stem(args.movie)]
         for path in args.compare:
-            data, ax = read_tiff(path, lazy=True)
+            data, ax = read_array(path, lazy=True)
             compare.append(_time_first(data, ax))
             name = _stem(path)
             while name in names:
