@@ -178,3 +178,13 @@ def test_a_one_channel_one_plane_scanimage_file_is_a_plain_movie(tmp_path):
     data, axes = open_array(path)
     assert axes == "TYX" and data.shape == (5, 6, 7)
     np.testing.assert_array_equal(np.asarray(data[...]), pages)
+
+
+def test_an_output_over_the_chosen_input_file_is_refused(tmp_path, capsys):
+    from napari_neurorestore.cli import main
+
+    path = scanimage_2ch_3planes(tmp_path / "si.tif")
+    before = path.read_bytes()
+    assert main(["denoise", f"{path}:c1:z0", "-o", str(path), "--overwrite", "-q"]) == 2
+    assert "would write over" in capsys.readouterr().err
+    assert path.read_bytes() == before

@@ -118,8 +118,8 @@ def roi_file_format(path: str | Path) -> str | None:
     if name.endswith((".h5", ".hdf5")):
         try:
             import h5py
-        except ImportError:
-            return None
+        except ImportError:  # cannot look inside: reading it says what to install
+            return "caiman"
         try:
             with h5py.File(p, "r") as f:
                 return "caiman" if isinstance(f.get("estimates/A"), h5py.Group) else None
