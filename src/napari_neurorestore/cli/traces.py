@@ -43,8 +43,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("movie", help="reference movie TIFF, (t, y, x) or (t, z, y, x)")
-    p.add_argument("--rois", required=True, metavar="ROIS.tif",
-                   help="label image TIFF: (y, x), or (z, y, x) for a volume movie; 0 = background")
+    p.add_argument("--rois", required=True, metavar="ROIS",
+                   help="label image TIFF ((y, x), or (z, y, x) for a volume movie; 0 = "
+                        "background), or the ROIs of suite2p (stat.npy), CaImAn (.hdf5), NWB "
+                        "(.nwb, a PlaneSegmentation) or Fiji/ImageJ (RoiSet.zip, .roi)")
+    p.add_argument("--all-rois", action="store_true",
+                   help="with suite2p's stat.npy: also the ROIs that iscell.npy says are not "
+                        "cells; with CaImAn: also the rejected components")
     p.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER.tif",
                    help="movies to compare with the reference (same number of frames)")
     p.add_argument("--f0", default="percentile:20", metavar="SPEC",
@@ -85,7 +90,8 @@ def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from ..core import traces as tr
     from ..core.errors import InputError
-    from ..core.io import check_distinct, check_output_path, read_tiff
+    from ..core.io import check_distinct, check_output_path, read_array, read_tiff
+    from ..core.traces.roi_files import read_roi_file, roi_file_format
     from ..core.traces.transients import format_transients
 
     prog = "neurorestore traces"
@@ -112,10 +118,15 @@ def run_traces(args: argparse.Namespace) -> int:
         fields["offset"] = args.offset
         params = tr.TraceParams(**fields)
 
-        movie, axes = read_tiff(args.movie, lazy=True)
+        movie, axes = read_array(args.movie, lazy=True)
         movie = _time_first(movie, axes)
-        labels, _ = read_tiff(args.rois, lazy=False)
-        labels = np.asarray(labels)
+        roi_notes: list[str] = []
+        if roi_file_format(args.rois) is not None:
+            rf = read_roi_file(args.rois, all_rois=args.all_rois)
+            labels, roi_notes = rf.for_frame(movie.shape[-2:]), rf.messages
+        else:
+            labels, _ = read_tiff(args.rois, lazy=False)
+            labels = np.asarray(labels)
         if labels.dtype.kind == "f":
             if not np.all(labels == np.round(labels)):
                 raise InputError(f"{args.rois} is not a label image (it holds fractional values)")
@@ -128,7 +139,7 @@ def run_traces(args: argparse.Namespace) -> int:
             raise InputError(f"{args.rois} holds no ROIs (all pixels are 0)")
         compare, names = [], [_stem(args.movie)]
         for path in args.compare:
-            data, ax = read_tiff(path, lazy=True)
+            data, ax = read_array(path, lazy=True)
             compare.append(_time_first(data, ax))
             name = _stem(path)
             while name in names:
@@ -141,10 +152,11 @@ def run_traces(args: argparse.Namespace) -> int:
                                threshold_sd=args.event_threshold)
         if fid_out is not None:
             tr.write_fidelity_csv(fid_out, rows)
-    except (InputError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as e:
+    except (InputError, ValueError, FileExistsError, FileNotFoundError, PermissionError,
+            ImportError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    for m in result.messages:
+    for m in roi_notes + result.messages:
         print(f"{prog}: note: {m}", file=sys.stderr)
     for m in nan_notes:
         print(f"{prog}: warning: {m}", file=sys.stderr)

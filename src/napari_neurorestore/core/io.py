@@ -183,13 +183,20 @@ def _tiff_zarr(path: Path) -> Any:
 
 
 def open_array(path: str | os.PathLike) -> tuple[Any, str]:
-    """Open a TIFF stack or zarr store for chunked processing, without reading it.
+    """Open a TIFF stack or zarr store for chunked processing, without reading it; also a
+    suite2p plane folder, one channel (and plane) of a ScanImage TIFF or a Scanbox file,
+    chosen with a ``:cN``/``:zN`` suffix (see :mod:`.acquisition`).
 
     Returns (array, axes): a zarr array (a TIFF through tifffile's zarr view, or a zarr
     store), a lazy dask view (OME-Zarr without its singleton axes), or without zarr
     installed a memmap (uncompressed TIFF) or the data read whole (small compressed TIFF);
     each returns numpy when sliced.
     """
+    from .acquisition import open_acquisition
+
+    opened = open_acquisition(path)  # suite2p plane folder, ScanImage channels/planes, .sbx
+    if opened is not None:
+        return opened
     p = Path(path)
     if is_zarr_path(p):
         return open_zarr(p)
@@ -216,11 +223,17 @@ def open_array(path: str | os.PathLike) -> tuple[Any, str]:
 
 
 def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
-    """Open a TIFF stack or a zarr/OME-Zarr store; return (array, axes).
+    """Open a TIFF stack or a zarr/OME-Zarr store; return (array, axes). Acquisition formats
+    (:mod:`.acquisition`) as :func:`open_array`.
 
     TIFFs as :func:`read_tiff`; zarr stores as a dask array when ``lazy`` (the napari
     reader's choice: napari slices dask arrays lazily), else read into memory.
     """
+    from .acquisition import open_acquisition
+
+    opened = open_acquisition(path)  # suite2p plane folder, ScanImage channels/planes, .sbx
+    if opened is not None:
+        return (opened if lazy else (np.asarray(opened[0]), opened[1]))
     p = Path(path)
     if is_zarr_path(p):
         arr, axes = open_zarr(p)

@@ -78,8 +78,12 @@ def check_distinct(outputs: Sequence[tuple[str, Any]], inputs: Sequence[tuple[st
     loaded, or inside an input's zarr store, or holds one) or the same path as another
     output of the call. ``outputs``/``inputs``: (flag or role, path) pairs; None paths are
     skipped."""
+    from .acquisition import split_selection
+
     seen: list[tuple[str, Any, Path]] = []
-    ins = [(what, p, resolved(p)) for what, p in inputs if p is not None and str(p)]
+    # an input's channel/plane choice (movie.tif:c1:z0) names the file movie.tif
+    ins = [(what, p, resolved(split_selection(p)[0])) for what, p in inputs
+           if p is not None and str(p)]
     for flag, o in outputs:
         if o is None or not str(o):
             continue
