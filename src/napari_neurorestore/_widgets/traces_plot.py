@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import QSizePolicy
 
 from ..core import traces as tr
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 FALLBACK_THEME = {"bg": "#262930", "canvas": "#000000", "text": "#f0f1f2",
                   "current": "#007acc", "grid": "#61696e"}
 STYLES = ["-", "--", ":", "-."]
+#: the plot's least height and its preferred size (pixels); it grows with the dock
+MIN_PLOT_HEIGHT = 220
+PLOT_SIZE = (400, 240)
 
 
 class TracePlot:
@@ -31,9 +35,19 @@ class TracePlot:
         from matplotlib.figure import Figure
 
         self.viewer = viewer
+        class PlotCanvas(FigureCanvasQTAgg):
+            """The canvas, with fixed size hints (matplotlib's is the figure's current
+            size, which would keep a dock's scroll area as tall as the plot ever was)."""
+
+            def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+                return QSize(*PLOT_SIZE)
+
+            def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
+                return QSize(160, MIN_PLOT_HEIGHT)
+
         self.figure = Figure(figsize=(5, 3), dpi=100, layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
+        self.canvas = PlotCanvas(self.figure)
+        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._reset()
 
