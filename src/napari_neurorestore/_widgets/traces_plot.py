@@ -122,11 +122,11 @@ class TracePlot:
                                   label=f"ROI {rid}" if (k == 0 or not overlay) else None)
                 self.lines[(lt.name, rid)] = line
             if not overlay:
-                ax.set_title(lt.name, fontsize=9)
+                ax.set_title(self._fit(lt.name, n), fontsize=9)
         self._draw_events(res, axes, x, colors)
         uniq = list(dict.fromkeys(axes))
         if overlay:
-            uniq[0].set_title("  ".join(f"{lt.name} ({STYLES[k % 4]})"
+            uniq[0].set_title("  ".join(f"{self._fit(lt.name, n)} ({STYLES[k % 4]})"
                                         for k, lt in enumerate(res.layers)), fontsize=9)
         for j, ax in enumerate(uniq):
             ax.set_xlabel(xlabel, fontsize=8)
@@ -140,6 +140,12 @@ class TracePlot:
             uniq[0].legend(fontsize=7, loc="upper right", framealpha=0.6, handlelength=1.2)
         self.axes = uniq
         self.apply_theme()
+
+    def _fit(self, name: str, n_panels: int) -> str:
+        """``name`` elided in the middle to fit one of ``n_panels`` titles side by side
+        ("calcium m…[denoised]"; the whole names are in the fidelity table's tooltips)."""
+        width = (self.canvas.width() - 70) / n_panels  # less the y axis: about one panel
+        return elide_middle(name, max(8, int(width / 8)))
 
     def _draw_events(self, res: tr.TraceResult, axes: list[Any], x: np.ndarray,
                      colors: dict) -> None:
@@ -174,3 +180,12 @@ class TracePlot:
 
     def save(self, path: Any, dpi: int = 150) -> None:
         self.figure.savefig(path, dpi=dpi, facecolor=self.figure.get_facecolor())
+
+
+def elide_middle(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters with "…" in the middle (its end is kept: a layer's
+    suffix such as "[denoised]" tells the layers apart)."""
+    if len(text) <= n:
+        return text
+    tail = (n - 1) // 2 + 1
+    return text[: n - 1 - tail] + "…" + text[-tail:]

@@ -61,7 +61,6 @@ def make_fidelity_table() -> QTableWidget:
     hh = table.horizontalHeader()
     hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     hh.setMaximumSectionSize(MAX_COLUMN_WIDTH)
-    hh.setStretchLastSection(True)
     hh.moveSection(_COL["⚠"], _COL["Layer"] + 1)  # shown by the layer, not scrolled away
     return table
 

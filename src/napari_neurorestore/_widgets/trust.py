@@ -163,6 +163,7 @@ class TrustWidget(DockBase):
         self.table.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().moveSection(3, 0)  # status first: never scrolled away
         root.addWidget(self.table, stretch=1)  # the table takes the room left
         row = QHBoxLayout()
         self.residual_button = QPushButton("Add residual layer")
