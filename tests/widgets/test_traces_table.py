@@ -27,3 +27,12 @@ def test_snr_and_contrast_columns_say_their_definitions(qtbot):
     cells = [table.item(i, col["Layer"]) for i in range(table.rowCount())]
     assert any(c.text() == name and c.toolTip() == name for c in cells)
     assert all(table.item(i, col["Contrast (dB)"]).text() for i in range(table.rowCount()))
+
+
+def test_plot_titles_are_elided_in_the_middle_keeping_the_suffix():
+    from napari_neurorestore._widgets.traces_plot import elide_middle
+
+    name = "calcium movie (noisy) [denoised]"
+    assert elide_middle("raw", 8) == "raw"
+    short = elide_middle(name, 20)
+    assert len(short) == 20 and short.endswith("[denoised]") and "…" in short

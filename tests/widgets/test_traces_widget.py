@@ -266,6 +266,7 @@ def test_halved_transients_are_flagged_in_the_table_and_on_the_plot(viewer, widg
     from qtpy.QtGui import QColor
 
     from napari_neurorestore._widgets.traces import TABLE_COLUMNS, WARN_COLOR
+    from napari_neurorestore._widgets.traces_table import SHORT_HEADERS
 
     sim, half = sim_long
     viewer.add_image(sim.raw, name="raw")
@@ -279,7 +280,8 @@ def test_halved_transients_are_flagged_in_the_table_and_on_the_plot(viewer, widg
     widget.refresh()
     assert widget.error is None, widget.status_label.text()
     tab = widget.fidelity_table
-    assert [tab.horizontalHeaderItem(j).text() for j in range(tab.columnCount())] == TABLE_COLUMNS
+    assert [tab.horizontalHeaderItem(j).text() for j in range(tab.columnCount())] == \
+        [SHORT_HEADERS.get(c, c) for c in TABLE_COLUMNS]  # the whole names in the tooltips
     col = {name: j for j, name in enumerate(TABLE_COLUMNS)}
     rows = {(tab.item(i, 0).text(), tab.item(i, 1).text()): i for i in range(tab.rowCount())}
     assert len(rows) == 9

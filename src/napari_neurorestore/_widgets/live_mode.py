@@ -23,10 +23,9 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, PushButton
-from superqt import QCollapsible
 
 from ..core.progress import CancelToken, Progress
-from .base import Job
+from .base import Job, Section
 from .layers import unique_name
 from .worker import EXPECTED_ERRORS, TaskOutcome, sync_from_env
 
@@ -174,9 +173,8 @@ class LiveMode:
                                       "finished and complete).")
         self.container = Container(widgets=[self.folder_edit, self.output_edit, self.idle_spin,
                                             self.start_button, self.stop_button])
-        self.box = QCollapsible("Live…")
+        self.box = Section("Live…")
         self.box.addWidget(self.container.native)
-        self.box.setDuration(0)
         self._auto_output = ""
         self.folder_edit.changed.connect(self._on_folder)
         self.start_button.changed.connect(self.start)

@@ -26,10 +26,9 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
-from superqt import QCollapsible
 
 from ..core.methods import names
-from .base import DockBase
+from .base import DockBase, Section
 from .form import ParamForm
 from .formatting import format_progress, format_seconds
 from .live_mode import LiveMode
@@ -83,9 +82,8 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         #    the labels line up
         self.params_container = Container(widgets=[self.layer_combo, self.method_combo])
         self.advanced_container = Container(labels=True)
-        self.advanced = QCollapsible("Advanced")
+        self.advanced = Section("Advanced")
         self.advanced.addWidget(self.advanced_container.native)
-        self.advanced.setDuration(0)
         self.form = ParamForm(self.params_container, self.advanced_container)
 
         # -- actions
@@ -153,7 +151,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
 
     # ------------------------------------------------------------------ layout
     def _build_layout(self) -> None:
-        lay = QVBoxLayout(self)
+        lay = QVBoxLayout(self.body)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.params_container.native)
         lay.addWidget(self.advanced)

@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
 
 from ..core import traces as tr
 from ..core.errors import InputError
-from .base import ERROR_STYLE, DockBase, disconnect_quietly, text_label
+from .base import ERROR_STYLE, DockBase, Section, disconnect_quietly, text_label
 from .traces_compute import TraceCompute
 from .traces_layers import TraceLayers
 from .traces_options import TraceOptions
@@ -135,7 +135,7 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
+        root = QVBoxLayout(self.body)
         root.setContentsMargins(4, 4, 4, 4)
 
         # layers
@@ -146,7 +146,7 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         form.addRow("Reference", self.reference_combo)
         self.compare_list = QListWidget()
         self.compare_list.setToolTip("restored layers sharing the reference's time axis")
-        self.compare_list.setMaximumHeight(64)
+        self.compare_list.setMaximumHeight(72)  # 3 layers; Qt's least for a list: 69
         form.addRow("Compare", self.compare_list)
         row = QHBoxLayout()
         self.roi_combo = QComboBox()
@@ -163,7 +163,10 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         self.options = TraceOptions()
         for name in TraceOptions.CONTROLS:
             setattr(self, name, getattr(self.options, name))
-        root.addWidget(self.options)
+        self.options.setTitle("")  # the section says it
+        self.options_section = Section("ΔF/F options")  # collapsed: the plot gets the room
+        self.options_section.addWidget(self.options)
+        root.addWidget(self.options_section)
 
         # plot
         row = QHBoxLayout()

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import QSizePolicy
 
 from ..core import traces as tr
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 FALLBACK_THEME = {"bg": "#262930", "canvas": "#000000", "text": "#f0f1f2",
                   "current": "#007acc", "grid": "#61696e"}
 STYLES = ["-", "--", ":", "-."]
+#: the plot's least height and its preferred size (pixels); it grows with the dock
+MIN_PLOT_HEIGHT = 220
+PLOT_SIZE = (400, 240)
 
 
 class TracePlot:
@@ -31,9 +35,19 @@ class TracePlot:
         from matplotlib.figure import Figure
 
         self.viewer = viewer
+        class PlotCanvas(FigureCanvasQTAgg):
+            """The canvas, with fixed size hints (matplotlib's is the figure's current
+            size, which would keep a dock's scroll area as tall as the plot ever was)."""
+
+            def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+                return QSize(*PLOT_SIZE)
+
+            def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
+                return QSize(160, MIN_PLOT_HEIGHT)
+
         self.figure = Figure(figsize=(5, 3), dpi=100, layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
+        self.canvas = PlotCanvas(self.figure)
+        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._reset()
 
@@ -108,11 +122,11 @@ class TracePlot:
                                   label=f"ROI {rid}" if (k == 0 or not overlay) else None)
                 self.lines[(lt.name, rid)] = line
             if not overlay:
-                ax.set_title(lt.name, fontsize=9)
+                ax.set_title(self._fit(lt.name, n), fontsize=9)
         self._draw_events(res, axes, x, colors)
         uniq = list(dict.fromkeys(axes))
         if overlay:
-            uniq[0].set_title("  ".join(f"{lt.name} ({STYLES[k % 4]})"
+            uniq[0].set_title("  ".join(f"{self._fit(lt.name, n)} ({STYLES[k % 4]})"
                                         for k, lt in enumerate(res.layers)), fontsize=9)
         for j, ax in enumerate(uniq):
             ax.set_xlabel(xlabel, fontsize=8)
@@ -126,6 +140,12 @@ class TracePlot:
             uniq[0].legend(fontsize=7, loc="upper right", framealpha=0.6, handlelength=1.2)
         self.axes = uniq
         self.apply_theme()
+
+    def _fit(self, name: str, n_panels: int) -> str:
+        """``name`` elided in the middle to fit one of ``n_panels`` titles side by side
+        ("calcium m…[denoised]"; the whole names are in the fidelity table's tooltips)."""
+        width = (self.canvas.width() - 70) / n_panels  # less the y axis: about one panel
+        return elide_middle(name, max(8, int(width / 8)))
 
     def _draw_events(self, res: tr.TraceResult, axes: list[Any], x: np.ndarray,
                      colors: dict) -> None:
@@ -160,3 +180,12 @@ class TracePlot:
 
     def save(self, path: Any, dpi: int = 150) -> None:
         self.figure.savefig(path, dpi=dpi, facecolor=self.figure.get_facecolor())
+
+
+def elide_middle(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters with "…" in the middle (its end is kept: a layer's
+    suffix such as "[denoised]" tells the layers apart)."""
+    if len(text) <= n:
+        return text
+    tail = (n - 1) // 2 + 1
+    return text[: n - 1 - tail] + "…" + text[-tail:]

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..core import traces as tr
+from .base import RowsTable
 from .traces_rois import palette_color
 
 WARN_COLOR = "#e06c75"
@@ -19,6 +20,14 @@ WARN_COLOR = "#e06c75"
 TABLE_COLUMNS = ["ROI", "Layer", "SNR (dB)", "Contrast (dB)", "Pearson r", "NRMSE", "Events",
                  "Peak ratio", "Delay (fr)", "⚠"]
 _COL = {name: j for j, name in enumerate(TABLE_COLUMNS)}
+#: what the header shows of each column (short, so that ten columns fit a dock: the
+#: column's name and what it means are in the header's tooltip)
+SHORT_HEADERS = {"SNR (dB)": "SNR", "Contrast (dB)": "Contr.", "Pearson r": "r",
+                 "Events": "Ev.", "Peak ratio": "Peak", "Delay (fr)": "Delay"}
+#: the widest a column grows to fit its cells (a longer layer name is elided in the middle)
+MAX_COLUMN_WIDTH = 160
+#: whole rows the table always shows (it grows with the dock)
+MIN_ROWS = 3
 FLAG_TEXT = {"flattened": "flattened", "shifted": "shifted"}
 _TIPS = {
     "SNR (dB)": "SNR of the ROI's ΔF/F trace: 20 log10(ΔF/F peak / baseline noise std); "
@@ -40,21 +49,19 @@ _TIPS = {
 
 
 def make_fidelity_table() -> QTableWidget:
-    """An empty, read-only table with the :data:`TABLE_COLUMNS` and their tooltips."""
-    table = QTableWidget(0, len(TABLE_COLUMNS))
-    table.setHorizontalHeaderLabels(TABLE_COLUMNS)
-    for j, name in enumerate(TABLE_COLUMNS):
-        if name in _TIPS:
-            table.horizontalHeaderItem(j).setToolTip(_TIPS[name])
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    """An empty, read-only table with the :data:`TABLE_COLUMNS` (short titles,
+    :data:`SHORT_HEADERS`; the name and its meaning in the tooltip), columns as wide as their
+    contents (at most :data:`MAX_COLUMN_WIDTH`), and at least :data:`MIN_ROWS` rows shown."""
+    headers = [(SHORT_HEADERS.get(name, name),
+                f"{name}: {_TIPS[name]}" if name in _TIPS and SHORT_HEADERS.get(name)
+                else _TIPS.get(name, "")) for name in TABLE_COLUMNS]
+    table = RowsTable(headers, min_rows=MIN_ROWS)
     table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long layer names: "raw…_v2"
     table.setWordWrap(False)
-    table.verticalHeader().setVisible(False)
     hh = table.horizontalHeader()
-    hh.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-    for j in (0, _COL["Events"], len(TABLE_COLUMNS) - 1):
-        hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
-    table.setMinimumHeight(80)
+    hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    hh.setMaximumSectionSize(MAX_COLUMN_WIDTH)
+    hh.moveSection(_COL["⚠"], _COL["Layer"] + 1)  # shown by the layer, not scrolled away
     return table
 
 

@@ -31,7 +31,6 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QMessageBox,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -39,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from ..core.progress import CancelToken, Progress
 from ..core.trust.checks import transients_available
-from .base import DockBase, Job, fill_combo, text_label
+from .base import DockBase, Job, RowsTable, fill_combo, text_label
 from .layers import unique_name
 from .worker import EXPECTED_ERRORS, TaskOutcome
 
@@ -133,7 +132,7 @@ class TrustWidget(DockBase):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
+        root = QVBoxLayout(self.body)
         root.setContentsMargins(6, 6, 6, 6)
         form = QFormLayout()
         self.raw_combo = QComboBox()
@@ -160,15 +159,12 @@ class TrustWidget(DockBase):
         root.addWidget(self.verdict_label)
         self.noise_label = text_label("")
         root.addWidget(self.noise_label)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["check", "value", "threshold", "status"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = RowsTable(["check", "value", "threshold", "status"], min_rows=4)
         self.table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.ResizeToContents)
+            QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumHeight(180)
-        root.addWidget(self.table)
+        self.table.horizontalHeader().moveSection(3, 0)  # status first: never scrolled away
+        root.addWidget(self.table, stretch=1)  # the table takes the room left
         row = QHBoxLayout()
         self.residual_button = QPushButton("Add residual layer")
         self.residual_button.setToolTip("add '<raw> [removed]' = raw - restored")
@@ -185,7 +181,6 @@ class TrustWidget(DockBase):
         root.addWidget(self.save_button)
         self.status_label = text_label(selectable=False)
         root.addWidget(self.status_label)
-        root.addStretch(1)
         self.setMinimumWidth(320)
 
     def reset_choices(self, *_: Any) -> None:
