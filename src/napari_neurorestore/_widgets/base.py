@@ -82,6 +82,12 @@ def text_label(text: str = "", selectable: bool = True) -> QLabel:
     return label
 
 
+def real_layer(layer: Any) -> Any:
+    """The layer itself: a plugin dock's viewer is napari's proxy, which wraps each layer it
+    hands out in a new proxy object, so ``a is b`` of two look-ups of one layer is False."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 def fill_combo(combo: Any, names: Iterable[str], extra: Iterable[str] = ()) -> bool:
     """Refill a ``QComboBox`` with ``extra + names``, keeping its current text when it is
     still there (no signals while refilling). Returns whether it was kept."""
@@ -140,7 +146,7 @@ class DockBase(QWidget):
         if not name:
             return None
         try:
-            return self.viewer.layers[name]
+            return real_layer(self.viewer.layers[name])
         except (KeyError, ValueError):
             return None
 

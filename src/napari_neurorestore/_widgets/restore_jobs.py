@@ -289,7 +289,7 @@ class RestoreJobs:
 
     def _add_residual(self, job: _Job, result: Any, new_layer: Any) -> None:
         from ..core.trust import lazy_residual
-        from .trust import add_residual
+        from .residual import add_residual
 
         try:
             res = lazy_residual(self._read_layer(job.layer), result.data, result.metadata)
