@@ -124,3 +124,86 @@ def test_trust_pairs_a_result_with_the_layer_it_was_made_from(viewer, sim, monke
     assert w.raw_combo.currentText() == "other movie"
     w.restored_combo.setCurrentText("big movie [denoised]")
     assert w.raw_combo.currentText() == "big movie"
+
+
+# --------------------------------------------------------------------------- ROI traces
+@pytest.fixture
+def traces(viewer, sim, qtbot):
+    from napari_neurorestore._widgets.traces import TracesWidget
+
+    viewer.add_image(sim.raw, name="raw")
+    w = TracesWidget(PublicOnlyProxy(viewer))
+    w.sync = True
+    w.debounce_ms = 5
+    w.reference_combo.setCurrentText("raw")
+    return w
+
+
+def _centre(labels, k):
+    ys, xs = np.nonzero(labels == k)
+    return float(ys.mean()), float(xs.mean())
+
+
+def test_traces_labels_with_too_few_frames_is_refused_in_words(traces, viewer, sim):
+    w = traces
+    short = np.stack([sim.labels] * 10)  # (10, 32, 32) labels on a 60-frame movie
+    viewer.add_labels(short, name="cells")
+    w.roi_combo.setCurrentText("cells")
+    w.go_to_frame(40)  # beyond the labels' 10 frames
+    w._safe_refresh()
+    assert w.error is not None
+    assert "IndexError" not in w.error and "unexpected" not in w.error
+    assert "'cells'" in w.error and "(10, 32, 32)" in w.error
+    assert "(32, 32)" in w.error and "(60, 32, 32)" in w.error  # what shape is expected
+    w.go_to_frame(3)  # within its 10 frames: still refused (not silently frame 3's)
+    w._safe_refresh()
+    assert w.error is not None and "(60, 32, 32)" in w.error and w.result is None
+
+
+def test_traces_labels_with_a_compare_layer_of_another_size_leaves_only_it_out(
+        traces, viewer, sim):
+    w = traces
+    viewer.add_image(sim.clean, name="restored")
+    viewer.add_image(np.repeat(np.repeat(sim.clean, 2, 1), 2, 2), name="upsampled")
+    viewer.add_labels(sim.labels, name="cells")
+    w.roi_combo.setCurrentText("cells")
+    w.set_compare(["restored", "upsampled"])
+    w._safe_refresh()
+    assert w.error is None, w.status_label.text()
+    assert [lt.name for lt in w.result.layers] == ["raw", "restored"]
+    assert "'upsampled'" in w.status_label.text() and "left out" in w.status_label.text()
+
+
+def test_traces_failed_export_removes_the_written_line(traces, viewer, sim, tmp_path,
+                                                        monkeypatch):
+    from napari_neurorestore._widgets import traces as traces_mod
+
+    w = traces
+    viewer.add_labels(sim.labels, name="cells")
+    w.roi_combo.setCurrentText("cells")
+    w._safe_refresh()
+    assert w.result is not None
+    good = tmp_path / "traces.csv"
+    target = {"path": str(good)}
+    monkeypatch.setattr(traces_mod.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (target["path"], "")))
+    w.export_traces_button.click()
+    assert good.exists() and "written to" in w.status_label.text()
+    target["path"] = str(tmp_path / "no such folder" / "traces.csv")
+    w.export_traces_button.click()
+    assert w.error is not None
+    assert "written to" not in w.status_label.text()
+
+
+def test_traces_zero_area_polygon_is_left_out_with_a_word(traces, viewer, sim):
+    w = traces
+    layer = w.add_roi_layer()
+    layer.add_ellipses(np.array([_centre(sim.labels, 1), (4.0, 4.0)]))
+    cy, cx = _centre(sim.labels, 2)
+    cy, cx = round(cy), round(cx)
+    layer.add_polygons([np.array([[cy, cx], [cy, cx + 4.0], [cy, cx + 8.0]])])  # a line
+    w._safe_refresh()
+    assert w.error is None, w.status_label.text()
+    ids = [int(i) for i in layer.features["roi"]]
+    assert w.result.roi_ids == [ids[0]]
+    assert f"ROI {ids[1]}" in w.status_label.text() and "area" in w.status_label.text()
