@@ -6,6 +6,7 @@ say what to do in GUI words."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -207,3 +208,138 @@ def test_traces_zero_area_polygon_is_left_out_with_a_word(traces, viewer, sim):
     ids = [int(i) for i in layer.features["roi"]]
     assert w.result.roi_ids == [ids[0]]
     assert f"ROI {ids[1]}" in w.status_label.text() and "area" in w.status_label.text()
+
+
+# --------------------------------------------------------------------------- Restore
+@pytest.fixture
+def restore(viewer, monkeypatch):
+    """A Restore dock whose methods' heavy module is a fake that returns at once."""
+    from napari_neurorestore._widgets.restore import RestoreWidget
+    from napari_neurorestore.core.methods.base import Method
+    from napari_neurorestore.core.models import RestoreResult, TrainedModel
+
+    class Fake:
+        calls = 0
+
+        @classmethod
+        def run(cls, data, params, cancel=None, model=None, **kw):
+            cls.calls += 1
+            yield from ()
+            return RestoreResult(np.asarray(data, np.float32), TrainedModel("denoise", {}, {}, {}),
+                                 {"neurorestore": {"method": "denoise"}}, "denoised")
+
+    monkeypatch.setattr(Method, "impl", lambda self: Fake)
+    w = RestoreWidget(PublicOnlyProxy(viewer))
+    viewer.window.add_dock_widget(w, name="Restore")
+    w.sync = True
+    w.notify = False
+    w.fake = Fake
+    return w
+
+
+def test_restore_refusal_resets_the_progress_of_the_last_run(restore, viewer):
+    from napari_neurorestore._widgets.restore_jobs import PROGRESS_MAX
+
+    w = restore
+    viewer.add_image(np.zeros((12, 16, 16), np.float32), name="movie")
+    w.start_training()
+    assert w.progress_bar.value == PROGRESS_MAX and w.progress_label.value == "done"
+    viewer.add_image(np.zeros((8, 16, 16, 3), np.uint8), name="rgb", rgb=True)
+    w.layer_combo.value = viewer.layers["rgb"]
+    assert w.start_training() is None
+    assert "RGB" in w.status_label.value and "'rgb'" in w.status_label.value
+    assert w.progress_bar.value == 0 and w.progress_label.value != "done"
+
+
+def test_restore_upsample_of_a_4d_layer_is_refused_up_front(restore, viewer):
+    w = restore
+    w.method_combo.value = "upsample"
+    viewer.add_image(np.zeros((3, 6, 32, 32), np.float32), name="tzyx")
+    assert w.cost_label.value != ""  # says why there is no estimate
+    assert w.start_training() is None
+    text = w.status_label.value
+    assert "'tzyx'" in text and "(z, y, x)" in text and "zip()" not in text
+    assert w.fake.calls == 0 and not w.is_busy and len(viewer.layers) == 1
+
+
+@pytest.mark.parametrize("method", ["upsample", "isotropize"])
+def test_restore_volume_method_refuses_a_movie(restore, viewer, tmp_path, method):
+    import tifffile
+
+    from napari_neurorestore._reader import read_tiff_layer
+
+    w = restore
+    w.method_combo.value = method
+    data = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
+    p = tmp_path / "movie.tif"
+    tifffile.imwrite(p, data, imagej=True, metadata={"axes": "TYX"})
+    arr, kw, _ = read_tiff_layer(str(p))[0]
+    viewer.add_image(arr, **kw)  # as napari opens it with this plugin's reader
+    assert w.start_training() is None
+    text = w.status_label.value
+    assert "'movie'" in text and "time" in text and w.fake.calls == 0
+    # a layer whose first axis napari labels as time, likewise
+    viewer.add_image(data, name="labelled", axis_labels=("t", "y", "x"))
+    w.layer_combo.value = viewer.layers["labelled"]
+    assert w.start_training() is None
+    assert "'labelled'" in w.status_label.value and "time" in w.status_label.value
+    assert w.fake.calls == 0 and len(viewer.layers) == 2
+
+
+def test_restore_non_model_file_is_refused_in_gui_words(restore, tmp_path):
+    import pickle
+
+    w = restore
+    bad = tmp_path / "notes.pt"
+    bad.write_bytes(pickle.dumps({"a": np.arange(3)}))  # a pickle, not a model
+    assert w.load_model(bad) is None
+    text = w.status_label.value
+    assert "notes.pt" in text and "not a model saved by napari-neurorestore" in text
+    assert "Weights only" not in text and "weights_only" not in text and "Error" not in text
+
+
+def test_restore_file_exists_refusals_speak_gui_words(restore, trust, tmp_path):
+    from napari_neurorestore.core.models import TrainedModel
+
+    w = restore
+    (tmp_path / "model.pt").write_bytes(b"")
+    w._use_model(TrainedModel("denoise", {}, {}, {}), "test")
+    assert w.save_model(tmp_path / "model.pt") is None
+    assert "already exists" in w.status_label.value
+    assert "--overwrite" not in w.status_label.value
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    (tmp_path / "out.zarr").mkdir()
+    w.live.folder_edit.value = str(folder)
+    w.live.output_edit.value = str(tmp_path / "out.zarr")
+    assert w.live.start() is None
+    assert "already exists" in w.status_label.value
+    assert "--overwrite" not in w.status_label.value
+    trust.assess()
+    (tmp_path / "r.html").write_text("")
+    assert trust.save_report(tmp_path / "r.html") is None
+    assert "already exists" in trust.status_label.text()
+    assert "--overwrite" not in trust.status_label.text()
+
+
+def test_restore_loaded_model_shows_its_fixed_parameters_as_fixed(restore, viewer, tmp_path):
+    from napari_neurorestore.core.methods import params_for
+    from napari_neurorestore.core.models import TrainedModel, save_model
+
+    w = restore
+    params = dataclasses.asdict(params_for("upsample")())
+    params.update(factor=2, lateral_only=True)
+    path = save_model(TrainedModel("upsample", params, {}, {}), tmp_path / "up.pt")
+    w.method_combo.value = "upsample"
+    w.param_widgets["factor"].value = 4  # typed before loading: the model's 2 is shown
+    assert w.load_model(path) is not None and w.method == "upsample"
+    for name, value in (("factor", 2), ("lateral_only", True)):
+        widget = w.param_widgets[name]
+        assert widget.value == value and not widget.enabled, name
+        assert "fixed by the loaded model" in widget.tooltip
+    assert w.param_widgets["ensemble"].enabled  # a run-time setting stays free
+    # a model trained here replaces it: the fields are free again
+    viewer.add_image(np.zeros((12, 64, 64), np.float32), name="vol")
+    w.start_training()
+    assert w.param_widgets["factor"].enabled
+    assert "fixed by the loaded model" not in w.param_widgets["factor"].tooltip

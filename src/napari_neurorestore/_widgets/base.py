@@ -35,6 +35,7 @@ from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QLabel, QWidget
 
 from ..core.progress import CancelToken, Progress
+from .formatting import gui_words
 from .worker import TaskOutcome, make_worker
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ class DockBase(QWidget):
         """Show ``text`` in the status label (in red when ``error`` and the label is a
         ``QLabel``)."""
         if not self._alive.closed and self.status_label is not None:
-            self._write_status(text, error)
+            self._write_status(gui_words(text), error)
 
     def _write_status(self, text: str, error: bool) -> None:
         label = self.status_label
@@ -254,7 +255,7 @@ class DockBase(QWidget):
         try:
             from napari.utils import notifications
 
-            getattr(notifications, kind)(text)
+            getattr(notifications, kind)(gui_words(text))
         except Exception:  # a notification is a courtesy
             pass
 

@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
 from ..core import traces as tr
 from ..core.errors import InputError
 from .base import ERROR_STYLE, DockBase, disconnect_quietly, text_label
+from .formatting import gui_words
 from .traces_compute import TraceCompute
 from .traces_layers import TraceLayers
 from .traces_options import TraceOptions
@@ -329,7 +330,8 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
 
     def _show_status(self, notes: list[str], error: str | None, busy: str | None = None) -> None:
         self.messages = list(notes)
-        self.error = error
+        self.error = None if error is None else gui_words(error)
+        error = self.error
         parts = []
         if error:
             parts.append(f"<span style='{ERROR_STYLE}'>{_html(error)}</span>")
