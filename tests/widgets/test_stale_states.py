@@ -221,10 +221,14 @@ def restore(viewer, monkeypatch):
     class Fake:
         calls = 0
 
+        fail = None
+
         @classmethod
         def run(cls, data, params, cancel=None, model=None, **kw):
             cls.calls += 1
             yield from ()
+            if cls.fail is not None:
+                raise cls.fail
             return RestoreResult(np.asarray(data, np.float32), TrainedModel("denoise", {}, {}, {}),
                                  {"neurorestore": {"method": "denoise"}}, "denoised")
 
@@ -358,3 +362,15 @@ def test_an_interrupted_store_opens_as_a_partial_layer(tmp_path):
     del z
     _, kw, _ = read_zarr_layer(str(p))[0]
     assert kw["name"] == "movie-denoised [partial 0/10]"
+
+
+def test_failures_name_the_users_layers(restore, trust, viewer):
+    w = restore
+    w.fake.fail = ValueError("the data has too few frames for this window")
+    w.layer_combo.value = viewer.layers["truth"]
+    w.start_training()
+    assert "'truth'" in w.status_label.value and "too few frames" in w.status_label.value
+    trust.restored_combo.setCurrentText("cropped")
+    trust.assess()
+    text = trust.status_label.text()
+    assert "Cannot assess" in text and "'cropped'" in text and "'raw'" in text

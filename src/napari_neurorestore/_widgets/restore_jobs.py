@@ -191,7 +191,7 @@ class RestoreJobs:
                 layer.name, self.method, self._result_grid(data, params, kind),
                 getattr(params, "chunk_frames", None))
         except (ValueError, OSError) as e:
-            self.refuse(f"Cannot write the result: {e}")
+            self.refuse(f"Cannot write the result of '{layer.name}': {e}")
             return None
         self.warn_incomplete(layer)
         job = _Job(kind, inputs=(layer,), method=self.method, layer=layer,
@@ -231,6 +231,15 @@ class RestoreJobs:
         if isinstance(job, LiveJob):
             return "Live session"
         return "Training" if job.kind == "train" else "Restoring"
+
+    def failure_text(self, job: Job, exc: BaseException, expected: bool) -> str:
+        """As the base's, naming the user's layer: "Training on 'movie' failed: …"."""
+        text = super().failure_text(job, exc, expected)
+        name = getattr(job, "layer_name", "")
+        if not name:
+            return text
+        on = " on" if job.kind == "train" else ""  # "Training on 'x'", "Restoring 'x'"
+        return text.replace(" failed", f"{on} '{name}' failed", 1)
 
     def on_stopping(self, job: Job) -> None:
         self.cancel_button.enabled = False

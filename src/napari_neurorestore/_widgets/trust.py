@@ -257,7 +257,8 @@ class TrustWidget(DockBase):
 
     def failure_text(self, job: Job, exc: BaseException, expected: bool) -> str:
         if expected:
-            return f"Cannot assess: {exc}"
+            raw, restored = self._names
+            return f"Cannot assess '{restored}' against '{raw}': {exc}"
         return super().failure_text(job, exc, expected)
 
     def on_result(self, job: Job, report: TrustReport) -> None:
