@@ -274,7 +274,7 @@ def test_restore_volume_method_refuses_a_movie(restore, viewer, tmp_path, method
 
     w = restore
     w.method_combo.value = method
-    data = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
+    data = np.random.default_rng(0).random((20, 64, 64)).astype(np.float32)
     p = tmp_path / "movie.tif"
     tifffile.imwrite(p, data, imagej=True, metadata={"axes": "TYX"})
     arr, kw, _ = read_tiff_layer(str(p))[0]
@@ -282,12 +282,16 @@ def test_restore_volume_method_refuses_a_movie(restore, viewer, tmp_path, method
     assert w.start_training() is None
     text = w.status_label.value
     assert "'movie'" in text and "time" in text and w.fake.calls == 0
+    # the user says the first axis is z (its label beside the slider): it runs
+    viewer.dims.axis_labels = ("z", "y", "x")
+    assert w.start_training() is not None and w.fake.calls == 1, w.status_label.value
+    viewer.layers.remove(viewer.layers[-1])
     # a layer whose first axis napari labels as time, likewise
     viewer.add_image(data, name="labelled", axis_labels=("t", "y", "x"))
     w.layer_combo.value = viewer.layers["labelled"]
     assert w.start_training() is None
     assert "'labelled'" in w.status_label.value and "time" in w.status_label.value
-    assert w.fake.calls == 0 and len(viewer.layers) == 2
+    assert w.fake.calls == 1 and len(viewer.layers) == 2
 
 
 def test_restore_non_model_file_is_refused_in_gui_words(restore, tmp_path):
