@@ -117,10 +117,15 @@ def test_trust_pairs_a_result_with_the_layer_it_was_made_from(viewer, sim, monke
     w = TrustWidget(PublicOnlyProxy(viewer))
     assert w.restored_combo.currentText() == "big movie [denoised]"
     assert w.raw_combo.currentText() == "big movie"
-    # picking a result pairs it with its source
+    # a new result (no assessment shown) is picked, with its source
     viewer.add_image(sim.clean, name="other movie [denoised]",
                      metadata={"neurorestore": {"method": "denoise",
                                                 "source_layer": "other movie"}})
+    assert w.restored_combo.currentText() == "other movie [denoised]"
+    assert w.raw_combo.currentText() == "other movie"
+    # picking a result pairs it with its source
+    w.restored_combo.setCurrentText("big movie [denoised]")
+    assert w.raw_combo.currentText() == "big movie"
     w.restored_combo.setCurrentText("other movie [denoised]")
     assert w.raw_combo.currentText() == "other movie"
     w.restored_combo.setCurrentText("big movie [denoised]")

@@ -131,7 +131,7 @@ class TrustWidget(DockBase):
         self.assess_button.setToolTip("check what the restoration removed (runs in the background)")
         self.assess_button.clicked.connect(self.assess)
         root.addWidget(self.assess_button)
-        self.verdict_label = text_label(NO_REPORT)
+        self.verdict_label = text_label("Pick a raw and a restored layer, then Assess.")
         root.addWidget(self.verdict_label)
         self.noise_label = text_label("")
         root.addWidget(self.noise_label)
@@ -403,10 +403,11 @@ class TrustWidget(DockBase):
 
 
 def _is_result(layer: Any) -> bool:
-    """Whether ``layer`` is a restoration with this plugin's record (not a residual or
-    structure map this dock added)."""
+    """Whether ``layer`` is a restoration with this plugin's record (its method or source
+    layer; not a residual or structure map this dock added, nor a live session's layer)."""
     rec = (getattr(layer, "metadata", None) or {}).get("neurorestore")
-    return isinstance(rec, dict) and rec.get("kind") not in DERIVED_KINDS
+    return (isinstance(rec, dict) and rec.get("kind") not in DERIVED_KINDS
+            and bool(rec.get("method") or rec.get("source_layer")))
 
 
 def _source_of(layer: Any, dock: DockBase) -> str | None:
