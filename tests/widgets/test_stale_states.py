@@ -383,3 +383,14 @@ def test_failures_name_the_users_layers(restore, trust, viewer):
     trust.assess()
     text = trust.status_label.text()
     assert "Cannot assess" in text and "'cropped'" in text and "'raw'" in text
+
+
+def test_saving_a_layer_over_a_file_speaks_gui_words(tmp_path):
+    from napari_neurorestore._writer import write_image
+
+    p = tmp_path / "movie.tif"
+    p.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError) as err:
+        write_image(str(p), np.zeros((2, 4, 4), np.float32), {"name": "movie"})
+    assert "already exists" in str(err.value) and "--overwrite" not in str(err.value)
+    assert p.read_bytes() == b"keep me"
