@@ -116,6 +116,11 @@ def read_zarr_layer(path):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    rec = meta.get(PROGRESS_ATTR)
+    if isinstance(rec, dict) and rec.get("complete") is False:  # an interrupted run's store
+        unit = next((k[:-5] for k in rec if k.endswith("_done")), "frames")
+        what = f"{rec.get(f'{unit}_done', '?')}/{rec.get(f'{unit}_total', '?')}"
+        name += f" [partial {what}{'' if unit == 'frames' else ' ' + unit}]"
     return [(data, {"name": name, **kwargs, "metadata": meta}, "image")]
 
 

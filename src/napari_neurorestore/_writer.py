@@ -27,7 +27,11 @@ def write_image(path: str, data, attributes: dict) -> list[str]:
     from .core.io import _default_axes, _imagej_axes, check_output_path
     from .core.ome import tiff_scale_kwargs
 
-    p = check_output_path(path, overwrite=False)
+    try:
+        p = check_output_path(path, overwrite=False)
+    except FileExistsError:  # napari's Save dialog: GUI words, not the command line's
+        raise FileExistsError(f"{path} already exists: this writer never replaces a file; "
+                              f"choose another name (or move the existing file away)") from None
     arr = np.asarray(data, dtype=np.float32)
     md = {"name": attributes.get("name")}
     md = {k: v for k, v in md.items() if v}

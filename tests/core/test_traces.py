@@ -380,3 +380,15 @@ def test_parse_f0():
     assert tr.parse_f0("first:50") == {"f0_mode": "first", "f0_first_frames": 50}
     assert tr.parse_f0("fixed:1200") == {"f0_mode": "fixed", "f0_value": 1200.0}
     tr.TraceParams(**tr.parse_f0("sliding:10:30s"), fps=30)
+
+
+def test_a_flat_polygon_is_left_out_with_a_word():
+    """A polygon whose vertices lie on a line encloses nothing: not the pixels on its line."""
+    from napari_neurorestore.core.traces.rois import shape_area
+
+    flat = np.array([[4.0, 2.0], [4.0, 6.0], [4.0, 10.0]])
+    crossed = np.array([[0.0, 0.0], [4.0, 4.0], [0.0, 4.0], [4.0, 0.0]])  # a bow tie
+    assert shape_area(flat, "polygon") == 0.0 and shape_area(crossed, "polygon") == 16.0
+    rois, msgs = tr.rois_from_shapes([flat, crossed], "polygon", (NY, NX), ids=[1, 2])
+    assert [r.id for r in rois] == [2]
+    assert any("ROI 1 has no area" in m for m in msgs)

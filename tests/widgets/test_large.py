@@ -134,7 +134,12 @@ def test_large_result_streams_into_a_store_shown_while_written(make_napari_viewe
     assert not w.is_busy
     status = w.status_label.value
     assert "cancelled: 32 of 60 frames were restored" in status, status
-    part = viewer.layers["big [denoised] (2)"]
+    # a partial result never looks finished: its name says how much of it was written
+    assert "big [denoised] (2)" not in viewer.layers
+    part = viewer.layers["big [denoised, partial 32/60]"]
+    assert "'big [denoised, partial 32/60]'" in status
+    assert part.metadata["neurorestore"]["partial"] is True
+    assert part.metadata["neurorestore"]["frames_done"] == 32
     np.testing.assert_allclose(part.data[:32], ref[:32], rtol=1e-5, atol=1e-3)
     assert np.isnan(part.data[32:]).all()
 

@@ -208,3 +208,50 @@ def test_refusals(viewer, widget, tmp_path, model):
     assert not widget.live.box.isHidden()
     widget.method_combo.value = "sparse"
     assert widget.live.box.isHidden()
+
+
+# --------------------------------------------------------------------------- issue 25
+def test_start_then_stop_at_once_leaves_no_stale_status(viewer, widget, qtbot, tmp_path,
+                                                        model):
+    """Stop in the same instant as Start: the session ends, the status says so (never
+    "Cancelling…" for good), and it names no store, since no file arrived to create one."""
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    assert start(widget, model, folder, idle=0.0) is not None
+    assert widget.live.stop()
+    qtbot.waitUntil(lambda: not widget.is_busy, timeout=10_000)
+    qtbot.wait(100)
+    text = widget.status_label.value
+    out = tmp_path / "scan_denoised.zarr"
+    assert "Cancelling" not in text and "stopped" in text.lower(), text
+    assert not out.exists() and str(out) not in text and "no file arrived" in text.lower()
+    assert widget.live.start_button.enabled and not widget.live.stop_button.enabled
+
+
+def test_no_file_arrived_names_no_store(viewer, widget, tmp_path, model):
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    widget.sync = True
+    start(widget, model, folder, idle=0.2)
+    assert not widget.is_busy
+    out = tmp_path / "acq_denoised.zarr"
+    text = widget.status_label.value
+    assert not out.exists() and str(out) not in text, text
+    assert "no file arrived" in text.lower()
+
+
+def test_a_live_layer_deleted_mid_session_comes_back(viewer, widget, qtbot, tmp_path, model,
+                                                     movie):
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    hold = threading.Event()
+    write_files(folder, movie, gap=0.2, hold=hold)  # 4 files, the last once told
+    assert start(widget, model, folder, idle=1.5) is not None
+    qtbot.waitUntil(lambda: "scan live denoised" in viewer.layers, timeout=15_000)
+    viewer.layers.remove("scan live denoised")
+    hold.set()
+    qtbot.waitUntil(lambda: "scan live denoised" in viewer.layers, timeout=15_000)
+    qtbot.waitUntil(lambda: not widget.is_busy, timeout=15_000)
+    np.testing.assert_array_equal(layer(viewer, folder, "session").data.shape, (40, 32, 32))
+    assert layer(viewer, folder, "denoised").data.shape == (32, 32)
+    assert [la.name for la in viewer.layers].count("scan live denoised") == 1

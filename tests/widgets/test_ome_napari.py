@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import io
+from napari_neurorestore.core.zarr_io import ChunkRecorder
 
 pytestmark = pytest.mark.gui
 pytest.importorskip("zarr")
@@ -19,6 +20,7 @@ def test_ome_zarr_opens_in_napari_with_its_scale(make_napari_viewer, tmp_path):
                        space_unit="micrometer",
                        metadata={"neurorestore": {"method": "upsample"}})
     z[:] = np.random.default_rng(0).random((4, 12, 12), dtype=np.float32)
+    ChunkRecorder(z)(0, 4)  # recorded as the core does: complete (else it opens as partial)
     viewer = make_napari_viewer()
     layers = viewer.open(str(p), plugin="napari-neurorestore")
     assert len(layers) == 1

@@ -55,6 +55,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ..core.progress import CancelToken, Progress
+from .formatting import gui_words
 from .worker import TaskOutcome, make_worker
 
 if TYPE_CHECKING:
@@ -100,6 +101,12 @@ def text_label(text: str = "", selectable: bool = True) -> QLabel:
     if selectable:
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
+
+
+def real_layer(layer: Any) -> Any:
+    """The layer itself: a plugin dock's viewer is napari's proxy, which wraps each layer it
+    hands out in a new proxy object, so ``a is b`` of two look-ups of one layer is False."""
+    return getattr(layer, "__wrapped__", layer)
 
 
 def fill_combo(combo: Any, names: Iterable[str], extra: Iterable[str] = ()) -> bool:
@@ -270,7 +277,7 @@ class DockBase(QWidget):
         if not name:
             return None
         try:
-            return self.viewer.layers[name]
+            return real_layer(self.viewer.layers[name])
         except (KeyError, ValueError):
             return None
 
@@ -352,7 +359,7 @@ class DockBase(QWidget):
         """Show ``text`` in the status label (in red when ``error`` and the label is a
         ``QLabel``)."""
         if not self._alive.closed and self.status_label is not None:
-            self._write_status(text, error)
+            self._write_status(gui_words(text), error)
 
     def _write_status(self, text: str, error: bool) -> None:
         label = self.status_label
@@ -378,7 +385,7 @@ class DockBase(QWidget):
         try:
             from napari.utils import notifications
 
-            getattr(notifications, kind)(text)
+            getattr(notifications, kind)(gui_words(text))
         except Exception:  # a notification is a courtesy
             pass
 

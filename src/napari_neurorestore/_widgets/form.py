@@ -244,6 +244,8 @@ class ParamForm:
         self.params = {n: params_for(n) for n in names()} if params is None else params
         self.widgets: dict[str, Widget] = {}
         self.method: str | None = None
+        #: fields shown as fixed (greyed out) by :meth:`fix`, with their free tooltips
+        self.fixed: dict[str, str] = {}
 
     def build(self, method: str) -> None:
         """Replace the widgets by those of ``method``'s dataclass."""
@@ -254,6 +256,7 @@ class ParamForm:
                     container.remove(w)
         self.advanced.clear()
         self.widgets = {}
+        self.fixed = {}
         self.method = method
         hints = typing.get_type_hints(cls)
         docs = docstring_fields(cls)
@@ -303,3 +306,24 @@ class ParamForm:
             value = hint(layer) if w is not None else None
             if value is not None:
                 w.value = value
+
+    def fix(self, values: dict[str, Any], note: str = "") -> None:
+        """Show the fields of ``values`` with those values, greyed out (e.g. the parameters
+        a loaded model fixes), ``note`` heading their tooltips; fields fixed before and not
+        in ``values`` get their tooltips back (enabling them is the caller's)."""
+        for name in [n for n in self.fixed if n not in values]:
+            w = self.widgets.get(name)
+            if w is not None:
+                w.tooltip = self.fixed[name]
+            del self.fixed[name]
+        for name, value in values.items():
+            w = self.widgets.get(name)
+            if w is None:
+                continue
+            self.fixed.setdefault(name, w.tooltip or "")
+            if value is None and w._nr_optional:  # type: ignore[attr-defined]
+                value = w._nr_none  # type: ignore[attr-defined]
+            if w.value != value:
+                w.value = value
+            w.enabled = False
+            w.tooltip = f"{note} {self.fixed[name]}".strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..core.progress import Progress
@@ -55,3 +56,20 @@ def format_progress(p: Progress) -> str:
     if p.eta is not None and p.stage != "done":
         parts.append(f"{format_seconds(p.eta)} left")
     return " · ".join(parts)
+
+
+#: command-line advice in the core's messages, and what a GUI user does instead
+CLI_WORDS = (
+    (re.compile(r"[;,:]? *(?:choose another name )?or pass --overwrite"),
+     ": choose another name (or move the existing one away first)"),
+    (re.compile(r"run again with --overwrite to redo (?:it|them)"),
+     "choose another name, or move the existing one away to redo it"),
+    (re.compile(r" *\(not even with --overwrite\)"), ""),
+)
+
+
+def gui_words(text: str) -> str:
+    """A core message in a dock's words: no command-line flags."""
+    for pattern, words in CLI_WORDS:
+        text = pattern.sub(words, text)
+    return text

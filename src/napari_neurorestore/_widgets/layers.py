@@ -34,7 +34,8 @@ def result_layer_kwargs(source_layer: Any, result_metadata: dict, suffix: str,
                                    translate_shift)
     meta = dict(getattr(source_layer, "metadata", {}) or {})
     meta.update(result_metadata)
-    meta.setdefault("neurorestore", {})["source_layer"] = source_layer.name
+    # a new dict: the source layer's own record (a result restored again) is never touched
+    meta["neurorestore"] = {**(meta.get("neurorestore") or {}), "source_layer": source_layer.name}
     kwargs = {
         "name": f"{source_layer.name} [{suffix}]",
         "scale": scale,

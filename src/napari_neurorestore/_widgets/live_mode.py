@@ -248,38 +248,42 @@ class LiveMode:
             self.show(job, upd)
 
     def show(self, job: LiveJob, upd: LiveUpdate) -> None:
-        """Add the live layers once, then give them the newest frames and the grown store."""
+        """Add the live layers (again, when the user deleted one mid-session), then give
+        them the newest frames and the grown store."""
         viewer = self.dock.viewer
         arrays = {"session": upd.session, "denoised": upd.denoised, "raw": upd.raw}
-        if not job.layers:
+        for k, (role, suffix) in enumerate(LIVE_LAYERS.items()):
+            data, layer = arrays[role], job.layers.get(role)
+            if data is None:
+                continue
+            if layer is not None and layer in viewer.layers:
+                layer.data = data
+                continue
             w = upd.denoised.shape[-1]
             sy, sx = upd.scale[-2:]
-            lo, hi = np.nanpercentile(upd.denoised, [0.5, 99.5])
+            limits = np.nanpercentile(upd.denoised if role != "raw" else data, [0.5, 99.5])
+            limits = (float(limits[0]), float(limits[1]) + (limits[1] <= limits[0]))
+            grid = ({"scale": upd.scale} if role == "session" else
+                    {"scale": (sy, sx), "translate": (0.0, k * (w + GAP_PIXELS) * sx)})
             md = {"neurorestore": {"store": str(job.output), "source_folder": str(job.folder),
                                    "live": True}}
-            for k, (role, suffix) in enumerate(LIVE_LAYERS.items()):
-                data = arrays[role]
-                if data is None:
-                    continue
-                limits = ((lo, hi) if role != "raw"
-                          else tuple(np.percentile(data, [0.5, 99.5])))
-                limits = (float(limits[0]), float(limits[1]) + (limits[1] <= limits[0]))
-                grid = ({"scale": upd.scale} if role == "session" else
-                        {"scale": (sy, sx), "translate": (0.0, k * (w + GAP_PIXELS) * sx)})
-                job.layers[role] = viewer.add_image(
-                    data, name=unique_name(viewer, f"{job.folder.name} {suffix}"), **grid,
-                    contrast_limits=limits, metadata=md, colormap="gray")
-            return
-        for role, layer in job.layers.items():
-            if arrays[role] is not None and layer in viewer.layers:
-                layer.data = arrays[role]
+            job.layers[role] = viewer.add_image(
+                data, name=unique_name(viewer, f"{job.folder.name} {suffix}"), **grid,
+                contrast_limits=limits, metadata=md, colormap="gray")
 
     def on_result(self, job: LiveJob, res: Any) -> None:
-        """The session's summary (the core's LiveResult; None when it never started)."""
-        text = "" if res is None else f"{res.summary()}\nStore: {job.output}"
-        if res is not None and res.error:
+        """The session's summary (the core's LiveResult; None when it never started); the
+        store is named only when a file arrived to create it."""
+        if res is None:
+            self.dock.set_status(f"Live session stopped before it started watching "
+                                 f"{job.folder.name}: no file arrived, no store was created.")
+            return
+        store = (f"Store: {job.output}" if job.output.exists()
+                 else "No file arrived, so no store was created.")
+        text = f"{res.summary()}\n{store}"
+        if res.error:
             self.dock.show_error(f"Live stopped: {res.error}\n{text}")
-        elif res is not None:
+        else:
             self.dock.set_status(text)
 
     def on_cancelled(self, job: LiveJob) -> None:

@@ -77,6 +77,8 @@ class LiveOutput:
     last_refresh: float = 0.0
     #: set when the viewer refused the live layer (the result is still written)
     failed: bool = False
+    #: (source layer name, suffix) of the layer's name
+    title: tuple[str, str] = ("", "")
 
     @classmethod
     def open_for(cls, layer_name: str, method: str, grid: tuple | None,
@@ -112,6 +114,7 @@ class LiveOutput:
                 source_layer, {"neurorestore": {"store": str(self.path), "partial": True}},
                 suffix, scale_factors=self.scale_factors, translate_shift=self.translate_shift)
             kwargs["name"] = unique_name(viewer, kwargs["name"])
+            self.title = (source_layer.name, suffix)
             self.layer = viewer.add_image(self.store, **kwargs)
             self.last_refresh = time.perf_counter()
         elif time.perf_counter() - self.last_refresh > LIVE_REFRESH_SECONDS:
@@ -131,12 +134,31 @@ class LiveOutput:
         self.layer.refresh()
         return self.layer
 
-    def cancelled_message(self, head: str) -> str:
-        """What a cancelled run left: ``head`` and how many frames the layer keeps."""
+    def progress(self) -> tuple[int, Any, str]:
+        """(done, total, unit) of the store's progress record ("frames", "tiles", ...)."""
         from ..core.io import output_progress
 
         prog = output_progress(self.store) or {}
+        unit = next((k[:-5] for k in prog if k.endswith("_done")), "frames")
+        return int(prog.get(f"{unit}_done", 0)), prog.get(f"{unit}_total", "?"), unit
+
+    def mark_partial(self, viewer: Any) -> None:
+        """Name the shown layer of an unfinished result as partial, with how much of it was
+        written (``movie [denoised, partial 448/1100]``), and record that in its metadata."""
+        if not self.shown_in(viewer):
+            return
+        done, total, unit = self.progress()
+        source, suffix = self.title
+        what = f"{done}/{total}" + ("" if unit == "frames" else f" {unit}")
+        md = self.layer.metadata.setdefault("neurorestore", {})
+        md.update({"partial": True, f"{unit}_done": done, f"{unit}_total": total})
+        name = f"{source} [{suffix}, partial {what}]"
+        if self.layer.name != name:
+            self.layer.name = unique_name(viewer, name)
+
+    def cancelled_message(self, head: str) -> str:
+        """What a cancelled run left: ``head`` and how many frames the layer keeps."""
+        done, total, unit = self.progress()
         self.layer.refresh()
-        return (f"{head}: {prog.get('frames_done', 0)} of {prog.get('frames_total', '?')} "
-                f"frames were restored; layer '{self.layer.name}' keeps them (the others "
-                f"show as NaN); store: {self.path}")
+        return (f"{head}: {done} of {total} {unit} were restored; layer '{self.layer.name}' "
+                f"keeps them (the others show as NaN); store: {self.path}")

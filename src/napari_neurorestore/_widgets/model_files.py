@@ -16,6 +16,21 @@ if TYPE_CHECKING:
     from ..core.models import TrainedModel
 
 
+def load_failure_text(path: str | Path, exc: BaseException) -> str:
+    """Why a model file could not be loaded, in GUI words (not torch's unpickling text)."""
+    name = Path(path).name
+    if isinstance(exc, FileNotFoundError):
+        return f"Could not load '{name}': there is no such file."
+    if isinstance(exc, OSError):
+        return f"Could not load '{name}': the file cannot be read ({exc.strerror or exc})."
+    text = str(exc)
+    if "newer napari-neurorestore" in text:
+        return (f"Could not load '{name}': it was saved by a newer napari-neurorestore; "
+                f"update this plugin to use it.")
+    return (f"Could not load '{name}': it is not a model saved by napari-neurorestore (use "
+            f"a .pt file written by 'Save model…' or by the command line).")
+
+
 class ModelFiles:
     """``save_model`` / ``load_model`` and their file dialogs, for a dock with ``model``,
     ``model_source``, ``model_label``, ``method_combo`` and the :class:`.base.DockBase`
@@ -49,7 +64,7 @@ class ModelFiles:
         try:
             model = load_model(path)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
-            self.show_error(f"Could not load the model: {e}")
+            self.show_error(load_failure_text(path, e))
             return None
         if model.method not in names():
             self.show_error(f"{path} holds a {model.method!r} model, which this version "

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
     from ..core.models import TrainedModel
 
+#: the tooltip of a parameter a loaded model fixes
+FIXED_NOTE = ("This value is fixed by the loaded model: Run applies the model's value "
+              "(training a new model frees it).")
+
 __all__ = ["RestoreWidget", "format_progress", "format_seconds", "results_folder"]
 
 
@@ -259,4 +263,14 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.load_button.enabled = not busy
         for w in (self.layer_combo, self.method_combo, *self.param_widgets.values()):
             w.enabled = not busy
+        self.form.fix(self._fixed_by_model(), FIXED_NOTE)
         self.live.update_buttons(busy, self.method)
+
+    def _fixed_by_model(self) -> dict[str, Any]:
+        """The parameters a loaded model of the current method fixes, with its values."""
+        m = self.model
+        if m is None or m.method != self.method or not self.model_source.startswith("loaded"):
+            return {}
+        from ..core.methods import get
+
+        return {k: m.params[k] for k in get(self.method).fixed_fields if k in m.params}

@@ -82,7 +82,25 @@ class RestoreJobs:
             est = self.estimate()
         except (ValueError, TypeError):
             est = None
+            try:  # say why, when it is the input (e.g. 4-D data for a volume method)
+                why = self._input_refusal(self.layer_combo.value, "train")
+            except (ValueError, TypeError):
+                why = None
+            if why:
+                self.cost_label.value = f"No estimate: {why}"
+                return
         self.cost_label.value = "" if est is None else f"Estimate: {est.summary()}"
+
+    def _input_refusal(self, layer: Any, kind: str) -> str | None:
+        """Why the current method cannot run on ``layer`` (see :mod:`.input_checks`);
+        raises ValueError for invalid settings or an unreadable (RGB) layer."""
+        from .input_checks import volume_refusal
+
+        if layer is None:
+            return None
+        data, params = self._read_layer(layer), self.get_params()
+        training = kind == "train" or (kind == "preview" and not self._model_fits())
+        return volume_refusal(self.method, layer, data, params, training, self.viewer)
 
     def _stream_hint(self) -> str:
         return ("install zarr (pip install 'napari-neurorestore[large]') so that large "
@@ -139,18 +157,32 @@ class RestoreJobs:
             pos = [s / 2 for s in layer.data.shape]
         return tuple(int(round(float(p))) for p in pos[-ndim:])
 
+    def _clear_last_run(self) -> None:
+        """Forget what the last run showed (its "100% done"), before a new one starts."""
+        self.progress_bar.value = 0
+        self.progress_label.value = ""
+
     def _start(self, kind: str) -> Any:
         if self._alive.closed or self.refuse_if_busy():
             return None
+        self._clear_last_run()
         layer = self.layer_combo.value
         if layer is None or layer not in self.viewer.layers:
             self.refuse("No image layer selected: open or choose an image layer first.")
             return None
         try:
-            params = self.get_params()
             data = self._read_layer(layer)
         except ValueError as e:
+            self.refuse(f"Not started: {e}.")
+            return None
+        try:
+            params = self.get_params()
+        except ValueError as e:
             self.refuse(f"Invalid settings: {e}")
+            return None
+        why = self._input_refusal(layer, kind)
+        if why:
+            self.refuse(f"Not started: {why}")
             return None
         if kind != "preview" and not self._fits(kind):
             return None
@@ -159,7 +191,7 @@ class RestoreJobs:
                 layer.name, self.method, self._result_grid(data, params, kind),
                 getattr(params, "chunk_frames", None))
         except (ValueError, OSError) as e:
-            self.refuse(f"Cannot write the result: {e}")
+            self.refuse(f"Cannot write the result of '{layer.name}': {e}")
             return None
         self.warn_incomplete(layer)
         job = _Job(kind, inputs=(layer,), method=self.method, layer=layer,
@@ -199,6 +231,15 @@ class RestoreJobs:
         if isinstance(job, LiveJob):
             return "Live session"
         return "Training" if job.kind == "train" else "Restoring"
+
+    def failure_text(self, job: Job, exc: BaseException, expected: bool) -> str:
+        """As the base's, naming the user's layer: "Training on 'movie' failed: …"."""
+        text = super().failure_text(job, exc, expected)
+        name = getattr(job, "layer_name", "")
+        if not name:
+            return text
+        on = " on" if job.kind == "train" else ""  # "Training on 'x'", "Restoring 'x'"
+        return text.replace(" failed", f"{on} '{name}' failed", 1)
 
     def on_stopping(self, job: Job) -> None:
         self.cancel_button.enabled = False
@@ -289,7 +330,7 @@ class RestoreJobs:
 
     def _add_residual(self, job: _Job, result: Any, new_layer: Any) -> None:
         from ..core.trust import lazy_residual
-        from .trust import add_residual
+        from .residual import add_residual
 
         try:
             res = lazy_residual(self._read_layer(job.layer), result.data, result.metadata)
@@ -304,6 +345,7 @@ class RestoreJobs:
             return self.live.on_cancelled(job)
         head = job.reason or self.job_title(job) + " cancelled"
         if job.live is not None and job.live.shown_in(self.viewer):
+            job.live.mark_partial(self.viewer)  # a partial result never looks finished
             self.set_status(job.live.cancelled_message(head))
         else:
             self.set_status(job.reason or f"{self.job_title(job)} cancelled; no layer was added.")
@@ -317,4 +359,6 @@ class RestoreJobs:
         if not job.cancel.cancelled and outcome is not None and outcome.error is not None:
             self.progress_label.value = "failed"
             self.progress_bar.value = 0
+            if job.live is not None:
+                job.live.mark_partial(self.viewer)
         self.update_buttons()

@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
 from ..core import traces as tr
 from ..core.errors import InputError
 from .base import ERROR_STYLE, DockBase, Section, disconnect_quietly, text_label
+from .formatting import gui_words
 from .traces_compute import TraceCompute
 from .traces_layers import TraceLayers
 from .traces_options import TraceOptions
@@ -84,6 +85,7 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         self.result: tr.TraceResult | None = None
         self.messages: list[str] = []
         self.error: str | None = None
+        self._written: str | None = None  # the last export's "written to" line
         #: extraction work (frames x pixels still to read) above which a worker thread is used
         self.async_threshold = 20_000_000
         self.debounce_ms = 150
@@ -295,10 +297,10 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
             try:
                 fn()
             except (InputError, ValueError, OSError) as e:
-                self._show_status(self.messages, str(e))
+                self._show_status(self._notes(), str(e))
             except Exception as e:
                 log.exception("traces widget")
-                self._show_status(self.messages, f"unexpected error: {type(e).__name__}: {e}")
+                self._show_status(self._notes(), f"unexpected error: {type(e).__name__}: {e}")
         return run
 
     def _safe_refresh(self, *_: Any) -> None:
@@ -331,7 +333,8 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
 
     def _show_status(self, notes: list[str], error: str | None, busy: str | None = None) -> None:
         self.messages = list(notes)
-        self.error = error
+        self.error = None if error is None else gui_words(error)
+        error = self.error
         parts = []
         if error:
             parts.append(f"<span style='{ERROR_STYLE}'>{_html(error)}</span>")
@@ -368,8 +371,15 @@ class TracesWidget(TraceLayers, TraceCompute, DockBase):
         self._need_result()
         path, _ = QFileDialog.getSaveFileName(self, title, default, filt)
         if path:
+            self._show_status(self._notes(), None)  # the last export's line goes first
             write(path)
-            self._show_status([f"{what} written to {path}"], None)
+            self._written = f"{what} written to {path}"
+            self._show_status([*self.messages, self._written], None)
+
+    def _notes(self) -> list[str]:
+        """The status notes without the last export's "written to" line."""
+        written, self._written = self._written, None
+        return [m for m in self.messages if m != written]
 
     def _export_traces_dialog(self) -> None:
         self._export_dialog("Save traces", "CSV (*.csv)", "traces.csv",

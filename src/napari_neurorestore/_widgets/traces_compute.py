@@ -178,8 +178,14 @@ class TraceCompute:
                 rois, msgs, colors_k = rois_mod.rois_from_shapes(
                     src, lay, self.cache.masks, self._current_index)
             elif isinstance(src, Labels):
-                rois, msgs, colors_k = rois_mod.rois_from_labels(
-                    src, lay, self.current_frame(), self._current_index)
+                try:
+                    rois, msgs, colors_k = rois_mod.rois_from_labels(
+                        src, lay, self.current_frame(), self._current_index)
+                except InputError as e:
+                    if k == 0:
+                        raise
+                    messages.append(f"'{lay.name}': {e}: left out")  # as for Shapes ROIs
+                    continue
             else:
                 raise InputError(f"'{src.name}' is neither a Shapes nor a Labels layer")
             if k == 0:

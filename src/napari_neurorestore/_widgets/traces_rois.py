@@ -139,22 +139,26 @@ def rois_from_labels(src: Any, lay: Any, frame: int, plane_of: Callable[[Any], i
     """ROIs, notes and colours of the Labels layer ``src`` on ``lay``'s grid: a time series
     of labels gives those of ``frame``; 2D labels on a (t, z, y, x) ``lay`` lie on
     ``plane_of(lay)``."""
-    spatial = tuple(layer_data(lay).shape[1:])
+    shape = tuple(int(s) for s in layer_data(lay).shape)
+    spatial = shape[1:]
     lab = src.data
     msgs: list[str] = []
     plane = None
     if tuple(lab.shape) == spatial:
         pass
-    elif lab.ndim == lay.ndim and tuple(lab.shape[1:]) == spatial:
+    elif tuple(lab.shape) == shape:
         lab = lab[frame]  # a time series of labels: the current frame's
         msgs.append(f"'{src.name}' has a time axis: its labels at frame "
                     f"{frame} are used")
     elif lab.ndim == 2 and len(spatial) == 3 and tuple(lab.shape) == spatial[1:]:
         plane = plane_of(lay)
     else:
+        expected = [spatial, shape] if len(spatial) == 2 else [spatial[1:], spatial, shape]
         raise InputError(
-            f"the Labels layer '{src.name}' has shape {tuple(lab.shape)} but the frames of "
-            f"'{lay.name}' are {spatial}"
+            f"the Labels layer '{src.name}' has shape {tuple(lab.shape)}, which does not fit "
+            f"'{lay.name}' ({shape[0]} frames of {spatial}): use a Labels layer of shape "
+            + " or ".join(str(e) for e in expected[:-1]) + f" (one label image for all "
+            f"frames), or {expected[-1]} (one per frame)"
         )
     rois = tr.rois_from_labels(np.asarray(lab), spatial, plane=plane)
     colors = {}

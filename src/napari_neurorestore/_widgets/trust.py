@@ -40,6 +40,7 @@ from ..core.progress import CancelToken, Progress
 from ..core.trust.checks import transients_available
 from .base import DockBase, Job, RowsTable, fill_combo, text_label
 from .layers import unique_name
+from .residual import RESIDUAL_COLORMAP, add_residual, residual_layer_kwargs  # noqa: F401
 from .worker import EXPECTED_ERRORS, TaskOutcome
 
 if TYPE_CHECKING:
@@ -50,8 +51,10 @@ if TYPE_CHECKING:
 #: background of the status cell per check status
 STATUS_COLORS = {"pass": "#2e7d32", "warn": "#e65100", "n/a": "#616161"}
 NO_ROIS = "(none: most active tiles)"
-#: the diverging colormap of residual layers (centred on 0 by symmetric contrast limits)
-RESIDUAL_COLORMAP = "PiYG"
+#: what the verdict line says when there is no assessment to show
+NO_REPORT = "Pick a raw and a restored layer, then Assess."
+#: the record kinds of layers this dock adds (not restorations)
+DERIVED_KINDS = ("residual", "structure_map")
 
 
 def _layer_data(layer: Any) -> Any:
@@ -76,38 +79,6 @@ def assess_task(raw: Any, restored: Any, metadata: dict | None, rois: Any, trans
     return TaskOutcome(result=report)
 
 
-def residual_layer_kwargs(raw_layer: Any, residual: np.ndarray, what: dict,
-                          frames: tuple[int, int] | None = None) -> dict:
-    """``add_image`` keyword arguments of a residual (raw - restored) layer: the raw layer's
-    scale and translate (shifted to the first assessed frame), a diverging colormap with
-    contrast limits symmetric about 0, and metadata saying what it is."""
-    scale = tuple(float(s) for s in raw_layer.scale)
-    translate = [float(t) for t in raw_layer.translate]
-    if frames is not None and frames[0]:
-        translate[0] += frames[0] * scale[0]
-    sample = np.asarray(residual[:64] if np.ndim(residual) >= 3 else residual)  # lazy: 64 frames
-    finite = np.abs(sample[np.isfinite(sample)])
-    lim = float(np.percentile(finite, 99.5)) if finite.size else 1.0
-    lim = lim if lim > 0 else 1.0
-    meta = {"neurorestore": {"kind": "residual", "description":
-                             "raw - restored on the input's grid (what the restoration "
-                             "removed; positive where it lowered the intensity)",
-                             "raw_layer": raw_layer.name, "frames": list(frames) if frames
-                             else None, **what}}
-    return {"name": f"{raw_layer.name} [removed]", "scale": scale,
-            "translate": tuple(translate), "colormap": RESIDUAL_COLORMAP,
-            "contrast_limits": (-lim, lim), "metadata": meta, "blending": "translucent"}
-
-
-def add_residual(viewer: Any, raw_layer: Any, residual: np.ndarray, what: dict,
-                 frames: tuple[int, int] | None = None) -> Any:
-    """Add ``<raw> [removed]`` to ``viewer`` (a new layer, unique name)."""
-    kw = residual_layer_kwargs(raw_layer, residual, what, frames)
-    kw["name"] = unique_name(viewer, kw["name"])
-    data = residual if hasattr(residual, "dask") else np.asarray(residual, np.float32)
-    return viewer.add_image(data, **kw)
-
-
 class TrustWidget(DockBase):
     """Dock widget: assess a restored layer against its raw layer.
 
@@ -124,8 +95,12 @@ class TrustWidget(DockBase):
         super().__init__(napari_viewer, parent)
         self.report: TrustReport | None = None
         self._names: tuple[str, str] = ("raw", "restored")
-        self._layers: tuple[Any, Any] = (None, None)
+        #: the raw, restored and ROI layers of the report shown (None: no report)
+        self._layers: tuple[Any, Any, Any] = (None, None, None)
         self._build_ui()
+        self.restored_combo.currentTextChanged.connect(self._on_restored_picked)
+        for combo in (self.raw_combo, self.restored_combo, self.roi_combo):
+            combo.currentTextChanged.connect(self._on_picker_changed)
         self.watch_layers()
         self.reset_choices()
         self.update_buttons()
@@ -190,15 +165,56 @@ class TrustWidget(DockBase):
         fill_combo(self.restored_combo, images)
         fill_combo(self.roi_combo, [la.name for la in self.layers_for("rois")], [NO_ROIS])
         if self.restored_combo.currentText() == self.raw_combo.currentText() and len(images) > 1:
-            # default: raw = the first image without a restoration record, restored = the last
-            restored = [la.name for la in self.layers_for("restored")
-                        if "neurorestore" in (la.metadata or {})]
+            # default: restored = the last restoration, raw = the layer it was made from
+            # (its record's source_layer), else the first image without a restoration record
+            restored = [la.name for la in self.layers_for("restored") if _is_result(la)]
             raws = [n for n in images if n not in restored] or images
-            self.raw_combo.setCurrentText(raws[0])
-            self.restored_combo.setCurrentText((restored or images)[-1])
+            self._pick((restored or images)[-1], raws[0])
         self.update_buttons()
 
     on_layers_changed = reset_choices
+
+    def on_layer_inserted(self, layer: Any) -> None:
+        """A new restoration (with no assessment shown) is picked with its source layer."""
+        self.reset_choices()
+        if self.report is None and _is_result(layer) and not self.is_busy:
+            self._pick(layer.name, self.raw_combo.currentText())
+
+    def _pick(self, restored: str, raw: str) -> None:
+        """Pick ``restored`` and, as raw, the layer it was made from (else ``raw``)."""
+        self.restored_combo.setCurrentText(restored)
+        self.raw_combo.setCurrentText(_source_of(self.layer_named(restored), self) or raw)
+
+    def _on_restored_picked(self, name: str) -> None:
+        """Picking a restoration picks the layer it was made from as raw (its provenance)."""
+        source = _source_of(self.layer_named(name), self)
+        if source:
+            self.raw_combo.setCurrentText(source)
+
+    def _on_picker_changed(self, *_: Any) -> None:
+        if self.report is not None and not self._report_is_current():
+            self.clear_report()
+            self.set_status("The picked layers changed: press Assess to assess them.")
+
+    def _picked(self) -> tuple[Any, Any, Any]:
+        """The layers the raw, restored and ROI pickers show now (None where none)."""
+        return tuple(self.layer_named(c.currentText())
+                     for c in (self.raw_combo, self.restored_combo, self.roi_combo))
+
+    def _report_is_current(self) -> bool:
+        """Whether the report shown is of the layers the pickers show now."""
+        return self.report is not None and all(
+            a is b for a, b in zip(self._picked(), self._layers, strict=True))
+
+    def clear_report(self) -> None:
+        """Forget the shown assessment: verdict, noise line, table, and the buttons that use
+        it (Add residual layer, Add structure map, Save report)."""
+        self.report = None
+        self._layers = (None, None, None)
+        self.verdict_label.setText(NO_REPORT)
+        self.noise_label.setText("")
+        self.table.setRowCount(0)
+        self.update_buttons()
 
     def update_buttons(self) -> None:
         have = self.report is not None
@@ -211,22 +227,22 @@ class TrustWidget(DockBase):
         """Start assessing the selected layers; returns the worker (None if refused)."""
         if self.refuse_if_busy():
             return None
-        raw = self.layer_named(self.raw_combo.currentText())
-        restored = self.layer_named(self.restored_combo.currentText())
+        self.clear_report()  # before anything else: nothing of the last one stays
+        raw, restored, rois_layer = self._picked()
         if raw is None or restored is None:
             self.refuse("Pick a raw and a restored image layer.")
             return None
         if raw is restored:
-            self.refuse("The raw and restored layers are the same layer.")
+            self.refuse(f"Raw and Restored are the same layer ('{raw.name}'): choose the "
+                        f"restored layer in 'Restored' and the layer it was made from in "
+                        f"'Raw'.")
             return None
-        rois_layer = self.layer_named(self.roi_combo.currentText())
         rois = None if rois_layer is None else np.asarray(_layer_data(rois_layer))
         metadata = {"neurorestore": dict((restored.metadata or {}).get("neurorestore", {}))}
         transients = self.transients_check.isChecked() and transients_available()
-        self._layers = (raw, restored)
         self._names = (raw.name, restored.name)
         self.warn_incomplete(raw, restored)
-        job = Job("assess")
+        job = Job("assess", inputs=(raw, restored, rois_layer))
         return self.start_job(job, assess_task, _layer_data(raw), _layer_data(restored),
                               metadata, rois, transients, job.cancel,
                               status=f"Assessing '{restored.name}' against '{raw.name}'…")
@@ -236,10 +252,12 @@ class TrustWidget(DockBase):
 
     def failure_text(self, job: Job, exc: BaseException, expected: bool) -> str:
         if expected:
-            return f"Cannot assess: {exc}"
+            raw, restored = self._names
+            return f"Cannot assess '{restored}' against '{raw}': {exc}"
         return super().failure_text(job, exc, expected)
 
     def on_result(self, job: Job, report: TrustReport) -> None:
+        self._layers = job.inputs
         self.show_report(report)
         self.set_status(f"Assessed '{self._names[1]}' against '{self._names[0]}'.")
 
@@ -280,9 +298,23 @@ class TrustWidget(DockBase):
         rep = self.report
         return {"restored_layer": self._names[1], "method": rep.method if rep else None}
 
+    def _report_usable(self) -> bool:
+        """Whether the report shown may be saved or used: there is one, and it is of the
+        layers the pickers show now (else it is cleared, and the status says why)."""
+        if self.report is None:
+            self.set_status("Nothing to save or add: press Assess first.", error=True)
+            return False
+        if not self._report_is_current():
+            self.clear_report()
+            self.set_status("The picked layers changed since the assessment: press Assess "
+                            "to assess them.", error=True)
+            return False
+        self._names = (self._layers[0].name, self._layers[1].name)
+        return True
+
     def _assessed_raw(self) -> Any:
         """The assessed raw layer (None, and why in the status, when it went away)."""
-        if self.report is None:
+        if not self._report_usable():
             return None
         raw = self._layers[0]
         if raw is None or raw not in self.viewer.layers:
@@ -327,8 +359,7 @@ class TrustWidget(DockBase):
         unless ``overwrite``. Returns the HTML path, None on failure (shown in the status)."""
         from ..core.report import write_report
 
-        if self.report is None:
-            self.set_status("Nothing to save: Assess first.", error=True)
+        if not self._report_usable():
             return None
         path = Path(path)
         json_path = Path(json_path) if json_path is not None else path.with_suffix(".json")
@@ -343,6 +374,8 @@ class TrustWidget(DockBase):
         return out
 
     def _save_dialog(self, *_: Any) -> None:
+        if not self._report_usable():
+            return
         path, _ = QFileDialog.getSaveFileName(
             self, "Save trust report", f"{self._names[1]}-report.html", "HTML (*.html)",
             options=QFileDialog.Option.DontConfirmOverwrite)
@@ -362,3 +395,23 @@ class TrustWidget(DockBase):
             overwrite = True
         self.save_report(p, overwrite=overwrite)
 
+
+
+def _is_result(layer: Any) -> bool:
+    """Whether ``layer`` is a restoration with this plugin's record (its method or source
+    layer; not a residual or structure map this dock added, nor a live session's layer)."""
+    rec = (getattr(layer, "metadata", None) or {}).get("neurorestore")
+    return (isinstance(rec, dict) and rec.get("kind") not in DERIVED_KINDS
+            and bool(rec.get("method") or rec.get("source_layer")))
+
+
+def _source_of(layer: Any, dock: DockBase) -> str | None:
+    """The name of the image layer ``layer`` was made from (its record's ``source_layer``),
+    when that layer is in the viewer; else None."""
+    if layer is None or not _is_result(layer):
+        return None
+    name = layer.metadata["neurorestore"].get("source_layer")
+    source = dock.layer_named(name) if isinstance(name, str) else None
+    if source is None or source is layer or source not in dock.layers_for("raw"):
+        return None
+    return name

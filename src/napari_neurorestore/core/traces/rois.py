@@ -125,6 +125,46 @@ def _inside_polygon(py, px, poly):
     return inside | on_edge
 
 
+#: shapes enclosing less than this many pixels' area are left out (a polygon whose vertices
+#: lie on a line would otherwise become the pixels on that line)
+MIN_ROI_AREA = 0.5
+
+
+def shape_area(vertices: np.ndarray, shape_type: str) -> float:
+    """The area (pixels) a 2-D shape covers: an ellipse's from its 4 bounding-box corners,
+    a rectangle's or polygon's convex hull's (so a self-crossing polygon is not taken for
+    a flat one); inf when it cannot tell (:func:`shape_pixels` then says what is wrong)."""
+    v = np.asarray(vertices, np.float64)
+    if v.ndim != 2 or v.shape[1] != 2 or not np.isfinite(v).all():
+        return float("inf")
+    st = str(shape_type).lower()
+    if st == "ellipse":
+        if len(v) != 4:
+            return float("inf")
+        a, b = (v[1] - v[0]) / 2.0, (v[2] - v[1]) / 2.0
+        return float(np.pi * abs(a[0] * b[1] - a[1] * b[0]))
+    if len(v) < 3:
+        return float("inf")
+    pts = sorted({(float(p[0]), float(p[1])) for p in v})
+    if len(pts) < 3:
+        return 0.0
+
+    def half(points: list) -> list:  # Andrew's monotone chain
+        out: list = []
+        for p in points:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    hull = np.array(half(pts) + half(pts[::-1]))
+    if len(hull) < 3:
+        return 0.0
+    y, x = hull[:, 0], hull[:, 1]
+    return float(abs(np.dot(y, np.roll(x, -1)) - np.dot(x, np.roll(y, -1))) / 2.0)
+
+
 def shape_pixels(vertices: np.ndarray, shape_type: str, frame_shape: Sequence[int]
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Rasterise one 2-D shape: the (y, x) pixel coordinates whose centres lie inside.
@@ -292,6 +332,11 @@ def rois_from_shapes(
             outside = (hi < -0.5).any() or (lo > np.array(frame) - 0.5).any()
             why = "lies outside the image" if outside else "covers no pixel centre"
             messages.append(f"ROI {rid} {why}; left out")
+            continue
+        area = shape_area(v[:, -2:], st)
+        if area < MIN_ROI_AREA:  # e.g. a polygon on a line: the pixels on it, not an area
+            messages.append(f"ROI {rid} has no area ({area:.2g} pixels: its vertices lie on "
+                            f"a line or a point); left out (draw it larger)")
             continue
         idx = ys * frame[1] + xs + offset
         rois.append(Roi(rid, idx, spatial))
