@@ -155,7 +155,7 @@ def test_traces_warn_on_nan_in_a_compare_movie(movie, tmp_path, capsys):
 def test_widget_check_of_incomplete_layers(movie, tmp_path):
     from types import SimpleNamespace
 
-    from napari_neurorestore._widgets.base import incomplete_layer
+    from napari_neurorestore._widgets.layers import incomplete_layer
 
     part = io.incomplete_path(tmp_path / "o.tif")
     tifffile.imwrite(part, np.zeros((2, 4, 4), np.float32))

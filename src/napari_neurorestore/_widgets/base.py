@@ -12,13 +12,13 @@ in a few hooks; the base does the rest:
   why) and :meth:`DockBase.show_error`; a dock with ``notify = True`` also shows napari
   notifications.
 * **layout**: a dock lays its widgets out on :attr:`DockBase.body`, which sits in a
-  :class:`DockScrollArea`: the dock's minimum height stays small (three docks fit a laptop
+  :class:`~.dock_layout.DockScrollArea`: the dock's minimum height stays small (three docks fit a laptop
   screen, and what does not fit scrolls), its minimum width is its content's, so nothing is
   squashed below its size hint. Docks of this plugin added to the same side of napari's
   window are tabbed together (one tab each, raised when added) rather than stacked; a tab
-  dragged out stays where the user puts it. :class:`RowsTable` is a table whose minimum
+  dragged out stays where the user puts it. :class:`~.dock_layout.RowsTable` is a table whose minimum
   height shows its header and a few whole rows, with short headers and their tooltips;
-  :class:`Section` is a collapsible section, collapsed by default.
+  :class:`~.dock_layout.Section` is a collapsible section, collapsed by default.
 * **jobs**: :meth:`DockBase.start_job` runs a task generator through
   :func:`._widgets.worker.make_worker` (inline with ``NEURORESTORE_SYNC_WORKER=1`` or
   ``sync = True``). One job at a time (:meth:`refuse_if_busy`); the worker's signals are bound
@@ -39,23 +39,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QDockWidget,
-    QFrame,
-    QHeaderView,
     QLabel,
-    QMainWindow,
-    QScrollArea,
-    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
-from superqt import QCollapsible
 
 from ..core.progress import CancelToken, Progress
+from .dock_layout import DockScrollArea, tab_with_siblings
 from .formatting import gui_words
+from .layers import incomplete_layer
 from .worker import TaskOutcome, make_worker
 
 if TYPE_CHECKING:
@@ -124,109 +119,6 @@ def fill_combo(combo: Any, names: Iterable[str], extra: Iterable[str] = ()) -> b
     finally:
         combo.blockSignals(False)
     return kept
-
-
-#: the least height of a dock's scroll area (what a dock asks of napari's window)
-MIN_DOCK_HEIGHT = 120
-
-
-class DockScrollArea(QScrollArea):
-    """The scroll area of a dock: its minimum width is its content's (no horizontal
-    scrolling), its minimum height :data:`MIN_DOCK_HEIGHT`, so a dock never forces napari's
-    window taller than the screen. The content fills the dock and scrolls when the dock is
-    shorter than the content's preferred height (a scroll area never shrinks content below
-    it), so no row is ever squashed: stretchy parts (a plot, a table) prefer small sizes."""
-
-    def __init__(self, body: QWidget, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.setWidget(body)
-        body.installEventFilter(self)
-
-    def _extra_width(self) -> int:
-        return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
-        body = self.widget()
-        width = body.minimumSizeHint().width() if body is not None else 0
-        return QSize(width + self._extra_width(), MIN_DOCK_HEIGHT)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
-        body = self.widget()
-        hint = body.sizeHint() if body is not None else QSize(0, 0)
-        return QSize(hint.width() + self._extra_width(), max(hint.height(), MIN_DOCK_HEIGHT))
-
-    def eventFilter(self, obj: Any, event: QEvent) -> bool:  # noqa: N802 (Qt)
-        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            self.updateGeometry()  # the content's minimum width changed: so does ours
-        return super().eventFilter(obj, event)
-
-
-class Section(QCollapsible):
-    """A collapsible section ("Advanced", "Live…"), collapsed when made and without
-    animation. Its content is hidden while collapsed (a bare QCollapsible only squeezes it
-    to 0 pixels, its rows squashed below their size)."""
-
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(title, parent)
-        self.setDuration(0)
-        self.content().setVisible(False)
-        self.toggled.connect(self.content().setVisible)
-
-
-class _Header(QHeaderView):
-    """A horizontal header whose minimum height is its height (Qt gives every header the
-    69-pixel minimum of a scroll area, which it is always drawn below)."""
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
-        return QSize(super().minimumSizeHint().width(), self.sizeHint().height())
-
-
-class RowsTable(QTableWidget):
-    """A read-only table whose minimum height shows its header and ``min_rows`` whole rows
-    (and room for a horizontal scroll bar), with compact rows. ``headers``: the column
-    titles, or (short title, tooltip) pairs: a short title keeps the column narrow, the
-    tooltip says the whole."""
-
-    def __init__(self, headers: Iterable[str | tuple[str, str]], min_rows: int = 3,
-                 parent: QWidget | None = None) -> None:
-        headers = [(h, "") if isinstance(h, str) else tuple(h) for h in headers]
-        super().__init__(0, len(headers), parent)
-        self.min_rows = min_rows
-        header = _Header(Qt.Orientation.Horizontal, self)
-        header.setHighlightSections(False)
-        self.setHorizontalHeader(header)
-        self.setHorizontalHeaderLabels([h for h, _ in headers])
-        for j, (_, tip) in enumerate(headers):
-            if tip:
-                self.horizontalHeaderItem(j).setToolTip(tip)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self._fit_rows()
-
-    def _fit_rows(self) -> None:
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        self.updateGeometry()
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            self._fit_rows()  # napari's stylesheet sets the font once the table is shown
-        super().changeEvent(event)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
-        header = self.horizontalHeader()
-        bar = self.horizontalScrollBar()
-        height = (header.sizeHint().height() if header.isVisibleTo(self) else 0) \
-            + self.min_rows * self.verticalHeader().defaultSectionSize() \
-            + max(bar.sizeHint().height(), bar.minimumHeight()) + 2 * self.frameWidth() + 2
-        return QSize(super().minimumSizeHint().width(), height)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
-        # its least height: in a dock's scroll area, a table grows with the room left
-        return QSize(super().sizeHint().width(), self.minimumSizeHint().height())
 
 
 class DockBase(QWidget):
@@ -452,8 +344,9 @@ class DockBase(QWidget):
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ParentChange and isinstance(self.parent(), QDockWidget):
             # docked: once napari has placed the dock, tab it with this plugin's other docks
-            QTimer.singleShot(0, functools.partial(_tab_with_siblings, self._alive,
-                                                   self.parent()))
+            QTimer.singleShot(0, functools.partial(
+                tab_with_siblings, functools.partial(getattr, self._alive, "closed"),
+                self.parent(), DockBase))
         # napari's panel close button un-parents the widget (remove_dock_widget) rather than
         # deleting it: a job must not go on adding layers from a closed panel.
         job = self._alive.job
@@ -536,53 +429,6 @@ class DockBase(QWidget):
     def on_finished(self, job: Job) -> None:
         """Hook: the job ended, whatever its outcome (default: :meth:`update_buttons`)."""
         self.update_buttons()
-
-
-def _tab_with_siblings(alive: _Alive, dock: QDockWidget) -> None:
-    """Tab ``dock`` with another dock of this plugin on the same side of the main window
-    (three stacked docks cannot all show their content on a laptop screen; tabs give each
-    the whole height) and raise it. Nothing is done when the dock is floating, already
-    tabbed, or alone on its side."""
-    try:
-        if alive.closed or dock.isFloating() or not isinstance(dock.widget(), DockBase):
-            return
-        win = dock.parentWidget()
-        if not isinstance(win, QMainWindow) or win.tabifiedDockWidgets(dock):
-            return
-        area = win.dockWidgetArea(dock)
-        for other in win.findChildren(QDockWidget):
-            if (other is not dock and not other.isFloating() and not other.isHidden()
-                    and win.dockWidgetArea(other) == area
-                    and isinstance(other.widget(), DockBase)):
-                win.tabifyDockWidget(other, dock)
-                dock.show()
-                dock.raise_()
-                return
-    except RuntimeError:  # the dock or the window was deleted meanwhile
-        pass
-
-
-def incomplete_layer(layer: Any) -> str | None:
-    """Why ``layer`` holds an incomplete result (None when it does not, or cannot tell):
-    its file or store (``metadata["source_path"]``), checked again now, or else the
-    progress record it was read with."""
-    from ..core.io import PROGRESS_ATTR, is_incomplete
-
-    md = getattr(layer, "metadata", None) or {}
-    path = md.get("source_path")
-    if path:
-        try:
-            import os
-
-            if os.path.exists(path):
-                why = is_incomplete(path)
-                return f"layer '{layer.name}': {why}" if why else None
-        except Exception:
-            pass
-    rec = md.get(PROGRESS_ATTR)
-    if isinstance(rec, dict) and rec.get("complete") is False:
-        return f"layer '{layer.name}' is an incomplete result (complete: false)"
-    return None
 
 
 def disconnect_quietly(emitter: Any, slot: Any) -> None:

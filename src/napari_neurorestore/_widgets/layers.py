@@ -60,3 +60,26 @@ def unique_name(viewer: Any, name: str) -> str:
     while f"{name} ({i})" in names:
         i += 1
     return f"{name} ({i})"
+
+
+def incomplete_layer(layer: Any) -> str | None:
+    """Why ``layer`` holds an incomplete result (None when it does not, or cannot tell):
+    its file or store (``metadata["source_path"]``), checked again now, or else the
+    progress record it was read with."""
+    from ..core.io import PROGRESS_ATTR, is_incomplete
+
+    md = getattr(layer, "metadata", None) or {}
+    path = md.get("source_path")
+    if path:
+        try:
+            import os
+
+            if os.path.exists(path):
+                why = is_incomplete(path)
+                return f"layer '{layer.name}': {why}" if why else None
+        except Exception:
+            pass
+    rec = md.get(PROGRESS_ATTR)
+    if isinstance(rec, dict) and rec.get("complete") is False:
+        return f"layer '{layer.name}' is an incomplete result (complete: false)"
+    return None

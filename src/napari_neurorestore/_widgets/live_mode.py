@@ -25,7 +25,8 @@ import numpy as np
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, PushButton
 
 from ..core.progress import CancelToken, Progress
-from .base import Job, Section
+from .base import Job
+from .dock_layout import Section
 from .layers import unique_name
 from .worker import EXPECTED_ERRORS, TaskOutcome, sync_from_env
 

@@ -28,7 +28,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.methods import names
-from .base import DockBase, Section
+from .base import DockBase
+from .dock_layout import Section
 from .form import ParamForm
 from .formatting import format_progress, format_seconds
 from .live_mode import LiveMode

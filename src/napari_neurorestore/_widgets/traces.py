@@ -40,7 +40,8 @@ from qtpy.QtWidgets import (
 
 from ..core import traces as tr
 from ..core.errors import InputError
-from .base import ERROR_STYLE, DockBase, Section, disconnect_quietly, text_label
+from .base import ERROR_STYLE, DockBase, disconnect_quietly, text_label
+from .dock_layout import Section
 from .formatting import gui_words
 from .traces_compute import TraceCompute
 from .traces_layers import TraceLayers

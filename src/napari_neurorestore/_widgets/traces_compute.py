@@ -16,7 +16,8 @@ from ..core import traces as tr
 from ..core.errors import InputError
 from ..core.progress import Cancelled, CancelToken, Progress
 from . import traces_rois as rois_mod
-from .base import Job, incomplete_layer
+from .base import Job
+from .layers import incomplete_layer
 from .traces_rois import ROI_FEATURE, layer_data
 from .worker import EXPECTED_ERRORS, TaskOutcome, sync_from_env
 

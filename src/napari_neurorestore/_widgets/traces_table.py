@@ -12,7 +12,7 @@ from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..core import traces as tr
-from .base import RowsTable
+from .dock_layout import RowsTable
 from .traces_rois import palette_color
 
 WARN_COLOR = "#e06c75"

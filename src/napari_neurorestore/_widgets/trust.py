@@ -38,7 +38,8 @@ from qtpy.QtWidgets import (
 
 from ..core.progress import CancelToken, Progress
 from ..core.trust.checks import transients_available
-from .base import DockBase, Job, RowsTable, fill_combo, text_label
+from .base import DockBase, Job, fill_combo, text_label
+from .dock_layout import RowsTable
 from .layers import unique_name
 from .residual import RESIDUAL_COLORMAP, add_residual, residual_layer_kwargs  # noqa: F401
 from .worker import EXPECTED_ERRORS, TaskOutcome
