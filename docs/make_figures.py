@@ -9,6 +9,8 @@ for a few seconds and restores the movie, draws an ellipse ROI on the most activ
 assesses the result in the Trust report dock, then saves:
 
 * ``restore.png``, ``traces.png``, ``trust.png``: the whole window with each dock raised;
+* ``overview.png``: the README's first picture: the raw movie with the ROIs above the restored
+  one (napari's grid mode) and the ROI traces dock raised;
 * ``traces_popout.png``: the ROI traces dock popped out (raw vs restored traces and the
   fidelity table).
 
@@ -152,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         size = save_png(win.grab(), args.out / file)
         print(f"         {file}: {win.width()}x{win.height()}, {size / 1000:.0f} kB")
     docks["ROI traces"].raise_()
+    raw.visible = True
+    grid = viewer.canvas.grid if hasattr(viewer, "canvas") else viewer.grid
+    viewer.layers.move(viewer.layers.index(rois), 1)  # [raw, ROIs, restored]
+    grid.enabled, grid.stride, grid.shape = True, 2, (2, 1)  # raw + ROIs above, restored below
+    viewer.reset_view()
+    wait(app, 0.5)
+    size = save_png(win.grab(), args.out / "overview.png")
+    print(f"         overview.png: {win.width()}x{win.height()}, {size / 1000:.0f} kB")
+    grid.enabled, raw.visible = False, False
     traces.pop_out(True)
     wait(app, 1.0)
     dock = docks["ROI traces"]
