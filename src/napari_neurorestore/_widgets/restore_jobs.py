@@ -174,8 +174,9 @@ class RestoreJobs:
         self.progress_label.value = "starting…"
         verb = {"train": "Training on", "preview": "Previewing"}.get(kind, "Restoring")
         out = None if live is None else live.store
+        given = params.to_dict()  # the form's values: a loaded model's fixed ones must match
         return self.start_job(job, restore_task, job.method, data, params, job.cancel, model,
-                              out, preview, status=f"{verb} '{layer.name}'…")
+                              out, preview, given, status=f"{verb} '{layer.name}'…")
 
     def _fits(self, kind: str) -> bool:
         """False (and the refusal shown) when the run would not fit in memory."""

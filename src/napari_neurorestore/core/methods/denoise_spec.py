@@ -69,9 +69,11 @@ class DenoiseParams(_Params):
     device : "auto", "cpu", "cuda" or "mps".
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
     centre_correction : add back what the network missed in the frame itself (see
-        :mod:`.denoise_centre`); also gives the self-check.
+        :mod:`.denoise_centre`); also gives the self-check. Applying a saved model, off
+        leaves out every step fitted after its training (the network alone).
     long_context : the long-context step (see :mod:`.denoise_context`); needs
-        ``centre_correction``.
+        ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
+        inference).
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
         ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
@@ -126,7 +128,9 @@ class DenoiseMethod(Method):
                    "Several inputs go into the folder given by -o (OUTDIR/<name>_denoised.zarr).")
     input_help = "(t, y, x) or (t, z, y, x) TIFF stack(s) or zarr/OME-Zarr store(s)"
     noun = "a denoising model"
-    runtime_fields = ("device", "chunk_frames", "ensemble")
+    #: the steps after the network are run-time settings: a saved model's can be left out
+    runtime_fields = ("device", "chunk_frames", "ensemble", "centre_correction",
+                      "long_context")
     distributed = True
     nominal_rate = 12e6
     suffix = "denoised"
@@ -149,7 +153,9 @@ class DenoiseMethod(Method):
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
                                    device=params.device, on_chunk=on_chunk,
-                                   ensemble=params.ensemble, **options)
+                                   ensemble=params.ensemble,
+                                   context=params.centre_correction and params.long_context,
+                                   centre_correction=params.centre_correction, **options)
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
