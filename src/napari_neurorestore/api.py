@@ -80,18 +80,21 @@ def restore(
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
+    return_result: bool = False,
     **params: Any,
 ):
     """Restore ``data`` with any registered method by name (``"denoise"``, ``"sparse"``,
     ``"upsample"``, ``"isotropize"``, or one added to the registry): ``params`` are the
     fields of that method's Params class (``core.methods.params_for(method)``); the other
     arguments are those of :func:`denoise`. Returns the result array (float32, the input's
-    units), and the model when ``return_model``."""
+    units), and the model when ``return_model``; the full :class:`RestoreResult` (data,
+    model, metadata, grid) when ``return_result``."""
     from .core.methods import params_for
 
     cls = params_for(method)
     p = _params(cls, **params)
-    return _run(method, data, p, model, params, cancel, out, progress, return_model)
+    return _run(method, data, p, model, params, cancel, out, progress, return_model,
+                return_result)
 
 
 def denoise(

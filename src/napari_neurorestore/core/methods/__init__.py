@@ -3,9 +3,9 @@
 
 Each method has a light module ``<name>_spec.py`` (numpy only: its ``Method`` object, the
 output grid, the forward model, the cost model) and a heavy one ``<name>.py`` (torch:
-``train``, ``predict`` and ``run(data, params, cancel, model=None, out=None)``, a generator
-that yields :class:`~napari_neurorestore.core.progress.Progress` and returns a
-:class:`~napari_neurorestore.core.models.RestoreResult`).
+``train`` and ``predict``, generators that yield
+:class:`~napari_neurorestore.core.progress.Progress`); a run is
+:mod:`napari_neurorestore.core.engine`'s.
 
 Importing this package (or calling :func:`get`) does not import torch; a method's heavy
 module is imported when it trains or predicts.

@@ -3,7 +3,9 @@
 A method is one :class:`Method` object (registered by name in
 :mod:`napari_neurorestore.core.methods`) over two modules of its own: a light one (numpy
 only: its geometry, forward model and memory model; the ``Method`` subclass lives there)
-and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it is used.
+and a heavy one (torch: ``train``, ``predict``), imported only when it is used. A run (the
+CLI's, the API's, the widgets') is :mod:`~napari_neurorestore.core.engine`'s, over the
+steps below (:mod:`~napari_neurorestore.core.steps`).
 
 =====================  ===================================================================
 ``params_class``       the frozen, validated dataclass of parameters (in ``<name>_spec.py``)
@@ -11,8 +13,9 @@ and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it 
                        :class:`Progress` that returns the :class:`TrainedModel`
 ``predict``            ``predict(data, model, params, cancel, out, on_chunk, **options)``:
                        a generator streaming the result into ``out``; returns ``out``
-``run``                train unless a model is given, then predict: a
-                       :class:`RestoreResult` (what the widgets and the API call)
+``simulates``          ``simulates(params)``: the run is the method's simulation
+                       (``simulate(data, model, params, cancel, out, **options)``,
+                       returning ``(out, extra provenance)``) instead of ``predict``
 ``check_input``        ``check_input(data, params, training)``: refuse bad input early
 ``grid``               ``grid(input_shape, params) -> Grid``: the output's shape and its
                        scale/translate relative to the input's (input pixels)
@@ -189,7 +192,7 @@ class Method:
 
     #: the name in the registry, the CLI subcommand and ``TrainedModel.method``
     name: ClassVar[str] = ""
-    #: the heavy module (torch) with ``train``, ``predict`` and ``run``
+    #: the heavy module (torch) with ``train`` and ``predict``
     module: ClassVar[str] = ""
     #: one line of help (the CLI subcommand's)
     help: ClassVar[str] = ""
@@ -310,9 +313,25 @@ class Method:
                 on_chunk: Any = "auto", **options: Any) -> Generator[Progress, None, Any]:
         raise NotImplementedError
 
-    def run(self, data: Any, params: Any = None, cancel: Any = None, model: Any = None,
-            out: Any = None, **options: Any) -> Generator[Progress, None, Any]:
-        return self.impl().run(data, params, cancel, model=model, out=out, **options)
+    def simulates(self, params: Any) -> bool:
+        """Whether a run with ``params`` is the method's simulation (:meth:`simulate`
+        instead of :meth:`predict`; e.g. sparse ``simulate``: lines dropped from a fully
+        sampled input, restored and measured against it)."""
+        return False
+
+    def simulate(self, data: Any, model: Any, params: Any, cancel: Any = None,
+                 out: Any = None, **options: Any
+                 ) -> Generator[Progress, None, tuple[Any, dict[str, Any]]]:
+        """The simulation of :meth:`simulates`: ``(out, extra provenance)``."""
+        raise NotImplementedError(f"{self.name} has no simulation")
+
+    def new_output(self, shape: tuple[int, ...]) -> Any:
+        """The array an in-memory run writes into when the caller gives none."""
+        return np.empty(shape, np.float32)
+
+    def output_suffix(self, params: Any) -> str:
+        """The suffix of the result layer's name (:attr:`suffix`)."""
+        return self.suffix
 
     def check_request(self, req: Any, model: Any) -> None:
         """Refuse a request the method cannot run (an :class:`~..engine.Request`, checked

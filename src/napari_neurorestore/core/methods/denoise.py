@@ -27,7 +27,7 @@ import torch
 from ..._version import __version__
 from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite, check_movie
-from ..models import RestoreResult, TrainedModel
+from ..models import TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
@@ -351,20 +351,3 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             tally.written(a, b)  # recorded before the report: a stop at its yield is exact
             yield tally.step(b - a)
     return out
-
-
-# ----------------------------------------------------------------------------- run
-def run(data: Any, params: DenoiseParams | None = None, cancel: CancelToken | None = None,
-        model: TrainedModel | None = None, out: Any = None
-        ) -> Generator[Progress, None, RestoreResult]:
-    """Train on ``data`` (unless ``model`` is given) and denoise every frame."""
-    params = params or DenoiseParams()
-    if model is None:
-        model = yield from train(data, params, cancel)
-    elif model.method != "denoise":
-        raise ValueError(f"this is a {model.method!r} model, not a denoising model")
-    from .denoise_spec import METHOD  # the run-time settings applied as for files
-
-    out = yield from METHOD.predict(data, model, params, cancel, out)
-    yield Progress("done", 1, 1, message="done")
-    return RestoreResult(out, model, metadata_for(model), SUFFIX)

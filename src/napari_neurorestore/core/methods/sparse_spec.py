@@ -301,12 +301,21 @@ class SparseMethod(Method):
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto",
                 labels=None, reference=None, **options):
-        mod = self.impl()
-        if params.simulate:  # the whole simulation (figures included) into ``out``
-            return mod.run(data, params, cancel, model=model, out=out, labels=labels)
-        return mod.predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                           device=params.device, denoise=params.denoise, on_chunk=on_chunk,
-                           **options)
+        return self.impl().predict(data, model, cancel, out=out,
+                                   chunk_frames=params.chunk_frames, device=params.device,
+                                   denoise=params.denoise, on_chunk=on_chunk, **options)
+
+    def simulates(self, params) -> bool:
+        return bool(params.simulate)
+
+    def simulate(self, data, model, params, cancel=None, out=None, labels=None,
+                 reference=None, **options):
+        """Lines dropped from the fully sampled ``data``, restored with ``model`` and
+        measured against ``data`` (:func:`.sparse.simulate`)."""
+        return self.impl().simulate(data, model, params, cancel, out=out, labels=labels)
+
+    def output_suffix(self, params) -> str:
+        return "sparse-simulated" if params.simulate else self.suffix
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         n = 1 if len(input_shape) == 2 else int(input_shape[0])

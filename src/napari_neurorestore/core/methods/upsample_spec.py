@@ -285,6 +285,10 @@ class UpsampleMethod(Method):
                                    tile_size=params.tile_size, ensemble=params.ensemble,
                                    back_projection=params.back_projection, on_chunk=on_chunk)
 
+    def new_output(self, shape):
+        """float32 numpy; a temporary memmap when large (``upsample.OUT_MEMMAP_BYTES``)."""
+        return self.impl().new_output(shape)
+
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         tiles = output_tiles(model, tuple(input_shape), params.tile_size)
         return OutputLayout(chunk_shape=output_chunks(model, tuple(input_shape), params.tile_size),
