@@ -275,10 +275,9 @@ class RestoreJobs:
             text = (f"Trained in {format_seconds(info.get('train_seconds'))} "
                     f"({info.get('steps', '?')} steps{loss_txt}); added '{new_layer.name}' "
                     f"(total {format_seconds(elapsed)}).")
-            if "self_check" in info:  # the denoiser's truth-free check against a Gaussian
-                from ..core.methods.denoise_centre import format_check
-
-                text += f"\n{format_check(info['self_check'])}"
+            summary = get(result.model.method).training_summary(info)
+            if summary:
+                text += f"\n{summary}"
         else:
             text = f"Restored in {format_seconds(elapsed)}; added '{new_layer.name}'."
         if job.live is not None:

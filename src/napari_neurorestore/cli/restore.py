@@ -159,9 +159,8 @@ def run(args: Any) -> int:
         after = m.after(o.result, o.params)
         if after:
             print(after)
-        if o.trained and "self_check" in info:  # the denoiser's truth-free self-check
-            from ..core.methods.denoise_centre import format_check
-
-            print(format_check(info["self_check"]))
+        summary = m.training_summary(info) if o.trained else None
+        if summary:
+            print(summary)
     sys.stdout.flush()
     return 0

@@ -45,6 +45,11 @@ def get(name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def live_methods() -> tuple[str, ...]:
+    """The methods whose models restore files while they are acquired (``Method.live``)."""
+    return tuple(n for n in REGISTRY if get(n).live)
+
+
 def params_for(name: str) -> type:
     """The parameter dataclass of method ``name`` (light: no torch)."""
     return get(name).params_class

@@ -209,6 +209,8 @@ class Method:
     fixed_fields: ClassVar[tuple[str, ...]] = ()
     #: whether inference runs on a dask cluster (:meth:`predict_part` per task)
     distributed: ClassVar[bool] = False
+    #: whether its models restore files while they are acquired (``core/live.py``)
+    live: ClassVar[bool] = False
     #: inference rate on a 2-core CPU (probe units/s), used when the probe is skipped
     nominal_rate: ClassVar[float] = 1e6
     #: the suffix of the output layer's / file's name
@@ -388,4 +390,10 @@ class Method:
 
     def after(self, result: Any, params: Any) -> str | None:
         """Lines the CLI prints after a run (None: nothing)."""
+        return None
+
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """What every face says after training, from a model's training record
+        (``TrainedModel.info``, also the output provenance's ``"training"``): the CLI, the
+        Restore dock and the trust report. None: nothing."""
         return None

@@ -132,6 +132,7 @@ class DenoiseMethod(Method):
     runtime_fields = ("device", "chunk_frames", "ensemble", "centre_correction",
                       "long_context")
     distributed = True
+    live = True
     nominal_rate = 12e6
     suffix = "denoised"
     many_inputs = True
@@ -149,6 +150,14 @@ class DenoiseMethod(Method):
 
     def removes_noise(self, md: dict) -> bool:
         return True
+
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """The truth-free self-check against the best Gaussian filter."""
+        if not isinstance(info.get("self_check"), dict):
+            return None
+        from .denoise_centre import format_check
+
+        return format_check(info["self_check"])
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
