@@ -27,6 +27,9 @@ steps below (:mod:`~napari_neurorestore.core.steps`).
 ``probe_inference``    inference rate of the untrained network on synthetic data (probe
                        units/s); ``probe_batch``: one training batch for the step probe
 ``output_layout``      how a streamed output store is chunked and its progress counted
+``cli_options``        the method's extra inputs as :class:`Option` data (the CLI's flags)
+``training_summary``   ``training_summary(info)``: what every face says after training
+``live``               capabilities, with ``distributed``: live mode (``core/live.py``)
 =====================  ===================================================================
 
 The parameter-merge rule for a loaded model (:meth:`Method.merge_params`), the output
@@ -77,6 +80,36 @@ class OutputLayout:
     unit: str = "frames"
     total: int | None = None
     extra: dict | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """An input of a method beyond its parameters (a file, a number), declared as data: the
+    CLI's flag is made from it, and a widget can list it (``layer``: picked as a layer in
+    the GUI rather than typed). Its value reaches :meth:`Method.check_request` and
+    :meth:`Method.open_options` as ``options[name]``.
+
+    ``kind``: "path", "int" or "float"; ``flag``: the CLI's flag (default ``--name`` with
+    dashes); ``aliases``: more flags; ``default``: the value when not given.
+    """
+
+    name: str
+    kind: str
+    help: str
+    layer: bool = False
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+    metavar: str | None = None
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("path", "int", "float"):
+            raise ValueError(f"option {self.name}: kind must be path, int or float, "
+                             f"got {self.kind!r}")
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
 
 
 def metadata_for(model: Any, extra: dict | None = None) -> dict[str, Any]:
@@ -219,9 +252,9 @@ class Method:
     input_help: ClassVar[str] = ""
     #: whether one run takes several inputs (into a folder of outputs)
     many_inputs: ClassVar[bool] = False
-    #: the method's inputs beyond its parameters, as CLI options: (flag, argparse keywords)
-    #: pairs; their values reach :meth:`check_request`/:meth:`open_options` as options
-    cli_options: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = ()
+    #: the method's inputs beyond its parameters (:class:`Option`); their values reach
+    #: :meth:`check_request`/:meth:`open_options` as options
+    cli_options: ClassVar[tuple[Option, ...]] = ()
     #: for the trust checks: the first axis of a 3-D/4-D input is time (frames)
     keeps_time: ClassVar[bool] = True
     #: the forward model is the identity (the output is on the input's grid)

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_dtype, check_finite
 from ..params import _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+from .base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 512 * 2**20
@@ -226,12 +226,12 @@ class SparseMethod(Method):
     fixed_fields = ("factor", "axis")
     distributed = True
     cli_options = (
-        ("--rois", {"dest": "labels", "aliases": ("--labels",), "metavar": "ROIS.tif",
-                    "help": "with --simulate: ROI label image for the trace figures "
-                    "(default: the 20 most active 8x8 tiles; --labels is an alias)"}),
-        ("--reference", {"metavar": "REF.tif", "help": "train on this fully sampled stack "
-                         "from the same rig (supervised pairs by dropping lines) instead of "
-                         "on the input"}),
+        Option("labels", "path", "with --simulate: ROI label image for the trace figures "
+               "(default: the 20 most active 8x8 tiles; --labels is an alias)", layer=True,
+               flag="--rois", aliases=("--labels",), metavar="ROIS.tif"),
+        Option("reference", "path", "train on this fully sampled stack from the same rig "
+               "(supervised pairs by dropping lines) instead of on the input", layer=True,
+               metavar="REF.tif"),
     )
     nominal_rate = 20e6
     suffix = "sparse-restored"
