@@ -126,3 +126,14 @@ def test_a_fixed_parameter_not_given_is_the_models(rng):
     out = api.sparse(data, model=model, device="cpu")  # the model's factor 2, not 4
     assert out.shape == (3, 16, 24)
     assert api.sparse(data, model=model, factor=2, device="cpu").shape == (3, 16, 24)
+
+
+def test_upsample_run_time_settings_are_applied_in_memory(rng):
+    vol = (rng.random((8, 16, 16), dtype=np.float32) * 100).astype(np.float32)
+    _, model = api.upsample(vol, factor=2, steps=3, train_seconds=None, patch_size=8,
+                            batch_size=2, width=8, depth=1, device="cpu", return_model=True)
+    plain = api.upsample(vol, model=model, device="cpu")
+    for setting in ({"ensemble": True}, {"back_projection": False}):
+        other = api.upsample(vol, model=model, device="cpu", **setting)
+        assert np.abs(other - plain).max() > 1e-4 * float(np.ptp(plain)), setting
+        assert np.array_equal(other, api.upsample(vol, model=model, device="cpu", **setting))
