@@ -49,6 +49,13 @@ def _params(cls: type, **kw: Any) -> Any:
     return cls(**kw)
 
 
+def _given(**kw: Any) -> dict[str, Any]:
+    """The named arguments a caller set (None: not set; the dataclass's default, or with a
+    model the model's value). A saved model's fixed parameters are checked against
+    them (:meth:`~.core.methods.base.Method.merge_params`)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
 def _run(method: str, data: Any, params: Any, model: Any, given: dict | None, cancel: Any,
          out: Any, progress: Any, return_model: bool, return_result: bool = False,
          **options: Any):
@@ -73,18 +80,21 @@ def restore(
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
+    return_result: bool = False,
     **params: Any,
 ):
     """Restore ``data`` with any registered method by name (``"denoise"``, ``"sparse"``,
     ``"upsample"``, ``"isotropize"``, or one added to the registry): ``params`` are the
     fields of that method's Params class (``core.methods.params_for(method)``); the other
     arguments are those of :func:`denoise`. Returns the result array (float32, the input's
-    units), and the model when ``return_model``."""
+    units), and the model when ``return_model``; the full :class:`RestoreResult` (data,
+    model, metadata, grid) when ``return_result``."""
     from .core.methods import params_for
 
     cls = params_for(method)
     p = _params(cls, **params)
-    return _run(method, data, p, model, params, cancel, out, progress, return_model)
+    return _run(method, data, p, model, params, cancel, out, progress, return_model,
+                return_result)
 
 
 def denoise(
@@ -129,19 +139,17 @@ def denoise(
     """
     from .core.methods.denoise_spec import DenoiseParams
 
-    given = {"window": window, "stride": stride, "epochs": epochs,
-             "train_seconds": train_seconds}
-    kwargs = {k: v for k, v in given.items() if v is not None}
-    kwargs.update(params)
-    p = _params(DenoiseParams, seed=seed, device=device, **kwargs)
-    return _run("denoise", data, p, model, None, cancel, out, progress, return_model)
+    given = {**_given(window=window, stride=stride, epochs=epochs,
+                      train_seconds=train_seconds), **params}
+    p = _params(DenoiseParams, seed=seed, device=device, **given)
+    return _run("denoise", data, p, model, given, cancel, out, progress, return_model)
 
 
 def upsample(
     data: Any,
-    factor: int = 3,
+    factor: int | None = None,
     *,
-    lateral_only: bool = False,
+    lateral_only: bool | None = None,
     prior: str = "none",
     train_seconds: float | None = 60.0,
     seed: int | None = 0,
@@ -168,8 +176,9 @@ def upsample(
     ----------
     data : array-like
         Integer or float intensities; numpy, memmap or dask arrays work (read tile by tile).
-    factor : 2, 3 or 4
-    lateral_only : upsample y and x only (3D input).
+    factor : 2, 3 or 4 (default 3; with ``model``, the model's: another is refused)
+    lateral_only : upsample y and x only (3D input; default False; with ``model``, the
+        model's: another is refused).
     prior : "none" (the input alone) or "simulated" (also learn from a simulated neuron
         volume at the true scale).
     train_seconds, seed, device, **params
@@ -189,9 +198,10 @@ def upsample(
     """
     from .core.methods.upsample_spec import UpsampleParams
 
-    p = _params(UpsampleParams, factor=factor, lateral_only=lateral_only, prior=prior,
-                       train_seconds=train_seconds, seed=seed, device=device, **params)
-    return _run("upsample", data, p, model, None, cancel, out, progress, return_model,
+    given = {**_given(factor=factor, lateral_only=lateral_only), **params}
+    p = _params(UpsampleParams, prior=prior, train_seconds=train_seconds, seed=seed,
+                device=device, **given)
+    return _run("upsample", data, p, model, given, cancel, out, progress, return_model,
                 return_result)
 
 
@@ -252,15 +262,15 @@ def isotropize(
     p = _params(IsotropizeParams, z_ratio=2.0 if z_ratio is None else z_ratio, degradation=degradation,
                          sigma_z=sigma_z, train_seconds=train_seconds, seed=seed,
                          device=device, **params)
-    return _run("isotropize", data, p, model, {"z_ratio": z_ratio}, cancel, out, progress,
-                return_model, return_result)
+    return _run("isotropize", data, p, model, {**_given(z_ratio=z_ratio), **params}, cancel, out,
+                progress, return_model, return_result)
 
 
 def sparse(
     data: Any,
-    factor: int = 4,
+    factor: int | None = None,
     *,
-    axis: str = "y",
+    axis: str | None = None,
     simulate: bool = False,
     reference: Any = None,
     labels: Any = None,
@@ -292,8 +302,9 @@ def sparse(
 
     Parameters
     ----------
-    factor : skip factor M (2-16).
-    axis : "y" (default) or "x".
+    factor : skip factor M (2-16; default 4; with ``model``, the model's: another is
+        refused).
+    axis : "y" (default) or "x" (with ``model``, the model's: another is refused).
     train_seconds, seed, device, **params
         See :class:`napari_neurorestore.core.methods.sparse_spec.SparseParams` (defaults there).
     model : TrainedModel or path, optional
@@ -310,7 +321,8 @@ def sparse(
     """
     from .core.methods.sparse_spec import SparseParams
 
-    p = _params(SparseParams, factor=factor, axis=axis, simulate=simulate, train_seconds=train_seconds,
-                     seed=seed, device=device, **params)
-    return _run("sparse", data, p, model, None, cancel, out, progress, return_model,
+    given = {**_given(factor=factor, axis=axis), **params}
+    p = _params(SparseParams, simulate=simulate, train_seconds=train_seconds, seed=seed,
+                device=device, **given)
+    return _run("sparse", data, p, model, given, cancel, out, progress, return_model,
                 return_result, reference=reference, labels=labels)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
@@ -47,7 +48,7 @@ def test_training_batches_have_the_window_shape(tiny_movie, rng):
 
 def test_output_shape_dtype_units_and_every_frame(tiny_movie):
     raw = tiny_movie.raw[:, :37, :29]  # odd sizes are padded, not cropped
-    res = drain(dn.run(raw, DenoiseParams(**FAST)))
+    res = drain(restore("denoise", raw, DenoiseParams(**FAST)))
     out = res.data
     assert out.shape == raw.shape and out.dtype == np.float32
     assert np.isfinite(out).all()
@@ -88,7 +89,8 @@ def test_loss_decreases(tiny_movie):
 
 
 def test_denoising_beats_raw_on_ground_truth(tiny_movie):
-    out = drain(dn.run(tiny_movie.raw, DenoiseParams(epochs=60, patch_size=32, batch_size=8,
+    out = drain(restore("denoise", tiny_movie.raw,
+                        DenoiseParams(epochs=60, patch_size=32, batch_size=8,
                                                      seed=0, device="cpu"))).data
     rng = float(np.ptp(tiny_movie.clean))
     gain = psnr(out, tiny_movie.clean, rng) - psnr(tiny_movie.raw, tiny_movie.clean, rng)
@@ -96,9 +98,9 @@ def test_denoising_beats_raw_on_ground_truth(tiny_movie):
 
 
 def test_deterministic_with_seed_on_cpu(tiny_movie):
-    a = drain(dn.run(tiny_movie.raw[:30], DenoiseParams(**FAST))).data
-    b = drain(dn.run(tiny_movie.raw[:30], DenoiseParams(**FAST))).data
-    c = drain(dn.run(tiny_movie.raw[:30], DenoiseParams(**{**FAST, "seed": 5}))).data
+    a = drain(restore("denoise", tiny_movie.raw[:30], DenoiseParams(**FAST))).data
+    b = drain(restore("denoise", tiny_movie.raw[:30], DenoiseParams(**FAST))).data
+    c = drain(restore("denoise", tiny_movie.raw[:30], DenoiseParams(**{**FAST, "seed": 5}))).data
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -113,7 +115,7 @@ def test_chunking_does_not_change_the_result(tiny_movie):
 
 def test_4d_movies_are_denoised_plane_by_plane(tiny_movie):
     movie = np.stack([tiny_movie.raw[:20], tiny_movie.raw[20:40]], axis=1)  # (t, z, y, x)
-    res = drain(dn.run(movie, DenoiseParams(**FAST)))
+    res = drain(restore("denoise", movie, DenoiseParams(**FAST)))
     assert res.data.shape == movie.shape
     model = res.model
     plane1 = drain(dn.predict(np.ascontiguousarray(movie[:, 1]), model))
@@ -123,7 +125,7 @@ def test_4d_movies_are_denoised_plane_by_plane(tiny_movie):
 def test_float_and_int_dtypes(tiny_movie):
     for dtype in (np.uint8, np.int16, np.float64):
         movie = (tiny_movie.raw[:20] // (4 if dtype == np.uint8 else 1)).astype(dtype)
-        out = drain(dn.run(movie, DenoiseParams(**FAST))).data
+        out = drain(restore("denoise", movie, DenoiseParams(**FAST))).data
         assert out.dtype == np.float32 and out.shape == movie.shape
 
 
@@ -131,7 +133,8 @@ def test_cancel_mid_training_stops_quickly(tiny_movie):
     import time
 
     token = CancelToken()
-    gen = dn.run(tiny_movie.raw, DenoiseParams(epochs=100000, patch_size=16, device="cpu"), token)
+    gen = restore("denoise", tiny_movie.raw,
+                  DenoiseParams(epochs=100000, patch_size=16, device="cpu"), cancel=token)
     seen = []
     t0 = time.perf_counter()
     with pytest.raises(Cancelled):
@@ -167,14 +170,14 @@ def test_cancel_during_prediction(tiny_movie):
 )
 def test_bad_input_gives_a_clear_error(data, match):
     with pytest.raises(InputError, match=match):
-        drain(dn.run(data, DenoiseParams(**FAST)))
+        drain(restore("denoise", data, DenoiseParams(**FAST)))
 
 
 def test_nans_are_refused(tiny_movie):
     movie = tiny_movie.raw.astype(np.float32)
     movie[5, 3, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        drain(dn.run(movie, DenoiseParams(**FAST)))
+        drain(restore("denoise", movie, DenoiseParams(**FAST)))
 
 
 @pytest.mark.parametrize("kw", [dict(window=4), dict(window=1), dict(stride=0), dict(epochs=0),
@@ -186,13 +189,13 @@ def test_bad_parameters(kw):
 
 
 def test_model_save_load_round_trip(tiny_movie, tmp_path):
-    res = drain(dn.run(tiny_movie.raw, DenoiseParams(**FAST)))
+    res = drain(restore("denoise", tiny_movie.raw, DenoiseParams(**FAST)))
     path = save_model(res.model, tmp_path / "m.pt")
     with pytest.raises(FileExistsError):
         save_model(res.model, path)
     loaded = load_model(path)
     assert loaded.method == "denoise" and loaded.params == res.model.params
-    again = drain(dn.run(tiny_movie.raw, DenoiseParams(**FAST), model=loaded)).data
+    again = drain(restore("denoise", tiny_movie.raw, DenoiseParams(**FAST), model=loaded)).data
     np.testing.assert_allclose(again, res.data, rtol=1e-6, atol=1e-5)
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a napari-neurorestore model"):
@@ -207,7 +210,7 @@ def test_memmap_input(tiny_movie, tmp_path):
     tifffile.imwrite(tmp_path / "m.tif", tiny_movie.raw[:24])
     data, axes = read_tiff(tmp_path / "m.tif")
     assert isinstance(data, np.memmap) and data.shape == (24, 40, 40)
-    out = drain(dn.run(data, DenoiseParams(**FAST))).data
+    out = drain(restore("denoise", data, DenoiseParams(**FAST))).data
     assert out.shape == data.shape
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods import denoise_centre as dc
 from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
@@ -41,7 +42,7 @@ def test_correction_improves_and_self_check_is_reported(tiny_movie):
     raw, clean = tiny_movie.raw, tiny_movie.clean
     # the long-context step is left out here: on this tiny movie it leaves the correction
     # nothing to add (tests/core/test_denoise_context.py)
-    res = drain(dn.run(raw, DenoiseParams(epochs=30, train_seconds=None, patch_size=32,
+    res = drain(restore("denoise", raw, DenoiseParams(epochs=30, train_seconds=None, patch_size=32,
                                           batch_size=8, device="cpu", seed=0,
                                           long_context=False)))
     check = res.model.info["self_check"]
@@ -98,7 +99,8 @@ def test_transient_step_follows_fast_transients():
 
     sim = simulate_calcium_movie(n_frames=90, shape=(48, 48), n_cells=7, tau_frames=2.0,
                                  spike_rate=0.04, seed=4)
-    res = drain(dn.run(sim.raw, DenoiseParams(epochs=25, train_seconds=None, patch_size=32,
+    res = drain(restore("denoise", sim.raw,
+                        DenoiseParams(epochs=25, train_seconds=None, patch_size=32,
                                               batch_size=8, device="cpu", seed=0)))
     spec = res.model.norm["transient"]
     assert spec["sigma"] == dc.TRANSIENT_SIGMA and spec["threshold"] > 0

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods import denoise_context as dx
 from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
@@ -129,7 +130,8 @@ def test_fit_leaves_the_step_out_when_the_prediction_is_already_right(rng):
 
 def test_context_step_improves_the_denoiser_and_does_not_depend_on_chunks(tiny_movie):
     raw, clean = tiny_movie.raw, tiny_movie.clean
-    trained = drain(dn.run(raw, DenoiseParams(epochs=20, train_seconds=None, patch_size=32,
+    trained = drain(restore("denoise", raw,
+                            DenoiseParams(epochs=20, train_seconds=None, patch_size=32,
                                               batch_size=8, device="cpu", seed=0)))
     model = trained.model
     assert model.norm["context"]["windows"] == list(dx.WINDOWS)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter, shift
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods import denoise_centre as dc
 from napari_neurorestore.core.methods import denoise_motion as dm
@@ -67,7 +68,7 @@ def _params():
 
 def test_a_moving_recording_is_registered_and_restored_better(tmp_path):
     raw, clean = _jittered(1, 0.6)
-    res = drain(dn.run(raw, _params()))
+    res = drain(restore("denoise", raw, _params()))
     assert res.model.norm.get("register") is True
     # the choice travels with a saved model (weights-only loading accepts its metadata)
     loaded = load_model(save_model(res.model, tmp_path / "m.pt"))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import axial
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import isotropize as iso
 from napari_neurorestore.core.methods import params_for
@@ -97,23 +98,25 @@ def test_params_validation_and_registry():
                                        ((4, 8, 32), "too small"), ((2, 4, 32, 32), "4D")])
 def test_bad_input_shapes(shape, msg):
     with pytest.raises(InputError, match=msg):
-        drain(iso.run(np.ones(shape, np.float32), IsotropizeParams(z_ratio=2, **FAST)))
+        drain(restore("isotropize", np.ones(shape, np.float32),
+                      IsotropizeParams(z_ratio=2, **FAST)))
 
 
 def test_bad_input_values():
     v = np.ones((5, 20, 20), np.float32)
     v[2, 3, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        drain(iso.run(v, IsotropizeParams(z_ratio=2, **FAST)))
+        drain(restore("isotropize", v, IsotropizeParams(z_ratio=2, **FAST)))
     with pytest.raises(InputError, match="data type"):
-        drain(iso.run(np.ones((5, 20, 20), bool), IsotropizeParams(z_ratio=2, **FAST)))
+        drain(restore("isotropize", np.ones((5, 20, 20), bool),
+                      IsotropizeParams(z_ratio=2, **FAST)))
 
 
 # ----------------------------------------------------------------------------- run
 @pytest.mark.parametrize("r", [3, 2.5])
 def test_shape_scale_units_and_metadata(neuron, r):
     raw = neuron.raw[:7, :37, :29].astype(np.uint16)  # integer input, odd lateral sizes
-    res = drain(iso.run(raw, IsotropizeParams(z_ratio=r, sigma_z=2.0, **FAST)))
+    res = drain(restore("isotropize", raw, IsotropizeParams(z_ratio=r, sigma_z=2.0, **FAST)))
     nz = round(6 * r) + 1
     assert res.data.shape == (nz, 37, 29) and res.data.dtype == np.float32
     assert np.isfinite(res.data).all()
@@ -133,7 +136,7 @@ def test_restores_better_than_cubic_and_keeps_lateral_slices(neuron):
     rng = float(np.ptp(d.truth))
     p = IsotropizeParams(z_ratio=3, sigma_z=2.0, steps=60, patch_size=32, batch_size=4,
                          width=8, seed=0, device="cpu")
-    out = drain(iso.run(d.raw, p)).data
+    out = drain(restore("isotropize", d.raw, p)).data
     cubic = axial.interp_z(d.raw, 3)
     assert psnr(out, d.truth, rng) > psnr(cubic, d.truth, rng) + 0.4
     acq = out[::3]  # output slice 3j lies on input slice j
@@ -151,7 +154,7 @@ def test_sigma_estimated_when_not_given(neuron):
 def test_learned_mode_runs_on_tiny_data(neuron):
     raw = neuron.raw[:8, :32, :32]
     p = IsotropizeParams(z_ratio=3, degradation="learned", **{**FAST, "steps": 4})
-    res = drain(iso.run(raw, p))
+    res = drain(restore("isotropize", raw, p))
     assert res.data.shape == (22, 32, 32) and np.isfinite(res.data).all()
     k = np.array(res.model.info["learned_kernel"])
     assert k.min() >= 0 and abs(k.sum() - 1) < 1e-3 and len(k) % 2 == 1
@@ -161,7 +164,7 @@ def test_learned_mode_runs_on_tiny_data(neuron):
 
 def test_gaussian_mode_with_ratio_one_runs(neuron):
     raw = neuron.raw[:6, :24, :24]
-    res = drain(iso.run(raw, IsotropizeParams(z_ratio=1, sigma_z=1.5, **FAST)))
+    res = drain(restore("isotropize", raw, IsotropizeParams(z_ratio=1, sigma_z=1.5, **FAST)))
     assert res.data.shape == raw.shape and res.scale_factors == (1.0, 1.0, 1.0)
 
 
@@ -186,21 +189,23 @@ def test_result_does_not_depend_on_tiling(neuron):
 
 def test_model_round_trip_and_wrong_model(neuron, tmp_path):
     raw = neuron.raw[:5, :24, :24]
-    res = drain(iso.run(raw, IsotropizeParams(z_ratio=2, sigma_z=1.0, **FAST)))
+    res = drain(restore("isotropize", raw, IsotropizeParams(z_ratio=2, sigma_z=1.0, **FAST)))
     path = save_model(res.model, tmp_path / "iso.pt")
-    again = drain(iso.run(raw, IsotropizeParams(z_ratio=2, **FAST), model=load_model(path)))
+    again = drain(restore("isotropize", raw,
+                          IsotropizeParams(z_ratio=2, **FAST), model=load_model(path)))
     np.testing.assert_allclose(again.data, res.data, rtol=1e-5, atol=1e-3)
     wrong = load_model(path)
     wrong.method = "denoise"
     with pytest.raises(ValueError, match="not an axial"):
-        drain(iso.run(raw, IsotropizeParams(z_ratio=2, **FAST), model=wrong))
+        drain(restore("isotropize", raw, IsotropizeParams(z_ratio=2, **FAST), model=wrong))
 
 
 def test_cancel_stops_training(neuron):
     tok = CancelToken()
     tok.cancel()
     with pytest.raises(Cancelled):
-        drain(iso.run(neuron.raw[:5, :24, :24], IsotropizeParams(z_ratio=2, **FAST), tok))
+        drain(restore("isotropize", neuron.raw[:5, :24, :24],
+                      IsotropizeParams(z_ratio=2, **FAST), cancel=tok))
 
 
 def test_beads_simulation_and_axial_degradation():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import sparse as sp
 from napari_neurorestore.core.methods.sparse_spec import SparseParams
@@ -22,7 +23,8 @@ def movie():
 def trained(movie):
     """A model trained briefly on the M=4 sparse movie, and its reconstruction."""
     sparse = sp.make_sparse(movie.raw, 4)
-    res = drain(sp.run(sparse, SparseParams(factor=4, epochs=12, batch_size=8, width=8, seed=0,
+    res = drain(restore("sparse", sparse,
+                        SparseParams(factor=4, epochs=12, batch_size=8, width=8, seed=0,
                                             device="cpu")))
     return sparse, res
 
@@ -83,7 +85,8 @@ def test_reconstruction_beats_cubic_interpolation(trained, movie):
 def test_acquired_lines_stay_close_to_measured(trained, movie):
     sparse, res = trained
     model = res.model
-    kept = drain(sp.run(sparse, SparseParams(denoise=False, device="cpu"), model=model)).data
+    kept = drain(restore("sparse", sparse,
+                         SparseParams(denoise=False, device="cpu"), model=model)).data
     np.testing.assert_array_equal(kept[:, ::4], sparse.astype(np.float32))  # exactly
     den = res.data[:, ::4]
     diff = den - sparse
@@ -109,26 +112,26 @@ def test_out_array_of_wrong_shape_is_refused(trained):
 
 def test_axis_x_is_the_transpose_of_axis_y(movie):
     sparse = sp.make_sparse(movie.raw[:20], 4)
-    a = drain(sp.run(sparse, SparseParams(**FAST))).data
-    b = drain(sp.run(np.swapaxes(sparse, 1, 2), SparseParams(axis="x", **FAST)))
+    a = drain(restore("sparse", sparse, SparseParams(**FAST))).data
+    b = drain(restore("sparse", np.swapaxes(sparse, 1, 2), SparseParams(axis="x", **FAST)))
     assert b.scale_factors == (1.0, 1.0, 0.25)
     np.testing.assert_allclose(np.swapaxes(b.data, 1, 2), a, rtol=1e-5, atol=1e-3)
 
 
 def test_images_stacks_and_4d_movies(movie):
     img = sp.make_sparse(movie.raw[0], 2)  # (20, 40)
-    res = drain(sp.run(img, SparseParams(factor=2, **FAST)))
+    res = drain(restore("sparse", img, SparseParams(factor=2, **FAST)))
     assert res.data.shape == (40, 40) and res.scale_factors == (0.5, 1.0)
     assert res.model.info["context"] == 0  # a single image has no neighbours
     m4 = np.stack([movie.raw[:12], movie.raw[12:24]], axis=1)[:, :, ::4]  # (t, z, y, x)
-    res = drain(sp.run(m4, SparseParams(**FAST)))
+    res = drain(restore("sparse", m4, SparseParams(**FAST)))
     assert res.data.shape == (12, 2, 40, 40) and res.scale_factors == (1, 1, 0.25, 1)
     plane = drain(sp.predict(np.ascontiguousarray(m4[:, 1]), res.model))
     np.testing.assert_allclose(res.data[:, 1], plane, rtol=1e-5, atol=1e-3)
 
 
 def test_simulate_mode_reports_figures(movie):
-    res = drain(sp.run(movie.raw[:40], SparseParams(simulate=True, **FAST),
+    res = drain(restore("sparse", movie.raw[:40], SparseParams(simulate=True, **FAST),
                        labels=movie.labels))
     assert res.data.shape == (40, 40, 40) and res.scale_factors is None
     figs = res.metadata["neurorestore"]["simulation"]
@@ -146,7 +149,8 @@ def test_simulate_mode_reports_figures(movie):
 def test_supervised_training_on_a_reference_stack(movie):
     ref = movie.raw[:40]  # fully sampled, same rig
     sparse = sp.make_sparse(movie.raw[40:], 4)
-    res = drain(sp.run(sparse, SparseParams(epochs=1, batch_size=8, width=8, patch_size=16,
+    res = drain(restore("sparse", sparse,
+                        SparseParams(epochs=1, batch_size=8, width=8, patch_size=16,
                                             seed=0, device="cpu"), reference=ref))
     assert res.model.info["teacher"] == "reference" and res.data.shape == (20, 40, 40)
     rng = float(np.ptp(movie.clean))
@@ -176,30 +180,32 @@ def test_bad_parameters(kw):
 )
 def test_bad_input_gives_a_clear_error(data, kw, match):
     with pytest.raises(InputError, match=match):
-        drain(sp.run(data, SparseParams(**{**FAST, **kw})))
+        drain(restore("sparse", data, SparseParams(**{**FAST, **kw})))
 
 
 def test_nans_are_refused(movie):
     sparse = sp.make_sparse(movie.raw[:10], 4).astype(np.float32)
     sparse[3, 2, 2] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        drain(sp.run(sparse, SparseParams(**FAST)))
+        drain(restore("sparse", sparse, SparseParams(**FAST)))
 
 
 def test_model_round_trip_and_wrong_method(trained, tmp_path):
     sparse, res = trained
     path = save_model(res.model, tmp_path / "m.pt")
     loaded = load_model(path)
-    again = drain(sp.run(sparse, SparseParams(factor=8), model=loaded))  # the model's factor
+    again = drain(restore("sparse", sparse,
+                          SparseParams(factor=8), model=loaded))  # the model's factor
     np.testing.assert_allclose(again.data, res.data, rtol=1e-5, atol=1e-3)
     loaded.method = "denoise"
     with pytest.raises(ValueError, match="not a sparse-axis model"):
-        drain(sp.run(sparse, SparseParams(), model=loaded))
+        drain(restore("sparse", sparse, SparseParams(), model=loaded))
 
 
 def test_cancel_stops_training(movie):
     token = CancelToken()
-    gen = sp.run(sp.make_sparse(movie.raw, 4), SparseParams(epochs=10_000, device="cpu"), token)
+    gen = restore("sparse", sp.make_sparse(movie.raw, 4),
+                  SparseParams(epochs=10_000, device="cpu"), cancel=token)
     with pytest.raises(Cancelled):
         for p in gen:
             if p.stage == "train" and p.step >= 2:

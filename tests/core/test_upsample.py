@@ -4,6 +4,7 @@ import torch
 from scipy.ndimage import zoom
 
 from napari_neurorestore._widgets.layers import output_grid
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import params_for
 from napari_neurorestore.core.methods import upsample as up
@@ -80,7 +81,7 @@ def test_grid_change_overlays_in_napari():
 
 
 def test_run_shapes_scale_units_and_back_projection(vol, fast_model):
-    res = drain(up.run(vol, UpsampleParams(factor=3, **FAST), model=fast_model))
+    res = drain(restore("upsample", vol, UpsampleParams(factor=3, **FAST), model=fast_model))
     out = res.data
     assert out.shape == (24, 72, 72) and out.dtype == np.float32
     assert res.scale_factors == (1 / 3, 1 / 3, 1 / 3)
@@ -93,12 +94,12 @@ def test_run_shapes_scale_units_and_back_projection(vol, fast_model):
 
 def test_lateral_only_and_two_stage_shapes(vol):
     p = UpsampleParams(factor=2, lateral_only=True, **FAST)
-    res = drain(up.run(vol, p))
+    res = drain(restore("upsample", vol, p))
     assert res.data.shape == (8, 48, 48) and res.scale_factors == (1.0, 0.5, 0.5)
     assert res.translate_shift == (0.0, -0.25, -0.25)
     img = vol[4]  # a 2D image, 24x24
     p4 = UpsampleParams(factor=4, two_stage=True, **{**FAST, "patch_size": 16})
-    res4 = drain(up.run(img, p4))
+    res4 = drain(restore("upsample", img, p4))
     assert res4.data.shape == (96, 96) and res4.model.state_dict["tail.bias"].numel() == 4
     np.testing.assert_allclose(up.bin_array(res4.data, (4, 4)), img, rtol=1e-4, atol=1e-5)
 
@@ -107,7 +108,7 @@ def test_lateral_only_and_two_stage_shapes(vol):
 def test_dtypes_and_intensity_units(vol, dtype):
     scale = {np.uint8: 200, np.uint16: 4000, np.int16: -3000, np.float64: 1e-3}[dtype]
     x = (vol[:, :12, :12] * scale + (1000 if dtype == np.int16 else 0)).astype(dtype)
-    out = drain(up.run(x, UpsampleParams(factor=2, **FAST))).data
+    out = drain(restore("upsample", x, UpsampleParams(factor=2, **FAST))).data
     assert out.dtype == np.float32 and out.shape == (16, 24, 24)
     assert np.isfinite(out).all()
     # the input's units (no 0-1 rescaling): same mean, and it bins back to the input
@@ -152,7 +153,7 @@ def test_tiny_volume_training_beats_cubic(truth):
     rng = float(np.ptp(t2))
     p = UpsampleParams(factor=2, steps=150, patch_size=16, batch_size=4, width=16, depth=2,
                        seed=0, device="cpu", train_seconds=None, learning_rate=2e-3)
-    res = drain(up.run(x, p))
+    res = drain(restore("upsample", x, p))
     gain = psnr(res.data, t2, rng) - psnr(cubic_baseline(x, 2), t2, rng)
     assert gain > 0.2, gain
 
@@ -162,7 +163,7 @@ def test_2d_images(truth):
     x = up.bin_array(img, (2, 2))  # (36, 36)
     p = UpsampleParams(factor=2, steps=150, patch_size=16, batch_size=4, width=16, depth=2,
                        seed=0, device="cpu", train_seconds=None, learning_rate=2e-3)
-    res = drain(up.run(x, p))
+    res = drain(restore("upsample", x, p))
     assert res.data.shape == (72, 72) and res.scale_factors == (0.5, 0.5)
     rng = float(np.ptp(img))
     cubic = cubic_baseline(x, 2)
@@ -170,16 +171,16 @@ def test_2d_images(truth):
 
 
 def test_deterministic_with_seed(vol):
-    a = drain(up.run(vol, UpsampleParams(factor=3, **FAST))).data
-    b = drain(up.run(vol, UpsampleParams(factor=3, **FAST))).data
-    c = drain(up.run(vol, UpsampleParams(factor=3, **{**FAST, "seed": 4}))).data
+    a = drain(restore("upsample", vol, UpsampleParams(factor=3, **FAST))).data
+    b = drain(restore("upsample", vol, UpsampleParams(factor=3, **FAST))).data
+    c = drain(restore("upsample", vol, UpsampleParams(factor=3, **{**FAST, "seed": 4}))).data
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
 
 def test_simulated_prior_trains(vol, monkeypatch):
     monkeypatch.setattr(up, "PRIOR_SHAPE_3D", (24, 48, 48))
-    res = drain(up.run(vol, UpsampleParams(factor=3, prior="simulated", **FAST)))
+    res = drain(restore("upsample", vol, UpsampleParams(factor=3, prior="simulated", **FAST)))
     assert res.data.shape == (24, 72, 72)
     assert res.model.params["prior"] == "simulated"
 
@@ -227,8 +228,8 @@ def test_preview_on_a_crop(vol, truth):
     _, shift = up.grid_change((2, 2))
     assert res.translate_shift == pytest.approx((10 + shift[0], 25 + shift[1]))
     model = res.model  # trained on the whole image: reusable for the full run
-    whole = drain(up.run(img, p, model=model))
-    np.testing.assert_array_equal(whole.data, drain(up.run(img, p)).data)
+    whole = drain(restore("upsample", img, p, model=model))
+    np.testing.assert_array_equal(whole.data, drain(restore("upsample", img, p)).data)
     # away from the crop's borders the preview equals the full result
     h = up.halo_for(up.load_net(model, 2, torch.device("cpu")), p)
     assert 40 > 2 * h + 4
@@ -254,12 +255,13 @@ def test_preview_on_a_crop(vol, truth):
 )
 def test_bad_input_gives_a_clear_error(data, kw, match):
     with pytest.raises(InputError, match=match):
-        drain(up.run(data, UpsampleParams(factor=3, **{**FAST, "patch_size": 24, **kw})))
+        drain(restore("upsample", data,
+                      UpsampleParams(factor=3, **{**FAST, "patch_size": 24, **kw})))
 
 
 def test_thin_volume_lateral_only_is_fine():
     x = np.random.default_rng(0).random((2, 24, 24)).astype(np.float32)
-    out = drain(up.run(x, UpsampleParams(factor=2, lateral_only=True, **FAST))).data
+    out = drain(restore("upsample", x, UpsampleParams(factor=2, lateral_only=True, **FAST))).data
     assert out.shape == (2, 48, 48)
 
 
@@ -267,7 +269,7 @@ def test_nans_are_refused(vol, fast_model):
     x = vol.copy()
     x[2, 3, 4] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        drain(up.run(x, UpsampleParams(factor=3, **FAST)))
+        drain(restore("upsample", x, UpsampleParams(factor=3, **FAST)))
     with pytest.raises(InputError, match="NaN"):  # also when only predicting (memmap-like)
         drain(up.predict(_Lazy(x), fast_model))
 
@@ -292,12 +294,14 @@ def test_model_round_trip_and_wrong_model(vol, fast_model, tmp_path):
     from napari_neurorestore.core.models import TrainedModel
 
     with pytest.raises(ValueError, match="not an upsampling model"):
-        drain(up.run(vol, UpsampleParams(**FAST), model=TrainedModel("denoise", {}, {}, {})))
+        drain(restore("upsample", vol,
+                      UpsampleParams(**FAST), model=TrainedModel("denoise", {}, {}, {})))
 
 
 def test_cancel_stops_training_and_prediction(vol, fast_model):
     token = CancelToken()
-    gen = up.run(vol, UpsampleParams(factor=3, **{**FAST, "steps": 100000}), token)
+    gen = restore("upsample", vol,
+                  UpsampleParams(factor=3, **{**FAST, "steps": 100000}), cancel=token)
     with pytest.raises(Cancelled):
         for p in gen:
             if p.stage == "train":

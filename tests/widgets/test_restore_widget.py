@@ -365,7 +365,7 @@ class _FakeMethod:
         self.result: RestoreResult | None = None
         self.threads: dict[str, int] = {}
 
-    def run(self, data, params, cancel=None, model=None, out=None):
+    def train(self, data, params, cancel=None, **options):
         import threading
 
         self.threads["enter"] = threading.get_ident()
@@ -373,8 +373,8 @@ class _FakeMethod:
             if self.fail is not None:
                 raise self.fail
             if self.result is not None:
-                yield Progress("predict", 1, 1)
-                return self.result
+                yield Progress("train", 1, 1)
+                return self.result.model
             step = 0
             while True:  # never checks the token: only an abort stops it
                 step += 1
@@ -382,6 +382,11 @@ class _FakeMethod:
                 time.sleep(0.01)
         finally:
             self.threads["exit"] = threading.get_ident()
+
+    def predict(self, data, model, cancel=None, out=None, **options):
+        yield Progress("predict", 1, 1)
+        out[...] = self.result.data
+        return out
 
 
 @pytest.fixture
@@ -436,9 +441,16 @@ def test_unexpected_error_reaches_errored(viewer, widget, qtbot, movie, fake_met
     assert widget.train_button.enabled and len(viewer.layers) == 1
 
 
-def test_result_on_a_new_grid_overlays_the_input(viewer, widget, qtbot, fake_method):
+def test_result_on_a_new_grid_overlays_the_input(viewer, widget, qtbot, fake_method,
+                                                 monkeypatch):
     """A method whose output has another pixel size (upsample, sparse, isotropize) gets a
     layer whose scale/translate put it on top of the input."""
+    from napari_neurorestore.core.methods import get
+    from napari_neurorestore.core.methods.base import Grid
+
+    grid = Grid((4, 16, 16), (1, 0.5, 0.5), (0, -0.25, -0.25))  # the grid the engine uses
+    monkeypatch.setattr(type(get("denoise")), "grid", lambda self, shape, params: grid)
+    monkeypatch.setattr(type(get("denoise")), "check_input", lambda self, *a, **k: None)
     layer = viewer.add_image(
         np.zeros((4, 8, 8), np.float32), name="vol", scale=(3, 1, 1), translate=(0, 10, 10)
     )
@@ -447,13 +459,11 @@ def test_result_on_a_new_grid_overlays_the_input(viewer, widget, qtbot, fake_met
         np.zeros((4, 16, 16), np.float32),
         model,
         {"neurorestore": {"method": "denoise"}},
-        "upsampled",
-        scale_factors=(1, 0.5, 0.5),
-        translate_shift=(0, -0.25, -0.25),
+        "denoised",
     )
     widget.start_training()
     wait_idle(qtbot, widget, timeout=5_000)
-    out = viewer.layers["vol [upsampled]"]
+    out = viewer.layers["vol [denoised]"]
     np.testing.assert_allclose(out.scale, (3, 0.5, 0.5))
     np.testing.assert_allclose(out.translate, (0, 9.75, 9.75))
     assert layer.data.shape == (4, 8, 8)

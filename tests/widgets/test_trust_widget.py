@@ -111,25 +111,37 @@ def test_restore_widget_adds_the_residual_layer(viewer, monkeypatch, qtbot):
     """The Restore widget's "Add residual layer" adds '<input> [removed]' on the input's
     grid, also for a result on a finer grid (brought back by the method's forward model)."""
     from napari_neurorestore._widgets.restore import RestoreWidget
+    from napari_neurorestore.core.methods import get
     from napari_neurorestore.core.methods.base import Method
-    from napari_neurorestore.core.models import RestoreResult, TrainedModel
+    from napari_neurorestore.core.models import TrainedModel
 
     rng = np.random.default_rng(0)
     vol = rng.poisson(20, size=(4, 8, 8)).astype(np.float32)
     up = np.repeat(np.repeat(vol + 1.0, 2, 1), 2, 2)  # bins back to vol + 1
 
-    class Fake:
+    class Fake:  # the heavy module: a "trained" model and its prediction, up
         @staticmethod
-        def run(data, params, cancel=None, model=None, **kw):
+        def train(data, params, cancel=None, **kw):
             yield from ()
-            md = {"neurorestore": {"method": "upsample", "factors": [1, 2, 2]}}
-            return RestoreResult(up, TrainedModel("denoise", {}, {}, {}), md, "upsampled",
-                                 scale_factors=(1, 0.5, 0.5))
+            return TrainedModel("upsample", params.to_dict(), {}, {})
 
-    monkeypatch.setattr(Method, "impl", lambda self: Fake)  # the heavy module
+        @staticmethod
+        def predict(data, model, cancel=None, out=None, **kw):
+            yield from ()
+            out[...] = up
+            return out
+
+        @staticmethod
+        def new_output(shape):
+            return np.empty(shape, np.float32)
+
+    monkeypatch.setattr(Method, "impl", lambda self: Fake)
+    monkeypatch.setattr(type(get("upsample")), "check_input", lambda self, *a, **k: None)
     layer = viewer.add_image(vol, name="vol", scale=(3, 1, 1), translate=(0, 10, 10))
     w = RestoreWidget(viewer)
     w.sync = True
+    w.method_combo.value = "upsample"
+    w.set_params({"factor": 2, "lateral_only": True, "device": "cpu"})
     assert w.residual_check.value is False
     w.start_training()
     assert "vol [removed]" not in viewer.layers  # off by default

@@ -116,3 +116,21 @@ def test_large_upsampled_result_streams_into_a_zarr_layer(widget, monkeypatch, t
     assert store.startswith(str(tmp_path / "results")) and store.endswith("-upsample.zarr")
     ref = drain(upsample.predict(layer.data, w.model))
     np.testing.assert_allclose(np.asarray(out.data), ref, rtol=1e-5, atol=1e-3)
+
+
+def test_a_loaded_model_of_another_factor_is_refused(widget):
+    from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+    from napari_neurorestore.core.models import TrainedModel
+
+    viewer, w = widget
+    layer = viewer.add_image(np.zeros((8, 16, 16), np.float32), name="vol")
+    w.layer_combo.value = layer
+    w.method_combo.value = "upsample"
+    w.model = TrainedModel("upsample", UpsampleParams(factor=2).to_dict(), {},
+                           {"lo": 0.0, "scale": 1.0})
+    w.param_widgets["factor"].value = 4
+    w.param_widgets["device"].value = "cpu"
+    w.start_run()
+    # the message of the CLI and the API, not a x2 result
+    assert w.status_label.value == "Restoring failed: the model was trained for factor 2, not 4"
+    assert [la.name for la in viewer.layers] == ["vol"]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, PushButton
 
+from ..core.methods import live_methods
 from ..core.progress import CancelToken, Progress
 from .base import Job
 from .dock_layout import Section
@@ -192,7 +193,7 @@ class LiveMode:
             self.output_edit.value = self._auto_output
 
     def update_buttons(self, busy: bool, method: str) -> None:
-        self.box.setVisible(method == "denoise")
+        self.box.setVisible(method in live_methods())
         self.start_button.enabled = not busy
         self.stop_button.enabled = busy and isinstance(self.dock.job, LiveJob)
         for w in (self.folder_edit, self.output_edit, self.idle_spin):
@@ -208,10 +209,10 @@ class LiveMode:
         if d._alive.closed or d.refuse_if_busy():
             return None
         model = d.model
-        if model is None or model.method != "denoise":
+        if model is None or model.method not in live_methods():
             what = "there is none" if model is None else f"this is a {model.method!r} model"
-            d.refuse(f"Live needs a denoise model ({what}): train one (Train) or load one "
-                     f"(Load model…).")
+            d.refuse(f"Live needs a {' or '.join(live_methods())} model ({what}): train one "
+                     f"(Train) or load one (Load model…).")
             return None
         folder = Path(self._text(self.folder_edit) or ".")
         if not self._text(self.folder_edit) or not folder.is_dir():

@@ -206,8 +206,9 @@ class RestoreJobs:
         self.progress_label.value = "starting…"
         verb = {"train": "Training on", "preview": "Previewing"}.get(kind, "Restoring")
         out = None if live is None else live.store
+        given = params.to_dict()  # the form's values: a loaded model's fixed ones must match
         return self.start_job(job, restore_task, job.method, data, params, job.cancel, model,
-                              out, preview, status=f"{verb} '{layer.name}'…")
+                              out, preview, given, status=f"{verb} '{layer.name}'…")
 
     def _fits(self, kind: str) -> bool:
         """False (and the refusal shown) when the run would not fit in memory."""
@@ -315,10 +316,9 @@ class RestoreJobs:
             text = (f"Trained in {format_seconds(info.get('train_seconds'))} "
                     f"({info.get('steps', '?')} steps{loss_txt}); added '{new_layer.name}' "
                     f"(total {format_seconds(elapsed)}).")
-            if "self_check" in info:  # the denoiser's truth-free check against a Gaussian
-                from ..core.methods.denoise_centre import format_check
-
-                text += f"\n{format_check(info['self_check'])}"
+            summary = get(result.model.method).training_summary(info)
+            if summary:
+                text += f"\n{summary}"
         else:
             text = f"Restored in {format_seconds(elapsed)}; added '{new_layer.name}'."
         if job.live is not None:

@@ -57,10 +57,13 @@ def restore_task(
     model: Any = None,
     out: Any = None,
     preview: dict | None = None,
+    given: dict | None = None,
 ) -> Generator[Progress, None, TaskOutcome]:
     """Run ``core.engine.restore(method, data, params, ...)`` (train unless ``model``).
 
     ``out``, when given, is the array the result is streamed into (e.g. a zarr store).
+    ``given``: the values the form set (a ``model`` whose fixed parameters differ is
+    refused, with the message of the CLI and the API).
     ``preview`` (e.g. ``{"center": (z, y, x), "size": 64}``) calls the method's
     ``preview`` on a crop instead of ``run``. Yields the core's progress messages; returns a
     :class:`TaskOutcome`.
@@ -76,8 +79,8 @@ def restore_task(
         else:
             from ..core.engine import restore  # the method's module (torch) loads in there
 
-            result = yield from restore(method, data, params, model=model, cancel=cancel,
-                                        out=out)
+            result = yield from restore(method, data, params, model=model, given=given,
+                                        cancel=cancel, out=out)
     except Cancelled:
         return TaskOutcome(cancelled=True)
     except EXPECTED_ERRORS as exc:

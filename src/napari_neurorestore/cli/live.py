@@ -17,9 +17,10 @@ Watch DIR for TIFF files written by an acquisition program (e.g. ScanImage with 
 file") and denoise each new file's frames, in name order, as soon as the file is complete,
 appending them to one zarr store along time. Files may appear by rename or grow in place.
 The last window//2 frames of a file wait for the next file's first frames; at the end they are
-finished with the mirror rule, so the store equals `neurorestore denoise` of the concatenated
-movie with the same model, less its long-context step (it needs the 64 frames after each
-frame, so live mode leaves it out; the offline run adds it). Ends after --idle-timeout seconds without a new file, or on
+finished with the mirror rule, so the store equals `neurorestore denoise --model M.pt
+--no-long-context --ensemble off` of the concatenated movie (the long-context step needs
+the 64 frames after each frame, and the ensemble 8x the time, so live mode leaves them out;
+the offline run adds them). Ends after --idle-timeout seconds without a new file, or on
 Ctrl-C; the store is complete either way. Skipped files and frames are reported.
 """
 

@@ -79,9 +79,14 @@ def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:
     doc = field_docs(method.params_class)
     for f in fields(method.params_class):
         add_field(g, f, doc)
-    for flag, kw in method.cli_options:
-        kw = dict(kw)
-        g.add_argument(flag, *kw.pop("aliases", ()), **kw)
+    for o in method.cli_options:  # its extra inputs (Method.cli_options: Option data)
+        kw: dict[str, Any] = {"dest": o.name, "default": o.default,
+                              "help": o.help.replace("%", "%%")}
+        if o.kind in _TYPES:
+            kw["type"] = _TYPES[o.kind]
+        if o.metavar:
+            kw["metavar"] = o.metavar
+        g.add_argument(o.cli_flag, *o.aliases, **kw)
     add_run_options(p, method.distributed)
     p.set_defaults(func=run, method=method.name)
     return p
@@ -96,8 +101,7 @@ def request_from(args: Any) -> Any:
     given = {f.name: getattr(args, f.name) for f in fields(m.params_class)
              if getattr(args, f.name, None) is not None}
     params = _flagged(m.params_class, lambda: m.params_class(**given))
-    dests = [kw.get("dest", flag.lstrip("-").replace("-", "_")) for flag, kw in m.cli_options]
-    options = {d: getattr(args, d) for d in dests}
+    options = {o.name: getattr(args, o.name) for o in m.cli_options}
     inputs = list(args.input) if isinstance(args.input, list) else [args.input]
     return Request(m.name, inputs, args.output, params, given, model=args.model,
                    save_model=args.save_model, overwrite=args.overwrite, force=args.force,
@@ -159,9 +163,8 @@ def run(args: Any) -> int:
         after = m.after(o.result, o.params)
         if after:
             print(after)
-        if o.trained and "self_check" in info:  # the denoiser's truth-free self-check
-            from ..core.methods.denoise_centre import format_check
-
-            print(format_check(info["self_check"]))
+        summary = m.training_summary(info) if o.trained else None
+        if summary:
+            print(summary)
     sys.stdout.flush()
     return 0

@@ -179,9 +179,9 @@ def prepare_outputs(method: Any, jobs: list[Job], params: Any, overwrite: bool =
     ``params``: the run-time settings (one for all jobs, or one per job), merged with each
     job's model (:meth:`~.methods.base.Method.merge_params`).
     """
-    from .methods.base import metadata_for
     from .models import load_model
     from .pixel_sizes import output_geometry  # the input's pixel sizes, on the output grid
+    from .steps import provenance
 
     per_job = list(params) if isinstance(params, (list, tuple)) else [params] * len(jobs)
     outs = [str(Path(j.output)) for j in jobs]
@@ -203,8 +203,7 @@ def prepare_outputs(method: Any, jobs: list[Job], params: Any, overwrite: bool =
     for j, p, shape, axes, model in checked:
         lay = method.output_layout(model, shape, p)
         grid = method.grid(shape, p)
-        md = metadata_for(model, {**method.output_metadata(model, p, shape),
-                                  "source": str(j.input)})
+        md = provenance(method, model, p, shape, {"source": str(j.input)})
         out = open_output(j.output, grid.shape, overwrite, chunks=lay.chunks,
                           chunk_shape=lay.chunk_shape, metadata=md,
                           axes=lay.axes or (axes if len(axes) == len(grid.shape) else None),

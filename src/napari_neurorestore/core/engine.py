@@ -12,7 +12,9 @@ Files (the CLI; :func:`restore_files`):
 8. open the output, record its chunks, and drain the streamed prediction into it
    (or into a dask cluster's workers, for the methods that distribute).
 
-In memory (the Python API; :func:`restore`): steps 2, 3, 7 and 8 on arrays.
+In memory (the Python API and the widgets; :func:`restore`): steps 2, 3, 7 and 8 on
+arrays. Both take the same steps (:mod:`.steps`): train input, train, prepare, predict (or a
+simulation), the constant-input rule, and one provenance.
 
 Every safety rule (never overwrite without ``overwrite``, refuse before any work, leave a
 readable partial output and say how far it got when interrupted) lives here once. The
@@ -32,6 +34,7 @@ from typing import Any
 from .methods import get
 from .methods.base import Grid
 from .progress import Cancelled, Progress, drain
+from .steps import fill_constant, predict_step, provenance, train_step
 
 #: probe the network's speed only when the nominal estimate of a training run passes this
 #: (s): a small run is not slowed down by its own estimate (a --model run always probes)
@@ -274,14 +277,12 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
 
 def _trained(m, req, model, params, data, options, progress) -> tuple[Any, bool]:
     """The model given, or one trained on ``data`` (saved when asked)."""
-    if model is not None:
-        return model, False
-    from .models import save_model
+    model, trained = drain(train_step(m, data, params, model, req.cancel, options), progress)
+    if trained and req.save_model:
+        from .models import save_model
 
-    model = drain(m.train(m.train_input(data, params), params, req.cancel, **options), progress)
-    if req.save_model:
         save_model(model, req.save_model, req.overwrite)
-    return model, True
+    return model, trained
 
 
 def _close(progress: Any) -> None:
@@ -289,54 +290,14 @@ def _close(progress: Any) -> None:
         progress.close()
 
 
-#: inputs up to this size (bytes) are checked for being constant (see :func:`_constant`)
-CONSTANT_CHECK_BYTES = 64 * 2**20
-
-
-def _constant(data: Any) -> float | None:
-    """The value of a constant input (all voxels equal; e.g. an all-zero recording), whose
-    restoration is that constant on the output's grid, not what an untrained-on-anything
-    network invents; None otherwise (or when too large to check cheaply)."""
-    import numpy as np
-
-    shape = tuple(getattr(data, "shape", ()))
-    n = int(np.prod(shape)) if shape else 0
-    if n == 0 or n * np.dtype(getattr(data, "dtype", np.float32)).itemsize > \
-            CONSTANT_CHECK_BYTES:
-        return None
-    if len(shape) > 1:  # a first frame that varies says no, reading only that frame
-        a0 = np.asarray(data[0])
-        if a0.dtype.kind not in "uif" or not a0.min() == a0.max():
-            return None
-    a = np.asarray(data[...])
-    if a.dtype.kind not in "uif":
-        return None
-    lo, hi = a.min(), a.max()
-    return float(lo) if lo == hi and np.isfinite(lo) else None
-
-
-def _fill(out: Any, value: float) -> None:
-    """Set every voxel of ``out`` to ``value`` (a block of frames at a time)."""
-    step = max(1, CONSTANT_CHECK_BYTES // max(1, 4 * int(_prod(out.shape[1:]))))
-    for i in range(0, out.shape[0], step):
-        out[i:i + step] = value
-
-
-def _prod(shape: tuple) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
-
-
 def _stream(m, req, model, params, src, output, data, axes, grid, options, progress, log):
     """Open the output, record its chunks and drain the prediction into it."""
     from .io import ChunkRecorder, discard_output, finish_output, open_output
-    from .methods.base import metadata_for
+    from .models import RestoreResult
 
     shape = tuple(data.shape)
     lay = m.output_layout(model, shape, params)
-    md = metadata_for(model, {**m.output_metadata(model, params, shape), "source": str(src)})
+    md = provenance(m, model, params, shape, {"source": str(src)})
     ax = lay.axes or (axes if len(axes) == len(grid.shape) else None)
     from .pixel_sizes import output_geometry  # the input's pixel sizes, on the output grid
 
@@ -347,12 +308,12 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     where = getattr(out, "__dict__", {}).get("_temp_path", output)
     recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
     try:
-        result = drain(m.predict(data, model, params, req.cancel, out=out, on_chunk=recorder,
-                                 **options), progress)
-        const = _constant(data)
-        if const is not None and getattr(out, "ndim", 0) >= 1:
-            _fill(out, const)
+        written, extra = drain(predict_step(m, data, model, params, req.cancel, out, recorder,
+                                            options), progress)
+        fill_constant(data, written)
         finish_output(out)  # a TIFF goes into place only now, complete
+        result = RestoreResult(written, model, {"neurorestore": {**md["neurorestore"], **extra}},
+                               m.output_suffix(params), grid.scale_factors, grid.translate_shift)
     except (KeyboardInterrupt, Cancelled):
         _close(progress)
         log(f"interrupted: {recorder.describe()} were restored and written to {where}"
@@ -414,18 +375,29 @@ def _distribute(m, req, model, params, opened, options, progress) -> list[Outcom
 def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
             given: dict | None = None, cancel: Any = None, out: Any = None, **options: Any
             ) -> Generator[Progress, None, Any]:
-    """Restore an array in memory (or into ``out``): train unless ``model`` (a
-    TrainedModel or a path) is given, then predict. A generator of :class:`Progress` that
-    returns the :class:`~.models.RestoreResult`."""
+    """Restore an array in memory (or into ``out``, an array of the output's shape): train
+    unless ``model`` (a TrainedModel or a path) is given, then predict. ``given``: the
+    parameter values the caller set explicitly (a model's fixed ones are checked against
+    them); ``options``: the method's extra inputs, as arrays (sparse: ``reference``,
+    ``labels``). A generator of :class:`Progress` that returns the
+    :class:`~.models.RestoreResult`."""
+    from .models import RestoreResult
+
     m = get(method)
     check_data(data, out)
     model = load_checked_model(m, model)
     params = run_params(m, model, params, given)
     check_device(params)
-    result = yield from m.run(data, params, cancel, model=model, out=out, **options)
-    const = _constant(data)
-    arr = getattr(result, "data", None)
-    if const is not None and getattr(arr, "ndim", 0) >= 1 and arr.dtype.kind == "f":
-        _fill(arr, const)
-    return result
-
+    shape = tuple(data.shape)
+    m.check_input(data, params, training=model is None)
+    m.check_options(data, params, options)
+    grid = m.grid(shape, params)
+    model, _ = yield from train_step(m, data, params, model, cancel, options)
+    p = m.prepare_predict(model, shape, params, dict(given or {}), options)
+    if out is None:
+        out = m.new_output(grid.shape)
+    out, extra = yield from predict_step(m, data, model, p, cancel, out, "auto", options)
+    fill_constant(data, out)
+    yield Progress("done", 1, 1, message="done")
+    return RestoreResult(out, model, provenance(m, model, p, shape, extra), m.output_suffix(p),
+                         grid.scale_factors, grid.translate_shift)

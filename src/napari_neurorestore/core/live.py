@@ -171,6 +171,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     threads 3.5 frames/s, 1 thread 39 frames/s).
     """
     from .methods import denoise as dn
+    from .methods import get, live_methods
     from .methods.denoise_spec import DenoiseParams
     from .models import TrainedModel, load_model
 
@@ -181,8 +182,9 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     check_live_output(folder, out_path, overwrite)
     if not isinstance(model, TrainedModel):
         model = load_model(model)
-    if model.method != "denoise":
-        raise InputError(f"this is a {model.method!r} model, not a denoising model")
+    if model.method not in live_methods():  # the methods that declare Method.live
+        nouns = " or ".join(get(n).noun for n in live_methods())
+        raise InputError(f"this is a {model.method!r} model, not {nouns}")
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
     k, window = params.half_window, params.window

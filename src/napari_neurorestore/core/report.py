@@ -113,16 +113,15 @@ def _provenance(report: TrustReport) -> dict[str, Any]:
             "restored with version": md.get("software_version"),
             "training time (s)": secs,
             "training steps": training.get("steps"),
-            "self-check (denoiser, no ground truth)": _self_check(training),
+            "after training": _training_summary(report.method, training),
             "source": md.get("source") or md.get("source_layer")}
 
 
-def _self_check(training: dict) -> str | None:
-    if not isinstance(training.get("self_check"), dict):
-        return None
-    from .methods.denoise_centre import format_check
+def _training_summary(method: str | None, training: dict) -> str | None:
+    """The method's summary of its training (``Method.training_summary``)."""
+    from .methods import get, names
 
-    return format_check(training["self_check"])
+    return get(method).training_summary(training) if method in names() else None
 
 
 # ----------------------------------------------------------------------------- figures

@@ -3,9 +3,9 @@
 
 Each method has a light module ``<name>_spec.py`` (numpy only: its ``Method`` object, the
 output grid, the forward model, the cost model) and a heavy one ``<name>.py`` (torch:
-``train``, ``predict`` and ``run(data, params, cancel, model=None, out=None)``, a generator
-that yields :class:`~napari_neurorestore.core.progress.Progress` and returns a
-:class:`~napari_neurorestore.core.models.RestoreResult`).
+``train`` and ``predict``, generators that yield
+:class:`~napari_neurorestore.core.progress.Progress`); a run is
+:mod:`napari_neurorestore.core.engine`'s.
 
 Importing this package (or calling :func:`get`) does not import torch; a method's heavy
 module is imported when it trains or predicts.
@@ -43,6 +43,11 @@ def get(name: str) -> Any:
         raise _unknown(name)
     module, attr = REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def live_methods() -> tuple[str, ...]:
+    """The methods whose models restore files while they are acquired (``Method.live``)."""
+    return tuple(n for n in REGISTRY if get(n).live)
 
 
 def params_for(name: str) -> type:

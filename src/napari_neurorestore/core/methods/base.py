@@ -3,7 +3,9 @@
 A method is one :class:`Method` object (registered by name in
 :mod:`napari_neurorestore.core.methods`) over two modules of its own: a light one (numpy
 only: its geometry, forward model and memory model; the ``Method`` subclass lives there)
-and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it is used.
+and a heavy one (torch: ``train``, ``predict``), imported only when it is used. A run (the
+CLI's, the API's, the widgets') is :mod:`~napari_neurorestore.core.engine`'s, over the
+steps below (:mod:`~napari_neurorestore.core.steps`).
 
 =====================  ===================================================================
 ``params_class``       the frozen, validated dataclass of parameters (in ``<name>_spec.py``)
@@ -11,8 +13,9 @@ and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it 
                        :class:`Progress` that returns the :class:`TrainedModel`
 ``predict``            ``predict(data, model, params, cancel, out, on_chunk, **options)``:
                        a generator streaming the result into ``out``; returns ``out``
-``run``                train unless a model is given, then predict: a
-                       :class:`RestoreResult` (what the widgets and the API call)
+``simulates``          ``simulates(params)``: the run is the method's simulation
+                       (``simulate(data, model, params, cancel, out, **options)``,
+                       returning ``(out, extra provenance)``) instead of ``predict``
 ``check_input``        ``check_input(data, params, training)``: refuse bad input early
 ``grid``               ``grid(input_shape, params) -> Grid``: the output's shape and its
                        scale/translate relative to the input's (input pixels)
@@ -24,6 +27,9 @@ and a heavy one (torch: ``train``, ``predict``, ``run``), imported only when it 
 ``probe_inference``    inference rate of the untrained network on synthetic data (probe
                        units/s); ``probe_batch``: one training batch for the step probe
 ``output_layout``      how a streamed output store is chunked and its progress counted
+``cli_options``        the method's extra inputs as :class:`Option` data (the CLI's flags)
+``training_summary``   ``training_summary(info)``: what every face says after training
+``live``               capabilities, with ``distributed``: live mode (``core/live.py``)
 =====================  ===================================================================
 
 The parameter-merge rule for a loaded model (:meth:`Method.merge_params`), the output
@@ -74,6 +80,36 @@ class OutputLayout:
     unit: str = "frames"
     total: int | None = None
     extra: dict | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """An input of a method beyond its parameters (a file, a number), declared as data: the
+    CLI's flag is made from it, and a widget can list it (``layer``: picked as a layer in
+    the GUI rather than typed). Its value reaches :meth:`Method.check_request` and
+    :meth:`Method.open_options` as ``options[name]``.
+
+    ``kind``: "path", "int" or "float"; ``flag``: the CLI's flag (default ``--name`` with
+    dashes); ``aliases``: more flags; ``default``: the value when not given.
+    """
+
+    name: str
+    kind: str
+    help: str
+    layer: bool = False
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+    metavar: str | None = None
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("path", "int", "float"):
+            raise ValueError(f"option {self.name}: kind must be path, int or float, "
+                             f"got {self.kind!r}")
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
 
 
 def metadata_for(model: Any, extra: dict | None = None) -> dict[str, Any]:
@@ -189,7 +225,7 @@ class Method:
 
     #: the name in the registry, the CLI subcommand and ``TrainedModel.method``
     name: ClassVar[str] = ""
-    #: the heavy module (torch) with ``train``, ``predict`` and ``run``
+    #: the heavy module (torch) with ``train`` and ``predict``
     module: ClassVar[str] = ""
     #: one line of help (the CLI subcommand's)
     help: ClassVar[str] = ""
@@ -206,6 +242,8 @@ class Method:
     fixed_fields: ClassVar[tuple[str, ...]] = ()
     #: whether inference runs on a dask cluster (:meth:`predict_part` per task)
     distributed: ClassVar[bool] = False
+    #: whether its models restore files while they are acquired (``core/live.py``)
+    live: ClassVar[bool] = False
     #: inference rate on a 2-core CPU (probe units/s), used when the probe is skipped
     nominal_rate: ClassVar[float] = 1e6
     #: the suffix of the output layer's / file's name
@@ -214,9 +252,9 @@ class Method:
     input_help: ClassVar[str] = ""
     #: whether one run takes several inputs (into a folder of outputs)
     many_inputs: ClassVar[bool] = False
-    #: the method's inputs beyond its parameters, as CLI options: (flag, argparse keywords)
-    #: pairs; their values reach :meth:`check_request`/:meth:`open_options` as options
-    cli_options: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = ()
+    #: the method's inputs beyond its parameters (:class:`Option`); their values reach
+    #: :meth:`check_request`/:meth:`open_options` as options
+    cli_options: ClassVar[tuple[Option, ...]] = ()
     #: for the trust checks: the first axis of a 3-D/4-D input is time (frames)
     keeps_time: ClassVar[bool] = True
     #: the forward model is the identity (the output is on the input's grid)
@@ -310,9 +348,25 @@ class Method:
                 on_chunk: Any = "auto", **options: Any) -> Generator[Progress, None, Any]:
         raise NotImplementedError
 
-    def run(self, data: Any, params: Any = None, cancel: Any = None, model: Any = None,
-            out: Any = None, **options: Any) -> Generator[Progress, None, Any]:
-        return self.impl().run(data, params, cancel, model=model, out=out, **options)
+    def simulates(self, params: Any) -> bool:
+        """Whether a run with ``params`` is the method's simulation (:meth:`simulate`
+        instead of :meth:`predict`; e.g. sparse ``simulate``: lines dropped from a fully
+        sampled input, restored and measured against it)."""
+        return False
+
+    def simulate(self, data: Any, model: Any, params: Any, cancel: Any = None,
+                 out: Any = None, **options: Any
+                 ) -> Generator[Progress, None, tuple[Any, dict[str, Any]]]:
+        """The simulation of :meth:`simulates`: ``(out, extra provenance)``."""
+        raise NotImplementedError(f"{self.name} has no simulation")
+
+    def new_output(self, shape: tuple[int, ...]) -> Any:
+        """The array an in-memory run writes into when the caller gives none."""
+        return np.empty(shape, np.float32)
+
+    def output_suffix(self, params: Any) -> str:
+        """The suffix of the result layer's name (:attr:`suffix`)."""
+        return self.suffix
 
     def check_request(self, req: Any, model: Any) -> None:
         """Refuse a request the method cannot run (an :class:`~..engine.Request`, checked
@@ -369,4 +423,10 @@ class Method:
 
     def after(self, result: Any, params: Any) -> str | None:
         """Lines the CLI prints after a run (None: nothing)."""
+        return None
+
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """What every face says after training, from a model's training record
+        (``TrainedModel.info``, also the output provenance's ``"training"``): the CLI, the
+        Restore dock and the trust report. None: nothing."""
         return None

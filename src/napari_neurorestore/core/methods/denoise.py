@@ -27,7 +27,7 @@ import torch
 from ..._version import __version__
 from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite, check_movie
-from ..models import RestoreResult, TrainedModel
+from ..models import TrainedModel
 from ..nets import TemporalDenoiseNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import ThreadChooser, fit
@@ -229,8 +229,8 @@ def _restoring(threads: ThreadChooser):
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
-            net: Any = None, context: bool = True, ensemble: str | None = None
-            ) -> Generator[Progress, None, Any]:
+            net: Any = None, context: bool = True, ensemble: str | None = None,
+            centre_correction: bool = True) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -250,7 +250,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     mode, where those frames have not arrived). ``ensemble`` ("auto", "on", "off"; None:
     the model's setting) averages the net over flips and rotations
     (:func:`~.denoise_frames.predict_windows`); "auto" decides on ``data``'s whole shape,
-    so every part of a distributed run decides the same.
+    so every part of a distributed run decides the same. ``centre_correction=False`` leaves
+    out every step fitted after training (registration, long context, centre-frame
+    correction, transient step): the network alone, as a model trained without them.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -271,10 +273,11 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     members = ensemble_size(params.ensemble if ensemble is None else ensemble, data.shape)
     mean, std = model.norm["mean"], model.norm["std"]
     offset = torch.tensor(mean, dtype=torch.float32)
-    correct = denoise_post.centre_correction(model.norm.get("centre_kernel"), dev)
-    register = bool(model.norm.get("register", False))
-    transient = denoise_post.transient_step(model.norm.get("transient"))
-    spec = model.norm.get("context") if context else None
+    norm = model.norm if centre_correction else {}  # the steps fitted after training
+    correct = denoise_post.centre_correction(norm.get("centre_kernel"), dev)
+    register = bool(norm.get("register", False))
+    transient = denoise_post.transient_step(norm.get("transient"))
+    spec = norm.get("context") if context else None
     halo = max(k, denoise_context.halo(spec))
     if out is None:
         out = np.empty(data.shape, np.float32)
@@ -348,19 +351,3 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             tally.written(a, b)  # recorded before the report: a stop at its yield is exact
             yield tally.step(b - a)
     return out
-
-
-# ----------------------------------------------------------------------------- run
-def run(data: Any, params: DenoiseParams | None = None, cancel: CancelToken | None = None,
-        model: TrainedModel | None = None, out: Any = None
-        ) -> Generator[Progress, None, RestoreResult]:
-    """Train on ``data`` (unless ``model`` is given) and denoise every frame."""
-    params = params or DenoiseParams()
-    if model is None:
-        model = yield from train(data, params, cancel)
-    elif model.method != "denoise":
-        raise ValueError(f"this is a {model.method!r} model, not a denoising model")
-    out = yield from predict(data, model, cancel, out, chunk_frames=params.chunk_frames,
-                             device=params.device)
-    yield Progress("done", 1, 1, message="done")
-    return RestoreResult(out, model, metadata_for(model), SUFFIX)

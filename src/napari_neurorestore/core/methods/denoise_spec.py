@@ -69,9 +69,11 @@ class DenoiseParams(_Params):
     device : "auto", "cpu", "cuda" or "mps".
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
     centre_correction : add back what the network missed in the frame itself (see
-        :mod:`.denoise_centre`); also gives the self-check.
+        :mod:`.denoise_centre`); also gives the self-check. Applying a saved model, off
+        leaves out every step fitted after its training (the network alone).
     long_context : the long-context step (see :mod:`.denoise_context`); needs
-        ``centre_correction``.
+        ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
+        inference).
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
         ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
@@ -126,8 +128,11 @@ class DenoiseMethod(Method):
                    "Several inputs go into the folder given by -o (OUTDIR/<name>_denoised.zarr).")
     input_help = "(t, y, x) or (t, z, y, x) TIFF stack(s) or zarr/OME-Zarr store(s)"
     noun = "a denoising model"
-    runtime_fields = ("device", "chunk_frames", "ensemble")
+    #: the steps after the network are run-time settings: a saved model's can be left out
+    runtime_fields = ("device", "chunk_frames", "ensemble", "centre_correction",
+                      "long_context")
     distributed = True
+    live = True
     nominal_rate = 12e6
     suffix = "denoised"
     many_inputs = True
@@ -146,10 +151,20 @@ class DenoiseMethod(Method):
     def removes_noise(self, md: dict) -> bool:
         return True
 
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """The truth-free self-check against the best Gaussian filter."""
+        if not isinstance(info.get("self_check"), dict):
+            return None
+        from .denoise_centre import format_check
+
+        return format_check(info["self_check"])
+
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
                                    device=params.device, on_chunk=on_chunk,
-                                   ensemble=params.ensemble, **options)
+                                   ensemble=params.ensemble,
+                                   context=params.centre_correction and params.long_context,
+                                   centre_correction=params.centre_correction, **options)
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):

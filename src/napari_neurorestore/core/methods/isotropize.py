@@ -44,11 +44,11 @@ from ..axial import (  # noqa: F401  (z_ratio_from_scale: importable from here a
 )
 from ..device import resolve_device
 from ..io import ChunkRecorder, check_finite
-from ..models import RestoreResult, TrainedModel
+from ..models import TrainedModel
 from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import fit
-from .base import PredictTally, metadata_for, new_seed
+from .base import PredictTally, new_seed
 from .isotropize_data import TRAIN_CACHE_BYTES, _Degrader, _flip, _is_integer, _Source  # noqa: F401
 from .isotropize_spec import (  # noqa: F401  (the geometry, importable from here as before)
     METHOD,
@@ -59,7 +59,7 @@ from .isotropize_spec import (  # noqa: F401  (the geometry, importable from her
     scale_factors,
 )
 
-__all__ = ["run", "train", "predict", "build_net", "z_ratio_from_scale", "output_slices",
+__all__ = ["train", "predict", "build_net", "z_ratio_from_scale", "output_slices",
            "scale_factors"]
 
 SUFFIX = "isotropic"
@@ -293,25 +293,3 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             tally.written(i, i + 1)  # recorded before the report
             yield tally.step()
     return out
-
-
-# ----------------------------------------------------------------------------- run
-def run(data: Any, params: IsotropizeParams | None = None, cancel: CancelToken | None = None,
-        model: TrainedModel | None = None, out: Any = None
-        ) -> Generator[Progress, None, RestoreResult]:
-    """Train on ``data`` (unless ``model`` is given) and return the isotropic volume."""
-    params = params or IsotropizeParams()
-    check_volume(data)
-    if model is None:
-        model = yield from train(data, params, cancel)
-    elif model.method != "isotropize":
-        raise ValueError(f"this is a {model.method!r} model, not an axial isotropization model")
-    ratio = IsotropizeParams.from_dict(model.params).z_ratio
-    out = yield from predict(data, model, cancel, out, tile_size=params.tile_size,
-                             device=params.device)
-    yield Progress("done", 1, 1, message="done")
-    extra = {"z_ratio": ratio, "sigma_z": model.info.get("sigma_z_used"),
-             "output_slices": output_slices(data.shape[0], ratio)}
-    return RestoreResult(out, model, metadata_for(model, extra), SUFFIX,
-                         scale_factors=scale_factors(ratio), translate_shift=None)
-

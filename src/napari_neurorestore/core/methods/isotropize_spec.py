@@ -158,7 +158,7 @@ class IsotropizeMethod(Method):
                    "slices; output slice k lies at input slice k / R (its z pixel size is the "
                    "input's / R).")
     input_help = "(z, y, x) TIFF volume or zarr store (read block by block)"
-    noun = "an isotropize model"
+    noun = "an axial isotropization model"
     runtime_fields = ("device", "tile_size")
     fixed_fields = ("z_ratio",)
     distributed = True
@@ -214,7 +214,8 @@ class IsotropizeMethod(Method):
                             extra=tiles["extra"])
 
     def output_metadata(self, model, params, input_shape) -> dict:
-        return {"z_ratio": params.z_ratio}
+        return {"z_ratio": params.z_ratio, "sigma_z": model.info.get("sigma_z_used"),
+                "output_slices": output_slices(int(input_shape[0]), params.z_ratio)}
 
     def check_request(self, req, model) -> None:
         if model is None and req.given.get("z_ratio") is None:

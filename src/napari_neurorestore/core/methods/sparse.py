@@ -48,22 +48,21 @@ import torch
 
 from ..._version import __version__
 from ..device import resolve_device
-from ..errors import InputError
 from ..io import ChunkRecorder
-from ..models import RestoreResult, TrainedModel
+from ..models import TrainedModel
 from ..nets import SparseAxisNet, ready_for_inference
 from ..progress import CancelToken, Progress
 from ..train import fit
-from .base import PredictTally, metadata_for, new_seed
+from .base import PredictTally, new_seed
 from .sparse_figures import auto_rois, fidelity, format_simulation, roi_dff  # noqa: F401
 from .sparse_spec import (  # noqa: F401  (the geometry, importable from here as before)
-    check_simulation,
     METHOD,
     SparseParams,
     _context,
     _Frames,
     _keys_weights,
     check_input,
+    check_simulation,
     cubic_upsample,
     frame_index,
     make_sparse,
@@ -374,22 +373,21 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
 
 
 
-def simulate(full: Any, params: SparseParams, cancel: CancelToken | None = None,
-             model: TrainedModel | None = None, out: Any = None, labels: Any = None,
-             reference: Any = None) -> Generator[Progress, None, RestoreResult]:
-    """Keep every M-th line of a fully sampled stack, reconstruct it, and measure how close
-    the result is to the full stack (and how close cubic interpolation gets).
+def simulate(full: Any, model: TrainedModel, params: SparseParams,
+             cancel: CancelToken | None = None, out: Any = None, labels: Any = None,
+             **options: Any) -> Generator[Progress, None, tuple[Any, dict]]:
+    """Keep every M-th line of a fully sampled stack, reconstruct it with ``model`` (trained
+    on that sparse copy: :meth:`SparseMethod.train_input`, or on a reference), and measure
+    how close the result is to the full stack (and how close cubic interpolation gets).
 
-    The result lies on the full stack's grid (cropped to its size) and its metadata holds
-    the figures under ``metadata["neurorestore"]["simulation"]``.
+    Returns the result on the full stack's grid (cropped to its size; written into ``out``
+    when given) and the provenance it adds: the figures, under ``"simulation"``.
     """
     m, axis = params.factor, params.axis
     check_input(full, m, axis, sparse=False)
     check_simulation(full, labels)
     yield Progress("prepare", message=f"keeping every {m}th line")
     sparse = make_sparse(full, m, axis)
-    if model is None:
-        model = yield from train(sparse, params, cancel, reference=reference)
     restored = yield from predict(sparse, model, cancel, chunk_frames=params.chunk_frames,
                                   device=params.device, denoise=params.denoise)
     crop = [slice(None)] * restored.ndim
@@ -406,30 +404,4 @@ def simulate(full: Any, params: SparseParams, cancel: CancelToken | None = None,
         ChunkRecorder(out, 1 if restored.ndim == 2 else len(restored))(
             0, 1 if restored.ndim == 2 else len(restored))
         restored = out
-    yield Progress("done", 1, 1, message="done")
-    return RestoreResult(restored, model, metadata_for(model, {"simulation": figs}), "sparse-simulated")
-
-
-
-# ----------------------------------------------------------------------------- run
-def run(data: Any, params: SparseParams | None = None, cancel: CancelToken | None = None,
-        model: TrainedModel | None = None, out: Any = None, reference: Any = None,
-        labels: Any = None) -> Generator[Progress, None, RestoreResult]:
-    """Train on sparse ``data`` (unless ``model`` is given; on ``reference`` when given) and
-    reconstruct every frame; with ``params.simulate``, ``data`` is a fully sampled stack
-    (see :func:`simulate`). A given ``model`` fixes the factor, axis and network; ``params``
-    then only sets ``simulate``, ``denoise``, ``device`` and ``chunk_frames``."""
-    params = params or SparseParams()
-    if model is not None:
-        METHOD.check_model(model)
-        params = METHOD.merge_params(model, params)
-    if params.simulate:
-        return (yield from simulate(data, params, cancel, model, out, labels, reference))
-    check_input(data, params.factor, params.axis)
-    if model is None:
-        model = yield from train(data, params, cancel, reference=reference)
-    out = yield from predict(data, model, cancel, out, chunk_frames=params.chunk_frames,
-                             device=params.device, denoise=params.denoise)
-    yield Progress("done", 1, 1, message="done")
-    return RestoreResult(out, model, metadata_for(model), SUFFIX,
-                         scale_factors=METHOD.grid(np.shape(data), params).scale_factors)
+    return restored, {"simulation": figs}

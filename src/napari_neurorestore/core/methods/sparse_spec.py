@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_dtype, check_finite
 from ..params import _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+from .base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 512 * 2**20
@@ -226,12 +226,12 @@ class SparseMethod(Method):
     fixed_fields = ("factor", "axis")
     distributed = True
     cli_options = (
-        ("--rois", {"dest": "labels", "aliases": ("--labels",), "metavar": "ROIS.tif",
-                    "help": "with --simulate: ROI label image for the trace figures "
-                    "(default: the 20 most active 8x8 tiles; --labels is an alias)"}),
-        ("--reference", {"metavar": "REF.tif", "help": "train on this fully sampled stack "
-                         "from the same rig (supervised pairs by dropping lines) instead of "
-                         "on the input"}),
+        Option("labels", "path", "with --simulate: ROI label image for the trace figures "
+               "(default: the 20 most active 8x8 tiles; --labels is an alias)", layer=True,
+               flag="--rois", aliases=("--labels",), metavar="ROIS.tif"),
+        Option("reference", "path", "train on this fully sampled stack from the same rig "
+               "(supervised pairs by dropping lines) instead of on the input", layer=True,
+               metavar="REF.tif"),
     )
     nominal_rate = 20e6
     suffix = "sparse-restored"
@@ -301,12 +301,21 @@ class SparseMethod(Method):
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto",
                 labels=None, reference=None, **options):
-        mod = self.impl()
-        if params.simulate:  # the whole simulation (figures included) into ``out``
-            return mod.run(data, params, cancel, model=model, out=out, labels=labels)
-        return mod.predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
-                           device=params.device, denoise=params.denoise, on_chunk=on_chunk,
-                           **options)
+        return self.impl().predict(data, model, cancel, out=out,
+                                   chunk_frames=params.chunk_frames, device=params.device,
+                                   denoise=params.denoise, on_chunk=on_chunk, **options)
+
+    def simulates(self, params) -> bool:
+        return bool(params.simulate)
+
+    def simulate(self, data, model, params, cancel=None, out=None, labels=None,
+                 reference=None, **options):
+        """Lines dropped from the fully sampled ``data``, restored with ``model`` and
+        measured against ``data`` (:func:`.sparse.simulate`)."""
+        return self.impl().simulate(data, model, params, cancel, out=out, labels=labels)
+
+    def output_suffix(self, params) -> str:
+        return "sparse-simulated" if params.simulate else self.suffix
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         n = 1 if len(input_shape) == 2 else int(input_shape[0])

@@ -287,7 +287,8 @@ def predict_tiles(data: Any, model: TrainedModel, out: Any, tiles: list[int],
     return list(tiles)
 
 
-def _alloc(shape: tuple[int, ...]) -> Any:
+def new_output(shape: tuple[int, ...]) -> Any:
+    """A float32 array of ``shape``: numpy, or a temporary memmap above OUT_MEMMAP_BYTES."""
     nbytes = 4 * int(np.prod(shape))
     if nbytes <= OUT_MEMMAP_BYTES:
         return np.empty(shape, np.float32)
@@ -350,7 +351,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     norm = (model.norm["lo"], model.norm["scale"])
     shape_out = output_shape(data.shape, factors)
     if out is None:
-        out = _alloc(shape_out)
+        out = new_output(shape_out)
     elif tuple(out.shape) != shape_out:
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape_out}")
     tiles = output_tiles(model, tuple(data.shape), params.tile_size)
@@ -365,7 +366,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         # two 2x stages: the intermediate stays normalised; the second stage reads it as is
         # and de-normalises as it writes
         mid_shape = output_shape(data.shape, net.factors)
-        mid = _alloc(mid_shape)
+        mid = new_output(mid_shape)
         try:
             yield from _upsample_pass(data, net, params, net.factors, norm, mid, dev, cancel,
                                       "upsampling (stage 1/2)", None)
@@ -379,38 +380,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     return out
 
 
-# ----------------------------------------------------------------------------- run
-def run(data: Any, params: UpsampleParams | None = None, cancel: CancelToken | None = None,
-        model: TrainedModel | None = None, out: Any = None
-        ) -> Generator[Progress, None, RestoreResult]:
-    """Train on ``data`` (unless ``model`` is given) and return it upsampled by the factor.
-
-    The result's ``scale_factors``/``translate_shift`` place the output on the input's
-    grid (area-sampling convention: see :func:`grid_change`).
-    """
-    params = params or UpsampleParams()
-    if model is None:
-        model = yield from train(data, params, cancel)
-    elif model.method != "upsample":
-        raise ValueError(f"this is a {model.method!r} model, not an upsampling model")
-    mp = UpsampleParams.from_dict(model.params)
-    out = yield from predict(data, model, cancel, out, device=params.device,
-                             tile_size=params.tile_size)
-    factors = axis_factors(data.ndim, mp.factor, mp.lateral_only)
-    scale_factors, shift = grid_change(factors)
-    yield Progress("done", 1, 1, message="done")
-    return RestoreResult(out, model, metadata_for(model, {"factors": list(factors)}), SUFFIX,
-                         scale_factors, shift)
-
-
 def preview(data: Any, params: UpsampleParams | None = None, center: tuple[int, ...] | None = None,
             size: int = 64, cancel: CancelToken | None = None, model: TrainedModel | None = None,
             ) -> Generator[Progress, None, RestoreResult]:
     """Upsample only a crop of ``data`` (side ``size`` input pixels along y/x and z, centred
     at ``center`` in input pixel coordinates; the volume's centre by default).
 
-    Training uses the whole input (the same model ``run`` would train, for the same seed), so
-    ``result.model`` can be passed to ``run(..., model=...)`` to process the whole volume
+    Training uses the whole input (the same model a run would train, for the same seed), so
+    ``result.model`` can be passed to a run (``engine.restore(..., model=...)``) to process the whole volume
     without training again. The result's ``translate_shift`` includes the crop's offset, so
     the preview overlays the input in napari.
     """

@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..io import check_dtype, check_finite
 from ..models import TrainedModel
 from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+from .base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: the working-memory budget of one inference tile when no tile size is given (GiB)
 MEMORY_BUDGET_GB = 1.25
@@ -216,9 +216,9 @@ class UpsampleMethod(Method):
     runtime_fields = ("device", "tile_size", "ensemble", "back_projection")
     fixed_fields = ("factor", "lateral_only")
     cli_options = (
-        ("--memory-budget", {"type": float, "default": MEMORY_BUDGET_GB, "metavar": "GB",
-                             "help": "working memory of one tile when --tile-size is not "
-                                     f"given, in GiB (default {MEMORY_BUDGET_GB})"}),
+        Option("memory_budget", "float", "working memory of one tile when --tile-size is "
+               f"not given, in GiB (default {MEMORY_BUDGET_GB})", metavar="GB",
+               default=MEMORY_BUDGET_GB),
     )
     distributed = True
     keeps_time = False
@@ -284,6 +284,10 @@ class UpsampleMethod(Method):
         return self.impl().predict(data, model, cancel, out=out, device=params.device,
                                    tile_size=params.tile_size, ensemble=params.ensemble,
                                    back_projection=params.back_projection, on_chunk=on_chunk)
+
+    def new_output(self, shape):
+        """float32 numpy; a temporary memmap when large (``upsample.OUT_MEMMAP_BYTES``)."""
+        return self.impl().new_output(shape)
 
     def output_layout(self, model, input_shape, params) -> OutputLayout:
         tiles = output_tiles(model, tuple(input_shape), params.tile_size)
