@@ -221,21 +221,33 @@ def restore(viewer, monkeypatch):
     """A Restore dock whose methods' heavy module is a fake that returns at once."""
     from napari_neurorestore._widgets.restore import RestoreWidget
     from napari_neurorestore.core.methods.base import Method
-    from napari_neurorestore.core.models import RestoreResult, TrainedModel
+    from napari_neurorestore.core.models import TrainedModel
 
     class Fake:
+        """The heavy module of every method: training returns at once (or fails), and
+        inference writes zeros on the method's grid."""
+
         calls = 0
 
         fail = None
 
         @classmethod
-        def run(cls, data, params, cancel=None, model=None, **kw):
+        def train(cls, data, params, cancel=None, **kw):
             cls.calls += 1
             yield from ()
             if cls.fail is not None:
                 raise cls.fail
-            return RestoreResult(np.asarray(data, np.float32), TrainedModel("denoise", {}, {}, {}),
-                                 {"neurorestore": {"method": "denoise"}}, "denoised")
+            return TrainedModel(params.method, params.to_dict(), {}, {})
+
+        @classmethod
+        def predict(cls, data, model, cancel=None, out=None, **kw):
+            yield from ()
+            out[...] = 0
+            return out
+
+        @staticmethod
+        def new_output(shape):
+            return np.empty(shape, np.float32)
 
     monkeypatch.setattr(Method, "impl", lambda self: Fake)
     w = RestoreWidget(PublicOnlyProxy(viewer))
@@ -290,6 +302,7 @@ def test_restore_volume_method_refuses_a_movie(restore, viewer, tmp_path, method
     # the user says the first axis is z (its label beside the slider): it runs
     viewer.dims.axis_labels = ("z", "y", "x")
     assert w.start_training() is not None and w.fake.calls == 1, w.status_label.value
+    assert len(viewer.layers) == 2, (w.status_label.value, [lay.name for lay in viewer.layers])
     viewer.layers.remove(viewer.layers[-1])
     # a layer whose first axis napari labels as time, likewise
     viewer.add_image(data, name="labelled", axis_labels=("t", "y", "x"))
@@ -354,7 +367,7 @@ def test_restore_loaded_model_shows_its_fixed_parameters_as_fixed(restore, viewe
     # a model trained here replaces it: the fields are free again
     viewer.add_image(np.zeros((12, 64, 64), np.float32), name="vol")
     w.start_training()
-    assert w.param_widgets["factor"].enabled
+    assert w.param_widgets["factor"].enabled, w.status_label.value
     assert "fixed by the loaded model" not in w.param_widgets["factor"].tooltip
 
 

@@ -132,5 +132,5 @@ def test_a_loaded_model_of_another_factor_is_refused(widget):
     w.param_widgets["device"].value = "cpu"
     w.start_run()
     # the message of the CLI and the API, not a x2 result
-    assert w.status_label.value == "Restoring failed: the model was trained for factor 2, not 4"
+    assert w.status_label.value == "Restoring 'vol' failed: the model was trained for factor 2, not 4"
     assert [la.name for la in viewer.layers] == ["vol"]
