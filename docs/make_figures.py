@@ -1,11 +1,11 @@
-"""Make every image the docs use: napari screenshots and per-method results.
+"""Make every image the docs use: napari screenshots, per-method results, benchmark plots.
 
     xvfb-run -a -s "-screen 0 1280x800x24" python docs/make_figures.py [--out docs/images]
-        [--train-seconds 10] [--method-seconds 15] [--only napari|methods]
+        [--train-seconds 10] [--method-seconds 15] [--only napari|methods|plots]
 
-Two parts (``--only`` runs one of them; both by default). It trains five models (one
+Three parts (``--only`` runs one of them; all three by default). It trains five models (one
 in napari, four for the method figures), so it is not run in CI: about 2½ minutes on a
-shared 2-core CPU (napari 42 s, methods 93 s); it prints each part's time.
+shared 2-core CPU (napari 42 s, methods 93 s, plots under 1 s); it prints each part's time.
 
 **napari** (needs a display: Xvfb). Opens napari maximised, loads **File > Open Sample >
 Noisy two-photon calcium movie**, opens the three docks from the Plugins menu (through the
@@ -31,6 +31,10 @@ with its PSNR against the truth) and, for denoise and sparse, ``<method>_traces.
 * upsample 3x: a simulated neuron volume binned 3x per axis (as ``bench_upsample.py``);
 * isotropize, R = 3: a simulated neuron volume blurred in z (Gaussian sigma 2 voxels), every
   3rd slice kept, Poisson noise (as ``bench_isotropize.py``).
+
+**plots** (no display, no training). Reads the tables of ``docs/benchmarks.md`` and draws
+``bench_denoise_gain.png`` (gain over the tuned Gaussian per regime) and
+``bench_live_fps.png`` (frames/s by frame size from the live sweep).
 
 PNGs are reduced to a 256-colour palette when larger than their limit (300 kB for the
 screenshots, 150 kB for the figures).
@@ -408,6 +412,89 @@ def method_figures(out: Path, seconds: float) -> list[tuple[str, float]]:
     return times
 
 
+# ---------------------------------------------------------------------------- benchmark plots
+
+def _table_after(md: str, heading: str) -> list[list[str]]:
+    """The body rows (cells) of the first markdown table after ``heading`` in ``md``."""
+    lines = md[md.index(heading):].splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    rows = []
+    for ln in lines[start + 2:]:  # past the header and the --- row
+        if not ln.startswith("|"):
+            break
+        rows.append([c.strip() for c in ln.strip().strip("|").split("|")])
+    return rows
+
+
+def _numbers(cell: str) -> list[float]:
+    """The leading figure of each ' / '-separated part of a cell ('+4.93 / +4.58 (..)')."""
+    import re
+
+    head = cell.split("(")[0]
+    return [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?", head.replace(",", ""))]
+
+
+def benchmark_plots(out: Path, page: Path) -> None:
+    """Plots of docs/benchmarks.md's numbers (read from the page, so they follow it)."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    md = page.read_text(encoding="utf-8")
+    names, ours, peer = [], [], []
+    for cells in _table_after(md, "## The denoiser across regimes"):
+        regime, gauss, gain, careamics = cells[0], cells[1], cells[3], cells[5]
+        g, o, c = _numbers(gauss), _numbers(gain), _numbers(careamics)
+        label = regime.split("(")[0].strip()
+        if len(g) > 1:  # "noise corr. 0.1 / 0.3 / 0.5"
+            levels = re.findall(r"\d\.\d", regime)
+            for lv, gi, oi, ci in zip(levels, g, o, c, strict=True):
+                names.append(f"noise corr. {lv}")
+                ours.append(oi)
+                peer.append(ci - gi)
+        else:
+            names.append(label)
+            ours.append(o[0])
+            peer.append(c[0] - g[0])
+    if not names:
+        raise ValueError(f"no regime table in {page}")
+    yy = np.arange(len(names))[::-1]
+    fig, ax = plt.subplots(figsize=(7.0, 0.32 * len(names) + 1.0))
+    ax.barh(yy + 0.2, ours, 0.38, color="tab:orange", label="ours (60 s of training)")
+    ax.barh(yy - 0.2, peer, 0.38, color="0.6", label="CAREamics 0.3.5 N2V 2D (60 s)")
+    for y_, v in zip(yy, ours, strict=True):
+        ax.text(v + 0.15, y_ + 0.2, f"{v:+.2f}", va="center", fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(yy, names, fontsize=8)
+    ax.set_xlabel("PSNR gain over the Gaussian filter tuned on the truth (dB)")
+    ax.legend(fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+              frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    save_figure(fig, out / "bench_denoise_gain.png")
+
+    sweep = md[md.index("`--sweep`"):]
+    sweep = sweep[:sweep.index("frames/s.")]  # "... 1024x1024 3.8 frames/s."
+    pts = [(int(a), float(v)) for a, b, v in re.findall(r"(\d+)x(\d+) ([\d.]+)", sweep)
+           if a == b]
+    if len(pts) < 2:
+        raise ValueError(f"no frame-size sweep in {page}")
+    size, fps = zip(*pts, strict=True)
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    ax.loglog(size, fps, "o-", color="tab:orange")
+    for s_, v in pts:
+        ax.annotate(f"{v:g}", (s_, v), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.axhline(30, color="0.5", ls="--", lw=0.8)
+    ax.text(size[0], 33, "30 frames/s acquisition", fontsize=7.5, color="0.4")
+    ax.set_xticks(size, [f"{s_}²" for s_ in size])
+    ax.minorticks_off()
+    ax.set_xlabel("frame size (pixels)")
+    ax.set_ylabel("frames/s restored")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    save_figure(fig, out / "bench_live_fps.png")
+
+
 # ---------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,11 +504,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="training of the denoiser in napari (seconds)")
     ap.add_argument("--method-seconds", type=float, default=15.0,
                     help="training of each method for its figures (seconds)")
-    ap.add_argument("--only", choices=("napari", "methods"),
-                    help="make one part only (default: both)")
+    ap.add_argument("--only", choices=("napari", "methods", "plots"),
+                    help="make one part only (default: all three)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    parts = [args.only] if args.only else ["napari", "methods"]
+    parts = [args.only] if args.only else ["napari", "methods", "plots"]
     t_start = time.perf_counter()
     timing: list[tuple[str, float]] = []
     for part in parts:
@@ -430,8 +517,10 @@ def main(argv: list[str] | None = None) -> int:
         if part == "napari":
             if napari_figures(args.out, args.train_seconds):
                 return 1
-        else:
+        elif part == "methods":
             method_figures(args.out, args.method_seconds)
+        else:
+            benchmark_plots(args.out, Path(__file__).parent / "benchmarks.md")
         timing.append((part, time.perf_counter() - t0))
     print("time: " + ", ".join(f"{p} {s:.0f} s" for p, s in timing)
           + f"; total {time.perf_counter() - t_start:.0f} s")
