@@ -5,6 +5,8 @@
   An option without a help line fails the build.
 * ``<!-- params: NAME -->`` becomes the table of method NAME's parameters: field, CLI flag,
   default and meaning, from its parameter dataclass (its field metadata and docstring).
+* The docstrings' Sphinx roles (``:meth:`grid```, ``:class:`~a.b.Progress```), which
+  mkdocstrings prints as they are, become plain code (``grid``, ``Progress``).
 
 Run by ``mkdocs build`` (``hooks:`` in mkdocs.yml); nothing here is part of the package.
 """
@@ -108,3 +110,10 @@ def on_page_markdown(markdown: str, **_: object) -> str:
     if _CLI in markdown:
         markdown = markdown.replace(_CLI, cli_reference())
     return _PARAMS.sub(lambda m: params_table(m.group(1)), markdown)
+
+
+_ROLE = re.compile(r":(?:meth|attr|class|func|mod|data|exc):(<code>)(?:~(?:[\w.]*\.)?)?([^<]*</code>)")
+
+
+def on_page_content(html: str, **_: object) -> str:
+    return _ROLE.sub(r"\1\2", html)
