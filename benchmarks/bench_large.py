@@ -174,8 +174,8 @@ def main() -> int:
 
     import torch
 
-    from napari_neurorestore.core.methods import denoise as dn
-    from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+    from napari_neurorestore.core.methods.denoise import heavy as dn
+    from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
     from napari_neurorestore.core.models import load_model, save_model
     from napari_neurorestore.core.progress import drain
 

@@ -120,7 +120,7 @@ def denoise(
     data : array-like
         Integer or float intensities; numpy, memmap or dask arrays work (read in chunks).
     window, stride, epochs, train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.denoise_spec.DenoiseParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.denoise.spec.DenoiseParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model (a path is loaded with ``load_model``).
     out : array-like, optional
@@ -137,7 +137,7 @@ def denoise(
     numpy.ndarray (float32, same shape, the input's intensity units), and the model when
     ``return_model``.
     """
-    from .core.methods.denoise_spec import DenoiseParams
+    from .core.methods.denoise.spec import DenoiseParams
 
     given = {**_given(window=window, stride=stride, epochs=epochs,
                       train_seconds=train_seconds), **params}

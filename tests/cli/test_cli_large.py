@@ -94,7 +94,7 @@ def test_existing_store_is_kept_without_overwrite(files, tmp_path, capsys):
 
 
 def test_bad_output_fails_before_any_work(files, tmp_path, capsys, monkeypatch):
-    from napari_neurorestore.core.methods import denoise
+    from napari_neurorestore.core.methods.denoise import heavy as denoise
 
     def no_training(*a, **k):
         raise AssertionError("training started")

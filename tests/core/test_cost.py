@@ -9,7 +9,7 @@ import pytest
 from napari_neurorestore.core import cost
 from napari_neurorestore.core.cost import estimate_cost, refuse_if_too_big
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse_spec import SparseParams
 from napari_neurorestore.core.methods.upsample_spec import UpsampleParams

@@ -9,7 +9,7 @@ import pytest
 
 from napari_neurorestore.core import methods
 from napari_neurorestore.core.methods.base import Grid, Method, PredictTally
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse_spec import SparseParams
 from napari_neurorestore.core.methods.upsample_spec import UpsampleParams

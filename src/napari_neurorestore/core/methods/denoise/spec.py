@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import check_movie
-from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, read_extra, same_grid
+from ...errors import InputError
+from ...io import check_movie
+from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
+from ..base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
@@ -69,9 +69,9 @@ class DenoiseParams(_Params):
     device : "auto", "cpu", "cuda" or "mps".
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
     centre_correction : add back what the network missed in the frame itself (see
-        :mod:`.denoise_centre`); also gives the self-check. Applying a saved model, off
+        :mod:`.centre`); also gives the self-check. Applying a saved model, off
         leaves out every step fitted after its training (the network alone).
-    long_context : the long-context step (see :mod:`.denoise_context`); needs
+    long_context : the long-context step (see :mod:`.context`); needs
         ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
         inference).
     ensemble : average the network's prediction over the flips and rotations of each
@@ -121,7 +121,7 @@ class DenoiseParams(_Params):
 class DenoiseMethod(Method):
     params_class = DenoiseParams
     name = "denoise"
-    module = "napari_neurorestore.core.methods.denoise"
+    module = "napari_neurorestore.core.methods.denoise.heavy"
     help = "self-supervised temporal denoising (FAST)"
     label = "Denoise (FAST)"
     description = ("Train a denoiser on the movie itself and restore every frame. "
@@ -155,7 +155,7 @@ class DenoiseMethod(Method):
         """The truth-free self-check against the best Gaussian filter."""
         if not isinstance(info.get("self_check"), dict):
             return None
-        from .denoise_centre import format_check
+        from .centre import format_check
 
         return format_check(info["self_check"])
 
