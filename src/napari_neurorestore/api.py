@@ -306,7 +306,7 @@ def sparse(
         refused).
     axis : "y" (default) or "x" (with ``model``, the model's: another is refused).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.sparse_spec.SparseParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.sparse.spec.SparseParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model.
     out : array-like, optional
@@ -319,7 +319,7 @@ def sparse(
     -------
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
-    from .core.methods.sparse_spec import SparseParams
+    from .core.methods.sparse.spec import SparseParams
 
     given = {**_given(factor=factor, axis=axis), **params}
     p = _params(SparseParams, simulate=simulate, train_seconds=train_seconds, seed=seed,

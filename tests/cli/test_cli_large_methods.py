@@ -192,7 +192,7 @@ def test_sparse_interrupt_leaves_a_partial_store(sp_files, tmp_path, capsys, mon
 
 
 def test_sparse_bad_outputs_fail_before_training(sp_files, tmp_path, capsys, monkeypatch):
-    from napari_neurorestore.core.methods import sparse
+    from napari_neurorestore.core.methods.sparse import heavy as sparse
 
     def argv(o):
         return ["sparse", str(sp_files / "in.tif"), "-o", str(o), *SP]

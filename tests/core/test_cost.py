@@ -11,7 +11,7 @@ from napari_neurorestore.core.cost import estimate_cost, refuse_if_too_big
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
-from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.sparse.spec import SparseParams
 from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 
 
@@ -85,7 +85,8 @@ def test_output_shape_per_method(method, shape, params, expected):
 
 def test_output_shapes_match_the_methods_helpers():
     from napari_neurorestore.core.axial import output_slices
-    from napari_neurorestore.core.methods import sparse, upsample
+    from napari_neurorestore.core.methods import upsample
+    from napari_neurorestore.core.methods.sparse import spec as sparse
 
     est = estimate_cost("sparse", Shaped((3, 7, 9)), SparseParams(factor=5), probe=False)
     assert est.output_shape == sparse.output_shape((3, 7, 9), 5, "y")

@@ -11,10 +11,10 @@ from counting_array import CountingArray as Lazy
 
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import isotropize as iso
-from napari_neurorestore.core.methods import sparse as sp
 from napari_neurorestore.core.methods import upsample as up
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
-from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.sparse import heavy as sp
+from napari_neurorestore.core.methods.sparse.spec import SparseParams, make_sparse
 from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
@@ -155,7 +155,7 @@ SP_FAST = dict(factor=4, context=2, epochs=1, patch_size=8, batch_size=4, width=
 @pytest.fixture(scope="module")
 def sp_movie():
     raw = simulate_calcium_movie(n_frames=23, shape=(40, 36), n_cells=4, seed=5).raw
-    return sp.make_sparse(raw, 4)  # (23, 10, 36)
+    return make_sparse(raw, 4)  # (23, 10, 36)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 from ..core.methods import get, names, params_for
 from ..core.progress import Progress
 from .base import Job
-from .formatting import format_progress, format_seconds, format_simulation
+from .formatting import format_progress, format_seconds
 from .layers import result_layer_kwargs, unique_name
 from .live_mode import LiveJob
 from .live_output import LiveOutput, result_grid, streams
@@ -324,7 +324,9 @@ class RestoreJobs:
         if job.live is not None:
             text += f" Written to {job.live.path}."
         sim = (result.metadata.get("neurorestore") or {}).get("simulation")
-        if sim:
+        if sim:  # the CLI's text (sparse's simulate mode)
+            from ..core.methods.sparse.figures import format_simulation
+
             text += f"\n{format_simulation(sim)}"
         return text
 

@@ -19,7 +19,7 @@ from typing import Any
 #: name -> "module:attribute" of its Method. A new method adds one line here.
 REGISTRY = {
     "denoise": "napari_neurorestore.core.methods.denoise.spec:METHOD",
-    "sparse": "napari_neurorestore.core.methods.sparse_spec:METHOD",
+    "sparse": "napari_neurorestore.core.methods.sparse.spec:METHOD",
     "upsample": "napari_neurorestore.core.methods.upsample_spec:METHOD",
     "isotropize": "napari_neurorestore.core.methods.isotropize_spec:METHOD",
 }

@@ -29,7 +29,6 @@ from ...device import resolve_device
 from ...io import ChunkRecorder, check_finite, check_movie
 from ...models import TrainedModel
 from ...nets import ready_for_inference
-from .net import TemporalDenoiseNet
 from ...progress import CancelToken, Progress
 from ...train import ThreadChooser, fit
 from ..base import PredictTally
@@ -50,6 +49,7 @@ from .frames import (
 )
 from .frames import planes as _planes
 from .frames import read as _read
+from .net import TemporalDenoiseNet
 from .spec import DenoiseParams, ensemble_size
 
 SUFFIX = "denoised"
