@@ -182,7 +182,7 @@ def upsample(
     prior : "none" (the input alone) or "simulated" (also learn from a simulated neuron
         volume at the true scale).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.upsample_spec.UpsampleParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.upsample.spec.UpsampleParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model.
     out : array-like, optional
@@ -196,7 +196,7 @@ def upsample(
     numpy.ndarray float32 (a temporary memmap when very large) in the input's units, and the
     model when ``return_model``.
     """
-    from .core.methods.upsample_spec import UpsampleParams
+    from .core.methods.upsample.spec import UpsampleParams
 
     given = {**_given(factor=factor, lateral_only=lateral_only), **params}
     p = _params(UpsampleParams, prior=prior, train_seconds=train_seconds, seed=seed,

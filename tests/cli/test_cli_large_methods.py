@@ -11,7 +11,7 @@ import tifffile
 
 from napari_neurorestore.cli import main
 from napari_neurorestore.core import io
-from napari_neurorestore.core.methods.upsample import bin_array
+from napari_neurorestore.core.methods.upsample.spec import bin_array
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
 zarr = pytest.importorskip("zarr")
@@ -129,7 +129,7 @@ def test_upsample_interrupt_leaves_a_partial_store(up_files, tmp_path, capsys, m
 
 
 def test_upsample_bad_outputs_fail_before_training(up_files, tmp_path, capsys, monkeypatch):
-    from napari_neurorestore.core.methods import upsample
+    from napari_neurorestore.core.methods.upsample import heavy as upsample
 
     def argv(o):
         return ["upsample", str(up_files / "in.tif"), "-o", str(o), "--factor", "2", *UP]

@@ -12,7 +12,7 @@ from napari_neurorestore.core.methods.base import Grid, Method, PredictTally
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse.spec import SparseParams
-from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
 from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import Cancelled
 

@@ -11,11 +11,16 @@ from counting_array import CountingArray as Lazy
 
 from napari_neurorestore.core import io
 from napari_neurorestore.core.methods import isotropize as iso
-from napari_neurorestore.core.methods import upsample as up
 from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse import heavy as sp
 from napari_neurorestore.core.methods.sparse.spec import SparseParams, make_sparse
-from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+from napari_neurorestore.core.methods.upsample import heavy as up
+from napari_neurorestore.core.methods.upsample.spec import (
+    UpsampleParams,
+    bin_array,
+    output_chunks,
+    output_tiles,
+)
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
@@ -59,7 +64,7 @@ UP_FAST = dict(steps=3, patch_size=12, batch_size=2, width=8, depth=1, seed=0, d
 @pytest.fixture(scope="module")
 def up_vol():
     truth = simulate_neuron_volume((22, 52, 44), n_somata=2, n_neurites=4, seed=3)
-    return (up.bin_array(truth, (2, 2, 2)) * 1000 + 100).astype(np.uint16)  # (11, 26, 22)
+    return (bin_array(truth, (2, 2, 2)) * 1000 + 100).astype(np.uint16)  # (11, 26, 22)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +80,9 @@ def up_whole(up_vol, up_model):
 @pytest.mark.parametrize("tile", [8, 9, 13])  # tile 9 and 13: odd, edge tiles of 2 and 0-4
 def test_upsample_zarr_tiles_equal_whole(up_vol, up_model, up_whole, tmp_path, tile):
     shape_out = up_whole.shape
-    chunks = up.output_chunks(up_model, up_vol.shape, tile)
+    chunks = output_chunks(up_model, up_vol.shape, tile)
     assert chunks == tuple(min(s, tile) * 2 for s in up_vol.shape)
-    n_tiles = up.output_tiles(up_model, up_vol.shape, tile)["total"]
+    n_tiles = output_tiles(up_model, up_vol.shape, tile)["total"]
     assert n_tiles == int(np.prod([-(-s // tile) for s in up_vol.shape]))
     z = io.open_output(tmp_path / "u.zarr", shape_out, chunk_shape=chunks, axes="ZYX",
                        unit="tiles", total=n_tiles)
@@ -98,11 +103,11 @@ def test_upsample_two_stage_streams_into_zarr(up_vol, tmp_path):
     vol = up_vol[:, :20, :20]
     model = drain(up.train(vol, UpsampleParams(factor=4, two_stage=True, **UP_FAST)))
     whole = drain(up.predict(vol, model, device="cpu", tile_size=64))
-    chunks = up.output_chunks(model, vol.shape, 9)
+    chunks = output_chunks(model, vol.shape, 9)
     assert chunks == (18, 18, 18)  # the second 2x pass writes the output
     z = io.open_output(tmp_path / "u4.zarr", whole.shape, chunk_shape=chunks)
     spy = Spy(z)
-    n = up.output_tiles(model, vol.shape, 9)["total"]
+    n = output_tiles(model, vol.shape, 9)["total"]
     drain(up.predict(vol, model, out=spy, device="cpu", tile_size=9,
                      on_chunk=io.ChunkRecorder(z, n, "tiles")))
     assert_whole_chunks(spy.writes, chunks, whole.shape)
@@ -113,9 +118,9 @@ def test_upsample_two_stage_streams_into_zarr(up_vol, tmp_path):
 def test_upsample_cancel_leaves_a_readable_partial_store(up_vol, up_model, up_whole,
                                                          tmp_path):
     tile = 9
-    tiles = up.output_tiles(up_model, up_vol.shape, tile)
+    tiles = output_tiles(up_model, up_vol.shape, tile)
     z = io.open_output(tmp_path / "p.zarr", up_whole.shape,
-                       chunk_shape=up.output_chunks(up_model, up_vol.shape, tile),
+                       chunk_shape=output_chunks(up_model, up_vol.shape, tile),
                        unit="tiles", total=tiles["total"])
     token = CancelToken()
     gen = up.predict(up_vol, up_model, token, out=z, device="cpu", tile_size=tile)

@@ -20,7 +20,7 @@ from typing import Any
 REGISTRY = {
     "denoise": "napari_neurorestore.core.methods.denoise.spec:METHOD",
     "sparse": "napari_neurorestore.core.methods.sparse.spec:METHOD",
-    "upsample": "napari_neurorestore.core.methods.upsample_spec:METHOD",
+    "upsample": "napari_neurorestore.core.methods.upsample.spec:METHOD",
     "isotropize": "napari_neurorestore.core.methods.isotropize_spec:METHOD",
 }
 
