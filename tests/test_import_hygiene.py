@@ -26,7 +26,7 @@ def test_widget_and_reader_modules_do_not_import_torch():
         "napari_neurorestore.cli, napari_neurorestore.core.methods.denoise.spec, "
         "napari_neurorestore.core.methods.sparse.spec, "
         "napari_neurorestore.core.methods.upsample.spec, "
-        "napari_neurorestore.core.methods.isotropize_spec")
+        "napari_neurorestore.core.methods.isotropize.spec")
     assert "torch" not in mods
 
 

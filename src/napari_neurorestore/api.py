@@ -242,7 +242,7 @@ def isotropize(
     sigma_z : axial blur beyond the lateral one, Gaussian sigma in lateral pixels
         (None = estimated from the data's axial and lateral spectra).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.isotropize_spec.IsotropizeParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.isotropize.spec.IsotropizeParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model (its z ratio is used).
     out : array-like, optional
@@ -255,7 +255,7 @@ def isotropize(
     -------
     numpy.ndarray float32 in the input's units, and the model when ``return_model``.
     """
-    from .core.methods.isotropize_spec import IsotropizeParams
+    from .core.methods.isotropize.spec import IsotropizeParams
 
     if model is None and z_ratio is None:
         raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")

@@ -249,7 +249,7 @@ def test_isotropize_interrupt_leaves_a_partial_store(iso_files, tmp_path, capsys
 
 def test_isotropize_bad_outputs_fail_before_training(iso_files, tmp_path, capsys,
                                                      monkeypatch):
-    from napari_neurorestore.core.methods import isotropize
+    from napari_neurorestore.core.methods.isotropize import heavy as isotropize
 
     def argv(o):
         return ["isotropize", str(iso_files / "in.tif"), "-o", str(o), *ISO]

@@ -10,7 +10,7 @@ from napari_neurorestore.core import cost
 from napari_neurorestore.core.cost import estimate_cost, refuse_if_too_big
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
-from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
+from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse.spec import SparseParams
 from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
 
@@ -84,7 +84,7 @@ def test_output_shape_per_method(method, shape, params, expected):
 
 
 def test_output_shapes_match_the_methods_helpers():
-    from napari_neurorestore.core.axial import output_slices
+    from napari_neurorestore.core.methods.isotropize.axial import output_slices
     from napari_neurorestore.core.methods.sparse import spec as sparse
     from napari_neurorestore.core.methods.upsample.spec import output_shape
 

@@ -10,7 +10,7 @@ import tifffile
 
 from napari_neurorestore.core import engine, io
 from napari_neurorestore.core.methods import get
-from napari_neurorestore.core.methods import isotropize as iso
+from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.sparse import heavy as sp
 from napari_neurorestore.core.methods.sparse.spec import make_sparse
 from napari_neurorestore.core.models import save_model

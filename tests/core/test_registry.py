@@ -10,7 +10,7 @@ import pytest
 from napari_neurorestore.core import methods
 from napari_neurorestore.core.methods.base import Grid, Method, PredictTally
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
-from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
+from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse.spec import SparseParams
 from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
 from napari_neurorestore.core.models import TrainedModel

@@ -21,7 +21,7 @@ REGISTRY = {
     "denoise": "napari_neurorestore.core.methods.denoise.spec:METHOD",
     "sparse": "napari_neurorestore.core.methods.sparse.spec:METHOD",
     "upsample": "napari_neurorestore.core.methods.upsample.spec:METHOD",
-    "isotropize": "napari_neurorestore.core.methods.isotropize_spec:METHOD",
+    "isotropize": "napari_neurorestore.core.methods.isotropize.spec:METHOD",
 }
 
 #: name -> the heavy module (kept for callers of :func:`get_method`)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...nets import _conv
+from ...nets import conv_block
 
 
 class TemporalDenoiseNet(nn.Module):
@@ -26,12 +26,12 @@ class TemporalDenoiseNet(nn.Module):
         w = width
         k = 1 if light else 3  # light: the two widest convolutions are 1x1 (half the work)
         self.unshuffle = nn.PixelUnshuffle(2)
-        self.enc = nn.Sequential(_conv(4 * n_in, w, k), _conv(w, w))
+        self.enc = nn.Sequential(conv_block(4 * n_in, w, k), conv_block(w, w))
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
                                   nn.LeakyReLU(0.1, inplace=True))
-        self.mid = _conv(2 * w, 2 * w)
+        self.mid = conv_block(2 * w, 2 * w)
         self.up = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
-        self.dec = nn.Sequential(_conv(2 * w, w, k), _conv(w, w))
+        self.dec = nn.Sequential(conv_block(2 * w, w, k), conv_block(w, w))
         self.out = nn.Conv2d(w, 4, 1)
         self.shuffle = nn.PixelShuffle(2)
         self._mean: torch.Tensor | None = None

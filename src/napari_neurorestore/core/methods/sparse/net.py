@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...nets import _conv
+from ...nets import conv_block
 
 
 class SparseAxisNet(nn.Module):
@@ -28,12 +28,12 @@ class SparseAxisNet(nn.Module):
         self.centre = n_in // 2 if centre is None else centre
         self.pu = p_unshuffle
         w = width
-        self.enc = nn.Sequential(_conv(n_in * self.pu, w), _conv(w, w))
+        self.enc = nn.Sequential(conv_block(n_in * self.pu, w), conv_block(w, w))
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
                                   nn.LeakyReLU(0.1, inplace=True))
-        self.mid = _conv(2 * w, 2 * w)
+        self.mid = conv_block(2 * w, 2 * w)
         self.up = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
-        self.dec = nn.Sequential(_conv(2 * w, w), _conv(w, w))
+        self.dec = nn.Sequential(conv_block(2 * w, w), conv_block(w, w))
         self.out = nn.Conv2d(w, factor * self.pu, 1)
         self.register_buffer("frac", torch.arange(factor, dtype=torch.float32).view(1, -1, 1, 1)
                              / factor, persistent=False)
