@@ -221,6 +221,8 @@ class DenoiseMethod(Method):
     def probe_inference(self, shape, p, device, timed):
         import torch
 
+        from ...nets import timed_net
+
         # one batch of the size predict uses, on a crop of at most 512 x 512 pixels (the
         # rate is per pixel: the net is fully convolutional)
         dev = torch.device(device)
@@ -239,23 +241,6 @@ class DenoiseMethod(Method):
         net = self.impl().build_net(p)
         return (net, torch.randn(p.batch_size, p.window - 1, ps, ps),
                 torch.randn(p.batch_size, 1, ps, ps))
-
-
-def timed_net(net: Any, x: Any, dev: Any, timed: Any, per_batch: float) -> float:
-    """Units/s of ``net`` on batch ``x`` (``per_batch`` units each), channels_last on a CPU."""
-    import torch
-
-    net = net.eval().to(dev)
-    x = x.to(dev)
-    if dev.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def once(n):
-        with torch.inference_mode():
-            for _ in range(n):
-                net(x).float().cpu()
-    return timed(once, lambda n: n * per_batch)
 
 
 METHOD = DenoiseMethod()

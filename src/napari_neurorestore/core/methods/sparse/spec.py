@@ -373,7 +373,7 @@ class SparseMethod(Method):
     def probe_inference(self, shape, p, device, timed):
         import torch
 
-        from ..denoise.spec import timed_net
+        from ...nets import timed_net
 
         dev = torch.device(device)
         a, b = (min(s, 512) for s in shape[-2:])
