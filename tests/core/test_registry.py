@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from napari_neurorestore.core import methods
-from napari_neurorestore.core.methods.base import Grid, Method, PredictTally
+from napari_neurorestore.core.methods.base import Grid, Method
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
 from napari_neurorestore.core.methods.sparse.spec import SparseParams
 from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
 from napari_neurorestore.core.models import TrainedModel
-from napari_neurorestore.core.progress import Cancelled
+from napari_neurorestore.core.progress import Cancelled, PredictTally
 
 
 def test_all_four_methods_are_registered():

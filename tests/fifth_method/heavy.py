@@ -7,9 +7,8 @@ import time
 import numpy as np
 
 from napari_neurorestore.core.io import ChunkRecorder
-from napari_neurorestore.core.methods.base import PredictTally
 from napari_neurorestore.core.models import TrainedModel
-from napari_neurorestore.core.progress import CancelToken, Progress
+from napari_neurorestore.core.progress import CancelToken, PredictTally, Progress
 
 from .spec import FifthParams
 

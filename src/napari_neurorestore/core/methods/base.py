@@ -1,40 +1,86 @@
 """The Method contract: what every restoration method provides, and the code they share.
 
 A method is one :class:`Method` object (registered by name in
-:mod:`napari_neurorestore.core.methods`) over two modules of its own: a light one (numpy
-only: its geometry, forward model and memory model; the ``Method`` subclass lives there)
-and a heavy one (torch: ``train``, ``predict``), imported only when it is used. A run (the
-CLI's, the API's, the widgets') is :mod:`~napari_neurorestore.core.engine`'s, over the
-steps below (:mod:`~napari_neurorestore.core.steps`).
+:mod:`napari_neurorestore.core.methods`) in its own package ``core/methods/<name>/``: a
+light module ``spec.py`` (numpy only: its parameters, geometry, forward model and memory
+model; the ``Method`` subclass lives there) and a heavy one ``heavy.py`` (torch: ``train``,
+``predict``), imported only when it is used. A run (the CLI's, the API's, the widgets') is
+:mod:`~napari_neurorestore.core.engine`'s, over the steps of
+:mod:`~napari_neurorestore.core.steps`.
 
-=====================  ===================================================================
-``params_class``       the frozen, validated dataclass of parameters (in ``<name>_spec.py``)
-``train``              ``train(data, params, cancel, **options)``: a generator of
-                       :class:`Progress` that returns the :class:`TrainedModel`
-``predict``            ``predict(data, model, params, cancel, out, on_chunk, **options)``:
-                       a generator streaming the result into ``out``; returns ``out``
-``simulates``          ``simulates(params)``: the run is the method's simulation
-                       (``simulate(data, model, params, cancel, out, **options)``,
-                       returning ``(out, extra provenance)``) instead of ``predict``
-``check_input``        ``check_input(data, params, training)``: refuse bad input early
-``grid``               ``grid(input_shape, params) -> Grid``: the output's shape and its
-                       scale/translate relative to the input's (input pixels)
-``to_input_grid``      ``to_input_grid(restored, input_shape, md, index)``: the forward
-                       model (the restoration brought back to the input's grid; the trust
-                       report's residual is ``raw - to_input_grid(restored)``)
-``memory_model``       ``memory_model(shape, params, itemsize, lazy, streaming, gpu)``: the
-                       RAM/GPU/work model of the cost estimate (``core/cost.py``)
-``probe_inference``    inference rate of the untrained network on synthetic data (probe
-                       units/s); ``probe_batch``: one training batch for the step probe
-``output_layout``      how a streamed output store is chunked and its progress counted
-``cli_options``        the method's extra inputs as :class:`Option` data (the CLI's flags)
-``training_summary``   ``training_summary(info)``: what every face says after training
-``live``               capabilities, with ``distributed``: live mode (``core/live.py``)
-=====================  ===================================================================
+Every attribute and hook of :class:`Method`, in its six parts (the class's order):
 
-The parameter-merge rule for a loaded model (:meth:`Method.merge_params`), the output
-metadata (:func:`metadata_for`) and the predict tail (count, cancel message, ETA:
-:class:`PredictTally`) are written here once.
+===========================  ===============================================================
+*identity, presentation*
+``name``                     the registry's name, the CLI subcommand, ``TrainedModel.method``
+``label``                    the method picker's label (empty: the name)
+``help``                     one line of help (the CLI subcommand's)
+``description``              the CLI subcommand's longer description
+``noun``                     a model of this method, with its article ("a denoising model")
+``input_help``               the axes of the input it takes (for help texts)
+``suffix``                   the suffix of the output layer's / file's name
+``output_suffix``            ``(params)``: that suffix for one run
+``describe``                 ``(model, params, grid)``: what the CLI prints after 'wrote OUT'
+``after``                    ``(result, params)``: lines the CLI prints after a run
+``training_summary``         ``(info)``: what every face says after training
+*parameters*
+``params_class``             the frozen, validated dataclass of parameters (in ``spec.py``)
+``runtime_fields``           settings a caller may change when applying a saved model
+``fixed_fields``             parameters a saved model fixes (a different value is refused)
+``cli_options``              extra inputs as :class:`Option` data (the CLI's flags)
+``check_model``              ``(model, where)``: refuse a model of another method
+``merge_params``             ``(model, params, fixed)``: a saved model's parameters, with the
+                             caller's run-time settings (one rule for every face)
+``check_request``            ``(req, model)``: refuse a request the method cannot run
+``open_options``             ``(options)``: ``train``/``predict`` keywords from the options
+``check_options``            ``(data, params, options)``: refuse options that do not fit
+``prepare_predict``          ``(model, shape, params, given, options)``: inference parameters
+                             once the model is known (e.g. an automatic tile)
+*geometry*
+``keeps_time``               the first axis of a 3-D/4-D input is time (the trust checks)
+``identity_forward``         the forward model is the identity
+``same_shape_same_grid``     an output of the input's shape is on the input's grid
+``check_input``              ``(data, params, training)``: refuse bad input early
+``grid``                     ``(input_shape, params) -> Grid``: the output's shape and its
+                             scale/translate relative to the input's (input pixels)
+``to_input_grid``            ``(restored, input_shape, md, index)``: the forward model (the
+                             trust report's residual is ``raw - to_input_grid(restored)``)
+``removes_noise``            ``(md)``: the trust report warns when such a run removed nothing
+``trust_slices``             ``(raw_shape, restored_shape, md)``: the slices trust compares
+*cost*
+``nominal_rate``             inference rate (probe units/s) when the probe is skipped
+``memory_model``             ``(shape, params, itemsize, lazy, streaming, gpu)``: the RAM, GPU
+                             and work of the cost estimate (``core/cost.py``)
+``probe_inference``          ``(shape, params, device, timed)``: the untrained net's rate
+``probe_batch``              ``(shape, params)``: one training batch for the step probe
+``train_threads``            ``()``: intra-op threads while training on a CPU
+``streams``                  ``(params)``: whether a file run streams its result to disk
+*running*
+``module``                   the heavy module (torch) with ``train`` and ``predict``
+``impl``                     ``()``: that module, imported
+``train_input``              ``(data, params)``: what training learns from
+``train``                    ``(data, params, cancel, **options)``: a generator of
+                             :class:`Progress` that returns the :class:`TrainedModel`
+``predict``                  ``(data, model, params, cancel, out, on_chunk, **options)``: a
+                             generator streaming the result into ``out``; returns ``out``
+``simulates``                ``(params)``: the run is the method's simulation instead
+``simulate``                 ``(data, model, params, cancel, out, **options)``: that
+                             simulation, returning ``(out, extra provenance)``
+``new_output``               ``(shape)``: the array an in-memory run writes into
+``output_layout``            ``(model, shape, params)``: a streamed store's chunks and unit
+``output_metadata``          ``(model, params, shape)``: extra provenance of the output
+``load_net``                 ``(model, ndim, device)``: the trained net, for ``predict_part``
+``predict_part``             ``(data, model, params, out, a, b, net)``: one dask task
+*capabilities*
+``distributed``              inference runs on a dask cluster (``predict_part`` per task)
+``live``                     its models restore files while they are acquired (live mode)
+``has_preview``              the heavy module offers ``preview`` (the dock's crop preview)
+``many_inputs``              one run takes several inputs (into a folder of outputs)
+===========================  ===============================================================
+
+The parameter-merge rule for a loaded model (:meth:`Method.merge_params`) and the output
+metadata (:func:`metadata_for`) are written here once; the predict tail (count, cancel
+message, ETA) is :class:`~napari_neurorestore.core.progress.PredictTally`.
 
 Importing this module does not import torch.
 """
@@ -42,15 +88,13 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import importlib
-import time
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..progress import Cancelled, Progress
+from ..progress import Progress
 
 
 @dataclass(frozen=True)
@@ -164,111 +208,56 @@ def new_seed(seed: int | None) -> int:
     return seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
 
 
-class PredictTally:
-    """The shared tail of every ``predict``: counts what was written, reports progress with
-    an ETA, and turns a cancel into a message that says how much was written.
-
-    ``total`` items (frames, tiles, blocks) are processed; ``noun`` names them in the cancel
-    message ("frames", "output tiles", "lateral blocks") and ``verb`` says what was done
-    ("restored", "upsampled"); ``label`` starts the progress message ("restoring").
-    ``on_chunk`` (a :class:`~napari_neurorestore.core.io.ChunkRecorder` or any callable) is
-    called by :meth:`written`.
-    """
-
-    def __init__(self, total: int, noun: str, verb: str, label: str, on_chunk: Any = None,
-                 unit: str | None = None, written_total: int | None = None):
-        self.total = int(total)
-        self.noun, self.verb, self.label = noun, verb, label
-        self.unit = unit if unit is not None else noun
-        self.on_chunk = on_chunk
-        self.written_total = self.total if written_total is None else int(written_total)
-        self.done = 0
-        self.n = 0
-        self.t0 = time.perf_counter()
-
-    def start(self, message: str) -> Progress:
-        self.t0 = time.perf_counter()
-        return Progress("predict", 0, self.total, message=message)
-
-    def step(self, n: int = 1) -> Progress:
-        """``n`` more items processed: the progress report (with an ETA)."""
-        self.done += n
-        el = time.perf_counter() - self.t0
-        return Progress("predict", self.done, self.total,
-                        eta=el / max(self.done, 1) * (self.total - self.done),
-                        message=f"{self.label}: {self.done}/{self.total} {self.unit}")
-
-    def written(self, a: int, b: int) -> None:
-        """Items ``a:b`` are written (recorded before the report: a stop at the report's
-        yield keeps the record exact)."""
-        self.n += b - a
-        if self.on_chunk is not None:
-            self.on_chunk(a, b)
-
-    __call__ = written
-
-    @contextmanager
-    def cancel_message(self) -> Iterator[None]:
-        """Re-raise a cancel with how much was written."""
-        try:
-            yield
-        except Cancelled:
-            raise Cancelled(f"cancelled by the user: {self.n} of {self.written_total} "
-                            f"{self.noun} were {self.verb} and written") from None
-
-
 class Method:
     """One restoration method. Subclasses set the class attributes and implement the
     geometry (:meth:`check_input`, :meth:`grid`, :meth:`to_input_grid`), the cost model
     (:meth:`memory_model`, :meth:`probe_inference`, :meth:`probe_batch`) and
     :meth:`predict`'s mapping of parameters onto the heavy module's ``predict``."""
 
+    # ------------------------------------------------------------------ identity and presentation
     #: the name in the registry, the CLI subcommand and ``TrainedModel.method``
     name: ClassVar[str] = ""
-    #: the heavy module (torch) with ``train`` and ``predict``
-    module: ClassVar[str] = ""
-    #: one line of help (the CLI subcommand's)
-    help: ClassVar[str] = ""
     #: the method picker's label (empty: the name)
     label: ClassVar[str] = ""
-    #: whether the heavy module offers ``preview(data, params, center, size, cancel, model)``
-    has_preview: ClassVar[bool] = False
+    #: one line of help (the CLI subcommand's)
+    help: ClassVar[str] = ""
     description: ClassVar[str] = ""
     #: what a model of this method is called, with its article ("a denoising model")
     noun: ClassVar[str] = ""
+    #: axes of the input this method takes (for help texts)
+    input_help: ClassVar[str] = ""
+    #: the suffix of the output layer's / file's name
+    suffix: ClassVar[str] = ""
+
+    def output_suffix(self, params: Any) -> str:
+        """The suffix of the result layer's name (:attr:`suffix`)."""
+        return self.suffix
+
+    def describe(self, model: Any, params: Any, grid: Grid) -> str:
+        """What the CLI prints after 'wrote OUT ': the output's shape and type, and what
+        the method wants to add."""
+        return f"({'x'.join(map(str, grid.shape))}, float32)"
+
+    def after(self, result: Any, params: Any) -> str | None:
+        """Lines the CLI prints after a run (None: nothing)."""
+        return None
+
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """What every face says after training, from a model's training record
+        (``TrainedModel.info``, also the output provenance's ``"training"``): the CLI, the
+        Restore dock and the trust report. None: nothing."""
+        return None
+
+    # ------------------------------------------------------------------ parameters
+    #: the frozen, validated dataclass of parameters (defined in the light module)
+    params_class: ClassVar[type]
     #: run-time settings a caller may change when applying a saved model
     runtime_fields: ClassVar[tuple[str, ...]] = ("device",)
     #: parameters fixed by a saved model: a caller's different value is refused
     fixed_fields: ClassVar[tuple[str, ...]] = ()
-    #: whether inference runs on a dask cluster (:meth:`predict_part` per task)
-    distributed: ClassVar[bool] = False
-    #: whether its models restore files while they are acquired (``core/live.py``)
-    live: ClassVar[bool] = False
-    #: inference rate on a 2-core CPU (probe units/s), used when the probe is skipped
-    nominal_rate: ClassVar[float] = 1e6
-    #: the suffix of the output layer's / file's name
-    suffix: ClassVar[str] = ""
-    #: axes of the input this method takes (for help texts)
-    input_help: ClassVar[str] = ""
-    #: whether one run takes several inputs (into a folder of outputs)
-    many_inputs: ClassVar[bool] = False
     #: the method's inputs beyond its parameters (:class:`Option`); their values reach
     #: :meth:`check_request`/:meth:`open_options` as options
     cli_options: ClassVar[tuple[Option, ...]] = ()
-    #: for the trust checks: the first axis of a 3-D/4-D input is time (frames)
-    keeps_time: ClassVar[bool] = True
-    #: the forward model is the identity (the output is on the input's grid)
-    identity_forward: ClassVar[bool] = False
-    #: an output of the input's shape is on the input's grid (its forward model: identity)
-    same_shape_same_grid: ClassVar[bool] = True
-
-    #: the frozen, validated dataclass of parameters (defined in the light module)
-    params_class: ClassVar[type]
-
-    # ------------------------------------------------------------------ parameters
-    def impl(self) -> Any:
-        """The heavy module (imports torch)."""
-        return importlib.import_module(self.module)
 
     def check_model(self, model: Any, where: str = "this") -> None:
         if model.method != self.name:
@@ -296,7 +285,31 @@ class Method:
                     mp[name] = getattr(params, name)
         return self.params_class.from_dict(mp)
 
+    def check_request(self, req: Any, model: Any) -> None:
+        """Refuse a request the method cannot run (an :class:`~..engine.Request`, checked
+        after its outputs and model; ``model`` is the loaded model or None)."""
+
+    def open_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of :meth:`train`/:meth:`predict` from a request's options
+        (e.g. paths opened as arrays)."""
+        return {}
+
+    def check_options(self, data: Any, params: Any, options: dict[str, Any]) -> None:
+        """Refuse opened options that do not fit ``data`` (before any output or training)."""
+
+    def prepare_predict(self, model: Any, input_shape: tuple[int, ...], params: Any,
+                        given: dict[str, Any], options: dict[str, Any]) -> Any:
+        """The parameters of inference once the model is known (e.g. an automatic tile)."""
+        return params
+
     # ------------------------------------------------------------------ geometry
+    #: for the trust checks: the first axis of a 3-D/4-D input is time (frames)
+    keeps_time: ClassVar[bool] = True
+    #: the forward model is the identity (the output is on the input's grid)
+    identity_forward: ClassVar[bool] = False
+    #: an output of the input's shape is on the input's grid (its forward model: identity)
+    same_shape_same_grid: ClassVar[bool] = True
+
     def check_input(self, data: Any, params: Any, training: bool = True) -> None:
         raise NotImplementedError
 
@@ -318,6 +331,9 @@ class Method:
         return None
 
     # ------------------------------------------------------------------ cost
+    #: inference rate on a 2-core CPU (probe units/s), used when the probe is skipped
+    nominal_rate: ClassVar[float] = 1e6
+
     def memory_model(self, shape: tuple[int, ...], params: Any, itemsize: int, lazy: bool,
                      streaming: bool, gpu: bool) -> dict[str, Any]:
         """{"ram": {"train", "output", "predict"} bytes, "gpu" bytes, "out_shape",
@@ -339,7 +355,22 @@ class Method:
     def train_threads(self) -> int | None:
         return None
 
+    def streams(self, params: Any) -> bool:
+        """Whether a file run streams its result to disk (for the memory estimate)."""
+        return True
+
     # ------------------------------------------------------------------ running
+    #: the heavy module (torch) with ``train`` and ``predict``
+    module: ClassVar[str] = ""
+
+    def impl(self) -> Any:
+        """The heavy module (imports torch)."""
+        return importlib.import_module(self.module)
+
+    def train_input(self, data: Any, params: Any) -> Any:
+        """What ``train`` learns from when the engine trains on ``data`` (the data itself)."""
+        return data
+
     def train(self, data: Any, params: Any, cancel: Any = None, **options: Any
               ) -> Generator[Progress, None, Any]:
         return self.impl().train(data, params, cancel, **options)
@@ -364,30 +395,14 @@ class Method:
         """The array an in-memory run writes into when the caller gives none."""
         return np.empty(shape, np.float32)
 
-    def output_suffix(self, params: Any) -> str:
-        """The suffix of the result layer's name (:attr:`suffix`)."""
-        return self.suffix
+    def output_layout(self, model: Any, input_shape: tuple[int, ...], params: Any
+                      ) -> OutputLayout:
+        return OutputLayout(chunks=getattr(params, "chunk_frames", 64))
 
-    def check_request(self, req: Any, model: Any) -> None:
-        """Refuse a request the method cannot run (an :class:`~..engine.Request`, checked
-        after its outputs and model; ``model`` is the loaded model or None)."""
-
-    def open_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """The keyword arguments of :meth:`train`/:meth:`predict` from a request's options
-        (e.g. paths opened as arrays)."""
+    def output_metadata(self, model: Any, params: Any, input_shape: tuple[int, ...]
+                        ) -> dict[str, Any]:
+        """Extra provenance for the output (beyond :func:`metadata_for`'s)."""
         return {}
-
-    def check_options(self, data: Any, params: Any, options: dict[str, Any]) -> None:
-        """Refuse opened options that do not fit ``data`` (before any output or training)."""
-
-    def streams(self, params: Any) -> bool:
-        """Whether a file run streams its result to disk (for the memory estimate)."""
-        return True
-
-    def prepare_predict(self, model: Any, input_shape: tuple[int, ...], params: Any,
-                        given: dict[str, Any], options: dict[str, Any]) -> Any:
-        """The parameters of inference once the model is known (e.g. an automatic tile)."""
-        return params
 
     def load_net(self, model: Any, ndim: int, device: Any) -> Any:
         """The trained network on ``device`` (a torch device), for :meth:`predict_part`."""
@@ -403,30 +418,12 @@ class Method:
         drain(self.predict(data, model, params, None, out=out, on_chunk=None, start=a,
                            stop=b, net=net))
 
-    def train_input(self, data: Any, params: Any) -> Any:
-        """What ``train`` learns from when the engine trains on ``data`` (the data itself)."""
-        return data
-
-    def output_layout(self, model: Any, input_shape: tuple[int, ...], params: Any
-                      ) -> OutputLayout:
-        return OutputLayout(chunks=getattr(params, "chunk_frames", 64))
-
-    def output_metadata(self, model: Any, params: Any, input_shape: tuple[int, ...]
-                        ) -> dict[str, Any]:
-        """Extra provenance for the output (beyond :func:`metadata_for`'s)."""
-        return {}
-
-    def describe(self, model: Any, params: Any, grid: Grid) -> str:
-        """What the CLI prints after 'wrote OUT ': the output's shape and type, and what
-        the method wants to add."""
-        return f"({'x'.join(map(str, grid.shape))}, float32)"
-
-    def after(self, result: Any, params: Any) -> str | None:
-        """Lines the CLI prints after a run (None: nothing)."""
-        return None
-
-    def training_summary(self, info: dict[str, Any]) -> str | None:
-        """What every face says after training, from a model's training record
-        (``TrainedModel.info``, also the output provenance's ``"training"``): the CLI, the
-        Restore dock and the trust report. None: nothing."""
-        return None
+    # ------------------------------------------------------------------ capabilities
+    #: whether inference runs on a dask cluster (:meth:`predict_part` per task)
+    distributed: ClassVar[bool] = False
+    #: whether its models restore files while they are acquired (``core/live.py``)
+    live: ClassVar[bool] = False
+    #: whether the heavy module offers ``preview(data, params, center, size, cancel, model)``
+    has_preview: ClassVar[bool] = False
+    #: whether one run takes several inputs (into a folder of outputs)
+    many_inputs: ClassVar[bool] = False

@@ -29,9 +29,8 @@ from ...device import resolve_device
 from ...io import ChunkRecorder, check_finite, check_movie
 from ...models import TrainedModel
 from ...nets import ready_for_inference
-from ...progress import CancelToken, Progress
+from ...progress import CancelToken, PredictTally, Progress
 from ...train import ThreadChooser, fit
-from ..base import PredictTally
 from . import check as denoise_check
 from . import context as denoise_context
 from . import motion as denoise_motion

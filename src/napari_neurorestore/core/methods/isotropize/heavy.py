@@ -38,9 +38,9 @@ from ...device import resolve_device
 from ...io import ChunkRecorder, check_finite
 from ...models import TrainedModel
 from ...nets import ready_for_inference
-from ...progress import CancelToken, Progress
+from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
-from ..base import PredictTally, new_seed
+from ..base import new_seed
 from .axial import (
     check_volume,
     estimate_noise,

@@ -51,9 +51,9 @@ from ...device import resolve_device
 from ...io import ChunkRecorder
 from ...models import TrainedModel
 from ...nets import ready_for_inference
-from ...progress import CancelToken, Progress
+from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
-from ..base import PredictTally, new_seed
+from ..base import new_seed
 from .figures import fidelity
 from .net import SparseAxisNet
 from .spec import (

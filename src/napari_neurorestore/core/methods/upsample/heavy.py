@@ -38,9 +38,9 @@ from ...device import resolve_device
 from ...errors import InputError
 from ...io import ChunkRecorder, check_finite
 from ...models import RestoreResult, TrainedModel
-from ...progress import CancelToken, Progress
+from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
-from ..base import PredictTally, metadata_for, new_seed
+from ..base import metadata_for, new_seed
 from .data import (
     _load_training_volume,
     _make_batches,
