@@ -19,7 +19,7 @@ first frames of the session mirror about the centre frame, as offline inference 
 file's last k frames wait for the next file's first frames. Only the raw frames from
 ``done - k - 1`` on are kept. When the session ends (idle timeout, cancel, Ctrl-C, a file of
 another frame size) the waiting frames are restored with the mirror rule at the movie's end,
-so the store equals :func:`core.methods.denoise.predict` of the concatenated movie with
+so the store equals :func:`core.methods.denoise.heavy.predict` of the concatenated movie with
 ``context=False, ensemble="off"``: the model's long-context step (``methods/denoise/context.py``)
 needs the 64 frames after each one, and the flip ensemble costs 8x the network's time per
 frame, so live mode leaves both out; an offline run of the session adds them.

@@ -1,6 +1,6 @@
 """The denoising method's contract (numpy only; the network lives in :mod:`.denoise`):
 the output keeps the input's grid, the forward model is the identity, and the cost model
-follows what :func:`.denoise.train` and :func:`.denoise.predict` allocate."""
+follows what :func:`.heavy.train` and :func:`.heavy.predict` allocate."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ...io import check_movie
 from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
 from ..base import F32, Grid, Method, read_extra, same_grid
 
-#: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
+#: bytes of float32 frames kept in memory for training (``heavy.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
 #: frames read on each side of an inference chunk for the long-context step: the widest
 #: of ``denoise_context.WINDOWS``, which takes it from here
@@ -45,7 +45,7 @@ def ensemble_size(setting: str, shape: Sequence[int]) -> int:
 
 
 def _batch_pixels(h: int, w: int, gpu: bool) -> int:
-    """Pixels per forward pass of ``denoise.predict`` (``denoise.auto_batch_size`` frames)."""
+    """Pixels per forward pass of ``heavy.predict`` (``frames.auto_batch_size`` frames)."""
     return int(min(64, max(1, round((2**22 if gpu else 2**16) / max(h * w, 1))))) * h * w
 
 
