@@ -120,7 +120,7 @@ def denoise(
     data : array-like
         Integer or float intensities; numpy, memmap or dask arrays work (read in chunks).
     window, stride, epochs, train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.denoise.spec.DenoiseParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.denoise_spec.DenoiseParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model (a path is loaded with ``load_model``).
     out : array-like, optional
@@ -182,7 +182,7 @@ def upsample(
     prior : "none" (the input alone) or "simulated" (also learn from a simulated neuron
         volume at the true scale).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.upsample.spec.UpsampleParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.upsample_spec.UpsampleParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model.
     out : array-like, optional
@@ -242,7 +242,7 @@ def isotropize(
     sigma_z : axial blur beyond the lateral one, Gaussian sigma in lateral pixels
         (None = estimated from the data's axial and lateral spectra).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.isotropize.spec.IsotropizeParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.isotropize_spec.IsotropizeParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model (its z ratio is used).
     out : array-like, optional
@@ -306,7 +306,7 @@ def sparse(
         refused).
     axis : "y" (default) or "x" (with ``model``, the model's: another is refused).
     train_seconds, seed, device, **params
-        See :class:`napari_neurorestore.core.methods.sparse.spec.SparseParams` (defaults there).
+        See :class:`napari_neurorestore.core.methods.sparse_spec.SparseParams` (defaults there).
     model : TrainedModel or path, optional
         Skip training and apply this model.
     out : array-like, optional

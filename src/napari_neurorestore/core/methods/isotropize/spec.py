@@ -1,4 +1,4 @@
-"""Axial isotropization's contract (numpy only; the network lives in :mod:`.isotropize`):
+"""Axial isotropization's contract (numpy only; the network lives in :mod:`.heavy`):
 the output grid (round((z - 1) R) + 1 slices, output slice k at input slice k / R), the
 forward model (blurred along z like the acquisition, sampled at the acquired slices), the
 lateral blocks of streamed outputs and the cost model."""

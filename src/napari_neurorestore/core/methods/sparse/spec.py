@@ -1,4 +1,4 @@
-"""Sparse-axis reconstruction's contract (numpy only; the network lives in :mod:`.sparse`):
+"""Sparse-axis reconstruction's contract (numpy only; the network lives in :mod:`.heavy`):
 the geometry of a scan that kept one line in M (acquired line i at output line i*M), the
 forward model (the restored lines at the acquired positions), the cubic baseline and the
 cost model."""
@@ -311,7 +311,7 @@ class SparseMethod(Method):
     def simulate(self, data, model, params, cancel=None, out=None, labels=None,
                  reference=None, **options):
         """Lines dropped from the fully sampled ``data``, restored with ``model`` and
-        measured against ``data`` (:func:`.sparse.simulate`)."""
+        measured against ``data`` (:func:`.heavy.simulate`)."""
         return self.impl().simulate(data, model, params, cancel, out=out, labels=labels)
 
     def output_suffix(self, params) -> str:

@@ -1,4 +1,4 @@
-"""Zero-shot upsampling's contract (numpy only; the network lives in :mod:`.upsample`): the
+"""Zero-shot upsampling's contract (numpy only; the network lives in :mod:`.heavy`): the
 area-sampling conventions (axis factors, output grid, binning as the forward model), the
 tile grid of streamed outputs and the cost model."""
 
