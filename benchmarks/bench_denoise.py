@@ -33,9 +33,9 @@ from _peers import NOT_RUN, PEERS, peer_python, run_peer
 from _regimes import REGIMES, make_movie, noise_lag1
 from scipy.ndimage import gaussian_filter
 
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods.denoise_centre import KERNEL, format_check
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams, ensemble_size
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.centre import KERNEL, format_check
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams, ensemble_size
 from napari_neurorestore.core.metrics import pearson, psnr
 from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import drain

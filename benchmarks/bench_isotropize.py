@@ -24,9 +24,9 @@ import torch
 from _common import Timer, machine, peak_rss_mb
 from scipy.ndimage import gaussian_filter1d, map_coordinates
 
-from napari_neurorestore.core import axial
-from napari_neurorestore.core.methods import isotropize as iso
-from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
+from napari_neurorestore.core.methods.isotropize import axial
+from napari_neurorestore.core.methods.isotropize import heavy as iso
+from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
 from napari_neurorestore.core.metrics import psnr, ssim
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import degrade_axial, simulate_beads, simulate_neuron_volume

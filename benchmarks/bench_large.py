@@ -174,8 +174,8 @@ def main() -> int:
 
     import torch
 
-    from napari_neurorestore.core.methods import denoise as dn
-    from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+    from napari_neurorestore.core.methods.denoise import heavy as dn
+    from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
     from napari_neurorestore.core.models import load_model, save_model
     from napari_neurorestore.core.progress import drain
 
@@ -305,8 +305,8 @@ def run_upsample(work: Path, args) -> dict | None:
     a zarr store written tile by tile."""
     import tifffile
 
-    from napari_neurorestore.core.methods import upsample as up
-    from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+    from napari_neurorestore.core.methods.upsample import heavy as up
+    from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
     from napari_neurorestore.core.models import save_model
     from napari_neurorestore.core.progress import drain
 

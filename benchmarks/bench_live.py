@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from napari_neurorestore.core import live  # noqa: E402
-from napari_neurorestore.core.methods import denoise as dn  # noqa: E402
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams  # noqa: E402
+from napari_neurorestore.core.methods.denoise import heavy as dn  # noqa: E402
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams  # noqa: E402
 from napari_neurorestore.core.models import load_model, save_model  # noqa: E402
 from napari_neurorestore.core.progress import drain  # noqa: E402
 from napari_neurorestore.core.simulate import simulate_calcium_movie  # noqa: E402

@@ -21,8 +21,9 @@ import torch
 from _common import Timer, machine, peak_rss_mb
 from scipy.interpolate import CubicSpline
 
-from napari_neurorestore.core.methods import sparse as sp
-from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.sparse import heavy as sp
+from napari_neurorestore.core.methods.sparse.figures import roi_dff
+from napari_neurorestore.core.methods.sparse.spec import SparseParams, cubic_upsample, make_sparse
 from napari_neurorestore.core.metrics import nrmse, pearson, psnr, ssim
 from napari_neurorestore.core.nets import count_parameters
 from napari_neurorestore.core.progress import drain
@@ -37,7 +38,7 @@ def spline_upsample(sparse: np.ndarray, m: int) -> np.ndarray:
 
 
 def figures(x, clean, labels, truth_dff, rng):
-    d = sp.roi_dff(x, labels)
+    d = roi_dff(x, labels)
     t = [nrmse(a, b) for a, b in zip(d, truth_dff, strict=True)]
     r = [pearson(a, b) for a, b in zip(d, truth_dff, strict=True)]
     return (psnr(x, clean, rng), ssim(x, clean, rng), float(np.mean(t)), float(np.max(t)),
@@ -78,7 +79,7 @@ def main():
                                  seed=args.seed)
     clean, labels = sim.clean, sim.labels
     rng = float(np.ptp(clean))
-    truth = sp.roi_dff(clean, labels)
+    truth = roi_dff(clean, labels)
     print(f"data: simulated GCaMP movie {sim.raw.shape} uint16, {labels.max()} cells "
           f"(somata ~8-14 px wide); truth = the clean movie; rows kept: every M-th")
     full_raw = figures(sim.raw.astype(np.float32), clean, labels, truth, rng)
@@ -89,13 +90,13 @@ def main():
     head = f"{'':44s} {'PSNR dB':>8s} {'SSIM':>6s} {'trace NRMSE':>10s} {'(max)':>8s}"
     for m in [4] + [f for f in args.factors if f != 4]:
         secs = args.train_seconds if m == 4 else curve_s
-        sparse = sp.make_sparse(sim.raw, m)
+        sparse = make_sparse(sim.raw, m)
         params = SparseParams(factor=m, epochs=100_000, train_seconds=secs, seed=args.seed,
                               device=args.device)
         with Timer() as t_total:
             res = drain(sp.run(sparse, params))
         ours = res.data
-        keys = sp.cubic_upsample(sparse, m)
+        keys = cubic_upsample(sparse, m)
         spline = spline_upsample(sparse, m)
         f_ours = figures(ours, clean, labels, truth, rng)
         f_keys = figures(keys, clean, labels, truth, rng)

@@ -21,8 +21,8 @@ import numpy as np
 from _common import Timer, machine, peak_rss_mb
 from scipy.ndimage import gaussian_filter
 
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 from napari_neurorestore.core.trust import assess, estimate_noise

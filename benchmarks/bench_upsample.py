@@ -24,10 +24,11 @@ import torch
 from _common import Timer, machine, peak_rss_mb
 from scipy.ndimage import zoom
 
-from napari_neurorestore.core.methods import upsample as up
-from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+from napari_neurorestore.core.methods.upsample import heavy as up
+from napari_neurorestore.core.methods.upsample.net import interp_upsample
+from napari_neurorestore.core.methods.upsample.spec import UpsampleParams, bin_array
 from napari_neurorestore.core.metrics import psnr, ssim
-from napari_neurorestore.core.nets import count_parameters, interp_upsample
+from napari_neurorestore.core.nets import count_parameters
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_neuron_volume
 
@@ -107,7 +108,7 @@ def main():
 
     summary = []
     for f in args.factors:
-        x = up.bin_array(truth, (f, f, f))
+        x = bin_array(truth, (f, f, f))
         if args.photons:
             x = (np.random.default_rng(7).poisson(x * args.photons) / args.photons).astype(np.float32)
         print(f"\n=== {f}x: input {x.shape} -> {SHAPE}")

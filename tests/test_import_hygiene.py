@@ -23,10 +23,10 @@ def test_widget_and_reader_modules_do_not_import_torch():
     mods = _modules_after(
         "import napari_neurorestore._widgets.restore, napari_neurorestore._reader, "
         "napari_neurorestore._sample_data, napari_neurorestore.core.params, "
-        "napari_neurorestore.cli, napari_neurorestore.core.methods.denoise_spec, "
-        "napari_neurorestore.core.methods.sparse_spec, "
-        "napari_neurorestore.core.methods.upsample_spec, "
-        "napari_neurorestore.core.methods.isotropize_spec")
+        "napari_neurorestore.cli, napari_neurorestore.core.methods.denoise.spec, "
+        "napari_neurorestore.core.methods.sparse.spec, "
+        "napari_neurorestore.core.methods.upsample.spec, "
+        "napari_neurorestore.core.methods.isotropize.spec")
     assert "torch" not in mods
 
 

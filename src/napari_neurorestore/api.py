@@ -203,7 +203,7 @@ def denoise(
         Also return the trained model.
     **params
         Any other field of
-        :class:`napari_neurorestore.core.methods.denoise_spec.DenoiseParams` (defaults
+        :class:`napari_neurorestore.core.methods.denoise.spec.DenoiseParams` (defaults
         there; None above means that default, or the model's value).
 
     Returns
@@ -228,7 +228,7 @@ def denoise(
     ((200, 64, 64), dtype('float32'))
     >>> again = denoise(movie[:100], model=model)  # no training
     """
-    from .core.methods.denoise_spec import DenoiseParams
+    from .core.methods.denoise.spec import DenoiseParams
 
     given = {**_given(window=window, stride=stride, epochs=epochs,
                       train_seconds=train_seconds), **params}
@@ -297,7 +297,7 @@ def upsample(
         Return the full ``RestoreResult`` (data, model, metadata, grid) instead.
     **params
         Any other field of
-        :class:`napari_neurorestore.core.methods.upsample_spec.UpsampleParams` (defaults
+        :class:`napari_neurorestore.core.methods.upsample.spec.UpsampleParams` (defaults
         there): ``ensemble``, ``back_projection``, ``tile_size``...
 
     Returns
@@ -316,14 +316,14 @@ def upsample(
     --------
     >>> from napari_neurorestore import upsample
     >>> from napari_neurorestore.core.simulate import simulate_neuron_volume
-    >>> from napari_neurorestore.core.methods.upsample_spec import bin_array
+    >>> from napari_neurorestore.core.methods.upsample.spec import bin_array
     >>> truth = simulate_neuron_volume((24, 144, 144), seed=1)
     >>> coarse = bin_array(truth, (3, 3, 3))        # (8, 48, 48): what a 3x coarser scan sees
     >>> fine = upsample(coarse, factor=3, train_seconds=15)
     >>> fine.shape
     (24, 144, 144)
     """
-    from .core.methods.upsample_spec import UpsampleParams
+    from .core.methods.upsample.spec import UpsampleParams
 
     given = {**_given(factor=factor, lateral_only=lateral_only), **params}
     p = _params(UpsampleParams, prior=prior, train_seconds=train_seconds, seed=seed,
@@ -392,7 +392,7 @@ def isotropize(
         Return the full ``RestoreResult`` (data, model, metadata, grid) instead.
     **params
         Any other field of
-        :class:`napari_neurorestore.core.methods.isotropize_spec.IsotropizeParams`
+        :class:`napari_neurorestore.core.methods.isotropize.spec.IsotropizeParams`
         (defaults there).
 
     Returns
@@ -423,7 +423,7 @@ def isotropize(
     >>> iso.shape                                   # sim.truth's shape
     (46, 64, 64)
     """
-    from .core.methods.isotropize_spec import IsotropizeParams
+    from .core.methods.isotropize.spec import IsotropizeParams
 
     if model is None and z_ratio is None:
         raise ValueError("z_ratio is required (z pixel size / lateral pixel size)")
@@ -504,7 +504,7 @@ def sparse(
         Return the full ``RestoreResult`` (data, model, metadata, grid) instead.
     **params
         Any other field of
-        :class:`napari_neurorestore.core.methods.sparse_spec.SparseParams` (defaults
+        :class:`napari_neurorestore.core.methods.sparse.spec.SparseParams` (defaults
         there).
 
     Returns
@@ -522,7 +522,7 @@ def sparse(
     --------
     >>> from napari_neurorestore import sparse
     >>> from napari_neurorestore.core.simulate import simulate_calcium_movie
-    >>> from napari_neurorestore.core.methods.sparse_spec import make_sparse
+    >>> from napari_neurorestore.core.methods.sparse.spec import make_sparse
     >>> movie = simulate_calcium_movie(n_frames=200, shape=(64, 64), seed=0).raw
     >>> every_4th_row = make_sparse(movie, 4)       # what a 4x faster scan acquires
     >>> every_4th_row.shape
@@ -536,7 +536,7 @@ def sparse(
     >>> res = sparse(movie, factor=4, simulate=True, train_seconds=15, return_result=True)
     >>> sim = res.metadata["neurorestore"]["simulation"]  # PSNR, SSIM, trace NRMSE
     """
-    from .core.methods.sparse_spec import SparseParams
+    from .core.methods.sparse.spec import SparseParams
 
     given = {**_given(factor=factor, axis=axis), **params}
     p = _params(SparseParams, simulate=simulate, train_seconds=train_seconds, seed=seed,

@@ -94,7 +94,7 @@ def test_existing_store_is_kept_without_overwrite(files, tmp_path, capsys):
 
 
 def test_bad_output_fails_before_any_work(files, tmp_path, capsys, monkeypatch):
-    from napari_neurorestore.core.methods import denoise
+    from napari_neurorestore.core.methods.denoise import heavy as denoise
 
     def no_training(*a, **k):
         raise AssertionError("training started")
@@ -149,13 +149,16 @@ def test_interrupt_leaves_a_partial_store_and_says_how_far(files, tmp_path, caps
 def test_cancelling_a_distributed_run_leaves_consistent_stores(files, tmp_path):
     import re
 
-    from napari_neurorestore.core.distributed import DenoiseJob, denoise_files
+    from napari_neurorestore.core.distributed import Job, distribute
+    from napari_neurorestore.core.methods import get
     from napari_neurorestore.core.progress import Cancelled, CancelToken
 
-    jobs = [DenoiseJob(str(files / "a.tif"), str(tmp_path / "a.zarr"), str(files / "m.pt")),
-            DenoiseJob(str(files / "b.tif"), str(tmp_path / "b.zarr"), str(files / "m.pt"))]
+    jobs = [Job(str(files / "a.tif"), str(tmp_path / "a.zarr"), str(files / "m.pt")),
+            Job(str(files / "b.tif"), str(tmp_path / "b.zarr"), str(files / "m.pt"))]
     token = CancelToken()
-    gen = denoise_files(jobs, workers=1, chunk_frames=7, cancel=token)
+    m = get("denoise")
+    gen = distribute(m, jobs, m.params_class(chunk_frames=7, device="cpu"), workers=1,
+                     cancel=token)
     with pytest.raises(Cancelled) as exc:
         for p in gen:
             if p.stage == "predict":

@@ -11,7 +11,7 @@ import tifffile
 
 from napari_neurorestore.cli import main
 from napari_neurorestore.core import io
-from napari_neurorestore.core.methods.upsample import bin_array
+from napari_neurorestore.core.methods.upsample.spec import bin_array
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
 zarr = pytest.importorskip("zarr")
@@ -129,7 +129,7 @@ def test_upsample_interrupt_leaves_a_partial_store(up_files, tmp_path, capsys, m
 
 
 def test_upsample_bad_outputs_fail_before_training(up_files, tmp_path, capsys, monkeypatch):
-    from napari_neurorestore.core.methods import upsample
+    from napari_neurorestore.core.methods.upsample import heavy as upsample
 
     def argv(o):
         return ["upsample", str(up_files / "in.tif"), "-o", str(o), "--factor", "2", *UP]
@@ -192,7 +192,7 @@ def test_sparse_interrupt_leaves_a_partial_store(sp_files, tmp_path, capsys, mon
 
 
 def test_sparse_bad_outputs_fail_before_training(sp_files, tmp_path, capsys, monkeypatch):
-    from napari_neurorestore.core.methods import sparse
+    from napari_neurorestore.core.methods.sparse import heavy as sparse
 
     def argv(o):
         return ["sparse", str(sp_files / "in.tif"), "-o", str(o), *SP]
@@ -249,7 +249,7 @@ def test_isotropize_interrupt_leaves_a_partial_store(iso_files, tmp_path, capsys
 
 def test_isotropize_bad_outputs_fail_before_training(iso_files, tmp_path, capsys,
                                                      monkeypatch):
-    from napari_neurorestore.core.methods import isotropize
+    from napari_neurorestore.core.methods.isotropize import heavy as isotropize
 
     def argv(o):
         return ["isotropize", str(iso_files / "in.tif"), "-o", str(o), *ISO]

@@ -3,7 +3,7 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli import main
-from napari_neurorestore.core.methods.upsample import bin_array
+from napari_neurorestore.core.methods.upsample.spec import bin_array
 from napari_neurorestore.core.simulate import simulate_neuron_volume
 
 FAST = ["--steps", "3", "--patch-size", "12", "--width", "8", "--seed", "1", "--device", "cpu",

@@ -65,8 +65,8 @@ def test_rois_is_the_word_for_sparse_too(word):
 
 def test_with_flags_maps_field_names_to_flags():
     from napari_neurorestore.cli.restore import with_flags
-    from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
-    from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+    from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
+    from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
 
     assert (with_flags("set epochs or train_seconds (or both): training needs an end",
                        DenoiseParams)

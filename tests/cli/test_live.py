@@ -17,8 +17,8 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli import main
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.models import save_model
 from napari_neurorestore.core.progress import drain
 

@@ -57,7 +57,12 @@ def _provenance(md):
 
 
 def test_api_cli_and_widget_give_one_result(trained, tmp_path):
-    name, data, first = trained
+    one_front_door(*trained, tmp_path)
+
+
+def one_front_door(name, data, first, tmp_path):
+    """The API, the CLI and the Restore dock's job apply ``first``'s model to ``data`` and
+    give ``first``'s result and provenance (the run that trained the model)."""
     model = first.model
     assert first.data.dtype == np.float32 and np.isfinite(first.data).all()
     # (a) the Python API

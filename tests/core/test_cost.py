@@ -9,10 +9,10 @@ import pytest
 from napari_neurorestore.core import cost
 from napari_neurorestore.core.cost import estimate_cost, refuse_if_too_big
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
-from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
-from napari_neurorestore.core.methods.sparse_spec import SparseParams
-from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
+from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
+from napari_neurorestore.core.methods.sparse.spec import SparseParams
+from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
 
 
 class Shaped:
@@ -84,13 +84,14 @@ def test_output_shape_per_method(method, shape, params, expected):
 
 
 def test_output_shapes_match_the_methods_helpers():
-    from napari_neurorestore.core.axial import output_slices
-    from napari_neurorestore.core.methods import sparse, upsample
+    from napari_neurorestore.core.methods.isotropize.axial import output_slices
+    from napari_neurorestore.core.methods.sparse import spec as sparse
+    from napari_neurorestore.core.methods.upsample.spec import output_shape
 
     est = estimate_cost("sparse", Shaped((3, 7, 9)), SparseParams(factor=5), probe=False)
     assert est.output_shape == sparse.output_shape((3, 7, 9), 5, "y")
     est = estimate_cost("upsample", Shaped((6, 7, 9)), UpsampleParams(factor=2), probe=False)
-    assert est.output_shape == upsample.output_shape((6, 7, 9), (2, 2, 2))
+    assert est.output_shape == output_shape((6, 7, 9), (2, 2, 2))
     est = estimate_cost("isotropize", Shaped((9, 7, 9)), IsotropizeParams(z_ratio=1.7),
                         probe=False)
     assert est.output_shape[0] == output_slices(9, 1.7)

@@ -3,8 +3,9 @@ import pytest
 
 from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import frames
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
 from napari_neurorestore.core.progress import Cancelled, CancelToken, Progress, drain
@@ -13,14 +14,14 @@ FAST = dict(epochs=1, patch_size=16, batch_size=4, seed=0, device="cpu")
 
 
 def test_neighbour_index_never_returns_the_centre_and_stays_in_range():
-    offs = dn.neighbour_offsets(7)
+    offs = frames.neighbour_offsets(7)
     assert list(offs) == [-3, -2, -1, 1, 2, 3]
     for n in (7, 8, 20):
-        idx = dn.neighbour_index(np.arange(n), offs, n)
+        idx = frames.neighbour_index(np.arange(n), offs, n)
         assert idx.shape == (n, 6) and idx.min() >= 0 and idx.max() < n
         for t in range(n):
             assert t not in idx[t]  # the centre frame's own noise is never an input
-    assert list(dn.neighbour_index(np.array([0]), offs, 20)[0]) == [3, 2, 1, 1, 2, 3]
+    assert list(frames.neighbour_index(np.array([0]), offs, 20)[0]) == [3, 2, 1, 1, 2, 3]
 
 
 def test_neighbour_subsampler_shapes_and_adjacency(rng):

@@ -3,9 +3,9 @@
 import numpy as np
 
 from napari_neurorestore.core.engine import restore
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods import denoise_centre as dc
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import centre as dc
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import drain

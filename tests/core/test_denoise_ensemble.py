@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch.nn.functional import pixel_unshuffle
 
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods import denoise_spec as ds
-from napari_neurorestore.core.methods.denoise_frames import predict_windows
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise import spec as ds
+from napari_neurorestore.core.methods.denoise.frames import predict_windows
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.progress import drain
 

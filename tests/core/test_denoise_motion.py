@@ -6,10 +6,10 @@ import torch
 from scipy.ndimage import gaussian_filter, shift
 
 from napari_neurorestore.core.engine import restore
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods import denoise_centre as dc
-from napari_neurorestore.core.methods import denoise_motion as dm
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import centre as dc
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise import motion as dm
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import TrainedModel, load_model, save_model
 from napari_neurorestore.core.progress import drain

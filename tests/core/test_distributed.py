@@ -10,8 +10,9 @@ import tifffile
 
 from napari_neurorestore.core import engine, io
 from napari_neurorestore.core.methods import get
-from napari_neurorestore.core.methods import isotropize as iso
-from napari_neurorestore.core.methods import sparse as sp
+from napari_neurorestore.core.methods.isotropize import heavy as iso
+from napari_neurorestore.core.methods.sparse import heavy as sp
+from napari_neurorestore.core.methods.sparse.spec import make_sparse
 from napari_neurorestore.core.models import save_model
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import (
@@ -35,7 +36,7 @@ def scheduler():
 
 def _sparse():
     raw = simulate_calcium_movie(n_frames=23, shape=(40, 36), n_cells=4, seed=5).raw
-    data = sp.make_sparse(raw, 4)
+    data = make_sparse(raw, 4)
     p = get("sparse").params_class(factor=4, context=2, epochs=1, patch_size=8, batch_size=4,
                                    width=8, seed=0, device="cpu", chunk_frames=5)
     model = drain(sp.train(data, p))

@@ -6,8 +6,8 @@ import tifffile
 
 from napari_neurorestore.core import engine
 from napari_neurorestore.core.methods import get, names
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
-from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
+from napari_neurorestore.core.methods.sparse.spec import SparseParams
 from napari_neurorestore.core.models import TrainedModel, save_model
 from napari_neurorestore.core.progress import drain
 

@@ -1,15 +1,36 @@
-"""No import cycle inside the package.
+"""No import circle and no arrow running back up inside the package.
 
 Every module under ``src/napari_neurorestore`` is parsed with :mod:`ast`; each ``import``
-and ``from ... import`` of the package (at module level and inside functions, relative ones
-resolved) is an edge from the importing module to the imported one. ``from pkg import name``
-is an edge to ``pkg.name`` when that is a module, else to ``pkg``. Imports under
-``if TYPE_CHECKING:`` are not run and are left out.
+and ``from ... import`` of the package is an edge from the importing module to the imported
+one: at module level and inside functions, relative ones resolved, **type-only ones (under
+``if TYPE_CHECKING:``) and re-exports included** (an edge is an edge whether it runs or
+not). ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to
+``pkg``. A method loaded by name from the registry (``"module:attribute"`` strings) is no
+edge: that is how the registry stays light.
 
-The rule: a module imports only modules below it. A package's ``__init__`` may re-export
-its submodules; a submodule then must not import its package back (import the sibling
-module that defines the name instead). Shared things (exceptions, small helpers) move down
-into small modules (e.g. ``core/errors.py``) rather than being imported "on use".
+The rules (the layers, from the bottom up):
+
+0. **shared** -- ``core/*`` modules that know no method (io, errors, params, progress,
+   models, nets, train, metrics, ...), ``core/traces/`` and ``_version.py``.
+1. **methods** -- ``core/methods/`` (the registry ``__init__`` and ``base.py``) and one
+   package per method, ``core/methods/<name>/``.
+2. **runs** -- what works through the registry: ``core/engine.py``, ``steps.py``,
+   ``cost.py``, ``live.py``, ``report.py``, ``distributed.py`` and ``core/trust/``.
+3. **faces** -- ``api.py``, ``cli/``, ``_widgets/`` and the napari entry points
+   (``_reader``, ``_writer``, ``_sample_data``, ``_display``, the package itself).
+
+* An arrow goes to the same layer or a lower one: core never imports a face, a method
+  never imports a run, the shared modules import no method (not even the registry).
+* A method package imports only itself, ``core/methods/base.py`` and the shared layer: not
+  another method's package, not the registry (it is found *by* the registry).
+* Inside core nothing else imports a method package: the runs reach a method through the
+  registry (``get(name)``, ``Method.impl()``). A face may import a method's light modules
+  (its params dataclass, its figures' text) but none that imports torch at module level.
+* The registry and ``base.py`` import no method package (methods are loaded by name).
+* ``core/traces/`` and ``core/trust/`` import no method package.
+* No circle, counting every edge above. A package's ``__init__`` may re-export its
+  submodules; a submodule then must not import its package back (import the sibling
+  module that defines the name instead).
 """
 
 from __future__ import annotations
@@ -21,6 +42,9 @@ import napari_neurorestore
 
 ROOT = Path(napari_neurorestore.__file__).parent
 PKG = "napari_neurorestore"
+CORE = f"{PKG}.core"
+METHODS = f"{CORE}.methods"
+RUNS = {f"{CORE}.{m}" for m in ("engine", "steps", "cost", "live", "report", "distributed")}
 
 
 def _modules() -> dict[str, Path]:
@@ -40,26 +64,19 @@ def _target(name: str, mods: dict[str, Path]) -> str | None:
     return name or None
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``."""
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                todo.extend(child.orelse)
-            else:
-                todo.append(child)
+def _under(mod: str, pkg: str) -> bool:
+    return mod == pkg or mod.startswith(pkg + ".")
 
 
 def import_graph() -> dict[str, set[str]]:
+    """module -> the package's modules it imports (every edge: runtime, function-level,
+    type-only and re-exports)."""
     mods = _modules()
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for mod, path in mods.items():
         is_pkg = path.name == "__init__.py"
         package = mod if is_pkg else mod.rpartition(".")[0]
-        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -76,11 +93,60 @@ def import_graph() -> dict[str, set[str]]:
             else:
                 continue
             for name in names:
-                if name == PKG or name.startswith(PKG + "."):
+                if _under(name, PKG):
                     t = _target(name, mods)
                     if t and t != mod:
                         graph[mod].add(t)
     return graph
+
+
+def method_package(mod: str) -> str | None:
+    """The method package ``mod`` belongs to (``core.methods.<name>``), or None."""
+    if not mod.startswith(METHODS + "."):
+        return None
+    first = mod[len(METHODS) + 1:].split(".")[0]
+    return None if first == "base" else f"{METHODS}.{first}"
+
+
+def _imports_torch(mod: str) -> bool:
+    """Whether module ``mod`` imports torch at module level."""
+    tree = ast.parse(_modules()[mod].read_text())
+    return any(isinstance(n, ast.Import) and any(a.name.split(".")[0] == "torch"
+                                                 for a in n.names)
+               or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "torch"
+               for n in tree.body)
+
+
+def layer(mod: str) -> int:
+    if mod == f"{PKG}._version":
+        return 0
+    if not _under(mod, CORE):
+        return 3  # faces
+    if _under(mod, f"{CORE}.trust") or mod in RUNS:
+        return 2
+    if _under(mod, METHODS):
+        return 1
+    return 0
+
+
+def broken_rules(graph: dict[str, set[str]]) -> list[str]:
+    """Every edge that breaks a rule of the module docstring, as 'a -> b: why'."""
+    out = []
+    for a in sorted(graph):
+        for b in sorted(graph[a]):
+            pa, pb = method_package(a), method_package(b)
+            why = None
+            if layer(b) > layer(a):
+                why = f"runs back up (layer {layer(a)} -> {layer(b)})"
+            elif pa and b == METHODS:
+                why = "a method imports the registry"
+            elif pb and pa != pb and layer(a) < 3:
+                why = "imports a method package from outside it"
+            elif pb and layer(a) == 3 and _imports_torch(b):
+                why = "a face imports a method's torch module (use Method.impl())"
+            if why:
+                out.append(f"{a} -> {b}: {why}")
+    return out
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -91,7 +157,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     def visit(m: str) -> list[str] | None:
         state[m] = 1
         stack.append(m)
-        for n in sorted(graph[m]):
+        for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
                 return stack[stack.index(n):] + [n]
             if n not in state:
@@ -112,11 +178,39 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_the_package():
     g = import_graph()
-    assert f"{PKG}.core.io" in g[f"{PKG}.core.methods.denoise_spec"]
-    assert f"{PKG}.core.engine" in g[f"{PKG}.api"]  # a function-level import
+    assert f"{CORE}.io" in g[f"{METHODS}.denoise.spec"]
+    assert f"{CORE}.engine" in g[f"{PKG}.api"]  # a function-level import
+    # a type-only import counts (tables.py names TraceResult for its annotations only)
+    assert f"{CORE}.traces.fidelity" in g[f"{CORE}.traces.tables"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_the_rules_catch_what_they_say():
+    den, spa = f"{METHODS}.denoise.spec", f"{METHODS}.sparse.spec"
+    bad = {den: {spa, METHODS, f"{CORE}.engine"}, f"{CORE}.io": {f"{PKG}.cli.common"},
+           f"{CORE}.trust.checks": {f"{METHODS}.denoise.heavy"}, spa: {f"{METHODS}.base"},
+           METHODS: {den}, f"{PKG}.api": {den, f"{METHODS}.denoise.heavy"}}
+    found = broken_rules(bad)
+    assert len(found) == 7, found  # the api may import denoise.spec, not denoise.heavy
+    assert all(spa not in f.split(" -> ")[0] for f in found)  # base: allowed
 
 
 def test_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_arrow_runs_back_up():
+    assert broken_rules(import_graph()) == []
+
+
+def test_every_method_is_one_package():
+    from napari_neurorestore.core.methods import REGISTRY
+
+    for name, ref in REGISTRY.items():
+        module = ref.split(":")[0]
+        assert method_package(module) == f"{METHODS}.{name}", ref
+    flat = [m for m in _modules() if m.startswith(METHODS + ".") and m.count(".") == 3
+            and m != f"{METHODS}.base" and (ROOT / "core" / "methods" / (m.rsplit(".")[-1]
+                                                                       + ".py")).exists()]
+    assert flat == [], f"method modules outside a method package: {flat}"

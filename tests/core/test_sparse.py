@@ -3,8 +3,15 @@ import pytest
 
 from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods import sparse as sp
-from napari_neurorestore.core.methods.sparse_spec import SparseParams
+from napari_neurorestore.core.methods.sparse import heavy as sp
+from napari_neurorestore.core.methods.sparse.figures import auto_rois, format_simulation
+from napari_neurorestore.core.methods.sparse.spec import (
+    SparseParams,
+    _Frames,
+    cubic_upsample,
+    frame_index,
+    make_sparse,
+)
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
@@ -22,7 +29,7 @@ def movie():
 @pytest.fixture(scope="module")
 def trained(movie):
     """A model trained briefly on the M=4 sparse movie, and its reconstruction."""
-    sparse = sp.make_sparse(movie.raw, 4)
+    sparse = make_sparse(movie.raw, 4)
     res = drain(restore("sparse", sparse,
                         SparseParams(factor=4, epochs=12, batch_size=8, width=8, seed=0,
                                             device="cpu")))
@@ -32,24 +39,24 @@ def trained(movie):
 def test_cubic_baseline_conventions():
     ramp = np.arange(12, dtype=np.float32)[:, None] * np.ones((1, 5), np.float32)
     sparse = ramp[::3]
-    up = sp.cubic_upsample(sparse, 3)
+    up = cubic_upsample(sparse, 3)
     assert up.shape == (12, 5)
     np.testing.assert_allclose(up[::3], sparse, atol=1e-5)  # acquired lines kept
     np.testing.assert_allclose(up[:10], ramp[:10], atol=1e-4)  # cubic is exact on a line
-    upx = sp.cubic_upsample(sparse.T.copy(), 3, axis="x")
+    upx = cubic_upsample(sparse.T.copy(), 3, axis="x")
     np.testing.assert_allclose(upx, up.T, atol=1e-6)
 
 
 def test_frame_index_mirrors_and_clips():
-    idx = sp.frame_index(np.arange(5), 2, 5)
+    idx = frame_index(np.arange(5), 2, 5)
     assert idx.shape == (5, 5) and idx.min() >= 0 and idx.max() <= 4
     assert list(idx[0]) == [2, 1, 0, 1, 2] and list(idx[2]) == [0, 1, 2, 3, 4]
-    assert list(sp.frame_index(np.array([0]), 2, 1)[0]) == [0] * 5  # a single frame
+    assert list(frame_index(np.array([0]), 2, 1)[0]) == [0] * 5  # a single frame
 
 
 def test_training_batches_shapes(movie, rng):
-    sparse = sp.make_sparse(movie.raw, 4)
-    src = sp._TrainingSource(sp._Frames(sparse, "y"), 4, 2, False, rng)
+    sparse = make_sparse(movie.raw, 4)
+    src = sp._TrainingSource(_Frames(sparse, "y"), 4, 2, False, rng)
     x, y = src.batch(3, 8)
     assert x.shape == (3, 5, 8, 8) and y.shape == (3, 8, 8, 8)
     # the target at j = 0 is the centre frame's input sample, and is not scored
@@ -78,7 +85,7 @@ def test_reconstruction_beats_cubic_interpolation(trained, movie):
     sparse, res = trained
     rng = float(np.ptp(movie.clean))
     ours = psnr(res.data, movie.clean, rng)
-    cubic = psnr(sp.cubic_upsample(sparse, 4), movie.clean, rng)
+    cubic = psnr(cubic_upsample(sparse, 4), movie.clean, rng)
     assert ours > cubic + 1.0, (ours, cubic)
 
 
@@ -111,7 +118,7 @@ def test_out_array_of_wrong_shape_is_refused(trained):
 
 
 def test_axis_x_is_the_transpose_of_axis_y(movie):
-    sparse = sp.make_sparse(movie.raw[:20], 4)
+    sparse = make_sparse(movie.raw[:20], 4)
     a = drain(restore("sparse", sparse, SparseParams(**FAST))).data
     b = drain(restore("sparse", np.swapaxes(sparse, 1, 2), SparseParams(axis="x", **FAST)))
     assert b.scale_factors == (1.0, 1.0, 0.25)
@@ -119,7 +126,7 @@ def test_axis_x_is_the_transpose_of_axis_y(movie):
 
 
 def test_images_stacks_and_4d_movies(movie):
-    img = sp.make_sparse(movie.raw[0], 2)  # (20, 40)
+    img = make_sparse(movie.raw[0], 2)  # (20, 40)
     res = drain(restore("sparse", img, SparseParams(factor=2, **FAST)))
     assert res.data.shape == (40, 40) and res.scale_factors == (0.5, 1.0)
     assert res.model.info["context"] == 0  # a single image has no neighbours
@@ -140,22 +147,22 @@ def test_simulate_mode_reports_figures(movie):
     assert figs["psnr"] == pytest.approx(psnr(res.data, full, float(np.ptp(full))), abs=1e-6)
     for f in (figs, figs["cubic"]):
         assert 0 < f["ssim"] <= 1 and 0 <= f["trace_nrmse"] < 1
-    text = sp.format_simulation(figs)
+    text = format_simulation(figs)
     assert "PSNR" in text and "cubic" in text
-    lab = sp.auto_rois(movie.raw)  # without labels: the 20 most active 8x8 tiles
+    lab = auto_rois(movie.raw)  # without labels: the 20 most active 8x8 tiles
     assert lab.max() == 20 and np.bincount(lab.ravel())[1:].tolist() == [64] * 20
 
 
 def test_supervised_training_on_a_reference_stack(movie):
     ref = movie.raw[:40]  # fully sampled, same rig
-    sparse = sp.make_sparse(movie.raw[40:], 4)
+    sparse = make_sparse(movie.raw[40:], 4)
     res = drain(restore("sparse", sparse,
                         SparseParams(epochs=1, batch_size=8, width=8, patch_size=16,
                                             seed=0, device="cpu"), reference=ref))
     assert res.model.info["teacher"] == "reference" and res.data.shape == (20, 40, 40)
     rng = float(np.ptp(movie.clean))
     assert (psnr(res.data, movie.clean[40:], rng)
-            > psnr(sp.cubic_upsample(sparse, 4), movie.clean[40:], rng) + 1.0)
+            > psnr(cubic_upsample(sparse, 4), movie.clean[40:], rng) + 1.0)
 
 
 @pytest.mark.parametrize("kw", [dict(factor=1), dict(factor=17), dict(factor=4.0),
@@ -184,7 +191,7 @@ def test_bad_input_gives_a_clear_error(data, kw, match):
 
 
 def test_nans_are_refused(movie):
-    sparse = sp.make_sparse(movie.raw[:10], 4).astype(np.float32)
+    sparse = make_sparse(movie.raw[:10], 4).astype(np.float32)
     sparse[3, 2, 2] = np.nan
     with pytest.raises(InputError, match="NaN"):
         drain(restore("sparse", sparse, SparseParams(**FAST)))
@@ -204,7 +211,7 @@ def test_model_round_trip_and_wrong_method(trained, tmp_path):
 
 def test_cancel_stops_training(movie):
     token = CancelToken()
-    gen = restore("sparse", sp.make_sparse(movie.raw, 4),
+    gen = restore("sparse", make_sparse(movie.raw, 4),
                   SparseParams(epochs=10_000, device="cpu"), cancel=token)
     with pytest.raises(Cancelled):
         for p in gen:

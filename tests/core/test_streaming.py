@@ -10,9 +10,9 @@ import tifffile
 from counting_array import CountingArray as Counting
 
 from napari_neurorestore.core import io
-from napari_neurorestore.core.methods import denoise as dn
-from napari_neurorestore.core.methods import denoise_context as dx
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise import context as dx
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 

@@ -24,13 +24,16 @@ def test_same_time_budget_for_every_method(method):
 
 
 def _data(method):
-    from napari_neurorestore.core.methods import sparse as sp
-    from napari_neurorestore.core.simulate import (degrade_axial, simulate_calcium_movie,
-                                                   simulate_neuron_volume)
+    from napari_neurorestore.core.methods.sparse.spec import make_sparse
+    from napari_neurorestore.core.simulate import (
+        degrade_axial,
+        simulate_calcium_movie,
+        simulate_neuron_volume,
+    )
 
     if method == "sparse":
         movie = simulate_calcium_movie(n_frames=40, shape=(40, 40), n_cells=6, seed=3)
-        return sp.make_sparse(movie.raw, 4), dict(factor=4, patch_size=8, batch_size=4,
+        return make_sparse(movie.raw, 4), dict(factor=4, patch_size=8, batch_size=4,
                                                   width=8, context=1)
     if method == "upsample":
         vol = simulate_neuron_volume((24, 48, 48), n_somata=2, n_neurites=4, seed=2)

@@ -7,10 +7,10 @@ import pytest
 
 from napari_neurorestore.core import traces as tr
 from napari_neurorestore.core.simulate import gaussian_blur_axis, simulate_calcium_movie
+from napari_neurorestore.core.traces.tables import format_transients
 from napari_neurorestore.core.traces.transients import (
     DEFAULTS,
     detect_events,
-    format_transients,
     noise_sd,
     smooth_trace,
     transient_fidelity,

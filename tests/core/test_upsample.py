@@ -7,11 +7,12 @@ from napari_neurorestore._widgets.layers import output_grid
 from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import params_for
-from napari_neurorestore.core.methods import upsample as up
-from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+from napari_neurorestore.core.methods.upsample import heavy as up
+from napari_neurorestore.core.methods.upsample.data import _PairSampler, _robust_norm
+from napari_neurorestore.core.methods.upsample.net import bin_down, interp_upsample
+from napari_neurorestore.core.methods.upsample.spec import UpsampleParams, bin_array, grid_change
 from napari_neurorestore.core.metrics import psnr
 from napari_neurorestore.core.models import load_model, save_model
-from napari_neurorestore.core.nets import bin_down, interp_upsample
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_neuron_volume
 
@@ -27,7 +28,7 @@ def truth():
 
 @pytest.fixture(scope="module")
 def vol(truth):
-    return up.bin_array(truth, (3, 3, 3))  # (8, 24, 24): the acquired coarse volume
+    return bin_array(truth, (3, 3, 3))  # (8, 24, 24): the acquired coarse volume
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_area_convention_of_the_interpolation():
 
 
 def test_grid_change_overlays_in_napari():
-    sf, shift = up.grid_change((1, 3, 3))
+    sf, shift = grid_change((1, 3, 3))
     assert sf == (1.0, 1 / 3, 1 / 3) and shift == (0.0, -1 / 3, -1 / 3)
     scale, translate = output_grid((2.0, 0.6, 0.6), (5.0, 1.0, -2.0), sf, shift)
     np.testing.assert_allclose(scale, (2.0, 0.2, 0.2))
@@ -77,7 +78,7 @@ def test_grid_change_overlays_in_napari():
     for s_in, t_in, s_out, t_out in zip((2.0, 0.6, 0.6), (5.0, 1.0, -2.0), scale, translate,
                                         strict=True):
         assert t_out - s_out / 2 == pytest.approx(t_in - s_in / 2)
-    assert up.grid_change((4, 4))[1] == (-3 / 8, -3 / 8)
+    assert grid_change((4, 4))[1] == (-3 / 8, -3 / 8)
 
 
 def test_run_shapes_scale_units_and_back_projection(vol, fast_model):
@@ -87,7 +88,7 @@ def test_run_shapes_scale_units_and_back_projection(vol, fast_model):
     assert res.scale_factors == (1 / 3, 1 / 3, 1 / 3)
     assert res.translate_shift == pytest.approx((-1 / 3,) * 3)
     # back-projection: binning the output gives the input back (the input's units)
-    np.testing.assert_allclose(up.bin_array(out, (3, 3, 3)), vol, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bin_array(out, (3, 3, 3)), vol, rtol=1e-4, atol=1e-5)
     md = res.metadata["neurorestore"]
     assert md["method"] == "upsample" and md["factors"] == [3, 3, 3] and res.suffix == "upsampled"
 
@@ -101,7 +102,7 @@ def test_lateral_only_and_two_stage_shapes(vol):
     p4 = UpsampleParams(factor=4, two_stage=True, **{**FAST, "patch_size": 16})
     res4 = drain(restore("upsample", img, p4))
     assert res4.data.shape == (96, 96) and res4.model.state_dict["tail.bias"].numel() == 4
-    np.testing.assert_allclose(up.bin_array(res4.data, (4, 4)), img, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bin_array(res4.data, (4, 4)), img, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
@@ -113,7 +114,7 @@ def test_dtypes_and_intensity_units(vol, dtype):
     assert np.isfinite(out).all()
     # the input's units (no 0-1 rescaling): same mean, and it bins back to the input
     assert out.mean() == pytest.approx(x.astype(np.float64).mean(), rel=1e-3)
-    np.testing.assert_allclose(up.bin_array(out, (2, 2, 2)), x.astype(np.float32),
+    np.testing.assert_allclose(bin_array(out, (2, 2, 2)), x.astype(np.float32),
                                rtol=1e-4, atol=1e-4 * abs(scale))
 
 
@@ -123,8 +124,8 @@ def test_loss_decreases(vol):
 
     p = UpsampleParams(factor=3, patch_size=12, width=16, depth=2, device="cpu")
     rng = np.random.default_rng(0)
-    lo, sc = up._robust_norm(vol)
-    sampler = up._PairSampler([(vol - lo) / sc], (3, 3, 3), 12, rng)
+    lo, sc = _robust_norm(vol)
+    sampler = _PairSampler([(vol - lo) / sc], (3, 3, 3), 12, rng)
     yv = torch.from_numpy(sampler.sample(32))
     xv = bin_down(yv, (3, 3, 3))
     torch.manual_seed(0)
@@ -149,7 +150,7 @@ def test_tiny_volume_training_beats_cubic(truth):
     (on such tiny inputs the network itself adds little to cubic + back-projection, and SSIM
     stays about equal: see the benchmark for realistic sizes)."""
     t2 = truth[:16, :48, :48]
-    x = up.bin_array(t2, (2, 2, 2))
+    x = bin_array(t2, (2, 2, 2))
     rng = float(np.ptp(t2))
     p = UpsampleParams(factor=2, steps=150, patch_size=16, batch_size=4, width=16, depth=2,
                        seed=0, device="cpu", train_seconds=None, learning_rate=2e-3)
@@ -160,7 +161,7 @@ def test_tiny_volume_training_beats_cubic(truth):
 
 def test_2d_images(truth):
     img = truth[12]
-    x = up.bin_array(img, (2, 2))  # (36, 36)
+    x = bin_array(img, (2, 2))  # (36, 36)
     p = UpsampleParams(factor=2, steps=150, patch_size=16, batch_size=4, width=16, depth=2,
                        seed=0, device="cpu", train_seconds=None, learning_rate=2e-3)
     res = drain(restore("upsample", x, p))
@@ -225,7 +226,7 @@ def test_preview_on_a_crop(vol, truth):
     p = UpsampleParams(factor=2, **FAST)
     res = drain(up.preview(img, p, center=(30, 45), size=40))
     assert res.data.shape == (80, 80) and res.suffix == "upsampled preview"
-    _, shift = up.grid_change((2, 2))
+    _, shift = grid_change((2, 2))
     assert res.translate_shift == pytest.approx((10 + shift[0], 25 + shift[1]))
     model = res.model  # trained on the whole image: reusable for the full run
     whole = drain(restore("upsample", img, p, model=model))

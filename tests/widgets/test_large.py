@@ -18,7 +18,7 @@ def test_dask_layer_stays_lazy_through_train_and_restore(make_napari_viewer, qtb
     reads only its sample (counted up to the first inference progress report), inference
     reads each frame about once, and the layer's data is still the dask array."""
     from napari_neurorestore._widgets import worker as worker_mod
-    from napari_neurorestore.core.methods import denoise
+    from napari_neurorestore.core.methods.denoise import heavy as denoise
 
     movie = simulate_calcium_movie(n_frames=240, shape=(32, 32), n_cells=4, seed=0).raw
     frame = movie[0].size
@@ -145,7 +145,7 @@ def test_large_result_streams_into_a_store_shown_while_written(make_napari_viewe
 
 
 def drain_predict(movie, model):
-    from napari_neurorestore.core.methods import denoise
+    from napari_neurorestore.core.methods.denoise import heavy as denoise
     from napari_neurorestore.core.progress import drain
 
     return drain(denoise.predict(movie, model, chunk_frames=16))

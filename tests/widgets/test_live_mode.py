@@ -15,9 +15,9 @@ from napari_neurorestore._widgets.live_mode import LIVE_LAYERS, LiveJob
 from napari_neurorestore._widgets.restore import RestoreWidget
 from napari_neurorestore._widgets.traces import TracesWidget
 from napari_neurorestore.core.live import PROGRESS_ATTR
-from napari_neurorestore.core.methods import denoise as dn
+from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.models import TrainedModel
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
 from napari_neurorestore.core.progress import drain
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]

@@ -11,7 +11,7 @@ import pytest
 from napari_neurorestore._widgets import worker as worker_mod
 from napari_neurorestore._widgets.restore import RestoreWidget, format_progress, format_seconds
 from napari_neurorestore.core.methods import names, params_for
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.models import RestoreResult, TrainedModel
 from napari_neurorestore.core.progress import Progress
 from napari_neurorestore.core.simulate import simulate_calcium_movie

@@ -71,4 +71,4 @@ def test_sparse_simulate_from_a_full_layer(widget, full):
     figs = out.metadata["neurorestore"]["simulation"]
     assert figs["factor"] == 4 and np.isfinite(figs["psnr"]) and "cubic" in figs
     status = widget.status_label.value  # the user sees the figures, not only the metadata
-    assert f"PSNR {figs['psnr']:.2f} dB" in status and "cubic interpolation" in status
+    assert f"PSNR {figs['psnr']:6.2f} dB" in status and "cubic interpolation" in status

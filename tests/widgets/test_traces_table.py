@@ -4,8 +4,11 @@ tooltips; long layer names elided in the middle (whole in the tooltip)."""
 import numpy as np
 from qtpy.QtCore import Qt
 
-from napari_neurorestore._widgets.traces_table import (TABLE_COLUMNS, fill_fidelity_table,
-                                                       make_fidelity_table)
+from napari_neurorestore._widgets.traces_table import (
+    TABLE_COLUMNS,
+    fill_fidelity_table,
+    make_fidelity_table,
+)
 from napari_neurorestore.core import traces as tr
 
 

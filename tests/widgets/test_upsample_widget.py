@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_neurorestore._widgets.restore import RestoreWidget
-from napari_neurorestore.core.methods.upsample import bin_array
+from napari_neurorestore.core.methods.upsample.spec import bin_array
 from napari_neurorestore.core.simulate import simulate_neuron_volume
 
 pytestmark = pytest.mark.gui
@@ -91,7 +91,7 @@ def test_large_upsampled_result_streams_into_a_zarr_layer(widget, monkeypatch, t
     store shown as the result layer, on the output's grid, equal to in-memory inference."""
     zarr = pytest.importorskip("zarr")
     from napari_neurorestore._widgets import live_output
-    from napari_neurorestore.core.methods import upsample
+    from napari_neurorestore.core.methods.upsample import heavy as upsample
     from napari_neurorestore.core.progress import drain
 
     monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
@@ -119,7 +119,7 @@ def test_large_upsampled_result_streams_into_a_zarr_layer(widget, monkeypatch, t
 
 
 def test_a_loaded_model_of_another_factor_is_refused(widget):
-    from napari_neurorestore.core.methods.upsample_spec import UpsampleParams
+    from napari_neurorestore.core.methods.upsample.spec import UpsampleParams
     from napari_neurorestore.core.models import TrainedModel
 
     viewer, w = widget

@@ -1,9 +1,8 @@
-"""Short texts of the Restore dock: durations, progress lines, simulation figures."""
+"""Short texts of the Restore dock: durations and progress lines."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..core.progress import Progress
 
@@ -24,19 +23,6 @@ def format_seconds(seconds: float | None) -> str:
         return f"{m}:{s:02d}"
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}"
-
-
-def format_simulation(figs: dict[str, Any]) -> str:
-    """A simulate-mode run's figures (against the fully sampled layer) in two short lines."""
-
-    def fig(f: dict[str, Any]) -> str:
-        t = f.get("trace_nrmse")
-        trace = "n/a" if t is None else f"{100 * t:.1f} %"
-        return f"PSNR {f['psnr']:.2f} dB, SSIM {f['ssim']:.3f}, trace NRMSE {trace}"
-
-    cubic = figs.get("cubic") or {}
-    head = f"Simulated M={figs.get('factor')} along {figs.get('axis')}: "
-    return head + fig(figs) + ("\ncubic interpolation: " + fig(cubic) if cubic else "")
 
 
 def format_progress(p: Progress) -> str:

@@ -35,7 +35,7 @@ from .formatting import format_progress, format_seconds
 from .live_mode import LiveMode
 from .live_output import results_folder
 from .model_files import ModelFiles
-from .restore_jobs import METHOD_LABELS, PREVIEW_METHODS, PROGRESS_MAX, RestoreJobs
+from .restore_jobs import PROGRESS_MAX, RestoreJobs, method_label, preview_methods
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -78,7 +78,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.layer_combo.tooltip = "The image layer to train on / restore (a (t, y, x) movie)."
         self.method_combo = ComboBox(
             label="method",
-            choices=[(METHOD_LABELS.get(k, k), k) for k in names()],
+            choices=[(method_label(k), k) for k in names()],
             value=names()[0],
         )
         self.method_combo.tooltip = "The restoration method."
@@ -102,7 +102,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.preview_button.tooltip = (
             "Train on the whole layer, then restore only a 64-pixel crop around the viewer's "
             "current position (a quick look before Run processes everything; Run reuses the "
-            "model). Methods that offer it: " + ", ".join(PREVIEW_METHODS) + "."
+            "model). Methods that offer it: " + ", ".join(preview_methods()) + "."
         )
         self.residual_check = CheckBox(value=False, text="Add residual layer")
         self.residual_check.tooltip = "Also add '<input> [removed]': what the run removed."
@@ -256,7 +256,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         has_layer = self.layer_combo.value is not None
         self.train_button.enabled = not busy and has_layer
         self.run_button.enabled = not busy and has_layer and self._model_fits()
-        self.preview_button.visible = self.method in PREVIEW_METHODS
+        self.preview_button.visible = self.method in preview_methods()
         self.preview_button.enabled = not busy and has_layer
         self.cancel_button.enabled = busy
         self.stop_training_button.enabled = self._can_stop_training()

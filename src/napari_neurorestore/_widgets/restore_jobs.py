@@ -12,19 +12,27 @@ from typing import Any
 from ..core.methods import get, names, params_for
 from ..core.progress import Progress
 from .base import Job
-from .formatting import format_progress, format_seconds, format_simulation
+from .formatting import format_progress, format_seconds
 from .layers import result_layer_kwargs, unique_name
 from .live_mode import LiveJob
 from .live_output import LiveOutput, result_grid, streams
 from .worker import restore_task
 
-#: methods whose core module offers ``preview`` (``Method.has_preview``)
-PREVIEW_METHODS = tuple(n for n in names() if get(n).has_preview)
+
+def preview_methods() -> tuple[str, ...]:
+    """The registered methods whose core module offers ``preview`` (``Method.has_preview``)."""
+    return tuple(n for n in names() if get(n).has_preview)
+
+
 #: side of the preview crop, in input pixels
 PREVIEW_SIZE = 64
 
-#: labels of the methods in the method picker (``Method.label``; none: the name)
-METHOD_LABELS = {n: get(n).label or n for n in names()}
+
+def method_label(name: str) -> str:
+    """A method's label in the method picker (``Method.label``; none: the name)."""
+    return get(name).label or name
+
+
 PROGRESS_MAX = 1000
 
 
@@ -142,8 +150,8 @@ class RestoreJobs:
 
         Returns the worker, or None when refused (the status label says why).
         """
-        if self.method not in PREVIEW_METHODS:
-            self.refuse(f"{METHOD_LABELS.get(self.method, self.method)} has no preview.")
+        if self.method not in preview_methods():
+            self.refuse(f"{method_label(self.method)} has no preview.")
             return None
         return self._start("preview")
 
@@ -324,7 +332,9 @@ class RestoreJobs:
         if job.live is not None:
             text += f" Written to {job.live.path}."
         sim = (result.metadata.get("neurorestore") or {}).get("simulation")
-        if sim:
+        if sim:  # the CLI's text (sparse's simulate mode)
+            from ..core.methods.sparse.figures import format_simulation
+
             text += f"\n{format_simulation(sim)}"
         return text
 

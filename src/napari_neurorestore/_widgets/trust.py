@@ -41,7 +41,7 @@ from ..core.trust.checks import transients_available
 from .base import DockBase, Job, fill_combo, text_label
 from .dock_layout import RowsTable
 from .layers import unique_name
-from .residual import RESIDUAL_COLORMAP, add_residual, residual_layer_kwargs  # noqa: F401
+from .residual import add_residual
 from .worker import EXPECTED_ERRORS, TaskOutcome
 
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _check(args: Any) -> None:
     from ..core.io import check_output_path
-    from ..core.live import _inside
+    from ..core.live_files import _inside
 
     folder, out, model = Path(args.folder), Path(args.output), Path(args.model)
     if not folder.is_dir():

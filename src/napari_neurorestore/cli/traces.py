@@ -92,7 +92,7 @@ def run_traces(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.io import check_distinct, check_output_path, read_array, read_tiff
     from ..core.traces.roi_files import read_roi_file, roi_file_format
-    from ..core.traces.transients import format_transients
+    from ..core.traces.tables import format_transients
 
     prog = "neurorestore traces"
     try:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .methods import get, names
+from .methods import get
 
 #: memory torch needs on first use (thread pools, oneDNN primitives, allocator slack);
 #: measured with benchmarks/bench_cost.py
@@ -35,9 +35,6 @@ RUNTIME_BYTES = 160 * 2**20
 GPU_CONTEXT_BYTES = 600 * 2**20
 #: a run is refused when its peak exceeds this fraction of the available memory
 FIT_FRACTION = 0.9
-#: inference rates on a 2-core x86_64 CPU (probe units per second), used when the probe is
-#: skipped; measured with this module's probe (see benchmarks/bench_cost.py)
-NOMINAL_RATES = {name: get(name).nominal_rate for name in names()}
 #: probe time budget (seconds): the measurement stops once it has run this long
 PROBE_SECONDS = 0.3
 

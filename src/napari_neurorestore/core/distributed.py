@@ -53,10 +53,6 @@ class Job:
     model: str
 
 
-#: the name of :class:`Job` when only denoising distributed
-DenoiseJob = Job
-
-
 # ----------------------------------------------------------------------------- worker side
 def _key(path: str) -> tuple[str, int]:
     p = os.path.abspath(path)
@@ -266,16 +262,3 @@ def distribute(method: Any, jobs: Sequence[Job], params: Any, workers: int | Non
             client.cancel(list(futures))
             raise
     return [str(r.job.output) for r in prepared]
-
-
-def denoise_files(jobs: list[Job], workers: int | None = None, scheduler: str | None = None,
-                  chunk_frames: int = 64, device: str = "cpu", overwrite: bool = False,
-                  cancel: CancelToken | None = None, poll: float = 0.2
-                  ) -> Generator[Progress, None, list[str]]:
-    """:func:`distribute` for denoising models, in tasks of ``chunk_frames`` frames."""
-    from .methods import get
-
-    m = get("denoise")
-    return (yield from distribute(m, jobs, m.params_class(chunk_frames=chunk_frames,
-                                                          device=device),
-                                  workers, scheduler, overwrite, cancel, poll))

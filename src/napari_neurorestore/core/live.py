@@ -19,8 +19,8 @@ first frames of the session mirror about the centre frame, as offline inference 
 file's last k frames wait for the next file's first frames. Only the raw frames from
 ``done - k - 1`` on are kept. When the session ends (idle timeout, cancel, Ctrl-C, a file of
 another frame size) the waiting frames are restored with the mirror rule at the movie's end,
-so the store equals :func:`core.methods.denoise.predict` of the concatenated movie with
-``context=False, ensemble="off"``: the model's long-context step (``denoise_context``)
+so the store equals :func:`core.methods.denoise.heavy.predict` of the concatenated movie with
+``context=False, ensemble="off"``: the model's long-context step (``methods/denoise/context.py``)
 needs the 64 frames after each one, and the flip ensemble costs 8x the network's time per
 frame, so live mode leaves both out; an offline run of the session adds them.
 
@@ -40,10 +40,8 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .io import check_output_path, open_output
-from .live_files import (  # noqa: F401  (importable from here too)
-    TEMP_ENDINGS,
-    TIFF_SUFFIXES,
+from .io import check_finite, check_output_path, open_output
+from .live_files import (
     _count_pages,
     _inside,
     _sig,
@@ -170,9 +168,9 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     on a busy CPU are slower than one (measured at 256x256 on 2 busy cores, load 6: 2
     threads 3.5 frames/s, 1 thread 39 frames/s).
     """
-    from .methods import denoise as dn
+    from .device import resolve_device
     from .methods import get, live_methods
-    from .methods.denoise_spec import DenoiseParams
+    from .methods.base import metadata_for
     from .models import TrainedModel, load_model
 
     folder = Path(folder)
@@ -186,9 +184,11 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         nouns = " or ".join(get(n).noun for n in live_methods())
         raise InputError(f"this is a {model.method!r} model, not {nouns}")
     cancel = cancel or CancelToken()
-    params = DenoiseParams.from_dict(model.params)
+    method = get(model.method)
+    dn = method.impl()  # the heavy module (torch): load_net and predict
+    params = method.params_class.from_dict(model.params)
     k, window = params.half_window, params.window
-    dev = dn.resolve_device(device)
+    dev = resolve_device(device)
     net = dn.load_net(model, dev)
 
     res = LiveResult(output=None)
@@ -351,7 +351,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
                 res.shape = shape
                 z = open_output(out_path, (chunk_frames, *shape), overwrite=overwrite,
                                 chunks=chunk_frames, axes="tyx",
-                                metadata=dn.metadata_for(model, {
+                                metadata=metadata_for(model, {
                                     "mode": "live", "source_folder": str(folder)}))
                 z.resize((0, *shape))
                 res.output = out_path
@@ -365,7 +365,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
                 yield Progress("live", done, res.frames_arrived, message=f"error: {msg}")
                 return finish("error")
             try:
-                dn.check_finite(frames.astype(np.float32, copy=False), name)
+                check_finite(frames.astype(np.float32, copy=False), name)
             except InputError as e:
                 res.frames_skipped += len(frames)
                 yield skip(rec, str(e))

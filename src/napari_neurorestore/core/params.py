@@ -1,7 +1,7 @@
 """The machinery of the parameter dataclasses: field metadata (:func:`opt`), the shared
 fields and checks, and the :class:`_Params` base.
 
-Each method's own dataclass lives in its light module (``methods/<name>_spec.py``); the
+Each method's own dataclass lives in its light module (``methods/<name>/spec.py``); the
 widget, the CLI and the Python API build their defaults from it
 (:func:`napari_neurorestore.core.methods.params_for`).
 """

@@ -1,11 +1,14 @@
-"""Typed progress messages and cooperative cancellation shared by the GUI, CLI and API."""
+"""Typed progress messages and cooperative cancellation shared by the GUI, CLI and API, and
+the shared tail of every method's ``predict`` (:class:`PredictTally`)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -84,3 +87,55 @@ def drain(gen: Generator[Progress, None, T], callback=None) -> T:
         if callback is not None:
             callback(p)
 
+
+class PredictTally:
+    """The shared tail of every ``predict``: counts what was written, reports progress with
+    an ETA, and turns a cancel into a message that says how much was written.
+
+    ``total`` items (frames, tiles, blocks) are processed; ``noun`` names them in the cancel
+    message ("frames", "output tiles", "lateral blocks") and ``verb`` says what was done
+    ("restored", "upsampled"); ``label`` starts the progress message ("restoring").
+    ``on_chunk`` (a :class:`~napari_neurorestore.core.io.ChunkRecorder` or any callable) is
+    called by :meth:`written`.
+    """
+
+    def __init__(self, total: int, noun: str, verb: str, label: str, on_chunk: Any = None,
+                 unit: str | None = None, written_total: int | None = None):
+        self.total = int(total)
+        self.noun, self.verb, self.label = noun, verb, label
+        self.unit = unit if unit is not None else noun
+        self.on_chunk = on_chunk
+        self.written_total = self.total if written_total is None else int(written_total)
+        self.done = 0
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def start(self, message: str) -> Progress:
+        self.t0 = time.perf_counter()
+        return Progress("predict", 0, self.total, message=message)
+
+    def step(self, n: int = 1) -> Progress:
+        """``n`` more items processed: the progress report (with an ETA)."""
+        self.done += n
+        el = time.perf_counter() - self.t0
+        return Progress("predict", self.done, self.total,
+                        eta=el / max(self.done, 1) * (self.total - self.done),
+                        message=f"{self.label}: {self.done}/{self.total} {self.unit}")
+
+    def written(self, a: int, b: int) -> None:
+        """Items ``a:b`` are written (recorded before the report: a stop at the report's
+        yield keeps the record exact)."""
+        self.n += b - a
+        if self.on_chunk is not None:
+            self.on_chunk(a, b)
+
+    __call__ = written
+
+    @contextmanager
+    def cancel_message(self) -> Iterator[None]:
+        """Re-raise a cancel with how much was written."""
+        try:
+            yield
+        except Cancelled:
+            raise Cancelled(f"cancelled by the user: {self.n} of {self.written_total} "
+                            f"{self.noun} were {self.verb} and written") from None

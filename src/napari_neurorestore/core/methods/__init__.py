@@ -1,11 +1,15 @@
 """Restoration methods, and the registry that maps a name to its
 :class:`~napari_neurorestore.core.methods.base.Method`.
 
-Each method has a light module ``<name>_spec.py`` (numpy only: its ``Method`` object, the
-output grid, the forward model, the cost model) and a heavy one ``<name>.py`` (torch:
-``train`` and ``predict``, generators that yield
-:class:`~napari_neurorestore.core.progress.Progress`); a run is
-:mod:`napari_neurorestore.core.engine`'s.
+Each method is one package, ``core/methods/<name>/``: a light module ``spec.py`` (numpy
+only: its parameters, its ``Method`` object, the output grid, the forward model, the cost
+model) and a heavy one ``heavy.py`` (torch: ``train`` and ``predict``, generators that
+yield :class:`~napari_neurorestore.core.progress.Progress`), with the rest of the method
+(its network, its stages) beside them. A run is :mod:`napari_neurorestore.core.engine`'s.
+
+A new method is its package and one line in :data:`REGISTRY` (or one :func:`register`
+call: ``tests/core/test_fifth_method.py`` registers a test-only method so); the CLI's
+subcommand, the API, the cost estimate and the Restore dock's method picker follow.
 
 Importing this package (or calling :func:`get`) does not import torch; a method's heavy
 module is imported when it trains or predicts.
@@ -18,14 +22,20 @@ from typing import Any
 
 #: name -> "module:attribute" of its Method. A new method adds one line here.
 REGISTRY = {
-    "denoise": "napari_neurorestore.core.methods.denoise_spec:METHOD",
-    "sparse": "napari_neurorestore.core.methods.sparse_spec:METHOD",
-    "upsample": "napari_neurorestore.core.methods.upsample_spec:METHOD",
-    "isotropize": "napari_neurorestore.core.methods.isotropize_spec:METHOD",
+    "denoise": "napari_neurorestore.core.methods.denoise.spec:METHOD",
+    "sparse": "napari_neurorestore.core.methods.sparse.spec:METHOD",
+    "upsample": "napari_neurorestore.core.methods.upsample.spec:METHOD",
+    "isotropize": "napari_neurorestore.core.methods.isotropize.spec:METHOD",
 }
 
-#: name -> the heavy module (kept for callers of :func:`get_method`)
-METHODS = {name: ref.split(":")[0].removesuffix("_spec") for name, ref in REGISTRY.items()}
+
+def register(name: str, ref: str) -> None:
+    """Register method ``name`` as ``ref`` = ``"module:attribute"`` of its :class:`Method`
+    (imported on first use, like the built-in ones)."""
+    module, sep, attr = ref.partition(":")
+    if not (name.isidentifier() and module and sep and attr.isidentifier()):
+        raise ValueError(f"register({name!r}, {ref!r}): give a name and 'module:attribute'")
+    REGISTRY[name] = ref
 
 
 def names() -> tuple[str, ...]:

@@ -406,3 +406,21 @@ def neuropil_rois(rois: Sequence[Roi], inner: float = 2.0, outer: float = 8.0,
         idx = idx[~taken[idx]]
         out.append(Roi(r.id, idx, spatial))
     return out
+
+
+def auto_rois(movie: np.ndarray, n_rois: int = 20, size: int = 8) -> np.ndarray:
+    """ROIs when none are given: the ``n_rois`` most active ``size`` x ``size`` tiles of a
+    (t, y, x) movie (largest temporal std of the tile mean). A (y, x) label image."""
+    h, w = movie.shape[-2:]
+    size = max(1, min(size, h // 2, w // 2))
+    ny, nx = h // size, w // size
+    lab = np.zeros((h, w), np.int32)
+    if ny * nx == 0 or movie.ndim != 3:
+        return lab
+    tiles = np.asarray(movie[:, :ny * size, :nx * size], np.float32)
+    tiles = tiles.reshape(len(movie), ny, size, nx, size)
+    score = tiles.mean((2, 4)).std(0).ravel()
+    for i, j in enumerate(np.argsort(score)[::-1][:n_rois]):
+        r, c = divmod(int(j), nx)
+        lab[r * size:(r + 1) * size, c * size:(c + 1) * size] = i + 1
+    return lab

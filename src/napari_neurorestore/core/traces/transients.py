@@ -33,15 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from .tables import format_transients  # re-exported: the table lives with the others
-
 __all__ = [
     "DEFAULTS",
     "smooth_trace",
     "noise_sd",
     "detect_events",
     "transient_fidelity",
-    "format_transients",
 ]
 
 #: Defaults of :func:`transient_fidelity` (and of the fidelity rows of :mod:`.traces`).

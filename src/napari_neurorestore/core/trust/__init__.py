@@ -27,7 +27,7 @@ that is independent from frame to frame; the noise's spatial correlation is meas
 accounted for (movies only; volumes are assumed spatially white).
 """
 
-from .assessment import TrustReport, assess, auto_rois
+from .assessment import TrustReport, assess
 from .checks import THRESHOLDS, Check
 from .common import box_mean
 from .forward import to_input_grid
@@ -36,7 +36,7 @@ from .residuals import lazy_residual, residual, structure_map
 
 __all__ = [
     "NoiseModel", "Check", "TrustReport", "THRESHOLDS", "estimate_noise", "to_input_grid",
-    "residual", "assess", "box_mean", "DENOISING_METHODS", "auto_rois", "lazy_residual",
+    "residual", "assess", "box_mean", "DENOISING_METHODS", "lazy_residual",
     "structure_map",
 ]
 

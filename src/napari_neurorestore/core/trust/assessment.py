@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..traces.rois import auto_rois
 from .checks import THRESHOLDS, Check, _checks
 from .common import (
     _f32,
@@ -25,7 +26,7 @@ from .forward import to_input_grid
 from .noise import NoiseModel, estimate_noise
 from .residuals import structure_map
 
-__all__ = ["TrustReport", "assess", "auto_rois"]
+__all__ = ["TrustReport", "assess"]
 
 
 @dataclass
@@ -58,23 +59,6 @@ class TrustReport:
                            "figures": self.figures, "noise_model": self.noise.to_dict(),
                            "frames": self.frames, "transients": tr,
                            "metadata": self.metadata})
-
-
-def auto_rois(movie: np.ndarray, n_rois: int = 20, size: int = 8) -> np.ndarray:
-    """ROIs when none are given: the ``n_rois`` most active ``size`` x ``size`` tiles of a
-    (t, y, x) movie (largest temporal std of the tile mean). A (y, x) label image."""
-    h, w = movie.shape[-2:]
-    size = max(1, min(size, h // 2, w // 2))
-    ny, nx = h // size, w // size
-    lab = np.zeros((h, w), np.int32)
-    if ny * nx == 0 or movie.ndim != 3:
-        return lab
-    tiles = _f32(movie[:, :ny * size, :nx * size]).reshape(len(movie), ny, size, nx, size)
-    score = tiles.mean((2, 4)).std(0).ravel()
-    for i, j in enumerate(np.argsort(score)[::-1][:n_rois]):
-        r, c = divmod(int(j), nx)
-        lab[r * size:(r + 1) * size, c * size:(c + 1) * size] = i + 1
-    return lab
 
 
 def _sample_range(n_frames: int, frame_voxels: int, max_voxels: int) -> tuple[int, int]:

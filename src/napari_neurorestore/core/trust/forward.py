@@ -1,6 +1,6 @@
 """Forward models: a method's output brought back onto the input's grid (keep every M-th
 row, bin, blur and sub-sample in z), so that it can be compared with the raw data. Each
-method owns its forward model (``Method.to_input_grid`` in ``core/methods/*_spec.py``);
+method owns its forward model (``Method.to_input_grid`` in ``core/methods/*/spec.py``);
 this module picks it from the restoration's metadata."""
 
 from __future__ import annotations

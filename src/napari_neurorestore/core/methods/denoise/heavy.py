@@ -24,16 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..._version import __version__
-from ..device import resolve_device
-from ..io import ChunkRecorder, check_finite, check_movie
-from ..models import TrainedModel
-from ..nets import TemporalDenoiseNet, ready_for_inference
-from ..progress import CancelToken, Progress
-from ..train import ThreadChooser, fit
-from . import denoise_check, denoise_context, denoise_motion, denoise_post
-from .base import PredictTally, metadata_for  # noqa: F401  (metadata_for: as before)
-from .denoise_frames import (  # noqa: F401  (neighbour_*, auto_batch_size: as before)
+from ...._version import __version__
+from ...device import resolve_device
+from ...io import ChunkRecorder, check_finite, check_movie
+from ...models import TrainedModel
+from ...nets import ready_for_inference
+from ...progress import CancelToken, PredictTally, Progress
+from ...train import ThreadChooser, fit
+from . import check as denoise_check
+from . import context as denoise_context
+from . import motion as denoise_motion
+from . import post as denoise_post
+from .frames import (
     ChunkFrames,
     Scratch,
     auto_batch_size,
@@ -44,9 +46,10 @@ from .denoise_frames import (  # noqa: F401  (neighbour_*, auto_batch_size: as b
     predict_windows,
     unshuffle,
 )
-from .denoise_frames import planes as _planes
-from .denoise_frames import read as _read
-from .denoise_spec import DenoiseParams, ensemble_size
+from .frames import planes as _planes
+from .frames import read as _read
+from .net import TemporalDenoiseNet
+from .spec import DenoiseParams, ensemble_size
 
 SUFFIX = "denoised"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
@@ -245,11 +248,11 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     :func:`load_net`; used by dask workers that cache it). Cancelling raises
     :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.
     ``batch_size`` frames go through the net at once; None picks it from the frame size.
-    A model's long-context step (:mod:`denoise_context`) reads ``max(windows)`` frames on
+    A model's long-context step (:mod:`.context`) reads ``max(windows)`` frames on
     each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out (live
     mode, where those frames have not arrived). ``ensemble`` ("auto", "on", "off"; None:
     the model's setting) averages the net over flips and rotations
-    (:func:`~.denoise_frames.predict_windows`); "auto" decides on ``data``'s whole shape,
+    (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
     out every step fitted after training (registration, long context, centre-frame
     correction, transient step): the network alone, as a model trained without them.

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..axial import cubic_weights, interp_z
-from ..io import check_finite
+from ...io import check_finite
+from .axial import cubic_weights, interp_z
 
 #: bytes of float32 lateral slices kept in memory for training (a larger volume is sampled)
 TRAIN_CACHE_BYTES = 512 * 2**20

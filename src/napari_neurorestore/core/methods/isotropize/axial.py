@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .io import check_dtype, check_finite
+from ...errors import InputError
+from ...io import check_dtype, check_finite
 
 #: Keys' cubic convolution parameter (a = -0.5: third-order accurate, interpolating)
 KEYS_A = -0.5

@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import nrmse, psnr
+from ...metrics import nrmse, psnr
+from ...traces.rois import auto_rois as most_active_tiles
 
 
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
-    """ROIs for trace figures when none are given: :func:`..trust.auto_rois` (the most
+    """ROIs for trace figures when none are given: :func:`...traces.rois.auto_rois` (the most
     active tiles) over at most the first 2000 frames of a (t, y, x) stack; no ROI (all 0)
     for other shapes."""
-    from ..trust import auto_rois as most_active_tiles
 
     if np.ndim(full) != 3:
         return np.zeros(full.shape[-2:], np.int32)
@@ -36,7 +36,7 @@ def fidelity(restored: np.ndarray, full: np.ndarray, labels: np.ndarray | None =
              ) -> dict[str, Any]:
     """PSNR and SSIM against the full stack (its range) and the mean ROI ΔF/F trace NRMSE
     (RMSE over the range of the restored trace; None for single images)."""
-    from ..metrics import ssim
+    from ...metrics import ssim
 
     rng = float(np.max(full) - np.min(full))
     figs: dict[str, Any] = {"psnr": psnr(restored, full, rng), "ssim": ssim(restored, full, rng)}

@@ -1,4 +1,4 @@
-"""Sparse-axis reconstruction's contract (numpy only; the network lives in :mod:`.sparse`):
+"""Sparse-axis reconstruction's contract (numpy only; the network lives in :mod:`.heavy`):
 the geometry of a scan that kept one line in M (acquired line i at output line i*M), the
 forward model (the restored lines at the acquired positions), the cubic baseline and the
 cost model."""
@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import check_dtype, check_finite
-from ..params import _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
+from ...errors import InputError
+from ...io import check_dtype, check_finite
+from ...params import _check_int, _common, _length, _Params, _seconds, opt
+from ..base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: bytes of float32 frames kept in memory for training (``sparse.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 512 * 2**20
@@ -214,7 +214,7 @@ class SparseParams(_Params):
 class SparseMethod(Method):
     params_class = SparseParams
     name = "sparse"
-    module = "napari_neurorestore.core.methods.sparse"
+    module = "napari_neurorestore.core.methods.sparse.heavy"
     help = "sparse-axis reconstruction (IRIS): restore skipped scan lines"
     label = "Sparse axis (IRIS)"
     description = ("Restore the lines a scan skipped along one axis, with a network trained "
@@ -280,7 +280,7 @@ class SparseMethod(Method):
                              "--dask-scheduler)")
 
     def open_options(self, options):
-        from ..io import read_tiff
+        from ...io import read_tiff
 
         ref, labels = options.get("reference"), options.get("labels")
         return {"reference": read_tiff(ref, lazy=True)[0] if ref else None,
@@ -311,7 +311,7 @@ class SparseMethod(Method):
     def simulate(self, data, model, params, cancel=None, out=None, labels=None,
                  reference=None, **options):
         """Lines dropped from the fully sampled ``data``, restored with ``model`` and
-        measured against ``data`` (:func:`.sparse.simulate`)."""
+        measured against ``data`` (:func:`.heavy.simulate`)."""
         return self.impl().simulate(data, model, params, cancel, out=out, labels=labels)
 
     def output_suffix(self, params) -> str:
@@ -323,7 +323,7 @@ class SparseMethod(Method):
 
     def after(self, result: Any, params: Any) -> str | None:
         if params.simulate:
-            from .sparse_figures import format_simulation
+            from .figures import format_simulation
 
             return format_simulation(result.metadata["neurorestore"]["simulation"])
         return (f"pixel size along {params.axis} is the input's / {params.factor} "
@@ -373,7 +373,7 @@ class SparseMethod(Method):
     def probe_inference(self, shape, p, device, timed):
         import torch
 
-        from .denoise_spec import timed_net
+        from ...nets import timed_net
 
         dev = torch.device(device)
         a, b = (min(s, 512) for s in shape[-2:])

@@ -1,6 +1,6 @@
 """The denoising method's contract (numpy only; the network lives in :mod:`.denoise`):
 the output keeps the input's grid, the forward model is the identity, and the cost model
-follows what :func:`.denoise.train` and :func:`.denoise.predict` allocate."""
+follows what :func:`.heavy.train` and :func:`.heavy.predict` allocate."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import check_movie
-from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, read_extra, same_grid
+from ...errors import InputError
+from ...io import check_movie
+from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
+from ..base import F32, Grid, Method, read_extra, same_grid
 
-#: bytes of float32 frames kept in memory for training (``denoise.TRAIN_CACHE_BYTES``)
+#: bytes of float32 frames kept in memory for training (``heavy.TRAIN_CACHE_BYTES``)
 TRAIN_CACHE_BYTES = 768 * 2**20
 #: frames read on each side of an inference chunk for the long-context step: the widest
 #: of ``denoise_context.WINDOWS``, which takes it from here
@@ -45,7 +45,7 @@ def ensemble_size(setting: str, shape: Sequence[int]) -> int:
 
 
 def _batch_pixels(h: int, w: int, gpu: bool) -> int:
-    """Pixels per forward pass of ``denoise.predict`` (``denoise.auto_batch_size`` frames)."""
+    """Pixels per forward pass of ``heavy.predict`` (``frames.auto_batch_size`` frames)."""
     return int(min(64, max(1, round((2**22 if gpu else 2**16) / max(h * w, 1))))) * h * w
 
 
@@ -69,9 +69,9 @@ class DenoiseParams(_Params):
     device : "auto", "cpu", "cuda" or "mps".
     chunk_frames : frames per inference chunk (bounds memory; does not change the result).
     centre_correction : add back what the network missed in the frame itself (see
-        :mod:`.denoise_centre`); also gives the self-check. Applying a saved model, off
+        :mod:`.centre`); also gives the self-check. Applying a saved model, off
         leaves out every step fitted after its training (the network alone).
-    long_context : the long-context step (see :mod:`.denoise_context`); needs
+    long_context : the long-context step (see :mod:`.context`); needs
         ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
         inference).
     ensemble : average the network's prediction over the flips and rotations of each
@@ -121,7 +121,7 @@ class DenoiseParams(_Params):
 class DenoiseMethod(Method):
     params_class = DenoiseParams
     name = "denoise"
-    module = "napari_neurorestore.core.methods.denoise"
+    module = "napari_neurorestore.core.methods.denoise.heavy"
     help = "self-supervised temporal denoising (FAST)"
     label = "Denoise (FAST)"
     description = ("Train a denoiser on the movie itself and restore every frame. "
@@ -155,7 +155,7 @@ class DenoiseMethod(Method):
         """The truth-free self-check against the best Gaussian filter."""
         if not isinstance(info.get("self_check"), dict):
             return None
-        from .denoise_centre import format_check
+        from .centre import format_check
 
         return format_check(info["self_check"])
 
@@ -221,6 +221,8 @@ class DenoiseMethod(Method):
     def probe_inference(self, shape, p, device, timed):
         import torch
 
+        from ...nets import timed_net
+
         # one batch of the size predict uses, on a crop of at most 512 x 512 pixels (the
         # rate is per pixel: the net is fully convolutional)
         dev = torch.device(device)
@@ -239,23 +241,6 @@ class DenoiseMethod(Method):
         net = self.impl().build_net(p)
         return (net, torch.randn(p.batch_size, p.window - 1, ps, ps),
                 torch.randn(p.batch_size, 1, ps, ps))
-
-
-def timed_net(net: Any, x: Any, dev: Any, timed: Any, per_batch: float) -> float:
-    """Units/s of ``net`` on batch ``x`` (``per_batch`` units each), channels_last on a CPU."""
-    import torch
-
-    net = net.eval().to(dev)
-    x = x.to(dev)
-    if dev.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def once(n):
-        with torch.inference_mode():
-            for _ in range(n):
-                net(x).float().cpu()
-    return timed(once, lambda n: n * per_batch)
 
 
 METHOD = DenoiseMethod()

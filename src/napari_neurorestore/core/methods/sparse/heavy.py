@@ -46,28 +46,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..._version import __version__
-from ..device import resolve_device
-from ..io import ChunkRecorder
-from ..models import TrainedModel
-from ..nets import SparseAxisNet, ready_for_inference
-from ..progress import CancelToken, Progress
-from ..train import fit
-from .base import PredictTally, new_seed
-from .sparse_figures import auto_rois, fidelity, format_simulation, roi_dff  # noqa: F401
-from .sparse_spec import (  # noqa: F401  (the geometry, importable from here as before)
-    METHOD,
+from ...._version import __version__
+from ...device import resolve_device
+from ...io import ChunkRecorder
+from ...models import TrainedModel
+from ...nets import ready_for_inference
+from ...progress import CancelToken, PredictTally, Progress
+from ...train import fit
+from ..base import new_seed
+from .figures import fidelity
+from .net import SparseAxisNet
+from .spec import (
     SparseParams,
     _context,
     _Frames,
-    _keys_weights,
     check_input,
     check_simulation,
     cubic_upsample,
     frame_index,
     make_sparse,
     output_shape,
-    scale_factors,
 )
 
 SUFFIX = "sparse-restored"

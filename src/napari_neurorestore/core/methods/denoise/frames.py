@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.nn.functional import pixel_shuffle, pixel_unshuffle
 
-from ..io import check_finite
+from ...io import check_finite
 
 
 def neighbour_index(ts: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:

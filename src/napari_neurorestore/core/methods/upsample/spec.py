@@ -1,4 +1,4 @@
-"""Zero-shot upsampling's contract (numpy only; the network lives in :mod:`.upsample`): the
+"""Zero-shot upsampling's contract (numpy only; the network lives in :mod:`.heavy`): the
 area-sampling conventions (axis factors, output grid, binning as the forward model), the
 tile grid of streamed outputs and the cost model."""
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import check_dtype, check_finite
-from ..models import TrainedModel
-from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
+from ...errors import InputError
+from ...io import check_dtype, check_finite
+from ...models import TrainedModel
+from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
+from ..base import F32, Grid, Method, Option, OutputLayout, as_f32, grid_mismatch, read_extra
 
 #: the working-memory budget of one inference tile when no tile size is given (GiB)
 MEMORY_BUDGET_GB = 1.25
@@ -204,7 +204,7 @@ class UpsampleParams(_Params):
 class UpsampleMethod(Method):
     params_class = UpsampleParams
     name = "upsample"
-    module = "napari_neurorestore.core.methods.upsample"
+    module = "napari_neurorestore.core.methods.upsample.heavy"
     help = "zero-shot 2-4x upsampling of a volume or image (Self-Vision)"
     label = "Upsample (Self-Vision)"
     has_preview = True
@@ -339,7 +339,7 @@ class UpsampleMethod(Method):
                 "unit_work": coarse * flips, "unit": "tiles", "train_steps": float("inf") if p.steps is None else p.steps}
 
     def probe_inference(self, shape, p, device, timed):
-        from ..progress import drain
+        from ...progress import drain
 
         mod = self.impl()
         small = replace(p, tile_size=min(p.tile_size, 12 if len(shape) == 3 else 48))
@@ -359,7 +359,7 @@ class UpsampleMethod(Method):
     def probe_batch(self, shape, p):
         import torch
 
-        from ..nets import bin_down
+        from .net import bin_down
 
         net = self.impl().build_net(p, len(shape))
         f = net.factors

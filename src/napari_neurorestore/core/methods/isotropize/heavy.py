@@ -33,34 +33,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..._version import __version__
-from ..axial import (  # noqa: F401  (z_ratio_from_scale: importable from here as before)
+from ...._version import __version__
+from ...device import resolve_device
+from ...io import ChunkRecorder, check_finite
+from ...models import TrainedModel
+from ...nets import ready_for_inference
+from ...progress import CancelToken, PredictTally, Progress
+from ...train import fit
+from ..base import new_seed
+from .axial import (
     check_volume,
     estimate_noise,
     estimate_sigma_z,
     interp_z,
     output_slices,
-    z_ratio_from_scale,
 )
-from ..device import resolve_device
-from ..io import ChunkRecorder, check_finite
-from ..models import TrainedModel
-from ..nets import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator, ready_for_inference
-from ..progress import CancelToken, Progress
-from ..train import fit
-from .base import PredictTally, new_seed
-from .isotropize_data import TRAIN_CACHE_BYTES, _Degrader, _flip, _is_integer, _Source  # noqa: F401
-from .isotropize_spec import (  # noqa: F401  (the geometry, importable from here as before)
-    METHOD,
+from .data import _Degrader, _flip, _Source
+from .net import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator
+from .spec import (
     IsotropizeParams,
     _tile,
-    output_chunks,
     output_tiles,
-    scale_factors,
 )
 
-__all__ = ["train", "predict", "build_net", "z_ratio_from_scale", "output_slices",
-           "scale_factors"]
+__all__ = ["train", "predict", "build_net"]
 
 SUFFIX = "isotropic"
 

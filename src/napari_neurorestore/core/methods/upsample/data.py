@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import check_finite
-from ..nets import bin_down
-from .upsample_spec import UpsampleParams
+from ...io import check_finite
+from .net import bin_down
+from .spec import UpsampleParams
 
 #: float32 bytes of the input kept in memory for training (larger inputs: sampled blocks)
 TRAIN_CACHE_BYTES = 512 * 2**20

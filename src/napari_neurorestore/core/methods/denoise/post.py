@@ -1,6 +1,6 @@
 """The denoiser's torch steps after its network, on (B, 1, H, W) normalised frames: the
 centre-frame correction ``out = f + k * (x_t - f)`` and the transient step (both described
-in :mod:`denoise_centre`, which fits them), and the measurement of the transient step's
+in :mod:`.centre`, which fits them), and the measurement of the transient step's
 threshold at training time."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch.nn.functional import conv2d, pixel_shuffle, pixel_unshuffle
 
-from . import denoise_centre
-from .denoise_centre import TRANSIENT_SIGMA, TRANSIENT_TAU
+from . import centre as denoise_centre
+from .centre import TRANSIENT_SIGMA, TRANSIENT_TAU
 
 
 def centre_correction(kernel: Any, dev: torch.device):
@@ -54,7 +54,7 @@ def band(res: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def transient_step(spec: Any):
     """The function ``(out, x_t) -> out + soft(band(x_t - out), threshold)`` of a model's
-    transient step (see :mod:`denoise_centre`), on (B, 1, H, W); None without one."""
+    transient step (see :mod:`.centre`), on (B, 1, H, W); None without one."""
     if not spec:
         return None
     sigma, thr = float(spec["sigma"]), float(spec["threshold"])

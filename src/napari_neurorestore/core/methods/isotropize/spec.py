@@ -1,4 +1,4 @@
-"""Axial isotropization's contract (numpy only; the network lives in :mod:`.isotropize`):
+"""Axial isotropization's contract (numpy only; the network lives in :mod:`.heavy`):
 the output grid (round((z - 1) R) + 1 slices, output slice k at input slice k / R), the
 forward model (blurred along z like the acquisition, sampled at the acquired slices), the
 lateral blocks of streamed outputs and the cost model."""
@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from ..axial import check_volume, output_slices
-from ..errors import InputError
-from ..models import TrainedModel
-from ..params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
-from .base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+from ...errors import InputError
+from ...models import TrainedModel
+from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
+from ..base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
+from .axial import check_volume, output_slices
 
-#: lateral context of each inference block (``nets.AXIAL_NET_HALO``)
+#: lateral context of each inference block (``net.AXIAL_NET_HALO``)
 HALO = 24
 
 
@@ -150,7 +150,7 @@ class IsotropizeParams(_Params):
 class IsotropizeMethod(Method):
     params_class = IsotropizeParams
     name = "isotropize"
-    module = "napari_neurorestore.core.methods.isotropize"
+    module = "napari_neurorestore.core.methods.isotropize.heavy"
     help = "axial isotropization: make z as sharp and finely sampled as x, y"
     label = "Isotropize (Self-Net)"
     description = ("Train a restorer on the volume's own lateral slices (degraded the way z "
@@ -255,7 +255,7 @@ class IsotropizeMethod(Method):
                 "unit_work": 1, "unit": "px", "train_steps": float("inf") if p.steps is None else p.steps}
 
     def probe_inference(self, shape, p, device, timed):
-        from ..progress import drain
+        from ...progress import drain
 
         mod = self.impl()
         net = mod.build_net(p)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn.functional import avg_pool2d, interpolate
 
-from .denoise_spec import CONTEXT_HALO
+from .spec import CONTEXT_HALO
 
 #: half-widths (frames) of the blind temporal means; the widest is the spec's
 #: CONTEXT_HALO (its memory model counts those frames)

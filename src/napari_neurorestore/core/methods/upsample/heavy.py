@@ -34,33 +34,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..device import resolve_device
-from ..errors import InputError
-from ..io import ChunkRecorder, check_finite
-from ..models import RestoreResult, TrainedModel
-from ..nets import UpsampleNet, bin_down, interp_upsample
-from ..progress import CancelToken, Progress
-from ..train import fit
-from .base import PredictTally, metadata_for, new_seed
-from .upsample_data import (  # noqa: F401  (importable from here as before)
-    NORM_PCT,
-    PRIOR_FRACTION,
-    TRAIN_CACHE_BYTES,
+from ...device import resolve_device
+from ...errors import InputError
+from ...io import ChunkRecorder, check_finite
+from ...models import RestoreResult, TrainedModel
+from ...progress import CancelToken, PredictTally, Progress
+from ...train import fit
+from ..base import metadata_for, new_seed
+from .data import (
     _load_training_volume,
     _make_batches,
     _PairSampler,
     _robust_norm,
 )
-from .upsample_spec import (  # noqa: F401  (the geometry, importable from here as before)
-    METHOD,
+from .net import UpsampleNet, bin_down, interp_upsample
+from .spec import (
     UpsampleParams,
-    _final_pass,
     _net_factors,
     axis_factors,
-    bin_array,
     check_volume,
     grid_change,
-    output_chunks,
     output_shape,
     output_tiles,
     tile_grid,
@@ -82,7 +75,7 @@ _PRIOR_CACHE: dict[tuple, np.ndarray] = {}
 
 def simulated_prior_volume(ndim: int, seed: int = 12345) -> np.ndarray:
     """The procedurally generated neuron volume used by ``prior="simulated"`` (cached)."""
-    from ..simulate import simulate_neuron_volume
+    from ...simulate import simulate_neuron_volume
 
     shape = PRIOR_SHAPE_3D if ndim == 3 else PRIOR_SHAPE_2D
     key = (shape, seed)
@@ -102,7 +95,7 @@ def build_net(params: UpsampleParams, ndim: int) -> UpsampleNet:
 def train(data: Any, params: UpsampleParams, cancel: CancelToken | None = None
           ) -> Generator[Progress, None, TrainedModel]:
     """Train an upsampling network on ``data`` itself ((z, y, x) or (y, x)); no ground truth."""
-    from ..._version import __version__
+    from ...._version import __version__
 
     cancel = cancel or CancelToken()
     factors = check_volume(data, params)

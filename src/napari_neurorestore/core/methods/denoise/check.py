@@ -1,7 +1,7 @@
 """The denoiser's checks after training, on the frames it trained on: the time they keep
 of the training budget, and the registration, centre-frame correction, long-context step,
 transient threshold and self-check they fit (each described in its own module:
-:mod:`denoise_motion`, :mod:`denoise_centre`, :mod:`denoise_context`, :mod:`denoise_post`).
+:mod:`.motion`, :mod:`.centre`, :mod:`.context`, :mod:`.post`).
 ``src`` is the trainer's frame source (its ``segments``, ``k`` and ``offsets``)."""
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ import numpy as np
 import torch
 from torch.nn.functional import pixel_unshuffle
 
-from . import denoise_centre, denoise_context, denoise_motion, denoise_post
-from .denoise_frames import auto_batch_size, neighbour_index, predict_windows
-from .denoise_spec import DenoiseParams
+from . import centre as denoise_centre
+from . import context as denoise_context
+from . import motion as denoise_motion
+from . import post as denoise_post
+from .frames import auto_batch_size, neighbour_index, predict_windows
+from .spec import DenoiseParams
 
 
 def reserve(params: DenoiseParams, src, members: int):
@@ -38,11 +41,11 @@ def reserve(params: DenoiseParams, src, members: int):
 
 def estimate(net, src, params: DenoiseParams, device,
                      deadline: float | None = None, ensemble: int = 1) -> dict | None:
-    """Decide on registration (see :mod:`denoise_motion`) and fit the centre-frame
-    correction (see :mod:`denoise_centre`) on up to CHECK_FRAMES frames of the longest
+    """Decide on registration (see :mod:`.motion`) and fit the centre-frame
+    correction (see :mod:`.centre`) on up to CHECK_FRAMES frames of the longest
     training segment; None when the segment is too short. Returns the kernel (None when
     held-out frames say it does not help), ``register``, the long-context step (see
-    :mod:`denoise_context`; None when held-out frames say it does not help) and the
+    :mod:`.context`; None when held-out frames say it does not help) and the
     self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
     so that what is fitted on them is what inference applies to)."""
     seg = max(src.segments, key=len)
