@@ -30,6 +30,7 @@ CHILD = r"""
 import json, os, sys, time
 import numpy as np
 import torch
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.cost import estimate_cost
 from napari_neurorestore.core.methods import get_method
 from napari_neurorestore.core.methods import names, params_for
@@ -65,7 +66,7 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base2 = status("VmRSS")
 t = time.perf_counter()
-res = drain(mod.run(data, params, model=model, **extra))
+res = drain(restore(method, data, params, model=model, **extra))
 t_inf = time.perf_counter() - t
 # the predict phase's peak relative to the pre-training baseline (torch warmed up)
 peak_pred = status("VmHWM") - base2 + max(0, base2 - base)

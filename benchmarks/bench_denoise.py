@@ -33,6 +33,7 @@ from _peers import NOT_RUN, PEERS, peer_python, run_peer
 from _regimes import REGIMES, make_movie, noise_lag1
 from scipy.ndimage import gaussian_filter
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods.denoise import heavy as dn
 from napari_neurorestore.core.methods.denoise.centre import KERNEL, format_check
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams, ensemble_size
@@ -109,7 +110,7 @@ def regime_row(reg, seconds, centre, peers=None):
     truth = delta_f_over_f(f, compute_f0(f, TraceParams()))
     g_psnr, g_sig, g = best_gaussian(raw, lambda x: psnr(x, mv.clean, rng))
     params = DenoiseParams(train_seconds=seconds, seed=reg.seed, centre_correction=centre)
-    res = drain(dn.run(mv.raw, params))
+    res = drain(restore("denoise", mv.raw, params))
     ours = res.data
     p_ours = psnr(ours, mv.clean, rng)
     cy, cx = noise_lag1(mv.raw)
@@ -140,7 +141,7 @@ def real_row(path, seconds, centre, peers=None):
     even, odd = even[:n], odd[:n]
     mse = lambda x: float(((x - odd) ** 2).mean())  # noqa: E731
     g_score, g_sig, g = best_gaussian(even, lambda x: -mse(x))
-    res = drain(dn.run(even, DenoiseParams(train_seconds=seconds, seed=0, centre_correction=centre)))
+    res = drain(restore("denoise", even, DenoiseParams(train_seconds=seconds, seed=0, centre_correction=centre)))
     ours = res.data
     # the noise floor: the variance of odd-frame noise, from the odd frames' own second
     # temporal differences (1.5 x noise variance plus a little signal curvature)

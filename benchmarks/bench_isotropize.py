@@ -24,6 +24,7 @@ import torch
 from _common import Timer, machine, peak_rss_mb
 from scipy.ndimage import gaussian_filter1d, map_coordinates
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods.isotropize import axial
 from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
@@ -106,7 +107,7 @@ def spectra_extent(vol: np.ndarray, pitch_z: float, noise: float) -> tuple[float
 def run_ours(raw, ratio, seconds, **kw):
     p = IsotropizeParams(z_ratio=ratio, train_seconds=seconds, steps=10**6, seed=0, **kw)
     with Timer() as t:
-        res = drain(iso.run(raw, p))
+        res = drain(restore("isotropize", raw, p))
     return res, t.seconds
 
 

@@ -21,6 +21,7 @@ import torch
 from _common import Timer, machine, peak_rss_mb
 from scipy.interpolate import CubicSpline
 
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods.sparse import heavy as sp
 from napari_neurorestore.core.methods.sparse.figures import roi_dff
 from napari_neurorestore.core.methods.sparse.spec import SparseParams, cubic_upsample, make_sparse
@@ -94,7 +95,7 @@ def main():
         params = SparseParams(factor=m, epochs=100_000, train_seconds=secs, seed=args.seed,
                               device=args.device)
         with Timer() as t_total:
-            res = drain(sp.run(sparse, params))
+            res = drain(restore("sparse", sparse, params))
         ours = res.data
         keys = cubic_upsample(sparse, m)
         spline = spline_upsample(sparse, m)

@@ -21,7 +21,7 @@ import numpy as np
 from _common import Timer, machine, peak_rss_mb
 from scipy.ndimage import gaussian_filter
 
-from napari_neurorestore.core.methods.denoise import heavy as dn
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.progress import drain
 from napari_neurorestore.core.simulate import simulate_calcium_movie
@@ -82,7 +82,7 @@ def cases_for(seed: int, frames: int, size: int, train_seconds: float):
            "halved transients": f0 + 0.5 * (s.clean - f0),
            "tuned Gaussian (3, .75)": gaussian_filter(raw, (3, 0.75, 0.75))}
     with Timer() as t:
-        res = drain(dn.run(s.raw, DenoiseParams(train_seconds=train_seconds, seed=0)))
+        res = drain(restore("denoise", s.raw, DenoiseParams(train_seconds=train_seconds, seed=0)))
     out[f"ours ({t.seconds:.0f} s)"] = np.asarray(res.data, np.float32)
     return s, out
 
