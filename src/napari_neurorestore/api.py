@@ -76,7 +76,7 @@ def restore(
     data: Any,
     *,
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -94,7 +94,7 @@ def restore(
     cls = params_for(method)
     p = _params(cls, **params)
     return _run(method, data, p, model, params, cancel, out, progress, return_model,
-                return_result)
+                return_result, dtype=dtype)
 
 
 def denoise(
@@ -107,7 +107,7 @@ def denoise(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -142,7 +142,8 @@ def denoise(
     given = {**_given(window=window, stride=stride, epochs=epochs,
                       train_seconds=train_seconds), **params}
     p = _params(DenoiseParams, seed=seed, device=device, **given)
-    return _run("denoise", data, p, model, given, cancel, out, progress, return_model)
+    return _run("denoise", data, p, model, given, cancel, out, progress, return_model,
+                dtype=dtype)
 
 
 def upsample(
@@ -155,7 +156,7 @@ def upsample(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -202,7 +203,7 @@ def upsample(
     p = _params(UpsampleParams, prior=prior, train_seconds=train_seconds, seed=seed,
                 device=device, **given)
     return _run("upsample", data, p, model, given, cancel, out, progress, return_model,
-                return_result)
+                return_result, dtype=dtype)
 
 
 def isotropize(
@@ -215,7 +216,7 @@ def isotropize(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -263,7 +264,7 @@ def isotropize(
                          sigma_z=sigma_z, train_seconds=train_seconds, seed=seed,
                          device=device, **params)
     return _run("isotropize", data, p, model, {**_given(z_ratio=z_ratio), **params}, cancel, out,
-                progress, return_model, return_result)
+                progress, return_model, return_result, dtype=dtype)
 
 
 def sparse(
@@ -278,7 +279,7 @@ def sparse(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -325,4 +326,4 @@ def sparse(
     p = _params(SparseParams, simulate=simulate, train_seconds=train_seconds, seed=seed,
                 device=device, **given)
     return _run("sparse", data, p, model, given, cancel, out, progress, return_model,
-                return_result, reference=reference, labels=labels)
+                return_result, reference=reference, labels=labels, dtype=dtype)

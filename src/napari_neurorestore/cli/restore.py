@@ -106,7 +106,8 @@ def request_from(args: Any) -> Any:
     return Request(m.name, inputs, args.output, params, given, model=args.model,
                    save_model=args.save_model, overwrite=args.overwrite, force=args.force,
                    quiet=args.quiet, workers=getattr(args, "workers", None),
-                   scheduler=getattr(args, "dask_scheduler", None), options=options)
+                   scheduler=getattr(args, "dask_scheduler", None), options=options,
+                   dtype=getattr(args, "dtype", None))
 
 
 def with_flags(message: str, params_class: type) -> str:
@@ -153,6 +154,8 @@ def run(args: Any) -> int:
     stopped = " (stopped by Ctrl-C)" if hook.token.training_stopped else ""
     for o in outcomes:
         what = m.describe(o.model, o.params, o.grid)
+        dtype = (o.result.data.dtype.name if o.result is not None else req.dtype) or "float32"
+        what = what.replace("float32", dtype)
         if o.where is not None:
             print(f"wrote {o.output} {what} on {o.where}")
             continue
