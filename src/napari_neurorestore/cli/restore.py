@@ -73,7 +73,9 @@ def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:
     p.add_argument("input", nargs="+" if many else None, help=method.input_help)
     p.add_argument("-o", "--output", required=True,
                    help="output: OUT.tif (float32, input's units, memory-mapped) or OUT.zarr "
-                        "(chunked, compressed); written chunk by chunk"
+                        "(chunked, compressed); written chunk by chunk; for a suite2p plane "
+                        "folder input, a folder (OUT/ or OUT/data.bin): a new plane folder "
+                        "(int16 data.bin, ops pointing at it) for suite2p's detection"
                         + ("; a folder when there are several inputs" if many else ""))
     g = p.add_argument_group(f"{method.name} parameters")
     doc = field_docs(method.params_class)

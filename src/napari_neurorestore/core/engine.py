@@ -66,7 +66,7 @@ class Request:
     workers: int | None = None
     scheduler: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    #: the output's type (:mod:`.out_types`); None: float32
+    #: the output's type (:mod:`.out_types`); None: float32, int16 for a suite2p folder
     dtype: str | None = None
     #: a :class:`~.progress.CancelToken`: ``cancel()`` interrupts, ``stop_training()``
     #: ends training and goes on with the model learned so far
@@ -133,9 +133,10 @@ def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     written, and a dask run the method or the output cannot take."""
     from .io import _require, check_distinct, check_output_path, check_output_suffix
     from .out_types import output_dtype
+    from .suite2p_out import check_plane_target, is_plane_target
 
     output_dtype(req.dtype)  # a known name, before any work
-    if len(req.inputs) == 1:
+    if len(req.inputs) == 1 and not is_plane_target(req.output):
         check_output_suffix(req.output)
     model_path = req.model if isinstance(req.model, (str, os.PathLike)) else None
     extra = [(f"--{k.replace('_', '-')} file", v) for k, v in (req.options or {}).items()
@@ -145,7 +146,7 @@ def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     if req.distributed:
         if not method.distributed:
             raise ValueError(f"{method.name} does not run on dask (--workers/--dask-scheduler)")
-        if req.dtype not in (None, "float32"):
+        if req.dtype not in (None, "float32") or any(map(is_plane_target, outputs)):
             raise ValueError("--workers/--dask-scheduler write float32 zarr stores: leave "
                              "out --dtype and write -o OUT.zarr")
         if req.workers is not None and req.workers < 1:
@@ -154,6 +155,9 @@ def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
         raise ValueError("--save-model takes one input (each input trains its own model); "
                          "train on one recording, then pass --model for the others")
     for o in outputs:
+        if is_plane_target(o):  # a suite2p plane folder
+            check_plane_target(o, 0, req.overwrite)
+            continue
         check_output_path(o, req.overwrite)
         if req.distributed and o.suffix.lower() != ".zarr":
             raise ValueError(f"--workers/--dask-scheduler write zarr stores: use -o "
@@ -307,6 +311,7 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     from .io import ChunkRecorder, discard_output, finish_output, open_output
     from .models import RestoreResult
     from .out_types import output_dtype, record_output_type, unwrap, wrap
+    from .suite2p_out import is_plane_target
 
     shape = tuple(data.shape)
     lay = m.output_layout(model, shape, params)
@@ -315,7 +320,7 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     from .pixel_sizes import output_geometry  # the input's pixel sizes, on the output grid
 
     geo = output_geometry(src, axes, len(shape), grid, output)
-    dt = output_dtype(req.dtype)
+    dt = output_dtype(req.dtype, "int16" if is_plane_target(output) else "float32")
     raw = open_output(output, grid.shape, req.overwrite, chunks=lay.chunks,
                       chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
                       total=lay.total, temporary=True, dtype=dt, **geo)

@@ -314,6 +314,9 @@ def finish_output(out: Any) -> Path | None:
     temp = out.__dict__["_temp_path"]
     out.flush()
     os.replace(temp, final)
+    done = out.__dict__.get("_on_finish")  # a suite2p plane folder: its ops, written last
+    if done is not None:
+        done()
     return Path(final)
 
 
@@ -387,9 +390,15 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
     here, before any work. ``temporary``: a TIFF is written under a temporary name and
     filled with NaN (see :func:`open_output_tiff`; :func:`finish_output` puts it in place).
     ``dtype``: uint16 or int16 instead of float32 (unwritten voxels then read as 0; see
-    :mod:`.out_types`).
+    :mod:`.out_types`); a folder (no extension) or ``.../data.bin``: a suite2p plane folder
+    (:mod:`.suite2p_out`).
     """
     p = Path(path)
+    from .suite2p_out import is_plane_target, open_plane_output
+
+    if is_plane_target(path):
+        return open_plane_output(path, shape, overwrite, metadata=metadata, dtype=dtype,
+                                 memmap_class=ReleasingMemmap)
     if not is_zarr_path(p) or p.suffix.lower() in (".tif", ".tiff"):
         md = dict(metadata or {})
         if axes and len(axes) == len(shape):

@@ -9,7 +9,7 @@ above) and how many were NaN goes into the output's provenance, under
 written as before (its unwritten voxels read as NaN); an integer output has no NaN: what a
 stopped run did not write reads as 0, and the output still says it is unfinished (a TIFF
 keeps its ``.incomplete`` name, a zarr store's progress record says ``complete: false``
-with the frame ranges written).
+with the frame ranges written, a suite2p folder has no ``ops.npy``).
 
 numpy only (tifffile and zarr when a file's metadata is updated); no torch.
 """
@@ -119,12 +119,14 @@ def unwrap(out: Any) -> Any:
 def record_output_type(out: Any, raw: Any, path: str | os.PathLike) -> dict[str, Any]:
     """Write an integer output's record (:meth:`IntegerOutput.record`) into the provenance of
     the file at ``path`` (``raw``: the opened output; a TIFF still under its temporary
-    name, a zarr store) and return it ({} for float32)."""
+    name, a zarr store, a suite2p folder's memmap) and return it ({} for float32)."""
     if not isinstance(out, IntegerOutput):
         return {}
     rec = out.record()
     extra = getattr(raw, "__dict__", {})
-    if "_temp_path" in extra:
+    if "_metadata" in extra:  # a suite2p plane folder: its neurorestore.json, at the end
+        extra["_metadata"].setdefault("neurorestore", {})["output_type"] = rec
+    elif "_temp_path" in extra:
         raw.flush()
         _tiff_record(Path(extra["_temp_path"]), rec)
     elif type(raw).__module__.split(".")[0] == "zarr":
@@ -169,10 +171,16 @@ def _zarr_record(path: Path, rec: dict[str, Any]) -> None:
 
 def check_target(src: Any, output: Any, in_shape: tuple[int, ...],
                  out_shape: tuple[int, ...], dtype: Any, overwrite: bool) -> np.dtype:
-    """The checks of an output before any work (type, disk space, zarr); returns its
-    dtype."""
+    """The checks of an output before any work (type, disk space, zarr; a suite2p plane
+    folder: its input and frame size, see :mod:`.suite2p_out`); returns its dtype."""
     from .paths import check_output_target
+    from .suite2p_out import check_plane_input, check_plane_target, is_plane_target
 
+    if is_plane_target(output):
+        dt = output_dtype(dtype, "int16")
+        check_plane_input(src, in_shape, out_shape, dt, output)
+        check_plane_target(output, int(np.prod(out_shape)) * 2, overwrite)
+        return dt
     dt = output_dtype(dtype)
     check_output_target(output, out_shape, overwrite)
     return dt
