@@ -173,3 +173,25 @@ def test_interrupted_integer_output_never_looks_finished(tmp_path, suffix, capsy
         a = np.asarray(io.open_zarr(out)[0])
         assert io.is_incomplete(out)
     assert a.dtype == np.uint16 and (a[:8] > 0).all() and (a[-8:] == 0).all()
+
+
+def test_clip_record_reaches_an_imagej_tiffs_info(tmp_path):
+    """With pixel sizes the TIFF is an ImageJ hyperstack: the record goes into its Info,
+    beside the provenance, and the scale stays."""
+    from napari_neurorestore.core.out_types import record_output_type, wrap
+
+    p = tmp_path / "o.tif"
+    raw = io.open_output(p, (4, 8, 8), metadata={"neurorestore": {"method": "m"}}, axes="TYX",
+                         scale=[0.5, 2.0, 2.0], space_unit="um", time_unit="second",
+                         temporary=True, dtype=np.uint16)
+    out = wrap(raw, np.dtype(np.uint16))
+    out[:2] = np.full((2, 8, 8), 70000.0)
+    out[2:] = np.full((2, 8, 8), -1.0)
+    assert record_output_type(out, raw, p)["clipped_above"] == 128
+    io.finish_output(raw)
+    del raw, out
+    with tifffile.TiffFile(p) as tf:
+        info = json.loads(tf.imagej_metadata["Info"])["neurorestore"]
+        assert info["method"] == "m" and info["output_type"]["clipped_below"] == 128
+        assert tf.imagej_metadata["unit"] == "um" and tf.pages.first.resolution == (0.5, 0.5)
+        assert tf.asarray().dtype == np.uint16 and tf.asarray()[0, 0, 0] == 65535
