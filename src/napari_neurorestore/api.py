@@ -76,7 +76,7 @@ def restore(
     data: Any,
     *,
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -148,7 +148,7 @@ def restore(
     cls = params_for(method)
     p = _params(cls, **params)
     return _run(method, data, p, model, params, cancel, out, progress, return_model,
-                return_result)
+                return_result, dtype=dtype)
 
 
 def denoise(
@@ -161,7 +161,7 @@ def denoise(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -233,7 +233,8 @@ def denoise(
     given = {**_given(window=window, stride=stride, epochs=epochs,
                       train_seconds=train_seconds), **params}
     p = _params(DenoiseParams, seed=seed, device=device, **given)
-    return _run("denoise", data, p, model, given, cancel, out, progress, return_model)
+    return _run("denoise", data, p, model, given, cancel, out, progress, return_model,
+                dtype=dtype)
 
 
 def upsample(
@@ -246,7 +247,7 @@ def upsample(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -329,7 +330,7 @@ def upsample(
     p = _params(UpsampleParams, prior=prior, train_seconds=train_seconds, seed=seed,
                 device=device, **given)
     return _run("upsample", data, p, model, given, cancel, out, progress, return_model,
-                return_result)
+                return_result, dtype=dtype)
 
 
 def isotropize(
@@ -342,7 +343,7 @@ def isotropize(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -431,7 +432,7 @@ def isotropize(
                          sigma_z=sigma_z, train_seconds=train_seconds, seed=seed,
                          device=device, **params)
     return _run("isotropize", data, p, model, {**_given(z_ratio=z_ratio), **params}, cancel, out,
-                progress, return_model, return_result)
+                progress, return_model, return_result, dtype=dtype)
 
 
 def sparse(
@@ -446,7 +447,7 @@ def sparse(
     seed: int | None = 0,
     device: str = "auto",
     model: Any = None,
-    out: Any = None,
+    out: Any = None, dtype: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     return_model: bool = False,
@@ -542,4 +543,4 @@ def sparse(
     p = _params(SparseParams, simulate=simulate, train_seconds=train_seconds, seed=seed,
                 device=device, **given)
     return _run("sparse", data, p, model, given, cancel, out, progress, return_model,
-                return_result, reference=reference, labels=labels)
+                return_result, reference=reference, labels=labels, dtype=dtype)

@@ -150,6 +150,11 @@ def add_run_options(p: argparse.ArgumentParser, distributed: bool) -> None:
                        help="run inference on a running dask cluster, e.g. tcp://host:8786 "
                             "(paths must be visible to the workers)")
     g = p.add_argument_group("models and files")
+    g.add_argument("--dtype", choices=("float32", "uint16", "int16"), default=None,
+                   help="the output's type (default float32; int16 for a suite2p folder): "
+                        "uint16/int16 keep the input's units, rounded to nearest and clipped "
+                        "to the type's range (the count of clipped values goes into the "
+                        "output's metadata)")
     g.add_argument("--save-model", metavar="M.pt", help="save the trained model here")
     g.add_argument("--model", metavar="M.pt", help="apply this saved model; skip training")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")

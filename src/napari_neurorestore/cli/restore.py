@@ -73,7 +73,9 @@ def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:
     p.add_argument("input", nargs="+" if many else None, help=method.input_help)
     p.add_argument("-o", "--output", required=True,
                    help="output: OUT.tif (float32, input's units, memory-mapped) or OUT.zarr "
-                        "(chunked, compressed); written chunk by chunk"
+                        "(chunked, compressed); written chunk by chunk; for a suite2p plane "
+                        "folder input, a folder (OUT/ or OUT/data.bin): a new plane folder "
+                        "(int16 data.bin, ops pointing at it) for suite2p's detection"
                         + ("; a folder when there are several inputs" if many else ""))
     g = p.add_argument_group(f"{method.name} parameters")
     doc = field_docs(method.params_class)
@@ -106,7 +108,8 @@ def request_from(args: Any) -> Any:
     return Request(m.name, inputs, args.output, params, given, model=args.model,
                    save_model=args.save_model, overwrite=args.overwrite, force=args.force,
                    quiet=args.quiet, workers=getattr(args, "workers", None),
-                   scheduler=getattr(args, "dask_scheduler", None), options=options)
+                   scheduler=getattr(args, "dask_scheduler", None), options=options,
+                   dtype=getattr(args, "dtype", None))
 
 
 def with_flags(message: str, params_class: type) -> str:
@@ -153,6 +156,8 @@ def run(args: Any) -> int:
     stopped = " (stopped by Ctrl-C)" if hook.token.training_stopped else ""
     for o in outcomes:
         what = m.describe(o.model, o.params, o.grid)
+        dtype = (o.result.data.dtype.name if o.result is not None else req.dtype) or "float32"
+        what = what.replace("float32", dtype)
         if o.where is not None:
             print(f"wrote {o.output} {what} on {o.where}")
             continue

@@ -63,7 +63,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="camera dark level subtracted from all intensities (default 0)")
     p.add_argument("--plane", type=int, default=None,
                    help="z plane of a 2D label image on a (t, z, y, x) movie")
-    p.add_argument("-o", "--output", required=True, metavar="traces.csv", help="traces CSV to write")
+    p.add_argument("-o", "--output", required=True, metavar="traces.csv",
+                   help="traces CSV to write; traces.nwb: NWB (F and ΔF/F of each movie as "
+                        "RoiResponseSeries; a copy of the --rois NWB file with them added, "
+                        "else a new file with the ROIs' masks; needs pynwb)")
     p.add_argument("--fidelity", default=None, metavar="fidelity.csv",
                    help="also write the fidelity table as CSV")
     p.add_argument("--min-peak-ratio", type=float, default=0.8, metavar="R",
@@ -147,7 +150,13 @@ def run_traces(args: argparse.Namespace) -> int:
             names.append(name)
         result = tr.compute_traces(movie, rois, compare, params=params, names=names)
         nan_notes = _nan_layers(result)
-        tr.write_traces_csv(out, result, tidy=args.tidy)
+        if out.suffix.lower() == ".nwb":
+            from ..core.traces.nwb_out import write_traces_nwb
+
+            nwb_src = args.rois if roi_file_format(args.rois) == "nwb" else None
+            write_traces_nwb(out, result, labels=labels, source=nwb_src)
+        else:
+            tr.write_traces_csv(out, result, tidy=args.tidy)
         rows = result.fidelity(min_peak_ratio=args.min_peak_ratio, max_delay=args.max_delay,
                                threshold_sd=args.event_threshold)
         if fid_out is not None:

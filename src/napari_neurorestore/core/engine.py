@@ -66,6 +66,8 @@ class Request:
     workers: int | None = None
     scheduler: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: the output's type (:mod:`.out_types`); None: float32, int16 for a suite2p folder
+    dtype: str | None = None
     #: a :class:`~.progress.CancelToken`: ``cancel()`` interrupts, ``stop_training()``
     #: ends training and goes on with the model learned so far
     cancel: Any = None
@@ -87,6 +89,12 @@ class Outcome:
     trained: bool
     result: Any = None
     where: str | None = None  # the dask cluster, when distributed
+
+
+def _empty(shape: tuple[int, ...], dtype: Any) -> Any:
+    import numpy as np
+
+    return np.empty(shape, dtype)
 
 
 def _stderr(msg: str) -> None:
@@ -124,8 +132,11 @@ def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     """Refuse, before any work, outputs that exist (without ``overwrite``) or cannot be
     written, and a dask run the method or the output cannot take."""
     from .io import _require, check_distinct, check_output_path, check_output_suffix
+    from .out_types import output_dtype
+    from .suite2p_out import check_plane_target, is_plane_target
 
-    if len(req.inputs) == 1:
+    output_dtype(req.dtype)  # a known name, before any work
+    if len(req.inputs) == 1 and not is_plane_target(req.output):
         check_output_suffix(req.output)
     model_path = req.model if isinstance(req.model, (str, os.PathLike)) else None
     extra = [(f"--{k.replace('_', '-')} file", v) for k, v in (req.options or {}).items()
@@ -135,12 +146,18 @@ def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     if req.distributed:
         if not method.distributed:
             raise ValueError(f"{method.name} does not run on dask (--workers/--dask-scheduler)")
+        if req.dtype not in (None, "float32") or any(map(is_plane_target, outputs)):
+            raise ValueError("--workers/--dask-scheduler write float32 zarr stores: leave "
+                             "out --dtype and write -o OUT.zarr")
         if req.workers is not None and req.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {req.workers}")
     if req.save_model and len(req.inputs) > 1:
         raise ValueError("--save-model takes one input (each input trains its own model); "
                          "train on one recording, then pass --model for the others")
     for o in outputs:
+        if is_plane_target(o):  # a suite2p plane folder
+            check_plane_target(o, 0, req.overwrite)
+            continue
         check_output_path(o, req.overwrite)
         if req.distributed and o.suffix.lower() != ".zarr":
             raise ValueError(f"--workers/--dask-scheduler write zarr stores: use -o "
@@ -165,9 +182,9 @@ def check_device(params: Any) -> None:
         resolve_device(name)
 
 
-def check_data(data: Any, out: Any = None) -> None:
+def check_data(data: Any, out: Any = None, dtype: Any = "float32") -> None:
     """The API's argument checks: ``data`` is an array (not a path, list or None) and
-    ``out`` a float32 array."""
+    ``out`` an array of ``dtype`` (float32)."""
     import numpy as np
 
     if data is None:
@@ -182,11 +199,9 @@ def check_data(data: Any, out: Any = None) -> None:
         raise TypeError(f"data: expected an array of images, got a scalar "
                         f"({type(data).__name__})")
     if out is not None:
-        dt = getattr(out, "dtype", None)
-        if dt is None or np.dtype(dt) != np.float32:
-            raise TypeError(f"out: expected a float32 array, got "
-                            f"{dt if dt is not None else type(out).__name__}; results are "
-                            f"float32 (allocate out with dtype=numpy.float32)")
+        from .out_types import check_out_array
+
+        check_out_array(out, np.dtype(dtype))
 
 
 def load_checked_model(method: Any, model: Any) -> Any:
@@ -242,7 +257,8 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
     :class:`Progress` (and is closed, when it has ``close``, before a message); ``log``
     gets the estimate and the interruption messages."""
     from .errors import InputError
-    from .io import check_output_target, open_array
+    from .io import open_array
+    from .out_types import check_target
 
     m = get(req.method)
     outputs = output_paths(m, req.inputs, req.output)
@@ -261,7 +277,7 @@ def restore_files(req: Request, progress: Callable[[Progress], None] | None = No
         m.check_input(data, params, training=model is None)
         m.check_options(data, params, options)
         grid = m.grid(tuple(data.shape), params)
-        check_output_target(o, grid.shape, req.overwrite)  # disk space, zarr: before work
+        check_target(f, o, tuple(data.shape), grid.shape, req.dtype, req.overwrite)
         preflight(m, data, params, model, quiet=req.quiet, force=req.force, log=log)
         opened.append((f, o, data, axes, grid))
     if req.distributed:
@@ -294,6 +310,8 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     """Open the output, record its chunks and drain the prediction into it."""
     from .io import ChunkRecorder, discard_output, finish_output, open_output
     from .models import RestoreResult
+    from .out_types import output_dtype, record_output_type, unwrap, wrap
+    from .suite2p_out import is_plane_target
 
     shape = tuple(data.shape)
     lay = m.output_layout(model, shape, params)
@@ -302,36 +320,44 @@ def _stream(m, req, model, params, src, output, data, axes, grid, options, progr
     from .pixel_sizes import output_geometry  # the input's pixel sizes, on the output grid
 
     geo = output_geometry(src, axes, len(shape), grid, output)
-    out = open_output(output, grid.shape, req.overwrite, chunks=lay.chunks,
+    dt = output_dtype(req.dtype, "int16" if is_plane_target(output) else "float32")
+    raw = open_output(output, grid.shape, req.overwrite, chunks=lay.chunks,
                       chunk_shape=lay.chunk_shape, metadata=md, axes=ax, unit=lay.unit,
-                      total=lay.total, temporary=True, **geo)
-    where = getattr(out, "__dict__", {}).get("_temp_path", output)
-    recorder = ChunkRecorder(out, lay.total, lay.unit, lay.extra)
+                      total=lay.total, temporary=True, dtype=dt, **geo)
+    out = wrap(raw, dt)  # an integer output: rounded, clipped and counted
+    where = getattr(raw, "__dict__", {}).get("_temp_path", output)
+    recorder = ChunkRecorder(raw, lay.total, lay.unit, lay.extra)
     try:
         written, extra = drain(predict_step(m, data, model, params, req.cancel, out, recorder,
                                             options), progress)
-        fill_constant(data, written)
-        finish_output(out)  # a TIFF goes into place only now, complete
-        result = RestoreResult(written, model, {"neurorestore": {**md["neurorestore"], **extra}},
+        fill_constant(data, out)
+        rec = record_output_type(out, raw, output)  # clipped values: in the provenance
+        if getattr(out, "warning", lambda: None)():
+            log(out.warning())
+        finish_output(raw)  # a TIFF goes into place only now, complete
+        extra = {**extra, **({"output_type": rec} if rec else {})}
+        result = RestoreResult(unwrap(written), model,
+                               {"neurorestore": {**md["neurorestore"], **extra}},
                                m.output_suffix(params), grid.scale_factors, grid.translate_shift)
     except (KeyboardInterrupt, Cancelled):
         _close(progress)
+        nan = "NaN" if dt.kind == "f" else "0"
         log(f"interrupted: {recorder.describe()} were restored and written to {where}"
-            + (" (its 'neurorestore_progress' attribute lists them; the rest reads as NaN); "
+            + (f" (its 'neurorestore_progress' attribute lists them; the rest reads as {nan}); "
                if output.suffix.lower() == ".zarr"
-               else f" (not renamed to {output}: it is incomplete; the rest reads as NaN); ")
+               else f" (not renamed to {output}: it is incomplete; the rest reads as {nan}); ")
             + "run again with --overwrite to redo it")
         raise
     except BaseException:
-        discard_output(out, output)  # nothing in it is a result
+        discard_output(raw, output)  # nothing in it is a result
         raise
     finally:
-        if hasattr(out, "flush"):
+        if hasattr(raw, "flush"):
             try:
-                out.flush()
+                raw.flush()
             except (OSError, ValueError):
                 pass
-        del out
+        del out, raw
     return result
 
 
@@ -373,18 +399,23 @@ def _distribute(m, req, model, params, opened, options, progress) -> list[Outcom
 
 # --------------------------------------------------------------------------- in memory
 def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
-            given: dict | None = None, cancel: Any = None, out: Any = None, **options: Any
-            ) -> Generator[Progress, None, Any]:
+            given: dict | None = None, cancel: Any = None, out: Any = None, dtype: Any = None,
+            **options: Any) -> Generator[Progress, None, Any]:
     """Restore an array in memory (or into ``out``, an array of the output's shape): train
     unless ``model`` (a TrainedModel or a path) is given, then predict. ``given``: the
     parameter values the caller set explicitly (a model's fixed ones are checked against
     them); ``options``: the method's extra inputs, as arrays (sparse: ``reference``,
-    ``labels``). A generator of :class:`Progress` that returns the
+    ``labels``); ``dtype``: the result's type (float32; uint16 or int16: rounded and
+    clipped, see :mod:`.out_types`). A generator of :class:`Progress` that returns the
     :class:`~.models.RestoreResult`."""
+    import warnings
+
     from .models import RestoreResult
+    from .out_types import output_dtype, unwrap, wrap
 
     m = get(method)
-    check_data(data, out)
+    dt = output_dtype(dtype)
+    check_data(data, out, dt)
     model = load_checked_model(m, model)
     params = run_params(m, model, params, given)
     check_device(params)
@@ -395,9 +426,14 @@ def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
     model, _ = yield from train_step(m, data, params, model, cancel, options)
     p = m.prepare_predict(model, shape, params, dict(given or {}), options)
     if out is None:
-        out = m.new_output(grid.shape)
-    out, extra = yield from predict_step(m, data, model, p, cancel, out, "auto", options)
+        out = m.new_output(grid.shape) if dt.kind == "f" else _empty(grid.shape, dt)
+    out = wrap(out, dt)
+    written, extra = yield from predict_step(m, data, model, p, cancel, out, "auto", options)
     fill_constant(data, out)
+    if hasattr(out, "record"):
+        extra = {**extra, "output_type": out.record()}
+        if out.warning():
+            warnings.warn(out.warning(), stacklevel=2)
     yield Progress("done", 1, 1, message="done")
-    return RestoreResult(out, model, provenance(m, model, p, shape, extra), m.output_suffix(p),
+    return RestoreResult(unwrap(written), model, provenance(m, model, p, shape, extra), m.output_suffix(p),
                          grid.scale_factors, grid.translate_shift)

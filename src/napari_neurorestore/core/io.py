@@ -246,8 +246,8 @@ def read_array(path: str | os.PathLike, lazy: bool = True) -> tuple[Any, str]:
 def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool = False,
                      metadata: dict | None = None, scale: Sequence[float] | None = None,
                      space_unit: str | None = None, time_unit: str | None = None,
-                     temporary: bool = False) -> np.memmap:
-    """Create a float32 TIFF of ``shape`` on disk and return it memory-mapped for writing.
+                     temporary: bool = False, dtype: Any = np.float32) -> np.memmap:
+    """Create a float32 (or ``dtype``: uint16, int16; see :mod:`.out_types`) TIFF of ``shape`` on disk and return it memory-mapped for writing.
 
     Results are written chunk by chunk, so the output never needs to fit in memory.
     ``metadata`` (with ``"axes"``) goes into the description as JSON. With ``scale`` (the
@@ -264,7 +264,8 @@ def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite:
     from .ome import tiff_scale_kwargs
 
     p = check_output_path(path, overwrite)
-    nbytes = int(np.prod(shape)) * 4
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
     check_free_space(p.parent if str(p.parent) else ".", nbytes, str(p))
     md = {"axes": "TYX" if len(shape) == 3 else ("TZYX" if len(shape) == 4 else None)}
     if metadata:
@@ -282,12 +283,13 @@ def open_output_tiff(path: str | os.PathLike, shape: tuple[int, ...], overwrite:
     target = incomplete_path(p) if temporary else p
     if target.exists():
         target.unlink()
-    mm = tifffile.memmap(target, shape=shape, dtype=np.float32,
+    mm = tifffile.memmap(target, shape=shape, dtype=dtype,
                          bigtiff=nbytes > 2**31 - 2**25, photometric="minisblack",
                          metadata=md, **kw)
     mm = mm.view(ReleasingMemmap)
     if temporary:
-        _fill_nan(mm)
+        if dtype.kind == "f":  # an integer output has no NaN: unwritten reads as 0
+            _fill_nan(mm)
         mm.__dict__["_final_path"] = p
         mm.__dict__["_temp_path"] = target
     return mm
@@ -312,6 +314,9 @@ def finish_output(out: Any) -> Path | None:
     temp = out.__dict__["_temp_path"]
     out.flush()
     os.replace(temp, final)
+    done = out.__dict__.get("_on_finish")  # a suite2p plane folder: its ops, written last
+    if done is not None:
+        done()
     return Path(final)
 
 
@@ -364,7 +369,7 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
                 unit: str = "frames", total: int | None = None,
                 scale: Sequence[float] | None = None, translate: Sequence[float] | None = None,
                 space_unit: str | None = None, time_unit: str | None = None,
-                temporary: bool = False) -> Any:
+                temporary: bool = False, dtype: Any = np.float32) -> Any:
     """Create the output of a streamed run and return it for chunk-by-chunk writing.
 
     ``*.zarr`` -> a float32 zarr array chunked ``chunks`` frames along time (whole frames,
@@ -384,19 +389,27 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
     ``overwrite``; a missing/unwritable folder, bad metadata or too little disk space fails
     here, before any work. ``temporary``: a TIFF is written under a temporary name and
     filled with NaN (see :func:`open_output_tiff`; :func:`finish_output` puts it in place).
+    ``dtype``: uint16 or int16 instead of float32 (unwritten voxels then read as 0; see
+    :mod:`.out_types`); a folder (no extension) or ``.../data.bin``: a suite2p plane folder
+    (:mod:`.suite2p_out`).
     """
     p = Path(path)
+    from .suite2p_out import is_plane_target, open_plane_output
+
+    if is_plane_target(path):
+        return open_plane_output(path, shape, overwrite, metadata=metadata, dtype=dtype,
+                                 memmap_class=ReleasingMemmap)
     if not is_zarr_path(p) or p.suffix.lower() in (".tif", ".tiff"):
         md = dict(metadata or {})
         if axes and len(axes) == len(shape):
             md["axes"] = axes
         return open_output_tiff(p, shape, overwrite, metadata=md, scale=scale,
                                 space_unit=space_unit, time_unit=time_unit,
-                                temporary=temporary)
+                                temporary=temporary, dtype=dtype)
     return create_zarr_output(p, shape, overwrite, chunks=chunks, metadata=metadata, axes=axes,
                               compress=compress, chunk_shape=chunk_shape, unit=unit,
                               total=total, scale=scale, translate=translate,
-                              space_unit=space_unit, time_unit=time_unit)
+                              space_unit=space_unit, time_unit=time_unit, dtype=dtype)
 
 
 def is_incomplete(path: str | os.PathLike) -> str | None:

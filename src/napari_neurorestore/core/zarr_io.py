@@ -111,10 +111,13 @@ def create_zarr_output(path: str | os.PathLike, shape: tuple[int, ...], overwrit
                        unit: str = "frames", total: int | None = None,
                        scale: Sequence[float] | None = None,
                        translate: Sequence[float] | None = None,
-                       space_unit: str | None = None, time_unit: str | None = None) -> Any:
+                       space_unit: str | None = None, time_unit: str | None = None,
+                       dtype: Any = "float32") -> Any:
     """The zarr part of :func:`core.io.open_output` (see there)."""
     zarr = _require("zarr")
     p = check_output_target(path, shape, overwrite, compress)
+    dtype = np.dtype(dtype)  # an integer output has no NaN: unwritten voxels read as 0
+    fill = float("nan") if dtype.kind == "f" else 0
     ome = is_ome_zarr_path(p)
     if ome:  # validate the metadata before deleting anything
         ms = ngff_multiscales(shape, axes, scale, translate, space_unit, time_unit,
@@ -142,7 +145,7 @@ def create_zarr_output(path: str | os.PathLike, shape: tuple[int, ...], overwrit
         if compress:
             kw["compressors"] = zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
         return zarr.create_array(store=str(p), shape=shape, chunks=chunk_shape,
-                                 dtype="float32", fill_value=float("nan"), attributes=attrs,
+                                 dtype=dtype, fill_value=fill, attributes=attrs,
                                  **kw)
     # NGFF 0.4 is zarr format 2 with "/" chunk keys; provenance on the image (root) group,
     # the progress record on the array that the writers update
@@ -151,8 +154,8 @@ def create_zarr_output(path: str | os.PathLike, shape: tuple[int, ...], overwrit
     root = zarr.open_group(str(p), mode="w", zarr_format=2)
     root.attrs.update({**attrs, **ms})
     comp = Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE) if compress else None
-    return root.create_array("0", shape=shape, chunks=chunk_shape, dtype="float32",
-                             fill_value=float("nan"), compressors=comp,
+    return root.create_array("0", shape=shape, chunks=chunk_shape, dtype=dtype,
+                             fill_value=fill, compressors=comp,
                              chunk_key_encoding={"name": "v2", "separator": "/"},
                              attributes={PROGRESS_ATTR: progress})
 
