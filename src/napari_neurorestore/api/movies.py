@@ -43,6 +43,10 @@ def restore(
     out : array-like, optional
         Where to write the result (e.g. a memmap of the output shape); allocated as
         float32 when None.
+    dtype : {"float32", "uint16", "int16"}, optional
+        The output type (default float32). Integer outputs keep the input's units, rounded
+        to nearest and clipped, with the counts in the provenance; ``out`` must then be of
+        that type.
     progress : callable, optional
         Called with every :class:`~napari_neurorestore.core.progress.Progress` report.
     cancel : CancelToken, optional
@@ -124,22 +128,9 @@ def denoise(
     epochs : int, optional
         Passes over the training patches (the run stops at the first of ``epochs`` and
         ``train_seconds``).
-    train_seconds : float, optional
-        Training budget in seconds.
-    seed : int or None, default 0
-        Random seed of the training (None: a fresh one).
-    device : str, default "auto"
-        ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    model : TrainedModel or path, optional
-        Skip training and apply this model (a path is loaded with ``load_model``).
-    out : array-like, optional
-        Where to write the result (e.g. a memmap); allocated as float32 when None.
-    progress : callable, optional
-        Called with every :class:`~napari_neurorestore.core.progress.Progress`.
-    cancel : CancelToken, optional
-        Set it from another thread to stop (raises ``Cancelled``).
-    return_model : bool, default False
-        Also return the trained model.
+    train_seconds, seed, device, model, out, dtype, progress, cancel, return_model
+        The training budget in seconds (60), the random seed (0; None: a fresh one), the
+        compute device ("auto"); the others as for :func:`restore`.
     **params
         Any other field of
         :class:`napari_neurorestore.core.methods.denoise.spec.DenoiseParams` (defaults
@@ -226,24 +217,9 @@ def sparse(
     labels : array-like, optional
         A (y, x) ROI label image for the trace figures of ``simulate`` (default: the most
         active tiles).
-    train_seconds : float or None, default 60.0
-        Training budget in seconds.
-    seed : int or None, default 0
-        Random seed of the training (None: a fresh one).
-    device : str, default "auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-    model : TrainedModel or path, optional
-        Skip training and apply this model.
-    out : array-like, optional
-        Where to write the result (shape: ``core.methods.sparse.output_shape``).
-    progress : callable, optional
-        Called with every :class:`~napari_neurorestore.core.progress.Progress`.
-    cancel : CancelToken, optional
-        Set it from another thread to stop (raises ``Cancelled``).
-    return_model : bool, default False
-        Also return the trained model.
-    return_result : bool, default False
-        Return the full ``RestoreResult`` (data, model, metadata, grid) instead.
+    train_seconds, seed, device, model, out, dtype, progress, cancel, return_model, return_result
+        The training budget in seconds (60), the random seed (0; None: a fresh one), the
+        compute device ("auto"); the others as for :func:`restore`.
     **params
         Any other field of
         :class:`napari_neurorestore.core.methods.sparse.spec.SparseParams` (defaults

@@ -51,24 +51,9 @@ def upsample(
     prior : {"none", "simulated"}, default "none"
         ``"none"``: learn from the input alone; ``"simulated"``: also learn from a
         simulated neuron volume at the true scale.
-    train_seconds : float or None, default 60.0
-        Training budget in seconds.
-    seed : int or None, default 0
-        Random seed of the training (None: a fresh one).
-    device : str, default "auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-    model : TrainedModel or path, optional
-        Skip training and apply this model.
-    out : array-like, optional
-        Where to write the result (e.g. a memmap or zarr array of the output shape).
-    progress : callable, optional
-        Called with every :class:`~napari_neurorestore.core.progress.Progress`.
-    cancel : CancelToken, optional
-        Set it from another thread to stop (raises ``Cancelled``).
-    return_model : bool, default False
-        Also return the trained model.
-    return_result : bool, default False
-        Return the full ``RestoreResult`` (data, model, metadata, grid) instead.
+    train_seconds, seed, device, model, out, dtype, progress, cancel, return_model, return_result
+        The training budget in seconds (60), the random seed (0; None: a fresh one), the
+        compute device ("auto"); the others as for :func:`restore`.
     **params
         Any other field of
         :class:`napari_neurorestore.core.methods.upsample.spec.UpsampleParams` (defaults
@@ -146,24 +131,9 @@ def isotropize(
     sigma_z : float, optional
         Axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None:
         estimated from the data's axial and lateral spectra).
-    train_seconds : float or None, default 60.0
-        Training budget in seconds.
-    seed : int or None, default 0
-        Random seed of the training (None: a fresh one).
-    device : str, default "auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-    model : TrainedModel or path, optional
-        Skip training and apply this model (its z ratio is used).
-    out : array-like, optional
-        Where to write the result (shape (round((z - 1) R) + 1, y, x)).
-    progress : callable, optional
-        Called with every :class:`~napari_neurorestore.core.progress.Progress`.
-    cancel : CancelToken, optional
-        Set it from another thread to stop (raises ``Cancelled``).
-    return_model : bool, default False
-        Also return the trained model.
-    return_result : bool, default False
-        Return the full ``RestoreResult`` (data, model, metadata, grid) instead.
+    train_seconds, seed, device, model, out, dtype, progress, cancel, return_model, return_result
+        The training budget in seconds (60), the random seed (0; None: a fresh one), the
+        compute device ("auto"); the others as for :func:`restore`.
     **params
         Any other field of
         :class:`napari_neurorestore.core.methods.isotropize.spec.IsotropizeParams`
