@@ -17,7 +17,6 @@ The dataclass still validates the values (``get_params`` raises ValueError).
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from typing import Any
 
@@ -25,6 +24,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 
 from ..core.device import DEVICES
 from ..core.methods import names, params_for
+from ..core.params import field_docs
 
 #: the ``field(metadata=...)`` keys the form reads (each overrides the tables below)
 METADATA_KEYS = ("label", "min", "max", "step", "help", "choices")
@@ -100,24 +100,6 @@ def _z_ratio_from_layer(layer: Any) -> float | None:
 LAYER_HINTS: dict[str, tuple[Any, str]] = {
     "z_ratio": (_z_ratio_from_layer, "Filled in from the layer's scale (z over x) when set."),
 }
-
-
-def docstring_fields(cls: type) -> dict[str, str]:
-    """``name : text`` (or ``a, b : text``) entries of a parameter dataclass's docstring."""
-    out: dict[str, str] = {}
-    names: list[str] = []
-    for line in (cls.__doc__ or "").splitlines():
-        m = re.match(r"^\s*(\w+(?:\s*,\s*\w+)*) : (.*)$", line)
-        if m:
-            names = [n.strip() for n in m.group(1).split(",")]
-            for n in names:
-                out[n] = m.group(2).strip()
-        elif names and line.strip():
-            for n in names:
-                out[n] += " " + line.strip()
-        else:
-            names = []
-    return out
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -259,7 +241,7 @@ class ParamForm:
         self.fixed = {}
         self.method = method
         hints = typing.get_type_hints(cls)
-        docs = docstring_fields(cls)
+        docs = field_docs(cls)  # the CLI's help reads the same entries
         for f in dataclasses.fields(cls):
             w = make_param_widget(method, f, hints.get(f.name, Any), docs.get(f.name, ""))
             self.widgets[f.name] = w

@@ -1,7 +1,7 @@
 """Python API: plain functions over the restoration core (numpy in, numpy out).
 
-The functions live in ``api/movies.py`` (``restore``, ``denoise``, ``sparse``) and
-``api/volumes.py`` (``upsample``, ``isotropize``); import them from here.
+The functions live in ``api/functions.py`` and the checks and the one engine run they
+share in ``api/_common.py``; import them from here.
 
 >>> from napari_neurorestore import denoise
 >>> restored = denoise(movie, train_seconds=60, seed=0)     # doctest: +SKIP
@@ -10,7 +10,6 @@ The functions live in ``api/movies.py`` (``restore``, ``denoise``, ``sparse``) a
 """
 
 
-from .movies import denoise, restore, sparse
-from .volumes import isotropize, upsample
+from .functions import denoise, isotropize, restore, sparse, upsample
 
 __all__ = ["restore", "denoise", "sparse", "upsample", "isotropize"]

@@ -82,17 +82,17 @@ The parameter-merge rule for a loaded model (:meth:`Method.merge_params`) and th
 metadata (:func:`metadata_for`) are written here once; the predict tail (count, cancel
 message, ETA) is :class:`~napari_neurorestore.core.progress.PredictTally`.
 
-The contract is written in parts, one mixin each (``base/presentation.py``,
-``parameters.py``, ``geometry.py``, ``cost.py``, ``running.py``; the capabilities are here),
-and the shared types in ``base/shared.py``. Importing this package does not import torch.
+The contract is written in parts, one mixin each: ``base/presentation.py``,
+``parameters.py``, ``geometry.py`` (geometry and cost) and ``running.py``; the
+capabilities are on :class:`Method` itself, and the shared types in ``base/shared.py``.
+Importing this package does not import torch.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from .cost import Cost
-from .geometry import Geometry
+from .geometry import Cost, Geometry
 from .parameters import Parameters
 from .presentation import Presentation
 from .running import Running
