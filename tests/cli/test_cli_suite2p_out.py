@@ -14,7 +14,7 @@ import pytest
 
 from napari_neurorestore.cli.main import main
 from napari_neurorestore.core import engine
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FAST = ["--train-seconds", "0.5", "--epochs", "1", "--device", "cpu", "-q"]

@@ -13,7 +13,7 @@ import tifffile
 from napari_neurorestore.cli.main import main
 from napari_neurorestore.core import engine, io
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods.denoise_spec import DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.out_types import IntegerOutput, output_dtype
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
