@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from napari_neurorestore.core.io import ChunkRecorder
 from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import CancelToken, PredictTally, Progress
+from napari_neurorestore.core.zarr_io import ChunkRecorder
 
 from .spec import FifthParams
 

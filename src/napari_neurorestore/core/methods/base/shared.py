@@ -30,7 +30,7 @@ class OutputLayout:
     ``chunks``: frames per zarr chunk for frame-chunked outputs; ``chunk_shape``: the chunk
     shape of tiled outputs (one chunk per tile); ``axes``: the output's axes (None: the
     input's, when they match the output's rank); ``unit``/``total``/``extra``: what the
-    :class:`~napari_neurorestore.core.io.ChunkRecorder` counts (None total: the frames).
+    :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder` counts (None total: the frames).
     """
 
     chunks: int = 64
