@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli import main
-from napari_neurorestore.core import io
+from napari_neurorestore.core import zarr_io
 
 zarr = pytest.importorskip("zarr")
 
@@ -19,8 +19,8 @@ def test_denoise_writes_ome_zarr(tmp_path, tiny_movie):
     group = zarr.open_group(str(out), mode="r")
     assert group.attrs["multiscales"][0]["version"] == "0.4"
     assert group.attrs["neurorestore"]["method"] == "denoise"
-    assert io.output_progress(out)["complete"]
-    arr, axes = io.open_zarr(out)
+    assert zarr_io.output_progress(out)["complete"]
+    arr, axes = zarr_io.open_zarr(out)
     assert axes == "TYX" and arr.shape == (24, 40, 40) and np.isfinite(np.asarray(arr)).all()
     models = pytest.importorskip("ome_zarr_models.v04.image")
     models.Image.from_zarr(group)

@@ -87,7 +87,9 @@ def read_zarr_layer(path):
     """A zarr array, an OME-Zarr image or a napari-neurorestore output store, as a lazy
     (dask) layer, with the OME-Zarr's pixel sizes as scale and its translation as translate.
     A store still being written shows NaN for frames not yet restored."""
-    from .core.io import PROGRESS_ATTR, read_array, zarr_attrs, zarr_geometry
+    from .core.arrays import PROGRESS_ATTR
+    from .core.io import read_array
+    from .core.zarr_io import zarr_attrs, zarr_geometry
 
     path = str(path).rstrip("/\\")
     data, axes = read_array(path, lazy=True)

@@ -24,8 +24,10 @@ def write_image(path: str, data, attributes: dict) -> list[str]:
     import numpy as np
     import tifffile
 
-    from .core.io import _default_axes, _imagej_axes, check_output_path
+    from .core.arrays import _default_axes
+    from .core.io import _imagej_axes
     from .core.ome import tiff_scale_kwargs
+    from .core.paths import check_output_path
 
     try:
         p = check_output_path(path, overwrite=False)

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli import main
-from napari_neurorestore.core import io
+from napari_neurorestore.core import arrays, io, paths, zarr_io
 from napari_neurorestore.core.simulate import simulate_calcium_movie
 
 zarr = pytest.importorskip("zarr")
@@ -44,7 +44,7 @@ def test_zarr_output_equals_tiff_output(files, tmp_path, capsys):
     z = zarr.open_array(out, mode="r")
     assert z.chunks == (7, 24, 28) and z.dtype == np.float32
     np.testing.assert_allclose(z[:], tifffile.imread(files / "a_ref.tif"), rtol=1e-5, atol=1e-4)
-    assert z.attrs[io.PROGRESS_ATTR]["complete"]
+    assert z.attrs[arrays.PROGRESS_ATTR]["complete"]
     md = z.attrs["neurorestore"]
     assert md["method"] == "denoise" and md["source"].endswith("a.tif")
 
@@ -77,7 +77,7 @@ def test_two_dask_workers_equal_single_process(files, tmp_path):
                      str(files / "m.pt"), "-q", "--chunk-frames", "7"]) == 0
         ref = zarr.open_array(single, mode="r")[:]
         got = zarr.open_array(outdir / f"{name}_denoised.ome.zarr" / "0", mode="r")
-        assert got.attrs[io.PROGRESS_ATTR]["complete"]
+        assert got.attrs[arrays.PROGRESS_ATTR]["complete"]
         assert np.abs(got[:] - ref).max() <= 1e-5 * float(np.ptp(ref))
 
 
@@ -107,7 +107,7 @@ def test_bad_output_fails_before_any_work(files, tmp_path, capsys, monkeypatch):
     class Usage:
         free = 10
 
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: Usage)
+    monkeypatch.setattr(paths.shutil, "disk_usage", lambda _: Usage)
     assert main(["denoise", a, "-o", str(tmp_path / "o.zarr"), *COMMON]) == 2
     assert "not enough free disk space" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists()
@@ -124,7 +124,7 @@ def test_bad_output_fails_before_any_work(files, tmp_path, capsys, monkeypatch):
 def test_interrupt_leaves_a_partial_store_and_says_how_far(files, tmp_path, capsys,
                                                            monkeypatch):
     calls = []
-    original = io.ChunkRecorder.__call__
+    original = zarr_io.ChunkRecorder.__call__
 
     def interrupt_after_two(self, a, b):
         original(self, a, b)
@@ -132,7 +132,7 @@ def test_interrupt_leaves_a_partial_store_and_says_how_far(files, tmp_path, caps
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.ChunkRecorder, "__call__", interrupt_after_two)
+    monkeypatch.setattr(zarr_io.ChunkRecorder, "__call__", interrupt_after_two)
     out = tmp_path / "p.zarr"
     rc = main(["denoise", str(files / "a.tif"), "-o", str(out), "--model", str(files / "m.pt"),
                "-q", "--chunk-frames", "7"])
@@ -140,7 +140,7 @@ def test_interrupt_leaves_a_partial_store_and_says_how_far(files, tmp_path, caps
     err = capsys.readouterr().err
     assert "14 of 40 frames were restored and written" in err and "--overwrite" in err
     z = zarr.open_array(out, mode="r")
-    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 14]]
+    assert z.attrs[arrays.PROGRESS_ATTR]["done_ranges"] == [[0, 14]]
     ref = tifffile.imread(files / "a_ref.tif")
     np.testing.assert_allclose(z[:14], ref[:14], rtol=1e-5, atol=1e-4)
     assert np.isnan(z[14:]).all()
@@ -168,7 +168,7 @@ def test_cancelling_a_distributed_run_leaves_consistent_stores(files, tmp_path):
     recorded = 0
     for name in ("a", "b"):
         z = zarr.open_array(tmp_path / f"{name}.zarr", mode="r")
-        prog = z.attrs[io.PROGRESS_ATTR]
+        prog = z.attrs[arrays.PROGRESS_ATTR]
         recorded += prog["frames_done"]
         for a, b in prog["done_ranges"]:  # what the record says is done, is there
             assert not np.isnan(z[a:b]).any()

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli import main
-from napari_neurorestore.core import io
+from napari_neurorestore.core import arrays, io, paths, zarr_io
 from napari_neurorestore.core.methods.upsample.spec import bin_array
 from napari_neurorestore.core.simulate import simulate_calcium_movie, simulate_neuron_volume
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (tests/conftest.py)
 def interrupt_after(monkeypatch, n_calls: int) -> None:
     """Ctrl-C right after the ``n_calls``-th chunk/tile is recorded."""
     calls = []
-    original = io.ChunkRecorder.__call__
+    original = zarr_io.ChunkRecorder.__call__
 
     def interrupting(self, a, b):
         original(self, a, b)
@@ -32,7 +32,7 @@ def interrupt_after(monkeypatch, n_calls: int) -> None:
         if len(calls) == n_calls:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.ChunkRecorder, "__call__", interrupting)
+    monkeypatch.setattr(zarr_io.ChunkRecorder, "__call__", interrupting)
 
 
 def no_training(monkeypatch, module) -> None:
@@ -62,12 +62,12 @@ def check_bad_outputs(argv_for, method_module, tmp_path, capsys, monkeypatch) ->
     class Usage:
         free = 10
 
-    disk_usage = io.shutil.disk_usage
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: Usage)
+    disk_usage = paths.shutil.disk_usage
+    monkeypatch.setattr(paths.shutil, "disk_usage", lambda _: Usage)
     assert main(argv_for(tmp_path / "o.zarr")) == 2
     assert "not enough free disk space" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists()
-    monkeypatch.setattr(io.shutil, "disk_usage", disk_usage)
+    monkeypatch.setattr(paths.shutil, "disk_usage", disk_usage)
     existing = tmp_path / "e.zarr"
     io.open_output(existing, (3, 4, 4), chunks=1)[:] = 7.0
     assert main(argv_for(existing)) == 2
@@ -100,7 +100,7 @@ def test_upsample_zarr_round_trip(up_files, tmp_path, capsys):
     assert z.shape == (22, 52, 44) and z.dtype == np.float32 and z.chunks == (18, 18, 18)
     np.testing.assert_allclose(z[:], tifffile.imread(up_files / "ref.tif"), **TOL)
     assert z.attrs["axes"] == "ZYX" and z.attrs["neurorestore"]["method"] == "upsample"
-    prog = z.attrs[io.PROGRESS_ATTR]
+    prog = z.attrs[arrays.PROGRESS_ATTR]
     assert prog["complete"] and prog["tiles_done"] == prog["tiles_total"] == 2 * 3 * 3
     # a zarr store as the input (read tile by tile): the same result
     src = tmp_path / "in.zarr"
@@ -122,7 +122,7 @@ def test_upsample_interrupt_leaves_a_partial_store(up_files, tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "2 of 18 tiles were restored and written" in err and "--overwrite" in err
     z = zarr.open_array(out, mode="r")
-    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 2]]
+    assert z.attrs[arrays.PROGRESS_ATTR]["done_ranges"] == [[0, 2]]
     ref = tifffile.imread(up_files / "ref.tif")
     np.testing.assert_allclose(z[:18, :18, :36], ref[:18, :18, :36], **TOL)
     assert np.isnan(z[:18, :18, 36:]).all() and np.isnan(z[18:]).all()
@@ -160,7 +160,7 @@ def test_sparse_zarr_round_trip(sp_files, tmp_path, capsys):
     z = zarr.open_array(out, mode="r")
     assert z.shape == (23, 40, 36) and z.chunks == (4, 40, 36)
     np.testing.assert_allclose(z[:], tifffile.imread(sp_files / "ref.tif"), **TOL)
-    assert z.attrs[io.PROGRESS_ATTR]["complete"]
+    assert z.attrs[arrays.PROGRESS_ATTR]["complete"]
     assert z.attrs["neurorestore"]["method"] == "sparse"
 
 
@@ -174,7 +174,7 @@ def test_sparse_simulate_into_zarr(sp_files, tmp_path, capsys):
     assert "cubic interpolation" in capsys.readouterr().out
     z = zarr.open_array(out, mode="r")
     assert z.shape == (12, 40, 36) and not np.isnan(z[:]).any()
-    assert z.attrs[io.PROGRESS_ATTR]["complete"]
+    assert z.attrs[arrays.PROGRESS_ATTR]["complete"]
 
 
 def test_sparse_interrupt_leaves_a_partial_store(sp_files, tmp_path, capsys, monkeypatch):
@@ -186,7 +186,7 @@ def test_sparse_interrupt_leaves_a_partial_store(sp_files, tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert "15 of 23 frames were restored and written" in err and "--overwrite" in err
     z = zarr.open_array(out, mode="r")
-    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 15]]
+    assert z.attrs[arrays.PROGRESS_ATTR]["done_ranges"] == [[0, 15]]
     np.testing.assert_allclose(z[:15], tifffile.imread(sp_files / "ref.tif")[:15], **TOL)
     assert np.isnan(z[15:]).all()
 
@@ -226,7 +226,7 @@ def test_isotropize_zarr_round_trip(iso_files, tmp_path, capsys):
     z = zarr.open_array(out, mode="r")
     assert z.shape == (19, 45, 37) and z.chunks == (19, 17, 17)
     np.testing.assert_allclose(z[:], tifffile.imread(iso_files / "ref.tif"), **TOL)
-    prog = z.attrs[io.PROGRESS_ATTR]
+    prog = z.attrs[arrays.PROGRESS_ATTR]
     assert prog["complete"] and prog["tiles_total"] == 9
     assert z.attrs["axes"] == "ZYX" and z.attrs["neurorestore"]["method"] == "isotropize"
 
@@ -241,7 +241,7 @@ def test_isotropize_interrupt_leaves_a_partial_store(iso_files, tmp_path, capsys
     err = capsys.readouterr().err
     assert "2 of 9 tiles were restored and written" in err and "--overwrite" in err
     z = zarr.open_array(out, mode="r")
-    assert z.attrs[io.PROGRESS_ATTR]["done_ranges"] == [[0, 2]]
+    assert z.attrs[arrays.PROGRESS_ATTR]["done_ranges"] == [[0, 2]]
     ref = tifffile.imread(iso_files / "ref.tif")
     np.testing.assert_allclose(z[:, :17, :34], ref[:, :17, :34], **TOL)
     assert np.isnan(z[:, :17, 34:]).all() and np.isnan(z[:, 17:]).all()
@@ -274,7 +274,7 @@ def test_upsample_two_dask_workers_equal_single_process(up_files, tmp_path, caps
     assert "2 local dask worker(s)" in r.stdout
     z = zarr.open_array(out, mode="r")
     assert z.chunks == (18, 18, 18)
-    prog = z.attrs[io.PROGRESS_ATTR]
+    prog = z.attrs[arrays.PROGRESS_ATTR]
     assert prog["complete"] and prog["done_ranges"] == [[0, 18]]
     ref = tifffile.imread(up_files / "ref.tif")
     assert np.abs(z[:] - ref).max() <= 1e-5 * float(np.ptp(ref))

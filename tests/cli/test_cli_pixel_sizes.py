@@ -22,7 +22,8 @@ def calibrated(tmp_path):
 
 def test_upsampled_ome_zarr_carries_scale_and_origin_shift(calibrated, tmp_path):
     pytest.importorskip("zarr")
-    from napari_neurorestore.core.io import read_array, zarr_geometry
+    from napari_neurorestore.core.io import read_array
+    from napari_neurorestore.core.zarr_io import zarr_geometry
 
     out = tmp_path / "up.ome.zarr"
     assert main(["upsample", str(calibrated), "-o", str(out), *UP]) == 0

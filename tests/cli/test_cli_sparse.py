@@ -66,6 +66,17 @@ def test_cli_reference_training(sparse_path, full_path, tmp_path, capsys):
     assert tifffile.imread(out).shape == (24, 40, 40)
 
 
+def test_cli_refuses_a_reference_of_another_rig_before_any_work(sparse_path, tmp_path,
+                                                                  capsys):
+    """A reference whose frames are not the input's lines x factor is refused by the
+    method's check_options, the one the Restore dock's reference picker gets."""
+    ref, out = tmp_path / "ref.tif", tmp_path / "o.tif"
+    tifffile.imwrite(ref, np.ones((4, 40, 20), np.float32))  # lines of 20, not 40 pixels
+    assert main(["sparse", str(sparse_path), "-o", str(out), "--reference", str(ref),
+                 *FAST]) == 2
+    assert "do not match the input's" in capsys.readouterr().err and not out.exists()
+
+
 @pytest.mark.parametrize("factor, match", [("1", "factor must be between 2 and 16"),
                                            ("16", "larger than the data allows")])
 def test_cli_bad_factor(tmp_path, tiny_movie, capsys, factor, match):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_neurorestore.core import engine, io
+from napari_neurorestore.core import arrays, engine
 from napari_neurorestore.core.methods import get
 from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.sparse import heavy as sp
@@ -64,7 +64,7 @@ def test_one_dask_worker_equals_single_process(name, make, scheduler, tmp_path):
     assert done.where == scheduler and not done.trained
     z = zarr.open_array(tmp_path / "o.zarr", mode="r")
     np.testing.assert_allclose(z[:], whole, rtol=1e-5, atol=1e-4)
-    prog = z.attrs[io.PROGRESS_ATTR]
+    prog = z.attrs[arrays.PROGRESS_ATTR]
     assert prog["complete"] and prog["done_ranges"] == [[0, parts]]
 
 

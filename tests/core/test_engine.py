@@ -54,7 +54,7 @@ def test_a_model_of_another_method_is_refused(movie_path, tmp_path, no_training)
 
 def test_simulation_labels_of_another_shape_are_refused_before_training(
         movie_path, tmp_path, monkeypatch):
-    from napari_neurorestore.core.io import InputError
+    from napari_neurorestore.core.errors import InputError
 
     def train(*a, **k):
         raise AssertionError("trained before the checks")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_neurorestore.core import io, ome
+from napari_neurorestore.core import arrays, io, ome, zarr_io
 
 zarr = pytest.importorskip("zarr")
 
@@ -37,7 +37,7 @@ def test_ome_zarr_validates_against_ngff_04(tmp_path):
     assert list(tr[0].scale) == SCALE and list(tr[1].translation) == TRANSLATE
     # provenance on the image, progress record on the array
     assert group.attrs["neurorestore"] == PROV["neurorestore"]
-    assert io.PROGRESS_ATTR in group["0"].attrs
+    assert arrays.PROGRESS_ATTR in group["0"].attrs
     # the validator is real: a wrong axis order is refused
     bad = dict(group.attrs)
     bad["multiscales"][0]["axes"] = bad["multiscales"][0]["axes"][::-1]
@@ -57,11 +57,11 @@ def test_ome_zarr_geometry_round_trip(tmp_path, shape, axes, scale, translate):
                        space_unit="micrometer")
     data = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
     z[:] = data
-    io.ChunkRecorder(z)(0, shape[0])  # recorded complete, as the core does (else: partial)
-    arr, got_axes = io.open_zarr(p)
+    zarr_io.ChunkRecorder(z)(0, shape[0])  # recorded complete, as the core does (else: partial)
+    arr, got_axes = zarr_io.open_zarr(p)
     assert got_axes == axes
     np.testing.assert_array_equal(np.asarray(arr), data)
-    geo = io.zarr_geometry(p)
+    geo = zarr_io.zarr_geometry(p)
     assert geo["scale"] == pytest.approx(scale)
     assert geo["translate"] == pytest.approx(translate or [0.0] * len(shape))
 
@@ -79,26 +79,26 @@ def test_ome_zarr_progress_and_chunked_writes(tmp_path):
     p = tmp_path / "o.ome.zarr"
     z = _write_ome(p, chunks=2)
     assert z.chunks == (2, 1, 8, 8)
-    rec = io.ChunkRecorder(z)
+    rec = zarr_io.ChunkRecorder(z)
     z[0:2] = 1.0
     rec(0, 2)
     z[4:6] = 3.0
     rec(4, 6)
-    prog = io.output_progress(p)
+    prog = zarr_io.output_progress(p)
     assert prog["done_ranges"] == [[0, 2], [4, 6]] and not prog["complete"]
-    assert io.output_progress(z) == prog
+    assert zarr_io.output_progress(z) == prog
     arr, _ = io.read_array(p, lazy=False)
     assert np.isnan(arr[2:4]).all() and (arr[4:] == 3).all()
     # our reader shows the record; a dask worker reopens the data array by path
     from napari_neurorestore._reader import read_zarr_layer
 
     meta = read_zarr_layer(p)[0][1]["metadata"]
-    assert meta[io.PROGRESS_ATTR]["frames_done"] == 4
+    assert meta[arrays.PROGRESS_ATTR]["frames_done"] == 4
     assert meta["neurorestore"] == PROV["neurorestore"]
-    w = io.output_array(p)
+    w = zarr_io.output_array(p)
     w[2:4] = 2.0
     rec(2, 4)
-    assert io.output_progress(p)["complete"]
+    assert zarr_io.output_progress(p)["complete"]
     # the report finds our provenance
     from napari_neurorestore.core.report import read_provenance
 
@@ -112,17 +112,17 @@ def test_ome_zarr_bad_metadata_fails_before_replacing(tmp_path):
         io.open_output(p, (6, 2, 8, 8), overwrite=True, axes="TZYX", scale=[1.0, 1.0])
     with pytest.raises(ValueError, match="unit"):
         io.open_output(p, (6, 2, 8, 8), overwrite=True, axes="TZYX", space_unit="furlong")
-    assert (np.asarray(io.open_zarr(p)[0]) == 7.0).all()   # the old store is intact
+    assert (np.asarray(zarr_io.open_zarr(p)[0]) == 7.0).all()   # the old store is intact
     with pytest.raises(FileExistsError):
         io.open_output(p, (6, 2, 8, 8))
     z = io.open_output(p, (3, 8, 8), overwrite=True)     # defaults: t, y, x with scale 1
-    assert io.zarr_geometry(p)["scale"] == [1.0, 1.0, 1.0] and z.shape == (3, 8, 8)
+    assert zarr_io.zarr_geometry(p)["scale"] == [1.0, 1.0, 1.0] and z.shape == (3, 8, 8)
 
 
 def test_plain_zarr_unchanged(tmp_path):
     z = io.open_output(tmp_path / "o.zarr", (4, 8, 8), chunks=2, axes="TYX", scale=[1, 2, 2])
     assert "multiscales" not in z.attrs and z.attrs["axes"] == "TYX"
-    assert io.zarr_geometry(tmp_path / "o.zarr") is None
+    assert zarr_io.zarr_geometry(tmp_path / "o.zarr") is None
 
 
 def test_ngff_axes_and_units():

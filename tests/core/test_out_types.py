@@ -11,7 +11,7 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli.main import main
-from napari_neurorestore.core import engine, io
+from napari_neurorestore.core import engine, io, paths, zarr_io
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.out_types import IntegerOutput, output_dtype
@@ -111,10 +111,10 @@ def test_cli_dtype_writes_the_type_and_records_it(files, tmp_path, dtype, suffix
             a = tf.asarray()
             md = json.loads(tf.pages.first.description)["neurorestore"]
     else:
-        a, _ = io.open_zarr(out)
+        a, _ = zarr_io.open_zarr(out)
         a = np.asarray(a)
-        md = io.zarr_attrs(out)["neurorestore"]
-        assert io.output_progress(out)["complete"] is True
+        md = zarr_io.zarr_attrs(out)["neurorestore"]
+        assert zarr_io.output_progress(out)["complete"] is True
     assert a.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(a, _as(f32, dtype))
     rec = md["output_type"]
@@ -167,10 +167,10 @@ def test_interrupted_integer_output_never_looks_finished(tmp_path, suffix, capsy
     assert "the rest reads as 0" in capsys.readouterr().out
     if suffix == ".tif":
         assert not out.exists()  # never under the final name
-        a = tifffile.imread(io.incomplete_path(out))
+        a = tifffile.imread(paths.incomplete_path(out))
     else:
-        assert io.output_progress(out)["complete"] is False
-        a = np.asarray(io.open_zarr(out)[0])
+        assert zarr_io.output_progress(out)["complete"] is False
+        a = np.asarray(zarr_io.open_zarr(out)[0])
         assert io.is_incomplete(out)
     assert a.dtype == np.uint16 and (a[:8] > 0).all() and (a[-8:] == 0).all()
 

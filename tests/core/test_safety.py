@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from napari_neurorestore.cli.main import main
-from napari_neurorestore.core import engine, io
+from napari_neurorestore.core import arrays, engine, errors, io, paths, zarr_io
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,7 +43,7 @@ def test_interrupted_tiff_is_incomplete_and_nan(movie, tmp_path, capsys):
         engine.restore_files(_request(movie, out), progress=_interrupting(8),
                              log=lambda m: print(m))
     assert not out.exists()  # never under the final name
-    part = io.incomplete_path(out)
+    part = paths.incomplete_path(out)
     assert part.exists() and part.name == "out.incomplete.tif"
     a = tifffile.imread(part)
     assert np.isfinite(a[:8]).all() and np.isnan(a[-8:]).all()  # unwritten frames are NaN
@@ -67,7 +67,7 @@ def test_overwrite_keeps_the_old_output_until_complete(movie, tmp_path):
     # a later report on the old file warns that a stopped run left a temporary file
     assert "left over" in io.is_incomplete(out)
     engine.restore_files(_request(movie, out, overwrite=True), log=lambda m: None)
-    assert not io.incomplete_path(out).exists()
+    assert not paths.incomplete_path(out).exists()
     a = tifffile.imread(out)
     assert a.shape == (32, 16, 16) and np.isfinite(a).all()
     assert io.is_incomplete(out) is None
@@ -111,7 +111,7 @@ def test_zarr_interrupted_keeps_its_progress_record(movie, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         engine.restore_files(_request(movie, out), progress=_interrupting(8),
                              log=lambda m: None)
-    rec = io.output_progress(out)
+    rec = zarr_io.output_progress(out)
     assert rec["complete"] is False and rec["frames_done"] >= 8
     assert "complete: false" in io.is_incomplete(out)
 
@@ -157,13 +157,13 @@ def test_widget_check_of_incomplete_layers(movie, tmp_path):
 
     from napari_neurorestore._widgets.layers import incomplete_layer
 
-    part = io.incomplete_path(tmp_path / "o.tif")
+    part = paths.incomplete_path(tmp_path / "o.tif")
     tifffile.imwrite(part, np.zeros((2, 4, 4), np.float32))
     assert "incomplete" in incomplete_layer(SimpleNamespace(
         name="o", metadata={"source_path": str(part)}))
     assert incomplete_layer(SimpleNamespace(name="in", metadata={"source_path": str(movie)}
                                             )) is None
-    live = SimpleNamespace(name="live", metadata={io.PROGRESS_ATTR: {"complete": False}})
+    live = SimpleNamespace(name="live", metadata={arrays.PROGRESS_ATTR: {"complete": False}})
     assert "incomplete" in incomplete_layer(live)
 
 
@@ -171,15 +171,15 @@ def test_same_path_rules(tmp_path):
     (tmp_path / "a.tif").write_bytes(b"x")
     (tmp_path / "s.zarr").mkdir()
     (tmp_path / "l.tif").symlink_to(tmp_path / "a.tif")
-    with pytest.raises(io.InputError, match="would write over"):
-        io.check_distinct([("-o", tmp_path / "l.tif")], [("input", tmp_path / "a.tif")])
-    with pytest.raises(io.InputError, match="would write over"):
-        io.check_distinct([("-o", tmp_path / "s.zarr" / "0")], [("input", tmp_path / "s.zarr")])
-    with pytest.raises(io.InputError, match="would write over"):  # a store holding the input
-        io.check_distinct([("-o", tmp_path / "s.zarr")], [("input", tmp_path / "s.zarr/0")])
-    with pytest.raises(io.InputError, match="same file"):
-        io.check_distinct([("-o", "x.tif"), ("--save-model", "./x.tif")], [])
-    io.check_distinct([("-o", tmp_path / "b.tif"), ("--json", None)],
+    with pytest.raises(errors.InputError, match="would write over"):
+        paths.check_distinct([("-o", tmp_path / "l.tif")], [("input", tmp_path / "a.tif")])
+    with pytest.raises(errors.InputError, match="would write over"):
+        paths.check_distinct([("-o", tmp_path / "s.zarr" / "0")], [("input", tmp_path / "s.zarr")])
+    with pytest.raises(errors.InputError, match="would write over"):  # a store holding the input
+        paths.check_distinct([("-o", tmp_path / "s.zarr")], [("input", tmp_path / "s.zarr/0")])
+    with pytest.raises(errors.InputError, match="same file"):
+        paths.check_distinct([("-o", "x.tif"), ("--save-model", "./x.tif")], [])
+    paths.check_distinct([("-o", tmp_path / "b.tif"), ("--json", None)],
                       [("input", tmp_path / "a.tif")])
 
 

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from counting_array import CountingArray as Counting
 
-from napari_neurorestore.core import io
+from napari_neurorestore.core import arrays, errors, io, paths, zarr_io
 from napari_neurorestore.core.methods.denoise import context as dx
 from napari_neurorestore.core.methods.denoise import heavy as dn
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
@@ -47,7 +47,7 @@ def test_zarr_output_chunked_equals_whole(movie, model, whole, tmp_path, chunk):
     assert ret is out
     z = zarr.open_array(tmp_path / "o.zarr", mode="r")
     np.testing.assert_allclose(z[:], whole, rtol=1e-5, atol=1e-4)
-    prog = io.output_progress(tmp_path / "o.zarr")
+    prog = zarr_io.output_progress(tmp_path / "o.zarr")
     assert prog == {"frames_done": 50, "frames_total": 50, "done_ranges": [[0, 50]],
                     "complete": True}
     assert z.attrs["axes"] == "TYX"
@@ -103,7 +103,7 @@ def test_cancel_leaves_a_readable_partial_store(movie, model, whole, tmp_path):
             if p.step >= 16:
                 token.cancel()
     z = zarr.open_array(tmp_path / "p.zarr", mode="r")  # a valid store
-    prog = dict(z.attrs[io.PROGRESS_ATTR])
+    prog = dict(z.attrs[arrays.PROGRESS_ATTR])
     assert prog["frames_done"] == 16 and prog["done_ranges"] == [[0, 16]]
     assert not prog["complete"]
     np.testing.assert_allclose(z[:16], whole[:16], rtol=1e-5, atol=1e-4)
@@ -138,7 +138,7 @@ def test_bad_output_place_fails_before_work(movie, tmp_path, monkeypatch):
     class Usage:
         free = 1000
 
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: Usage)
+    monkeypatch.setattr(paths.shutil, "disk_usage", lambda _: Usage)
     for name in ("o.zarr", "o.tif"):
         with pytest.raises(OSError, match="not enough free disk space"):
             io.open_output(tmp_path / name, (1000, 64, 64))
@@ -193,7 +193,7 @@ def test_our_zarr_output_reads_back_with_axes(movie, tmp_path):
     io.open_output(tmp_path / "o.zarr", movie.shape, axes="TYX", metadata={"a": {"b": 1}})
     data, axes = io.read_array(tmp_path / "o.zarr")
     assert axes == "TYX" and data.shape == movie.shape
-    with pytest.raises(io.InputError, match="unsupported file type"):
+    with pytest.raises(errors.InputError, match="unsupported file type"):
         io.open_array(tmp_path / "movie.h5")
 
 
@@ -205,7 +205,7 @@ def test_napari_reader_returns_lazy_layers(movie, tmp_path, monkeypatch):
     (data, kw, kind), = napari_get_reader(str(tmp_path / "o.zarr"))(str(tmp_path / "o.zarr"))
     assert isinstance(data, da.Array) and kind == "image"
     assert kw["metadata"]["axes"] == "TYX"
-    assert kw["metadata"][io.PROGRESS_ATTR]["frames_done"] == 0
+    assert kw["metadata"][arrays.PROGRESS_ATTR]["frames_done"] == 0
     p = tmp_path / "c.tif"
     tifffile.imwrite(p, movie, compression="zlib")
     monkeypatch.setattr(io, "LAZY_MIN_BYTES", 0)
@@ -274,7 +274,7 @@ def test_memmapped_tiff_output_hands_written_pages_back(tmp_path, monkeypatch):
     """Any method writing into open_output_tiff's memmap (upsample, sparse, ...) keeps its
     resident memory bounded: written pages are flushed and dropped every RELEASE_BYTES."""
     calls = []
-    release = io.release_pages
+    release = arrays.release_pages
     monkeypatch.setattr(io, "RELEASE_BYTES", 4 * 10 * 16 * 16)  # every 10 frames
     monkeypatch.setattr(io, "release_pages", lambda mm: (calls.append(1), release(mm)))
     out = io.open_output_tiff(tmp_path / "o.tif", (40, 16, 16))

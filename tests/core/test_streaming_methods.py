@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from counting_array import CountingArray as Lazy
 
-from napari_neurorestore.core import io
+from napari_neurorestore.core import arrays, io, zarr_io
 from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.isotropize import spec as iso_spec
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
@@ -86,13 +86,13 @@ def test_upsample_zarr_tiles_equal_whole(up_vol, up_model, up_whole, tmp_path, t
     spy = Spy(z)
     lazy = Lazy(up_vol)
     drain(up.predict(lazy, up_model, out=spy, device="cpu", tile_size=tile,
-                     on_chunk=io.ChunkRecorder(z, n_tiles, "tiles")))
+                     on_chunk=zarr_io.ChunkRecorder(z, n_tiles, "tiles")))
     assert len(spy.writes) == n_tiles
     assert_whole_chunks(spy.writes, chunks, shape_out)
     assert len(lazy.reads) == n_tiles  # one read per tile (with its halo), never whole
     got = zarr.open_array(tmp_path / "u.zarr", mode="r")
     np.testing.assert_allclose(got[:], up_whole, **TOL)
-    prog = io.output_progress(tmp_path / "u.zarr")
+    prog = zarr_io.output_progress(tmp_path / "u.zarr")
     assert prog["tiles_done"] == n_tiles and prog["complete"]
 
 
@@ -106,10 +106,10 @@ def test_upsample_two_stage_streams_into_zarr(up_vol, tmp_path):
     spy = Spy(z)
     n = up_spec.output_tiles(model, vol.shape, 9)["total"]
     drain(up.predict(vol, model, out=spy, device="cpu", tile_size=9,
-                     on_chunk=io.ChunkRecorder(z, n, "tiles")))
+                     on_chunk=zarr_io.ChunkRecorder(z, n, "tiles")))
     assert_whole_chunks(spy.writes, chunks, whole.shape)
     np.testing.assert_allclose(z[:], whole, **TOL)
-    assert io.output_progress(z)["complete"]
+    assert zarr_io.output_progress(z)["complete"]
 
 
 def test_upsample_cancel_leaves_a_readable_partial_store(up_vol, up_model, up_whole,
@@ -127,7 +127,7 @@ def test_upsample_cancel_leaves_a_readable_partial_store(up_vol, up_model, up_wh
             if p.step >= 3:
                 token.cancel()
     got = zarr.open_array(tmp_path / "p.zarr", mode="r")
-    prog = got.attrs[io.PROGRESS_ATTR]
+    prog = got.attrs[arrays.PROGRESS_ATTR]
     assert prog["tiles_done"] == 3 and prog["done_ranges"] == [[0, 3]]
     assert not prog["complete"] and prog["tile_shape"] == [18, 18, 18]
     # tiles 0-2 (C order over a 2x3x3 grid): z 0-8, y 0-8, x 0-8 / 9-17 / 18-21
@@ -176,12 +176,12 @@ def test_sparse_zarr_chunks_equal_whole(sp_movie, sp_model, sp_whole, tmp_path, 
     spy = Spy(z)
     lazy = Lazy(sp_movie)
     drain(sp.predict(lazy, sp_model, out=spy, chunk_frames=chunk, device="cpu",
-                     on_chunk=io.ChunkRecorder(z)))
+                     on_chunk=zarr_io.ChunkRecorder(z)))
     assert_whole_chunks(spy.writes, z.chunks, z.shape)
     assert max(lazy.reads) <= (chunk + 4) * 10 * 36  # a chunk and its context at a time
     np.testing.assert_allclose(zarr.open_array(tmp_path / "s.zarr", mode="r")[:], sp_whole,
                                **TOL)
-    assert io.output_progress(tmp_path / "s.zarr")["done_ranges"] == [[0, 23]]
+    assert zarr_io.output_progress(tmp_path / "s.zarr")["done_ranges"] == [[0, 23]]
 
 
 def test_sparse_4d_streams_plane_by_plane(sp_movie, sp_model, tmp_path):
@@ -191,10 +191,10 @@ def test_sparse_4d_streams_plane_by_plane(sp_movie, sp_model, tmp_path):
     assert z.chunks == (3, 1, 40, 36)
     spy = Spy(z)
     drain(sp.predict(m4, sp_model, out=spy, chunk_frames=3, device="cpu",
-                     on_chunk=io.ChunkRecorder(z)))
+                     on_chunk=zarr_io.ChunkRecorder(z)))
     assert_whole_chunks(spy.writes, z.chunks, z.shape)
     np.testing.assert_allclose(z[:], ref, **TOL)
-    assert io.output_progress(z)["complete"]
+    assert zarr_io.output_progress(z)["complete"]
 
 
 def test_sparse_cancel_leaves_a_readable_partial_store(sp_movie, sp_model, sp_whole, tmp_path):
@@ -206,7 +206,7 @@ def test_sparse_cancel_leaves_a_readable_partial_store(sp_movie, sp_model, sp_wh
             if p.step >= 10:
                 token.cancel()
     got = zarr.open_array(tmp_path / "p.zarr", mode="r")
-    prog = got.attrs[io.PROGRESS_ATTR]
+    prog = got.attrs[arrays.PROGRESS_ATTR]
     assert prog["frames_done"] == 10 and prog["done_ranges"] == [[0, 10]]
     np.testing.assert_allclose(got[:10], sp_whole[:10], **TOL)
     assert np.isnan(got[10:]).all()
@@ -243,12 +243,12 @@ def test_isotropize_zarr_blocks_equal_whole(iso_vol, iso_model, iso_whole, tmp_p
     spy = Spy(z)
     lazy = Lazy(iso_vol)
     drain(iso.predict(lazy, iso_model, out=spy, tile_size=tile, device="cpu",
-                      on_chunk=io.ChunkRecorder(z, tiles["total"], "tiles")))
+                      on_chunk=zarr_io.ChunkRecorder(z, tiles["total"], "tiles")))
     assert len(spy.writes) == tiles["total"] == len(lazy.reads)  # one read per block
     assert_whole_chunks(spy.writes, chunks, iso_whole.shape)
     np.testing.assert_allclose(zarr.open_array(tmp_path / "i.zarr", mode="r")[:], iso_whole,
                                **TOL)
-    assert io.output_progress(tmp_path / "i.zarr")["complete"]
+    assert zarr_io.output_progress(tmp_path / "i.zarr")["complete"]
 
 
 def test_isotropize_cancel_leaves_a_readable_partial_store(iso_vol, iso_model, iso_whole,
@@ -264,7 +264,7 @@ def test_isotropize_cancel_leaves_a_readable_partial_store(iso_vol, iso_model, i
             if p.step >= 4:
                 token.cancel()
     got = zarr.open_array(tmp_path / "p.zarr", mode="r")
-    prog = got.attrs[io.PROGRESS_ATTR]
+    prog = got.attrs[arrays.PROGRESS_ATTR]
     assert prog["tiles_done"] == 4 and prog["done_ranges"] == [[0, 4]]
     assert prog["tile_grid"] == [1, 3, 3]
     np.testing.assert_allclose(got[:, :16, :], iso_whole[:, :16, :], **TOL)  # row 0

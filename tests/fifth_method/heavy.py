@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from napari_neurorestore.core.io import ChunkRecorder
 from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import CancelToken, PredictTally, Progress
+from napari_neurorestore.core.zarr_io import ChunkRecorder
 
 from .spec import FifthParams
 
@@ -29,9 +29,9 @@ def train(data, params: FifthParams, cancel: CancelToken | None = None, **option
 
 def predict(data, model: TrainedModel, cancel: CancelToken | None = None, out=None,
             on_chunk="auto", chunk_frames: int = 4, start: int = 0, stop: int | None = None,
-            net=None):
-    """``out[t] = gain * data[t]``, ``chunk_frames`` frames at a time (streamed into any
-    array ``out``)."""
+            net=None, offset=None):
+    """``out[t] = gain * data[t] (+ offset)``, ``chunk_frames`` frames at a time (streamed
+    into any array ``out``)."""
     cancel = cancel or CancelToken()
     stop = data.shape[0] if stop is None else stop
     if out is None:
@@ -45,6 +45,8 @@ def predict(data, model: TrainedModel, cancel: CancelToken | None = None, out=No
             b = min(a + chunk_frames, stop)
             cancel.check()
             out[a:b] = model.norm["gain"] * np.asarray(data[a:b], np.float32)
+            if offset is not None:
+                out[a:b] += np.asarray(offset, np.float32)
             tally.written(a, b)
             yield tally.step(b - a)
     return out

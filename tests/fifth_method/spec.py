@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods.base import F32, Grid, Method, same_grid
+from napari_neurorestore.core.methods.base import F32, Grid, Method, Option, same_grid
 from napari_neurorestore.core.params import (
     _check_int,
     _check_length,
@@ -48,11 +48,26 @@ class FifthMethod(Method):
     input_help = "(t, y, x) TIFF stack"
     runtime_fields = ("device", "chunk_frames")
     identity_forward = True
+    #: an extra input declared as data: the CLI's --offset and the Restore dock's picker
+    cli_options = (Option("offset", "path", "an image (y, x) added to every restored frame",
+                          layer=True, metavar="OFFSET.tif"),)
 
     def check_input(self, data, params, training=True):
         if np.ndim(data) != 3:
             raise InputError(f"the fifth method needs a (t, y, x) movie, got shape "
                              f"{np.shape(data)}")
+
+    def open_options(self, options):
+        from napari_neurorestore.core.io import read_tiff
+
+        path = options.get("offset")
+        return {"offset": read_tiff(path, lazy=False)[0] if path else None}
+
+    def check_options(self, data, params, options):
+        offset = options.get("offset")
+        if offset is not None and np.shape(offset) != np.shape(data)[1:]:
+            raise InputError(f"the offset {np.shape(offset)} is not one frame "
+                             f"{np.shape(data)[1:]}")
 
     def grid(self, input_shape, params):
         return Grid(tuple(int(s) for s in input_shape))

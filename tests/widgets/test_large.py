@@ -76,7 +76,7 @@ def test_large_result_streams_into_a_store_shown_while_written(make_napari_viewe
     result layer; it equals the in-memory result."""
     from napari_neurorestore._widgets import live_output
     from napari_neurorestore._widgets import restore_jobs as restore_mod
-    from napari_neurorestore.core import io
+    from napari_neurorestore.core import zarr_io
 
     zarr = pytest.importorskip("zarr")
     monkeypatch.setenv("NEURORESTORE_RESULTS_DIR", str(tmp_path / "results"))
@@ -113,7 +113,7 @@ def test_large_result_streams_into_a_store_shown_while_written(make_napari_viewe
     assert isinstance(out.data, zarr.Array) and out is w.last_result_layer
     store = out.metadata["neurorestore"]["store"]
     assert store.startswith(str(tmp_path / "results")) and "Written to" in w.status_label.value
-    assert io.output_progress(store)["complete"]
+    assert zarr_io.output_progress(store)["complete"]
     ref = drain_predict(movie, w.model)
     np.testing.assert_allclose(out.data[:], ref, rtol=1e-5, atol=1e-3)
 

@@ -375,12 +375,12 @@ def test_an_interrupted_store_opens_as_a_partial_layer(tmp_path):
     """A result store whose run was interrupted (its record says complete: false) opens
     with a name that says so, as a cancelled run's layer is named."""
     from napari_neurorestore._reader import read_zarr_layer
-    from napari_neurorestore.core import io
+    from napari_neurorestore.core import io, zarr_io
 
     pytest.importorskip("zarr")
     p = tmp_path / "movie-denoised.zarr"
     z = io.open_output(p, (10, 8, 8))
-    assert not io.output_progress(p)["complete"]
+    assert not zarr_io.output_progress(p)["complete"]
     del z
     _, kw, _ = read_zarr_layer(str(p))[0]
     assert kw["name"] == "movie-denoised [partial 0/10]"

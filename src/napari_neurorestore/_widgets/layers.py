@@ -66,7 +66,8 @@ def incomplete_layer(layer: Any) -> str | None:
     """Why ``layer`` holds an incomplete result (None when it does not, or cannot tell):
     its file or store (``metadata["source_path"]``), checked again now, or else the
     progress record it was read with."""
-    from ..core.io import PROGRESS_ATTR, is_incomplete
+    from ..core.arrays import PROGRESS_ATTR
+    from ..core.io import is_incomplete
 
     md = getattr(layer, "metadata", None) or {}
     path = md.get("source_path")

@@ -202,7 +202,7 @@ class LiveMode:
     # ------------------------------------------------------------------ actions
     def start(self, *_: Any) -> Any:
         """Start a live session; returns the worker, or None when refused (status says why)."""
-        from ..core.io import InputError
+        from ..core.errors import InputError
         from ..core.live import check_live_output
 
         d = self.dock

@@ -136,7 +136,7 @@ class LiveOutput:
 
     def progress(self) -> tuple[int, Any, str]:
         """(done, total, unit) of the store's progress record ("frames", "tiles", ...)."""
-        from ..core.io import output_progress
+        from ..core.zarr_io import output_progress
 
         prog = output_progress(self.store) or {}
         unit = next((k[:-5] for k in prog if k.endswith("_done")), "frames")

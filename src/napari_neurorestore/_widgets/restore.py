@@ -30,6 +30,7 @@ from qtpy.QtWidgets import QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 from ..core.methods import names
 from .base import DockBase
 from .dock_layout import Section
+from .extra_inputs import ExtraInputs
 from .form import ParamForm
 from .formatting import format_progress, format_seconds
 from .live_mode import LiveMode
@@ -63,7 +64,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
     """
 
     title = "Restore"
-    layer_types = {"image": ("Image",)}
+    layer_types = {"image": ("Image",), "labels": ("Labels",)}
     notify = True
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
@@ -90,6 +91,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.advanced = Section("Advanced")
         self.advanced.addWidget(self.advanced_container.native)
         self.form = ParamForm(self.params_container, self.advanced_container)
+        self.extra_inputs = ExtraInputs(self)  # the method's layer inputs (extra_inputs.py)
 
         # -- actions
         self.train_button = PushButton(text="Train")
@@ -159,6 +161,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         lay = QVBoxLayout(self.body)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.params_container.native)
+        lay.addWidget(self.extra_inputs)
         lay.addWidget(self.advanced)
         lay.addWidget(self.cost_label.native)
         rows = [[self.train_button, self.run_button, self.cancel_button],
@@ -180,6 +183,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
 
     def _build_params(self, method: str) -> None:
         self.form.build(method)
+        self.extra_inputs.build(method)
         self.advanced.setVisible(len(self.advanced_container) > 0)
         for w in self.form.widgets.values():
             w.changed.connect(self._update_cost)
@@ -221,6 +225,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         if self._alive.closed:
             return
         self.layer_combo.reset_choices()
+        self.extra_inputs.refill()
         self.update_buttons()
 
     on_layers_changed = reset_choices
@@ -264,6 +269,7 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
         self.load_button.enabled = not busy
         for w in (self.layer_combo, self.method_combo, *self.param_widgets.values()):
             w.enabled = not busy
+        self.extra_inputs.set_enabled(not busy)
         self.form.fix(self._fixed_by_model(), FIXED_NOTE)
         self.live.update_buttons(busy, self.method)
 

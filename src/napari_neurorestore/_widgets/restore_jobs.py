@@ -188,7 +188,13 @@ class RestoreJobs:
         except ValueError as e:
             self.refuse(f"Invalid settings: {e}")
             return None
-        why = self._input_refusal(layer, kind)
+        try:  # the method's extra inputs: the picked layers' data (extra_inputs.py)
+            options = {} if kind == "preview" else self.extra_inputs.values()
+        except ValueError as e:  # e.g. an RGB layer
+            self.refuse(f"Not started: {e}.")
+            return None
+        why = self._input_refusal(layer, kind) or self.extra_inputs.refusal(data, params,
+                                                                            options)
         if why:
             self.refuse(f"Not started: {why}")
             return None
@@ -202,7 +208,8 @@ class RestoreJobs:
             self.refuse(f"Cannot write the result of '{layer.name}': {e}")
             return None
         self.warn_incomplete(layer)
-        job = _Job(kind, inputs=(layer,), method=self.method, layer=layer,
+        extra = tuple(self.extra_inputs.layers().values()) if options else ()
+        job = _Job(kind, inputs=(layer, *extra), method=self.method, layer=layer,
                    layer_name=layer.name, live=live)
         model = self.model if kind == "run" else None
         preview = None
@@ -216,7 +223,7 @@ class RestoreJobs:
         out = None if live is None else live.store
         given = params.to_dict()  # the form's values: a loaded model's fixed ones must match
         return self.start_job(job, restore_task, job.method, data, params, job.cancel, model,
-                              out, preview, given, status=f"{verb} '{layer.name}'…")
+                              out, preview, given, options, status=f"{verb} '{layer.name}'…")
 
     def _fits(self, kind: str) -> bool:
         """False (and the refusal shown) when the run would not fit in memory."""

@@ -58,12 +58,14 @@ def restore_task(
     out: Any = None,
     preview: dict | None = None,
     given: dict | None = None,
+    options: dict | None = None,
 ) -> Generator[Progress, None, TaskOutcome]:
     """Run ``core.engine.restore(method, data, params, ...)`` (train unless ``model``).
 
     ``out``, when given, is the array the result is streamed into (e.g. a zarr store).
     ``given``: the values the form set (a ``model`` whose fixed parameters differ is
-    refused, with the message of the CLI and the API).
+    refused, with the message of the CLI and the API). ``options``: the method's extra
+    inputs, opened (the dock's chosen layers' data, e.g. sparse's ``reference``).
     ``preview`` (e.g. ``{"center": (z, y, x), "size": 64}``) calls the method's
     ``preview`` on a crop instead of ``run``. Yields the core's progress messages; returns a
     :class:`TaskOutcome`.
@@ -80,7 +82,7 @@ def restore_task(
             from ..core.engine import restore  # the method's module (torch) loads in there
 
             result = yield from restore(method, data, params, model=model, given=given,
-                                        cancel=cancel, out=out)
+                                        cancel=cancel, out=out, **(options or {}))
     except Cancelled:
         return TaskOutcome(cancelled=True)
     except EXPECTED_ERRORS as exc:

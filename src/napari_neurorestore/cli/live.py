@@ -49,8 +49,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _check(args: Any) -> None:
-    from ..core.io import check_output_path
     from ..core.live_files import _inside
+    from ..core.paths import check_output_path
 
     folder, out, model = Path(args.folder), Path(args.output), Path(args.model)
     if not folder.is_dir():

@@ -81,8 +81,9 @@ def run_report(args: argparse.Namespace) -> int:
 
     from ..core import trust
     from ..core.errors import InputError
-    from ..core.io import check_distinct, check_output_path, is_incomplete, read_array
+    from ..core.io import is_incomplete, read_array
     from ..core.methods import names
+    from ..core.paths import check_distinct, check_output_path
     from ..core.report import read_provenance, write_report
     from ..core.trust.common import _same_grid
 

@@ -93,7 +93,8 @@ def run_traces(args: argparse.Namespace) -> int:
     """Run the ``traces`` subcommand; returns the exit status (0 ok, 2 bad input)."""
     from ..core import traces as tr
     from ..core.errors import InputError
-    from ..core.io import check_distinct, check_output_path, read_array, read_tiff
+    from ..core.io import read_array, read_tiff
+    from ..core.paths import check_distinct, check_output_path
     from ..core.traces.roi_files import read_roi_file, roi_file_format
     from ..core.traces.tables import format_transients
 

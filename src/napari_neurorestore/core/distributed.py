@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import require as _require
-from .io import ChunkRecorder, check_output_path, open_array, open_output
+from .io import open_array, open_output
+from .paths import check_output_path
 from .progress import Cancelled, CancelToken, Progress
+from .zarr_io import ChunkRecorder
 
 #: in each worker process: cached models and inputs (keyed by path, mtime and device)
 _MODELS: dict[tuple, Any] = {}

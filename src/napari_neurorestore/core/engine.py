@@ -131,8 +131,9 @@ def output_paths(method: Any, inputs: list[str], output: str) -> list[Path]:
 def check_outputs(method: Any, req: Request, outputs: list[Path]) -> None:
     """Refuse, before any work, outputs that exist (without ``overwrite``) or cannot be
     written, and a dask run the method or the output cannot take."""
-    from .io import _require, check_distinct, check_output_path, check_output_suffix
+    from .errors import require as _require
     from .out_types import output_dtype
+    from .paths import check_distinct, check_output_path, check_output_suffix
     from .suite2p_out import check_plane_target, is_plane_target
 
     output_dtype(req.dtype)  # a known name, before any work
@@ -308,10 +309,11 @@ def _close(progress: Any) -> None:
 
 def _stream(m, req, model, params, src, output, data, axes, grid, options, progress, log):
     """Open the output, record its chunks and drain the prediction into it."""
-    from .io import ChunkRecorder, discard_output, finish_output, open_output
+    from .io import discard_output, finish_output, open_output
     from .models import RestoreResult
     from .out_types import output_dtype, record_output_type, unwrap, wrap
     from .suite2p_out import is_plane_target
+    from .zarr_io import ChunkRecorder
 
     shape = tuple(data.shape)
     lay = m.output_layout(model, shape, params)

@@ -8,56 +8,33 @@ OME-Zarr (NGFF 0.4) image. zarr and dask are optional (the ``large`` extra) and 
 only when needed.
 
 This module holds the checks, TIFF I/O and :func:`open_output`; the zarr stores and the
-progress record live in :mod:`core.zarr_io` and the pixel-size metadata in :mod:`core.ome`.
-Their public names (``open_zarr``, ``ChunkRecorder``, ``output_progress``, ...) are also
-importable from here.
+progress record live in :mod:`core.zarr_io`, the output-path rules in :mod:`core.paths`, the
+array helpers in :mod:`core.arrays` and the pixel-size metadata in :mod:`core.ome`; import
+their names from there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil  # noqa: F401  (tests patch io.shutil.disk_usage, used by core.paths)
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .arrays import (  # noqa: F401  (importable from here as before)
-    PROGRESS_ATTR,
-    _as_dask,
-    _default_axes,
-    _json_safe,
-    release_pages,
-)
-from .errors import InputError  # noqa: F401  (importable from here as before)
+from .arrays import _as_dask, _default_axes, _json_safe, release_pages
+from .errors import InputError
 from .errors import require as _require
-from .paths import (  # noqa: F401  (output-path rules; importable from here as before)
+from .paths import (
     INCOMPLETE,
-    OUTPUT_SUFFIXES,
     _remove_existing,
-    check_distinct,
     check_free_space,
     check_output_path,
-    check_output_suffix,
-    check_output_target,
     incomplete_path,
     is_zarr_path,
-    resolved,
 )
-from .zarr_io import (  # noqa: F401  (importable from here as before)
-    ChunkRecorder,
-    _is_zarr_array,
-    _open_node,
-    create_zarr_output,
-    is_ome_zarr_path,
-    open_zarr,
-    output_array,
-    output_progress,
-    zarr_attrs,
-    zarr_geometry,
-)
+from .zarr_io import create_zarr_output, open_zarr, output_progress
 
 #: compressed TIFFs larger than this (uncompressed bytes) are opened lazily, not read whole
 LAZY_MIN_BYTES = 256 * 2**20
@@ -376,8 +353,8 @@ def open_output(path: str | os.PathLike, shape: tuple[int, ...], overwrite: bool
     one plane per chunk for (t, z, y, x)), so writers of different time chunks never share
     a chunk; or chunked ``chunk_shape`` when given (clipped to ``shape``; for tiled
     methods: one chunk per tile). Unwritten voxels read as NaN; ``metadata`` and ``axes``
-    go into its attributes with a progress record (see :class:`ChunkRecorder`; ``unit`` and
-    ``total`` are what it counts). Compressed with blosc-lz4 (fast) unless ``compress`` is
+    go into its attributes with a progress record (see :class:`core.zarr_io.ChunkRecorder`;
+    ``unit`` and ``total`` are what it counts). Compressed with blosc-lz4 (fast) unless ``compress`` is
     False. ``*.ome.zarr`` -> the same array as level "0" of an OME-Zarr (NGFF 0.4, zarr
     format 2) image: ``multiscales`` with the axes (t/c/z/y/x, their types and units) and
     ``coordinateTransformations`` (``scale``: pixel size per axis; ``translate``: where

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .io import check_finite, check_output_path, open_output
+from .io import check_finite, open_output
 from .live_files import (
     _count_pages,
     _inside,
@@ -49,6 +49,7 @@ from .live_files import (
     natural_key,
     read_frames,
 )
+from .paths import check_output_path
 from .progress import CancelToken, Progress
 
 PROGRESS_ATTR = "neurorestore_progress"

@@ -33,7 +33,7 @@ class TrainedModel:
 def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = False) -> Path:
     import torch
 
-    from .io import check_output_path
+    from .paths import check_output_path
 
     p = check_output_path(path, overwrite)
     # written under a temporary name and renamed into place: a failed save (a full disk)
@@ -59,7 +59,7 @@ MODEL_BYTES = 64 * 2**20
 def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """The checks :func:`save_model` makes, plus free space, without writing: call it before
     training so that a bad ``--save-model`` path fails before any work."""
-    from .io import check_free_space, check_output_path
+    from .paths import check_free_space, check_output_path
 
     p = check_output_path(path, overwrite)
     if p.is_dir():

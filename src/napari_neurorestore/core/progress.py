@@ -95,7 +95,7 @@ class PredictTally:
     ``total`` items (frames, tiles, blocks) are processed; ``noun`` names them in the cancel
     message ("frames", "output tiles", "lateral blocks") and ``verb`` says what was done
     ("restored", "upsampled"); ``label`` starts the progress message ("restoring").
-    ``on_chunk`` (a :class:`~napari_neurorestore.core.io.ChunkRecorder` or any callable) is
+    ``on_chunk`` (a :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder` or any callable) is
     called by :meth:`written`.
     """
 

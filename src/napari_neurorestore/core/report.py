@@ -339,7 +339,7 @@ def write_report(report: TrustReport, path: str | os.PathLike, *, raw_name: str 
     """Write the report as one self-contained HTML file (and, with ``json_path``,
     ``report.to_dict()`` as JSON). An existing file is replaced only with ``overwrite``;
     both paths are checked before anything is written. Returns the HTML path."""
-    from .io import check_output_path
+    from .paths import check_output_path
 
     out = check_output_path(path, overwrite)
     jout = check_output_path(json_path, overwrite) if json_path is not None else None
@@ -358,7 +358,7 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     """``{"neurorestore": {...}}`` from an output this plugin wrote (a zarr store's
     attributes, or a TIFF's JSON description as :func:`core.io.open_output_tiff` writes
     it); ``{}`` for files written by other tools."""
-    from .io import is_zarr_path
+    from .paths import is_zarr_path
 
     p = Path(path)
     if not p.exists():

@@ -22,8 +22,9 @@ class Parameters:
     runtime_fields: ClassVar[tuple[str, ...]] = ("device",)
     #: parameters fixed by a saved model: a caller's different value is refused
     fixed_fields: ClassVar[tuple[str, ...]] = ()
-    #: the method's inputs beyond its parameters (:class:`Option`); their values reach
-    #: :meth:`check_request`/:meth:`open_options` as options
+    #: the method's inputs beyond its parameters (:class:`Option`: the CLI's flags and the
+    #: dock's layer pickers); their values reach :meth:`check_request`/:meth:`open_options`
+    #: as options
     cli_options: ClassVar[tuple[Option, ...]] = ()
 
     def check_model(self, model: Any, where: str = "this") -> None:

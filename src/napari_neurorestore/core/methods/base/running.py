@@ -125,7 +125,7 @@ class Running:
             Where to write the result (of :meth:`grid`'s shape); :meth:`new_output` when None.
         on_chunk : callable, "auto" or None, default "auto"
             Called with ``(a, b)`` when items ``a:b`` are written (a
-            :class:`~napari_neurorestore.core.io.ChunkRecorder` for zarr outputs).
+            :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder` for zarr outputs).
         **options
             The method's extra inputs; ``start``/``stop``/``net`` for :meth:`predict_part`.
 

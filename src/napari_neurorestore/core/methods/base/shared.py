@@ -30,7 +30,7 @@ class OutputLayout:
     ``chunks``: frames per zarr chunk for frame-chunked outputs; ``chunk_shape``: the chunk
     shape of tiled outputs (one chunk per tile); ``axes``: the output's axes (None: the
     input's, when they match the output's rank); ``unit``/``total``/``extra``: what the
-    :class:`~napari_neurorestore.core.io.ChunkRecorder` counts (None total: the frames).
+    :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder` counts (None total: the frames).
     """
 
     chunks: int = 64
@@ -44,9 +44,11 @@ class OutputLayout:
 @dataclass(frozen=True)
 class Option:
     """An input of a method beyond its parameters (a file, a number), declared as data: the
-    CLI's flag is made from it, and a widget can list it (``layer``: picked as a layer in
-    the GUI rather than typed). Its value reaches :meth:`Method.check_request` and
-    :meth:`Method.open_options` as ``options[name]``.
+    CLI's flag is made from it, and the Restore dock's layer pickers too (``layer``: picked
+    as a layer in the GUI rather than typed: True or "Image" for an Image layer, "Labels"
+    for a Labels layer). Its value reaches :meth:`Method.check_request` and
+    :meth:`Method.open_options` as ``options[name]`` (a path), and the dock's layer's data
+    reaches ``engine.restore(..., **options)`` as the opened value.
 
     ``kind``: "path", "int" or "float"; ``flag``: the CLI's flag (default ``--name`` with
     dashes); ``aliases``: more flags; ``default``: the value when not given.
@@ -55,7 +57,7 @@ class Option:
     name: str
     kind: str
     help: str
-    layer: bool = False
+    layer: bool | str = False
     flag: str | None = None
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
@@ -65,6 +67,17 @@ class Option:
         if self.kind not in ("path", "int", "float"):
             raise ValueError(f"option {self.name}: kind must be path, int or float, "
                              f"got {self.kind!r}")
+        if self.layer not in (False, True, "Image", "Labels"):
+            raise ValueError(f"option {self.name}: layer must be True, 'Image' or 'Labels', "
+                             f"got {self.layer!r}")
+
+    @property
+    def layer_type(self) -> str | None:
+        """The napari layer type the GUI picks this input from ("Image", "Labels"); None:
+        not a layer."""
+        if not self.layer:
+            return None
+        return "Image" if self.layer is True else str(self.layer)
 
     @property
     def cli_flag(self) -> str:

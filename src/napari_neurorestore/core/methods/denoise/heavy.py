@@ -26,11 +26,12 @@ import torch
 
 from ...._version import __version__
 from ...device import resolve_device
-from ...io import ChunkRecorder, check_finite, check_movie
+from ...io import check_finite, check_movie
 from ...models import TrainedModel
 from ...nets import ready_for_inference
 from ...progress import CancelToken, PredictTally, Progress
 from ...train import ThreadChooser, fit
+from ...zarr_io import ChunkRecorder
 from . import check as denoise_check
 from . import context as denoise_context
 from . import motion as denoise_motion
@@ -243,7 +244,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     are chunk-aligned. ``out`` is any array with ``__setitem__`` of ``data``'s shape (a
     numpy array, a memmap, a zarr array); a float32 numpy array is allocated when it is
     None. ``on_chunk(a, b)`` is called when frames ``a:b`` are written; the default
-    ("auto") is a :class:`~napari_neurorestore.core.io.ChunkRecorder`, which keeps a zarr
+    ("auto") is a :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder`, which keeps a zarr
     output's progress record up to date. ``net`` is an already loaded network (from
     :func:`load_net`; used by dask workers that cache it). Cancelling raises
     :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.

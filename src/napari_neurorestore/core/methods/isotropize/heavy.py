@@ -35,11 +35,12 @@ import torch.nn.functional as F
 
 from ...._version import __version__
 from ...device import resolve_device
-from ...io import ChunkRecorder, check_finite
+from ...io import check_finite
 from ...models import TrainedModel
 from ...nets import ready_for_inference
 from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
+from ...zarr_io import ChunkRecorder
 from ..base import new_seed
 from .axial import (
     check_volume,
@@ -222,7 +223,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     :func:`output_chunks` gets whole chunks); float32 numpy when None. The input is read
     block by block. ``on_chunk(i, i + 1)`` is called when block ``i`` (C order over the
     lateral grid) is written; the default ("auto") is a
-    :class:`~napari_neurorestore.core.io.ChunkRecorder` counting blocks ("tiles"), which
+    :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder` counting blocks ("tiles"), which
     keeps a zarr output's progress record up to date. Cancelling raises
     :class:`Cancelled` with a message that says how many blocks were written.
     """

@@ -48,11 +48,11 @@ import torch
 
 from ...._version import __version__
 from ...device import resolve_device
-from ...io import ChunkRecorder
 from ...models import TrainedModel
 from ...nets import ready_for_inference
 from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
+from ...zarr_io import ChunkRecorder
 from ..base import new_seed
 from .figures import fidelity
 from .net import SparseAxisNet
@@ -311,7 +311,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     chunk is written to ``out`` once per plane (whole chunks of a zarr store from
     :func:`~napari_neurorestore.core.io.open_output` with ``chunks=chunk_frames``).
     ``on_chunk(a, b)`` is called when frames ``a:b`` are written (all planes); the default
-    ("auto") is a :class:`~napari_neurorestore.core.io.ChunkRecorder`, which keeps a zarr
+    ("auto") is a :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder`, which keeps a zarr
     output's progress record up to date. Cancelling raises :class:`Cancelled` with a
     message that says how many frames were written.
     """

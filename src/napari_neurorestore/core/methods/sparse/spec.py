@@ -58,6 +58,24 @@ def check_simulation(full: Any, labels: Any = None) -> None:
                          f"{tuple(np.shape(full)[-2:])}")
 
 
+def check_reference(data: Any, reference: Any, factor: int, axis: str = "y") -> None:
+    """Refuse a reference stack that is not the fully sampled frames of the same rig as the
+    sparse ``data``: its lines, kept every ``factor``-th, give the input's lines (as
+    :func:`make_sparse` does), and its lines are as long as the input's."""
+    shape, ref = tuple(np.shape(data)), tuple(np.shape(reference))
+    ax, other = (-2, -1) if axis == "y" else (-1, -2)
+    if len(ref) not in (2, 3, 4):
+        raise InputError(f"the reference must be a (y, x) image or a (t|z, y, x) stack of "
+                         f"fully sampled frames, got shape {ref}")
+    lo, hi = (shape[ax] - 1) * factor + 1, shape[ax] * factor
+    if not lo <= ref[ax] <= hi or ref[other] != shape[other]:
+        want = f"{lo}-{hi}" if lo < hi else f"{hi}"
+        raise InputError(
+            f"the reference's frames ({ref[-2]} x {ref[-1]}) do not match the input's: fully "
+            f"sampled frames of the same rig have {want} lines along {axis} (the input's "
+            f"{shape[ax]} lines x factor {factor}) of {shape[other]} pixels")
+
+
 def output_shape(shape: tuple[int, ...], factor: int, axis: str = "y") -> tuple[int, ...]:
     """Shape of the reconstruction of sparse data of ``shape``."""
     s = list(shape)
@@ -227,7 +245,7 @@ class SparseMethod(Method):
     distributed = True
     cli_options = (
         Option("labels", "path", "with --simulate: ROI label image for the trace figures "
-               "(default: the 20 most active 8x8 tiles; --labels is an alias)", layer=True,
+               "(default: the 20 most active 8x8 tiles; --labels is an alias)", layer="Labels",
                flag="--rois", aliases=("--labels",), metavar="ROIS.tif"),
         Option("reference", "path", "train on this fully sampled stack from the same rig "
                "(supervised pairs by dropping lines) instead of on the input", layer=True,
@@ -289,6 +307,8 @@ class SparseMethod(Method):
     def check_options(self, data: Any, params: Any, options: dict[str, Any]) -> None:
         if params.simulate:
             check_simulation(data, options.get("labels"))
+        elif options.get("reference") is not None:
+            check_reference(data, options["reference"], params.factor, params.axis)
 
     def streams(self, params) -> bool:
         return not params.simulate

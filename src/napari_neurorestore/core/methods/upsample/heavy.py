@@ -36,10 +36,11 @@ import torch
 
 from ...device import resolve_device
 from ...errors import InputError
-from ...io import ChunkRecorder, check_finite
+from ...io import check_finite
 from ...models import RestoreResult, TrainedModel
 from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
+from ...zarr_io import ChunkRecorder
 from ..base import metadata_for, new_seed
 from .data import (
     _load_training_volume,
@@ -329,7 +330,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     ``data`` is read tile by tile (a zarr array, a memmap or a dask array stays lazy).
     ``tile_size``, ``ensemble`` and ``back_projection`` override the model's parameters.
     ``on_chunk(i, j)`` is called when tiles ``i:j`` (C order, see :func:`output_tiles`) are
-    written; the default ("auto") is a :class:`~napari_neurorestore.core.io.ChunkRecorder`
+    written; the default ("auto") is a :class:`~napari_neurorestore.core.zarr_io.ChunkRecorder`
     counting tiles, which keeps a zarr output's progress record up to date. Cancelling
     raises :class:`Cancelled` with a message that says how many tiles were written.
     """
