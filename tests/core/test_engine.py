@@ -100,3 +100,31 @@ def test_files_and_memory_paths_agree(movie_path, tmp_path, tiny_movie):
     res = drain(engine.restore("denoise", tiny_movie.raw[:20], DenoiseParams(device="cpu"),
                                model=str(tmp_path / "m.pt")))
     np.testing.assert_allclose(res.data, tifffile.imread(out), rtol=1e-5, atol=1e-3)
+
+
+def test_training_only_inputs_are_refused_with_a_saved_model():
+    """A saved model is applied without training: a reference stack (used only to train)
+    given with it would be ignored, so it is refused, in memory as the CLI refuses it."""
+    from napari_neurorestore.core.engine import restore
+    from napari_neurorestore.core.methods import params_for
+    from napari_neurorestore.core.models import TrainedModel
+    from napari_neurorestore.core.progress import drain
+
+    data = np.random.default_rng(0).random((8, 16, 32)).astype(np.float32)
+    ref = np.random.default_rng(1).random((8, 64, 32)).astype(np.float32)
+    model = TrainedModel("sparse", params_for("sparse")().to_dict(), {}, {})
+    with pytest.raises(ValueError, match="reference .*would be ignored"):
+        drain(restore("sparse", data, model=model, reference=ref))
+
+
+def test_sparse_roi_labels_without_simulate_are_refused():
+    """ROI labels only score a simulation: given without simulate they are refused rather
+    than silently unused (the dock's picker reaches this check too)."""
+    from napari_neurorestore.core.engine import restore
+    from napari_neurorestore.core.methods import params_for
+    from napari_neurorestore.core.progress import drain
+
+    data = np.random.default_rng(0).random((8, 16, 32)).astype(np.float32)
+    labels = np.zeros((64, 32), np.int32)
+    with pytest.raises(ValueError, match="simulation only"):
+        drain(restore("sparse", data, params_for("sparse")(train_seconds=1.0), labels=labels))

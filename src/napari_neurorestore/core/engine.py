@@ -419,6 +419,11 @@ def restore(method: str, data: Any, params: Any = None, *, model: Any = None,
     dt = output_dtype(dtype)
     check_data(data, out, dt)
     model = load_checked_model(m, model)
+    unused = [o.name for o in m.cli_options if o.training and options.get(o.name) is not None]
+    if model is not None and unused:  # a saved model is applied: nothing would read them
+        raise ValueError(f"a saved model is applied without training, so the "
+                         f"{' and '.join(unused)} (used only to train) would be ignored: "
+                         f"leave it out, or train a new model")
     params = run_params(m, model, params, given)
     check_device(params)
     shape = tuple(data.shape)

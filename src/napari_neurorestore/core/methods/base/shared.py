@@ -51,7 +51,8 @@ class Option:
     reaches ``engine.restore(..., **options)`` as the opened value.
 
     ``kind``: "path", "int" or "float"; ``flag``: the CLI's flag (default ``--name`` with
-    dashes); ``aliases``: more flags; ``default``: the value when not given.
+    dashes); ``aliases``: more flags; ``default``: the value when not given; ``training``:
+    used only to train (refused when a saved model is applied: nothing would read it).
     """
 
     name: str
@@ -62,6 +63,7 @@ class Option:
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
     default: Any = None
+    training: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("path", "int", "float"):

@@ -249,7 +249,7 @@ class SparseMethod(Method):
                flag="--rois", aliases=("--labels",), metavar="ROIS.tif"),
         Option("reference", "path", "train on this fully sampled stack from the same rig "
                "(supervised pairs by dropping lines) instead of on the input", layer=True,
-               metavar="REF.tif"),
+               metavar="REF.tif", training=True),
     )
     nominal_rate = 20e6
     suffix = "sparse-restored"
@@ -305,6 +305,9 @@ class SparseMethod(Method):
                 "labels": read_tiff(labels, lazy=False)[0] if labels else None}
 
     def check_options(self, data: Any, params: Any, options: dict[str, Any]) -> None:
+        if options.get("labels") is not None and not params.simulate:
+            raise ValueError("ROI labels score a simulation only: turn on simulate, or give "
+                             "no ROI labels")
         if params.simulate:
             check_simulation(data, options.get("labels"))
         elif options.get("reference") is not None:
