@@ -60,7 +60,9 @@ def split_selection(path: str | os.PathLike) -> tuple[Path, int | None, int | No
 
 
 # --------------------------------------------------------------------------- suite2p
-def _suite2p_ops(folder: Path) -> dict | None:
+def suite2p_ops(folder: Path) -> dict | None:
+    """The ops (``ops.npy``, else ``settings.npy``) of a suite2p plane folder as a dict;
+    None when it has neither (or they hold no dict)."""
     for name in ("ops.npy", "settings.npy"):
         if (folder / name).is_file():
             ops = np.load(folder / name, allow_pickle=True)
@@ -77,7 +79,7 @@ def is_suite2p_folder(path: str | os.PathLike) -> bool:
 def open_suite2p(folder: Path) -> np.memmap:
     """suite2p's registered ``data.bin`` of a plane folder as a read-only (t, y, x) int16
     memmap, its size from the ops' Ly, Lx (and nframes, checked against the file's size)."""
-    ops = _suite2p_ops(folder)
+    ops = suite2p_ops(folder)
     if not ops or "Ly" not in ops or "Lx" not in ops:
         raise InputError(f"{folder}: its ops.npy/settings.npy holds no Ly and Lx")
     ly, lx = int(ops["Ly"]), int(ops["Lx"])

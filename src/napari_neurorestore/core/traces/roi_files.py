@@ -194,12 +194,10 @@ def labels_from_masks(masks: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndar
 
 # --------------------------------------------------------------------------- suite2p
 def _read_suite2p(p: Path, all_rois: bool = False):
+    from ..acquisition import suite2p_ops
+
     stat = np.load(p, allow_pickle=True)
-    ops = None
-    for name in ("ops.npy", "settings.npy"):
-        if (p.parent / name).exists():
-            ops = np.load(p.parent / name, allow_pickle=True).item()
-            break
+    ops = suite2p_ops(p.parent)
     if ops is None or "Ly" not in ops or "Lx" not in ops:
         raise InputError(f"{p}: the frame size (Ly, Lx) is in ops.npy beside it, which is "
                          f"missing or lacks Ly/Lx")
