@@ -84,6 +84,10 @@ def _fake(method, **params):
      "the model was trained for lateral only True, not False"),
     ("isotropize", {"z_ratio": 2.0}, {"z_ratio": 3.0},
      "the model was trained for z ratio 2.0, not 3.0"),
+    # every field that is not a run-time setting is fixed (these were silently ignored)
+    ("denoise", {"window": 11}, {"window": 7}, "the model was trained for window 11, not 7"),
+    ("sparse", {"context": 6}, {"context": 2}, "the model was trained for context 6, not 2"),
+    ("upsample", {"width": 16}, {"width": 8}, "the model was trained for width 16, not 8"),
 ])
 def test_a_fixed_parameter_is_refused_with_one_message(tmp_path, capsys, method, trained,
                                                        given, message):

@@ -26,7 +26,8 @@ Every attribute and hook of :class:`Method`, in its six parts (the class's order
 *parameters*
 ``params_class``             the frozen, validated dataclass of parameters (in ``spec.py``)
 ``runtime_fields``           settings a caller may change when applying a saved model
-``fixed_fields``             parameters a saved model fixes (a different value is refused)
+``fixed_fields``             the fields that are not run-time settings: a saved model fixes
+                             them (a different value given is refused)
 ``cli_options``              extra inputs as :class:`Option` data (the CLI's flags, the
                              Restore dock's layer pickers)
 ``check_model``              ``(model, where)``: refuse a model of another method

@@ -20,12 +20,30 @@ class Parameters:
     params_class: ClassVar[type]
     #: run-time settings a caller may change when applying a saved model
     runtime_fields: ClassVar[tuple[str, ...]] = ("device",)
-    #: parameters fixed by a saved model: a caller's different value is refused
-    fixed_fields: ClassVar[tuple[str, ...]] = ()
     #: the method's inputs beyond its parameters (:class:`Option`: the CLI's flags and the
     #: dock's layer pickers); their values reach :meth:`check_request`/:meth:`open_options`
     #: as options
     cli_options: ClassVar[tuple[Option, ...]] = ()
+
+    @property
+    def fixed_fields(self) -> tuple[str, ...]:
+        """The parameters a saved model fixes: every field that is not a run-time setting
+        (:attr:`runtime_fields`). A caller's different value is refused, so no value given
+        with a saved model is silently ignored.
+
+        Returns
+        -------
+        tuple of str
+            The fields of :attr:`params_class` not in :attr:`runtime_fields`.
+
+        Examples
+        --------
+        >>> from napari_neurorestore.core.methods import get
+        >>> "window" in get("denoise").fixed_fields, "device" in get("denoise").fixed_fields
+        (True, False)
+        """
+        return tuple(f.name for f in fields(self.params_class)
+                     if f.name not in self.runtime_fields)
 
     def check_model(self, model: Any, where: str = "this") -> None:
         """Refuse a model that another method trained.

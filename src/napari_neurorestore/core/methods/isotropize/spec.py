@@ -160,7 +160,6 @@ class IsotropizeMethod(Method):
     input_help = "(z, y, x) TIFF volume or zarr store (read block by block)"
     noun = "an axial isotropization model"
     runtime_fields = ("device", "tile_size")
-    fixed_fields = ("z_ratio",)
     distributed = True
     keeps_time = False
     same_shape_same_grid = False  # R = 1 still re-blurs along z

@@ -241,7 +241,6 @@ class SparseMethod(Method):
                   "(a fully sampled stack with --simulate)")
     noun = "a sparse-axis model"
     runtime_fields = ("device", "chunk_frames", "simulate", "denoise")
-    fixed_fields = ("factor", "axis")
     distributed = True
     cli_options = (
         Option("labels", "path", "with --simulate: ROI label image for the trace figures "

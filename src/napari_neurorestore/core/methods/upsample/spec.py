@@ -214,7 +214,6 @@ class UpsampleMethod(Method):
     input_help = "(z, y, x) or (y, x) TIFF or zarr store (read tile by tile)"
     noun = "an upsampling model"
     runtime_fields = ("device", "tile_size", "ensemble", "back_projection")
-    fixed_fields = ("factor", "lateral_only")
     cli_options = (
         Option("memory_budget", "float", "working memory of one tile when --tile-size is "
                f"not given, in GiB (default {MEMORY_BUDGET_GB})", metavar="GB",
