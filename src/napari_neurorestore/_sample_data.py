@@ -11,7 +11,8 @@ def calcium_movie():
     from .core.simulate import simulate_calcium_movie
 
     sim = simulate_calcium_movie(n_frames=300, shape=(128, 128), seed=1)
-    meta = {"neurorestore_simulation": {"gain": sim.gain, "offset": sim.offset,
+    meta = {"axes": "TYX",  # a movie: volume methods refuse it (as for a (t, y, x) file)
+            "neurorestore_simulation": {"gain": sim.gain, "offset": sim.offset,
                                         "read_noise": sim.read_noise}}
     return [(sim.raw, {"name": "calcium movie (noisy)", "metadata": meta,
                        "contrast_limits": [float(sim.raw.min()), float(sim.raw.max())]}, "image")]

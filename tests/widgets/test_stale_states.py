@@ -407,3 +407,16 @@ def test_saving_a_layer_over_a_file_speaks_gui_words(tmp_path):
         write_image(str(p), np.zeros((2, 4, 4), np.float32), {"name": "movie"})
     assert "already exists" in str(err.value) and "--overwrite" not in str(err.value)
     assert p.read_bytes() == b"keep me"
+
+
+def test_restore_volume_method_refuses_the_sample_movie(restore, viewer):
+    """The sample data is a (t, y, x) movie: a volume method refuses it as it refuses a
+    movie read from a file (it trained on the time axis as z before)."""
+    viewer.open_sample("napari-neurorestore", "calcium_movie")
+    w = restore
+    w.layer_combo.value = w.layer_named("calcium movie (noisy)")
+    for method in ("upsample", "isotropize"):
+        w.method_combo.value = method
+        assert w.start_training() is None
+        assert "is a movie" in w.status_label.value and w.fake.calls == 0, w.status_label.value
+
