@@ -40,7 +40,7 @@ def time_axis_reason(layer: Any, viewer: Any = None) -> str | None:
             return f"{where} '{text}'" if text.lower() in TIME_LABELS else None
     axes = str((getattr(layer, "metadata", None) or {}).get("axes") or "")
     if len(axes) == ndim and axes[:1].upper() == "T":
-        return f"the file it was read from has axes '{axes}'"
+        return f"its recorded axes are '{axes}'"
     return None
 
 
