@@ -80,7 +80,7 @@ def _check_readable_tiff(tf: Any, p: Path) -> None:
     for page in tf.pages:
         offs = getattr(page, "dataoffsets", ()) or ()
         counts = getattr(page, "databytecounts", ()) or ()
-        if any(o + c > size for o, c in zip(offs, counts)):
+        if any(o + c > size for o, c in zip(offs, counts, strict=False)):
             raise InputError(f"{p} is truncated or corrupt (its image data ends past the "
                              f"end of the file)")
 
