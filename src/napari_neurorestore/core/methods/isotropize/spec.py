@@ -65,6 +65,33 @@ def blur_z(x: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+#: below this gain over cubic on held-out lateral slices, the self-check says the setting
+#: is past what the method restores on this volume (benchmarks/bench_isotropize.py)
+CHECK_MIN_GAIN_DB = 1.0
+
+
+def format_check(check: Any, sigma: Any = None) -> str | None:
+    """One line from a model's ``self_check`` record (None when there is none). The
+    verdict uses the gain on the slices' structure (their own noise, which no restorer can
+    predict, taken out) when the noise model allows it, else the plain gain."""
+    if not isinstance(check, dict) or check.get("gain_db") is None:
+        return None
+    plain = float(check["gain_db"])
+    sig = check.get("gain_signal_db")
+    g = plain if sig is None else float(sig)
+    where = ("held-out lateral slices" if check.get("held_out")
+             else "lateral slices (too few to hold any out)")
+    blur = f" (sigma_z {float(sigma):g} px)" if sigma is not None else ""
+    line = (f"self-check (no ground truth): on {where} degraded like z{blur}, the restorer "
+            f"is {g:+.2f} dB over cubic interpolation"
+            + ("" if sig is None else f" on their structure ({plain:+.2f} dB with their noise)"))
+    if not g >= CHECK_MIN_GAIN_DB:
+        line += (f". WARNING: below {CHECK_MIN_GAIN_DB:g} dB this z ratio and axial blur are "
+                 "past what the method restores on this volume: expect about cubic "
+                 "interpolation (or worse); sharper structure than it shows is not there")
+    return line
+
+
 def _iso_work(shape, ratio, tile, halo=HALO):
     """Pixels the network sees to isotropize ``shape`` in blocks of ``tile``."""
     n, hh, ww = shape
@@ -168,6 +195,10 @@ class IsotropizeMethod(Method):
 
     def check_input(self, data: Any, params: Any, training: bool = True) -> None:
         check_volume(data)
+
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """The truth-free self-check: the gain over cubic on held-out lateral slices."""
+        return format_check(info.get("self_check"), info.get("sigma_z_used"))
 
     def grid(self, input_shape: Sequence[int], params: Any) -> Grid:
         n, *rest = (int(s) for s in input_shape)
