@@ -276,3 +276,14 @@ def test_self_check_line():
     bad = format_check({"gain_db": 0.3, "gain_signal_db": None, "held_out": False})
     assert "too few to hold any out" in bad and "WARNING" in bad
     assert "WARNING" in format_check({"gain_db": 0.3, "gain_signal_db": 0.9, "held_out": True})
+
+
+def test_sigma_z_assumed_on_a_short_stack(neuron):
+    """Fewer slices than the spectral fit needs: sigma_z is the prior 0.6 R, recorded as
+    such and said by the summary (not a silent 0)."""
+    m = drain(iso.train(neuron.raw[:10], IsotropizeParams(z_ratio=3, **FAST)))
+    assert m.info["sigma_z_source"] == "prior" and m.info["sigma_z_estimated"] is None
+    assert m.info["sigma_z_used"] == pytest.approx(1.8)
+    assert "sigma_z was assumed" in get("isotropize").training_summary(m.info)
+    given = drain(iso.train(neuron.raw[:10], IsotropizeParams(z_ratio=3, sigma_z=1.0, **FAST)))
+    assert given.info["sigma_z_source"] == "given" and given.info["sigma_z_used"] == 1.0

@@ -43,9 +43,9 @@ from ...train import ThreadChooser, fit
 from ...zarr_io import ChunkRecorder
 from ..base import new_seed
 from .axial import (
+    axial_blur,
     check_volume,
     estimate_noise,
-    estimate_sigma_z,
     interp_z,
     output_slices,
 )
@@ -86,10 +86,10 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     yield Progress("prepare", message="estimating the axial blur and the noise")
     estimated = None
     if params.sigma_z is None:
-        estimated = estimate_sigma_z(data, ratio)
-        sigma = estimated
+        sigma, source = axial_blur(data, ratio)
+        estimated = sigma if source == "estimated" else None
     else:
-        sigma = params.sigma_z
+        sigma, source = params.sigma_z, "given"
     cancel.check()
     learned = params.degradation == "learned"
     q = int(math.ceil(4 * max(sigma, 1.0))) + 2  # learned kernel half-length
@@ -171,6 +171,7 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
             "seed": seed, "software_version": __version__,
             "sigma_z_used": round(float(sigma), 4),
             "sigma_z_estimated": None if estimated is None else round(float(estimated), 4),
+            "sigma_z_source": source,
             "noise_model": {"a": na, "b": nb}, "self_check": check}
     if learned:
         k = torch.softmax(kernel_logits.detach(), 0).cpu().numpy().astype(np.float64)

@@ -198,7 +198,11 @@ class IsotropizeMethod(Method):
 
     def training_summary(self, info: dict[str, Any]) -> str | None:
         """The truth-free self-check: the gain over cubic on held-out lateral slices."""
-        return format_check(info.get("self_check"), info.get("sigma_z_used"))
+        line = format_check(info.get("self_check"), info.get("sigma_z_used"))
+        if line and info.get("sigma_z_source") == "prior":
+            line += ("; sigma_z was assumed (0.6 x R: too few slices to measure it), and the "
+                     "self-check cannot see a wrong sigma_z: give the real one if known")
+        return line
 
     def grid(self, input_shape: Sequence[int], params: Any) -> Grid:
         n, *rest = (int(s) for s in input_shape)
@@ -256,7 +260,9 @@ class IsotropizeMethod(Method):
         return (f"({'x'.join(map(str, grid.shape))}, float32, z pixel = input's / "
                 f"{params.z_ratio:g}); sigma_z "
                 f"{info.get('sigma_z_used')} lateral px"
-                + (" (estimated)" if info.get("sigma_z_estimated") is not None else ""))
+                + (" (estimated)" if info.get("sigma_z_estimated") is not None else "")
+                + (" (assumed: too few slices to measure it; give sigma_z)"
+                   if info.get("sigma_z_source") == "prior" else ""))
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
