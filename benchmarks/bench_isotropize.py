@@ -33,6 +33,7 @@ from _real_volumes import isotropic_truth, isotropy_blur, normalise, read_volume
 from scipy.ndimage import gaussian_filter1d, map_coordinates
 
 from napari_neurorestore.core.engine import restore
+from napari_neurorestore.core.methods import get
 from napari_neurorestore.core.methods.isotropize import axial
 from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
@@ -127,16 +128,17 @@ def row(name, x, truth, rng):
 
 def classical_rows(raw, truth, r, sz):
     """Print linear, Keys, B-spline and B-spline + Richardson-Lucy (true PSF, iterations
-    tuned with the truth); returns ((PSNR, SSIM) of the best cubic, of the best of all)."""
+    tuned with the truth); returns ((PSNR, SSIM) of the best cubic, of the best of all,
+    the B-spline volume)."""
     rng = float(np.ptp(truth))
     bsp = bspline_z(raw, r)
-    row("linear interpolation in z", linear_z(raw, r), truth, rng)
+    lin = row("linear interpolation in z", linear_z(raw, r), truth, rng)
     keys = row("cubic interpolation in z (Keys)", axial.interp_z(raw, r), truth, rng)
     bs = row("cubic interpolation in z (B-spline)", bsp, truth, rng)
     it = max((psnr(rl_z(bsp, sz, i), truth, rng), i) for i in (1, 2, 3, 5, 8, 12))[1]
     rl = row(f"B-spline + Richardson-Lucy in z (true PSF, {it} it., tuned)", rl_z(bsp, sz, it),
              truth, rng)
-    return max(keys, bs), max(keys, bs, rl), bsp
+    return max(keys, bs), max(lin, keys, bs, rl), bsp
 
 
 def real_volume(path, args):
@@ -148,7 +150,7 @@ def real_volume(path, args):
     _, w_z, w_l = isotropy_blur(vol)
     print(f"\n=== real volume {path}: {vol.shape} {vol.dtype}; structure width^2 along z "
           f"{w_z:.2f}, along y/x {w_l:.2f} px^2 -> lateral blur sigma {s_lat:.2f} px (truth "
-          f"made isotropic); then z blurred sigma_z {sz}, every {r:g}th slice, Poisson noise "
+          f"made isotropic); then z blurred sigma_z {sz}, one slice in {r:g} kept, Poisson noise "
           f"({args.photons:g} photons per unit); load average {os.getloadavg()[0]:.2f}")
     cases = [("isotropic truth", truth0)]
     if args.ablate and s_lat > 0:
@@ -158,8 +160,9 @@ def real_volume(path, args):
         d = degrade_axial(t, sz, r, photons=args.photons, seed=args.seed + 1)
         truth, raw = d.truth, d.raw
         rng = float(np.ptp(truth))
+        est, how = axial.axial_blur(raw, r)
         print(f"-- truth: {label}; input {raw.shape} -> output {truth.shape}; sigma_z "
-              f"estimated {axial.estimate_sigma_z(raw, r):.2f} (added {sz})")
+              f"{how} {est:.2f} (added {sz})")
         print(f"{'':58s} {'PSNR dB':>8s} {'SSIM xy':>7s} {'SSIM xz':>7s}")
         (p_cub, s_cub), (p_best, _), _ = classical_rows(raw, truth, r, sz)
         runs = [("gaussian", {})]
@@ -173,12 +176,10 @@ def real_volume(path, args):
             info = res.model.info
             p, s = row(f"ours, {name} ({info['steps']} steps)", res.data, truth, rng)
             print(f"   ours - cubic {p - p_cub:+.2f} dB (SSIM {s - s_cub:+.4f}), ours - best "
-                  f"tuned {p - p_best:+.2f} dB; {info['train_seconds']} s training, "
-                  f"{secs:.1f} s in all, {res.data.size / max(secs, 1e-9) / 1e6:.2f} M voxels/s "
-                  f"end to end; load {t0:.2f} -> {os.getloadavg()[0]:.2f}")
-            summary = res.model.info.get("self_check")
-            if summary:
-                print(f"   self-check: {summary.get('message', summary)}")
+                  f"interpolation tuned with the truth {p - p_best:+.2f} dB; {info['train_seconds']} s training, "
+                  f"{secs:.1f} s in all ({res.data.size / max(secs, 1e-9) / 1e3:.0f} k output "
+                  f"voxels/s end to end); load {t0:.2f} -> {os.getloadavg()[0]:.2f}")
+            print(f"   {get('isotropize').training_summary(info)}")
             out[(label, name)] = p - p_cub
     print(f"peak memory (RSS) so far: {peak_rss_mb():.0f} MB")
     return out
