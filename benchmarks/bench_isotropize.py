@@ -222,7 +222,7 @@ def main():
     truth, raw = d.truth, d.raw
     rng = float(np.ptp(truth))
     print(f"\ndata: simulated isotropic neuron volume {vol.shape}, axial Gaussian sigma_z {sz} "
-          f"voxels, every {r:g}th slice -> input {raw.shape}, Poisson noise ({args.photons:g} "
+          f"voxels, one slice in {r:g} kept -> input {raw.shape}, Poisson noise ({args.photons:g} "
           f"photons per unit; background ~{np.median(raw):.0f}, max {raw.max():.0f} photons); "
           f"output {truth.shape}")
     est = axial.estimate_sigma_z(raw, r)
