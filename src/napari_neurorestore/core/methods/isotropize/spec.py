@@ -123,7 +123,8 @@ class IsotropizeParams(_Params):
         (a Gaussian axial blur of width ``sigma_z``) or "learned" (a blur kernel learned
         adversarially so degraded lateral slices look like the real axial slices).
     sigma_z : the axial blur beyond the lateral one, as a Gaussian sigma in lateral
-        pixels (None = estimate it from the volume's axial and lateral spectra).
+        pixels (None = estimate it from the volume's axial and lateral spectra; on fewer
+        than 16 slices, too few to fit, 0.6 R is assumed and the summary says so).
     steps : optimisation steps (None = no limit; whichever of ``steps`` and
         ``train_seconds`` ends first).
     train_seconds : wall-time budget of training (default 60 s; None = no cap).
@@ -141,7 +142,7 @@ class IsotropizeParams(_Params):
 
     z_ratio: float = opt(2.0, "z pixel size / lateral pixel size (required unless --model is given)", min=1.0, max=16.0, step=0.1, metavar="R", label="z ratio")
     degradation: str = opt("gaussian", "training degradation model", choices=("gaussian", "learned"))
-    sigma_z: float | None = opt(None, "axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None: estimated from the data)", min=0.0, max=32.0, step=0.1, metavar="S")
+    sigma_z: float | None = opt(None, "axial blur beyond the lateral one, Gaussian sigma in lateral pixels (None: estimated from the data; 0.6 R on fewer than 16 slices)", min=0.0, max=32.0, step=0.1, metavar="S")
     steps: int | None = _length("steps", "optimisation steps of one batch")
     train_seconds: float | None = _seconds("steps")
     patch_size: int = opt(64, "side of the square training crops (multiple of 4)", min=16, max=1024, step=4)
