@@ -18,7 +18,7 @@
    sigma_z), the learned one and the untouched (anisotropic) volume as the truth.
 
     python benchmarks/bench_isotropize.py [--train-seconds 60] [--threads 0] [--ablate]
-        [--real FILE ...] [--no-sim]
+        [--real FILE ...] [--no-sim] [--steps N]
 """
 
 from __future__ import annotations
@@ -113,8 +113,15 @@ def spectra_extent(vol: np.ndarray, pitch_z: float, noise: float) -> tuple[float
     return (axial.spectral_extent(fz, pz, noise), axial.spectral_extent(fx, px, noise))
 
 
+#: ``--steps``: a fixed number of training steps instead of the time budget (comparisons on
+#: a shared CPU); set by main()
+FIXED_STEPS: int | None = None
+
+
 def run_ours(raw, ratio, seconds, **kw):
-    p = IsotropizeParams(z_ratio=ratio, train_seconds=seconds, steps=10**6, seed=0, **kw)
+    budget = ({"train_seconds": None, "steps": FIXED_STEPS} if FIXED_STEPS
+              else {"train_seconds": seconds, "steps": 10**6})
+    p = IsotropizeParams(z_ratio=ratio, seed=0, **budget, **kw)
     with Timer() as t:
         res = drain(restore("isotropize", raw, p))
     return res, t.seconds
@@ -201,7 +208,12 @@ def main():
     ap.add_argument("--real-lateral-blur", default="auto", metavar="SIGMA",
                     help="lateral Gaussian blur that makes a real truth isotropic (auto: measured)")
     ap.add_argument("--no-sim", action="store_true", help="only the --real volumes")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="train a fixed number of steps instead of --train-seconds (for "
+                         "comparisons on a loaded CPU)")
     args = ap.parse_args()
+    global FIXED_STEPS
+    FIXED_STEPS = args.steps
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (1 min)")
