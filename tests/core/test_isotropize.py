@@ -145,6 +145,7 @@ def test_restores_better_than_cubic_and_keeps_lateral_slices(neuron):
     gain = psnr(out, d.truth, rng) - psnr(cubic, d.truth, rng)
     assert check["held_out"] and abs(check["gain_signal_db"] - gain) < 1.0
     assert 0 < check["gain_db"] < check["gain_signal_db"]  # the slices' own noise lowers it
+    assert check["gain_db"] - 0.2 < gain < check["gain_signal_db"] + 0.2  # brackets the truth
     assert "held-out lateral slices" in get("isotropize").training_summary(res.model.info)
     acq = out[::3]  # output slice 3j lies on input slice j
     assert psnr(acq, d.raw, float(np.ptp(d.raw))) > 30
@@ -252,7 +253,11 @@ def test_training_slices_exclude_the_held_out_ones():
     assert len(train) + len(held) == 2 * HOLDOUT_EVERY
     crops = src.lateral(6, check=True, rng=np.random.default_rng(1))
     assert {float(v) for v in crops[:, 3, 3]} <= held
-    few = _Source(vol[:HOLDOUT_EVERY], 3.0, 8, 2, np.random.default_rng(0), need_axial=False)
+    short = _Source(vol[:HOLDOUT_EVERY], 3.0, 8, 2, np.random.default_rng(0), need_axial=False)
+    assert short.held_out and len(short.check_slices) == 1 and len(short.slices) == 7
+    values = sorted([*short.slices[:, 2, 2], *short.check_slices[:, 2, 2]])
+    assert short.check_slices[0, 2, 2] == values[HOLDOUT_EVERY // 2]  # its middle slice
+    few = _Source(vol[:5], 3.0, 8, 2, np.random.default_rng(0), need_axial=False)
     assert not few.held_out and few.check_slices is few.slices  # too few: none held out
 
 
@@ -271,7 +276,7 @@ def test_self_check_line():
 
     assert format_check(None) is None and format_check({}) is None
     ok = format_check({"gain_db": 0.8, "gain_signal_db": 6.0, "held_out": True}, 2.0)
-    assert "+6.00 dB over cubic" in ok and "+0.80 dB with their noise" in ok
+    assert "between +0.80 dB" in ok and "and +6.00 dB (on their structure)" in ok
     assert "sigma_z 2 px" in ok and "WARNING" not in ok
     bad = format_check({"gain_db": 0.3, "gain_signal_db": None, "held_out": False})
     assert "too few to hold any out" in bad and "WARNING" in bad

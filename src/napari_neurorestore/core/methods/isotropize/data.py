@@ -18,6 +18,8 @@ TRAIN_CACHE_BYTES = 512 * 2**20
 #: one lateral slice in this many is held out of training for the self-check (when at least
 #: twice as many slices are kept)
 HOLDOUT_EVERY = 8
+#: a shorter stack than 2 HOLDOUT_EVERY holds out its middle slice if it has at least this many
+MIN_SLICES_FOR_HOLDOUT = 6
 
 
 def _is_integer(r: float) -> bool:
@@ -116,10 +118,13 @@ class _Source:
         vol = (vol - self.mean) / self.std
         self.patch = max(4, min(patch, h, w) // 4 * 4)
         self.margin = margin
-        # every HOLDOUT_EVERY-th slice is kept out of training for the self-check
+        # every HOLDOUT_EVERY-th slice is kept out of training for the self-check (the
+        # middle one of a short stack: on the training slices the check ran 6 dB high)
         held = np.zeros(len(vol), bool)
         if len(vol) >= 2 * HOLDOUT_EVERY:
             held[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] = True
+        elif len(vol) >= MIN_SLICES_FOR_HOLDOUT:
+            held[len(vol) // 2] = True
         self.held_out = bool(held.any())
         pad = ((0, 0), (margin, margin), (margin, margin))
         self.slices = np.pad(vol[~held], pad, mode="reflect")
