@@ -10,8 +10,15 @@
    lateral FWHM ratio of the beads before (cubic) and after; and the Fourier-spectrum
    extent along z versus x of the neuron volume.
 3. Speed (training steps, inference voxels/s) and peak memory.
+4. ``--real FILE...``: real (z, y, x) volumes as the truth (``_real_volumes.py``: scaled to
+   0..1, blurred laterally until y and x are as wide as z, so the truth is isotropic),
+   degraded in z like the simulation; per volume the same table (cubic, B-spline + RL tuned
+   with the truth, ours), ours minus cubic and minus the best tuned interpolation, speed,
+   peak memory and the load average. ``--ablate`` adds the oracle degradation (the true
+   sigma_z), the learned one and the untouched (anisotropic) volume as the truth.
 
     python benchmarks/bench_isotropize.py [--train-seconds 60] [--threads 0] [--ablate]
+        [--real FILE ...] [--no-sim] [--steps N]
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ import os
 import numpy as np
 import torch
 from _common import Timer, machine, peak_rss_mb
+from _real_volumes import isotropic_truth, isotropy_blur, normalise, read_volume
 from scipy.ndimage import gaussian_filter1d, map_coordinates
 
 from napari_neurorestore.core.engine import restore
+from napari_neurorestore.core.methods import get
 from napari_neurorestore.core.methods.isotropize import axial
 from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
@@ -104,8 +113,15 @@ def spectra_extent(vol: np.ndarray, pitch_z: float, noise: float) -> tuple[float
     return (axial.spectral_extent(fz, pz, noise), axial.spectral_extent(fx, px, noise))
 
 
+#: ``--steps``: a fixed number of training steps instead of the time budget (comparisons on
+#: a shared CPU); set by main()
+FIXED_STEPS: int | None = None
+
+
 def run_ours(raw, ratio, seconds, **kw):
-    p = IsotropizeParams(z_ratio=ratio, train_seconds=seconds, steps=10**6, seed=0, **kw)
+    budget = ({"train_seconds": None, "steps": FIXED_STEPS} if FIXED_STEPS
+              else {"train_seconds": seconds, "steps": 10**6})
+    p = IsotropizeParams(z_ratio=ratio, seed=0, **budget, **kw)
     with Timer() as t:
         res = drain(restore("isotropize", raw, p))
     return res, t.seconds
@@ -115,6 +131,65 @@ def row(name, x, truth, rng):
     print(f"{name:58s} {psnr(x, truth, rng):8.2f} {ssim(x, truth, rng):7.4f} "
           f"{ssim(np.moveaxis(x, 1, 0), np.moveaxis(truth, 1, 0), rng):7.4f}", flush=True)
     return psnr(x, truth, rng), ssim(x, truth, rng)
+
+
+def classical_rows(raw, truth, r, sz):
+    """Print linear, Keys, B-spline and B-spline + Richardson-Lucy (true PSF, iterations
+    tuned with the truth); returns ((PSNR, SSIM) of the best cubic, of the best of all,
+    the B-spline volume)."""
+    rng = float(np.ptp(truth))
+    bsp = bspline_z(raw, r)
+    lin = row("linear interpolation in z", linear_z(raw, r), truth, rng)
+    keys = row("cubic interpolation in z (Keys)", axial.interp_z(raw, r), truth, rng)
+    bs = row("cubic interpolation in z (B-spline)", bsp, truth, rng)
+    it = max((psnr(rl_z(bsp, sz, i), truth, rng), i) for i in (1, 2, 3, 5, 8, 12))[1]
+    rl = row(f"B-spline + Richardson-Lucy in z (true PSF, {it} it., tuned)", rl_z(bsp, sz, it),
+             truth, rng)
+    return max(keys, bs), max(lin, keys, bs, rl), bsp
+
+
+def real_volume(path, args):
+    """One real volume made isotropic, degraded in z like the simulation, restored."""
+    r, sz = args.ratio, args.sigma_z
+    vol = read_volume(path)
+    lat = None if args.real_lateral_blur == "auto" else float(args.real_lateral_blur)
+    truth0, s_lat = isotropic_truth(vol, lat)
+    _, w_z, w_l = isotropy_blur(vol)
+    print(f"\n=== real volume {path}: {vol.shape} {vol.dtype}; structure width^2 along z "
+          f"{w_z:.2f}, along y/x {w_l:.2f} px^2 -> lateral blur sigma {s_lat:.2f} px (truth "
+          f"made isotropic); then z blurred sigma_z {sz}, one slice in {r:g} kept, Poisson noise "
+          f"({args.photons:g} photons per unit); load average {os.getloadavg()[0]:.2f}")
+    cases = [("isotropic truth", truth0)]
+    if args.ablate and s_lat > 0:
+        cases.append(("the volume as it is (z blurrier than y, x)", normalise(vol)))
+    out = {}
+    for label, t in cases:
+        d = degrade_axial(t, sz, r, photons=args.photons, seed=args.seed + 1)
+        truth, raw = d.truth, d.raw
+        rng = float(np.ptp(truth))
+        est, how = axial.axial_blur(raw, r)
+        print(f"-- truth: {label}; input {raw.shape} -> output {truth.shape}; sigma_z "
+              f"{how} {est:.2f} (added {sz})")
+        print(f"{'':58s} {'PSNR dB':>8s} {'SSIM xy':>7s} {'SSIM xz':>7s}")
+        (p_cub, s_cub), (p_best, _), _ = classical_rows(raw, truth, r, sz)
+        runs = [("gaussian", {})]
+        if args.ablate and label == "isotropic truth":
+            runs += [("gaussian, oracle sigma_z", {"sigma_z": sz}),
+                     ("learned", {"degradation": "learned"})]
+        for name, kw in runs:
+            kw = {"degradation": "gaussian", **kw}
+            t0 = os.getloadavg()[0]
+            res, secs = run_ours(raw, r, args.train_seconds, **kw)
+            info = res.model.info
+            p, s = row(f"ours, {name} ({info['steps']} steps)", res.data, truth, rng)
+            print(f"   ours - cubic {p - p_cub:+.2f} dB (SSIM {s - s_cub:+.4f}), ours - best "
+                  f"interpolation tuned with the truth {p - p_best:+.2f} dB; {info['train_seconds']} s training, "
+                  f"{secs:.1f} s in all ({res.data.size / max(secs, 1e-9) / 1e3:.0f} k output "
+                  f"voxels/s end to end); load {t0:.2f} -> {os.getloadavg()[0]:.2f}")
+            print(f"   {get('isotropize').training_summary(info)}")
+            out[(label, name)] = p - p_cub
+    print(f"peak memory (RSS) so far: {peak_rss_mb():.0f} MB")
+    return out
 
 
 def main():
@@ -128,10 +203,29 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-learned", action="store_true")
     ap.add_argument("--ablate", action="store_true", help="also train without noise matching")
+    ap.add_argument("--real", nargs="+", default=[], metavar="FILE",
+                    help="real (z, y, x) TIFF volumes to use as the truth (made isotropic)")
+    ap.add_argument("--real-lateral-blur", default="auto", metavar="SIGMA",
+                    help="lateral Gaussian blur that makes a real truth isotropic (auto: measured)")
+    ap.add_argument("--no-sim", action="store_true", help="only the --real volumes")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="train a fixed number of steps instead of --train-seconds (for "
+                         "comparisons on a loaded CPU)")
     args = ap.parse_args()
+    global FIXED_STEPS
+    FIXED_STEPS = args.steps
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (1 min)")
+    gains = {str(f): real_volume(f, args) for f in args.real}
+    if gains:
+        print("\nreal volumes, ours - cubic (dB):")
+        for f, g in gains.items():
+            print(f"  {f}: " + "; ".join(f"{k[1]} ({k[0]}) {v:+.2f}" for k, v in g.items()))
+    if args.no_sim:
+        print(f"peak memory (RSS): {peak_rss_mb():.0f} MB; load average now "
+              f"{os.getloadavg()[0]:.2f}")
+        return
     r, sz = args.ratio, args.sigma_z
 
     # ------------------------------------------------------------------ neuron volume
@@ -140,22 +234,13 @@ def main():
     truth, raw = d.truth, d.raw
     rng = float(np.ptp(truth))
     print(f"\ndata: simulated isotropic neuron volume {vol.shape}, axial Gaussian sigma_z {sz} "
-          f"voxels, every {r:g}th slice -> input {raw.shape}, Poisson noise ({args.photons:g} "
+          f"voxels, one slice in {r:g} kept -> input {raw.shape}, Poisson noise ({args.photons:g} "
           f"photons per unit; background ~{np.median(raw):.0f}, max {raw.max():.0f} photons); "
           f"output {truth.shape}")
     est = axial.estimate_sigma_z(raw, r)
     print(f"sigma_z estimated from the spectra: {est:.2f} (truth {sz})")
     print(f"\n{'':58s} {'PSNR dB':>8s} {'SSIM xy':>7s} {'SSIM xz':>7s}")
-    lin = linear_z(raw, r)
-    keys = axial.interp_z(raw, r)
-    bsp = bspline_z(raw, r)
-    row("linear interpolation in z", lin, truth, rng)
-    p_keys, s_keys = row("cubic interpolation in z (Keys)", keys, truth, rng)
-    p_bsp, s_bsp = row("cubic interpolation in z (B-spline)", bsp, truth, rng)
-    best_rl = max((psnr(rl_z(bsp, sz, it), truth, rng), it) for it in (1, 2, 3, 5, 8, 12))
-    row(f"B-spline + Richardson-Lucy in z (true PSF, {best_rl[1]} it., tuned)",
-        rl_z(bsp, sz, best_rl[1]), truth, rng)
-    p_cubic, s_cubic = max((p_keys, s_keys), (p_bsp, s_bsp))
+    (p_cubic, s_cubic), _, bsp = classical_rows(raw, truth, r, sz)
     results = {}
     modes = ["gaussian"] + ([] if args.skip_learned else ["learned"])
     for mode in modes:

@@ -3,7 +3,7 @@ import pytest
 
 from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods import params_for
+from napari_neurorestore.core.methods import get, params_for
 from napari_neurorestore.core.methods.isotropize import axial
 from napari_neurorestore.core.methods.isotropize import heavy as iso
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
@@ -136,9 +136,17 @@ def test_restores_better_than_cubic_and_keeps_lateral_slices(neuron):
     rng = float(np.ptp(d.truth))
     p = IsotropizeParams(z_ratio=3, sigma_z=2.0, steps=60, patch_size=32, batch_size=4,
                          width=8, seed=0, device="cpu")
-    out = drain(restore("isotropize", d.raw, p)).data
+    res = drain(restore("isotropize", d.raw, p))
+    out = res.data
     cubic = axial.interp_z(d.raw, 3)
     assert psnr(out, d.truth, rng) > psnr(cubic, d.truth, rng) + 0.4
+    # the truth-free self-check tracks the true gain (here ~0.7 dB) on held-out lateral slices
+    check = res.model.info["self_check"]
+    gain = psnr(out, d.truth, rng) - psnr(cubic, d.truth, rng)
+    assert check["held_out"] and abs(check["gain_signal_db"] - gain) < 1.0
+    assert 0 < check["gain_db"] < check["gain_signal_db"]  # the slices' own noise lowers it
+    assert check["gain_db"] - 0.2 < gain < check["gain_signal_db"] + 0.2  # brackets the truth
+    assert "held-out lateral slices" in get("isotropize").training_summary(res.model.info)
     acq = out[::3]  # output slice 3j lies on input slice j
     assert psnr(acq, d.raw, float(np.ptp(d.raw))) > 30
     # against the truth, the acquired slices are at least as good as the input's own
@@ -231,3 +239,56 @@ def test_python_api(neuron):
     np.testing.assert_allclose(again, out, rtol=1e-5, atol=1e-3)
     with pytest.raises(ValueError, match="trained for z ratio"):
         nr.isotropize(raw, 3, model=model)
+
+
+# ----------------------------------------------------------------------------- self-check
+def test_training_slices_exclude_the_held_out_ones():
+    from napari_neurorestore.core.methods.isotropize.data import HOLDOUT_EVERY, _Source
+
+    vol = np.arange(2 * HOLDOUT_EVERY, dtype=np.float32)[:, None, None] + np.zeros((1, 16, 16))
+    src = _Source(vol, 3.0, 8, 2, np.random.default_rng(0), need_axial=False)
+    train = {float(v) for v in src.slices[:, 2, 2]}
+    held = {float(v) for v in src.check_slices[:, 2, 2]}
+    assert src.held_out and len(held) == 2 and not train & held
+    assert len(train) + len(held) == 2 * HOLDOUT_EVERY
+    crops = src.lateral(6, check=True, rng=np.random.default_rng(1))
+    assert {float(v) for v in crops[:, 3, 3]} <= held
+    short = _Source(vol[:HOLDOUT_EVERY], 3.0, 8, 2, np.random.default_rng(0), need_axial=False)
+    assert short.held_out and len(short.check_slices) == 1 and len(short.slices) == 7
+    values = sorted([*short.slices[:, 2, 2], *short.check_slices[:, 2, 2]])
+    assert short.check_slices[0, 2, 2] == values[HOLDOUT_EVERY // 2]  # its middle slice
+    few = _Source(vol[:5], 3.0, 8, 2, np.random.default_rng(0), need_axial=False)
+    assert not few.held_out and few.check_slices is few.slices  # too few: none held out
+
+
+def test_self_check_warns_when_the_restorer_gains_nothing(neuron):
+    """A restorer that has barely trained (3 steps; its output layer starts at zero, so it
+    returns its cubic input) gains ~0 dB on the held-out slices: the summary warns that the
+    setting is past what the method restores."""
+    m = drain(iso.train(neuron.raw, IsotropizeParams(z_ratio=3, sigma_z=2.0, **FAST)))
+    assert abs(m.info["self_check"]["gain_db"]) < 1.0
+    line = get("isotropize").training_summary(m.info)
+    assert "WARNING" in line and "past what the method restores" in line
+
+
+def test_self_check_line():
+    from napari_neurorestore.core.methods.isotropize.spec import format_check
+
+    assert format_check(None) is None and format_check({}) is None
+    ok = format_check({"gain_db": 0.8, "gain_signal_db": 6.0, "held_out": True}, 2.0)
+    assert "between +0.80 dB" in ok and "and +6.00 dB (on their structure)" in ok
+    assert "sigma_z 2 px" in ok and "WARNING" not in ok
+    bad = format_check({"gain_db": 0.3, "gain_signal_db": None, "held_out": False})
+    assert "too few to hold any out" in bad and "WARNING" in bad
+    assert "WARNING" in format_check({"gain_db": 0.3, "gain_signal_db": 0.9, "held_out": True})
+
+
+def test_sigma_z_assumed_on_a_short_stack(neuron):
+    """Fewer slices than the spectral fit needs: sigma_z is the prior 0.6 R, recorded as
+    such and said by the summary (not a silent 0)."""
+    m = drain(iso.train(neuron.raw[:10], IsotropizeParams(z_ratio=3, **FAST)))
+    assert m.info["sigma_z_source"] == "prior" and m.info["sigma_z_estimated"] is None
+    assert m.info["sigma_z_used"] == pytest.approx(1.8)
+    assert "sigma_z was assumed" in get("isotropize").training_summary(m.info)
+    given = drain(iso.train(neuron.raw[:10], IsotropizeParams(z_ratio=3, sigma_z=1.0, **FAST)))
+    assert given.info["sigma_z_source"] == "given" and given.info["sigma_z_used"] == 1.0

@@ -15,6 +15,11 @@ from .axial import cubic_weights, interp_z
 
 #: bytes of float32 lateral slices kept in memory for training (a larger volume is sampled)
 TRAIN_CACHE_BYTES = 512 * 2**20
+#: one lateral slice in this many is held out of training for the self-check (when at least
+#: twice as many slices are kept)
+HOLDOUT_EVERY = 8
+#: a shorter stack than 2 HOLDOUT_EVERY holds out its middle slice if it has at least this many
+MIN_SLICES_FOR_HOLDOUT = 6
 
 
 def _is_integer(r: float) -> bool:
@@ -113,7 +118,17 @@ class _Source:
         vol = (vol - self.mean) / self.std
         self.patch = max(4, min(patch, h, w) // 4 * 4)
         self.margin = margin
-        self.slices = np.pad(vol, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
+        # every HOLDOUT_EVERY-th slice is kept out of training for the self-check (the
+        # middle one of a short stack: on the training slices the check ran 6 dB high)
+        held = np.zeros(len(vol), bool)
+        if len(vol) >= 2 * HOLDOUT_EVERY:
+            held[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] = True
+        elif len(vol) >= MIN_SLICES_FOR_HOLDOUT:
+            held[len(vol) // 2] = True
+        self.held_out = bool(held.any())
+        pad = ((0, 0), (margin, margin), (margin, margin))
+        self.slices = np.pad(vol[~held], pad, mode="reflect")
+        self.check_slices = np.pad(vol[held], pad, mode="reflect") if self.held_out else self.slices
         self.h, self.w = h, w
         self.rng = rng
         self.axial = None
@@ -123,19 +138,23 @@ class _Source:
             crop = np.asarray(data[:, y0:y0 + side, x0:x0 + side], np.float32)
             self.axial = (interp_z(crop, ratio) - self.mean) / self.std
 
-    def lateral(self, batch: int) -> np.ndarray:
-        """Sharp crops (B, P + 2 margin, P), the degraded axis first (y or x at random)."""
+    def lateral(self, batch: int, check: bool = False,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+        """Sharp crops (B, P + 2 margin, P), the degraded axis first (y or x at random);
+        from the held-out slices with ``check`` (the training slices if none are held)."""
         p, m = self.patch, self.margin
         hs = p + 2 * m
+        rng = self.rng if rng is None else rng
+        slices = self.check_slices if check else self.slices
         out = np.empty((batch, hs, p), np.float32)
         for b in range(batch):
-            z = self.rng.integers(len(self.slices))
-            y0 = self.rng.integers(0, self.h - p + 1)
-            x0 = self.rng.integers(0, self.w - p + 1)
-            if self.rng.random() < 0.5:  # degrade along y
-                out[b] = self.slices[z, y0:y0 + hs, x0 + m:x0 + m + p]
+            z = rng.integers(len(slices))
+            y0 = rng.integers(0, self.h - p + 1)
+            x0 = rng.integers(0, self.w - p + 1)
+            if rng.random() < 0.5:  # degrade along y
+                out[b] = slices[z, y0:y0 + hs, x0 + m:x0 + m + p]
             else:  # degrade along x: transpose so the degraded axis comes first
-                out[b] = self.slices[z, y0 + m:y0 + m + p, x0:x0 + hs].T
+                out[b] = slices[z, y0 + m:y0 + m + p, x0:x0 + hs].T
         return out
 
     def axial_crops(self, batch: int, size: int) -> np.ndarray:

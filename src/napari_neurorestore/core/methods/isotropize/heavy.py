@@ -39,16 +39,17 @@ from ...io import check_finite
 from ...models import TrainedModel
 from ...nets import ready_for_inference
 from ...progress import CancelToken, PredictTally, Progress
-from ...train import fit
+from ...train import ThreadChooser, fit
 from ...zarr_io import ChunkRecorder
 from ..base import new_seed
 from .axial import (
+    axial_blur,
     check_volume,
     estimate_noise,
-    estimate_sigma_z,
     interp_z,
     output_slices,
 )
+from .check import held_out_check
 from .data import _Degrader, _flip, _Source
 from .net import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator
 from .spec import (
@@ -85,10 +86,10 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     yield Progress("prepare", message="estimating the axial blur and the noise")
     estimated = None
     if params.sigma_z is None:
-        estimated = estimate_sigma_z(data, ratio)
-        sigma = estimated
+        sigma, source = axial_blur(data, ratio)
+        estimated = sigma if source == "estimated" else None
     else:
-        sigma = params.sigma_z
+        sigma, source = params.sigma_z, "given"
     cancel.check()
     learned = params.degradation == "learned"
     q = int(math.ceil(4 * max(sigma, 1.0))) + 2  # learned kernel half-length
@@ -156,16 +157,22 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     if params.train_seconds is not None:
         remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
     total = 10**9 if params.steps is None else params.steps  # None: the time budget ends it
+    threads = ThreadChooser(enabled=device.type == "cpu" and params.steps is None)
     history = yield from fit(net, sample_batch, F.mse_loss, total, remaining,
-                             params.learning_rate, cancel)
+                             params.learning_rate, cancel, threads=threads)
     seconds = time.perf_counter() - t_start
+    yield Progress("check", message="self-check on held-out lateral slices")
+    kernel = torch.softmax(kernel_logits.detach(), 0) if learned else None
+    check = held_out_check(net, src, ratio, noise, device, None if learned else sigma, kernel,
+                           seed=seed)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     info = {"train_seconds": round(seconds, 2), "steps": len(history),
             "final_loss": float(np.mean(history[-50:])) if history else None,
             "seed": seed, "software_version": __version__,
             "sigma_z_used": round(float(sigma), 4),
             "sigma_z_estimated": None if estimated is None else round(float(estimated), 4),
-            "noise_model": {"a": na, "b": nb}}
+            "sigma_z_source": source,
+            "noise_model": {"a": na, "b": nb}, "self_check": check}
     if learned:
         k = torch.softmax(kernel_logits.detach(), 0).cpu().numpy().astype(np.float64)
         offs = np.arange(-q, q + 1)
