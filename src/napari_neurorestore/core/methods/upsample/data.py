@@ -73,7 +73,6 @@ class _PairSampler:
         sizes = np.array([s.size for s in sources], float)
         self.p = sizes / sizes.sum()
         self.scale_augment = False
-        self.scale_max = max(factors)
 
     def _zoom(self, block: np.ndarray, u: float) -> np.ndarray:
         """Interpolate ``block`` up by ``u`` along the upsampled axes; centre-crop to
@@ -94,7 +93,7 @@ class _PairSampler:
         # that structures also appear at the size they have at the scale we apply the net
         u = 1.0
         if self.scale_augment and rng.random() < 0.5:
-            u = float(rng.uniform(1.0, self.scale_max))
+            u = float(rng.uniform(1.0, max(self.factors)))
         crop = self.crop
         if u > 1.0:
             crop = tuple(c if f == 1 else min(c, int(np.ceil(c / u)) + 1)
