@@ -63,8 +63,9 @@ def test_params_registered_and_validated():
     assert stage_factors(UpsampleParams(factor=4, lateral_only=True), 3) == [[1, 2, 2]] * 2
     assert stage_factors(UpsampleParams(factor=4, two_stage=False), 2) == [[4, 4]]
     assert stage_factors(UpsampleParams(factor=3, two_stage=True), 3) == [[3, 3, 3]]
-    # the automatic training crop: 16 for the staged 2x network, 36 otherwise; a given one wins
-    assert [train_patch(UpsampleParams(factor=f)) for f in (2, 3, 4)] == [36, 36, 16]
+    # the automatic training crop: 16 for a 2x network (2x, staged 4x), 36 otherwise; a given
+    # one wins
+    assert [train_patch(UpsampleParams(factor=f)) for f in (2, 3, 4)] == [16, 36, 16]
     assert train_patch(UpsampleParams(factor=4, two_stage=False)) == 36
     assert train_patch(UpsampleParams(factor=4, patch_size=40)) == 40
 

@@ -102,20 +102,21 @@ def stage_factors(params: UpsampleParams, ndim: int) -> list[list[int]]:
     return [nf, nf] if staged(params) else [nf]
 
 
-#: training crop side (input pixels) when ``patch_size`` is None: a staged 4x trains its 2x
-#: network on 16^3 crops (8^3 coarse pixels): steps 8x cheaper than 36^3 crops, and more
-#: of them beat fewer larger ones (4x, simulated volume: 36^3 450 steps +2.7 dB, 24^3
-#: 1600 steps +3.4 dB, 16^3 2000 steps +3.4 dB at a third of 24^3's time, 12^3 3000 steps
-#: +3.1 dB; benchmarks/bench_upsample.py)
+#: training crop side (input pixels) when ``patch_size`` is None: a 2x network (2x, and
+#: both stages of a staged 4x) trains on 16^3 crops (8^3 coarse pixels): steps ~7x cheaper
+#: than 36^3 crops, and more of them beat fewer larger ones (simulated volume, staged 4x:
+#: 36^3 450 steps +2.7 dB, 24^3 1600 steps +3.4 dB, 16^3 2000 steps +3.4 dB at a third of
+#: 24^3's time, 12^3 3000 steps +3.1 dB; 2x: 36^3 550 steps +4.3 dB, 16^3 3500 steps
+#: +5.7 dB in about the same time; benchmarks/bench_upsample.py). 3x: 36.
 PATCH_AUTO = 36
-PATCH_AUTO_STAGED = 16
+PATCH_AUTO_2X = 16
 
 
 def train_patch(params: UpsampleParams) -> int:
     """The training crop side in input pixels (``patch_size``, or its automatic value)."""
     if params.patch_size is not None:
         return int(params.patch_size)
-    return PATCH_AUTO_STAGED if staged(params) else PATCH_AUTO
+    return PATCH_AUTO_2X if params.factor == 2 or staged(params) else PATCH_AUTO
 
 
 def tile_grid(shape: tuple[int, ...], tile_size: int) -> tuple[tuple[int, ...], np.ndarray]:
@@ -174,8 +175,8 @@ class UpsampleParams(_Params):
         whichever of ``steps`` and ``train_seconds`` comes first ends training).
     train_seconds : wall-time budget of training (default 60 s; None = no cap).
     patch_size : side of the training crops, in input pixels (rounded down to a multiple of
-        the factor; clipped to the volume's depth along z). None: 36, or 16 for a staged 4x
-        (its 2x network's crops).
+        the factor; clipped to the volume's depth along z). None: 16 for a 2x network (2x, and
+        the two stages of a staged 4x), 36 otherwise.
     batch_size, learning_rate, width, depth : training batch, Adam's initial learning rate,
         channels and hidden layers of the network.
     base : the interpolation the network adds its residual to ("cubic" or "linear").
@@ -200,7 +201,7 @@ class UpsampleParams(_Params):
     prior: str = opt("none", "'simulated': also train on a simulated neuron volume at the true scale ('none': the input alone)", choices=("none", "simulated"))
     steps: int | None = _length("steps", "optimisation steps of one batch")
     train_seconds: float | None = _seconds("steps")
-    patch_size: int | None = opt(None, "training crop side in input pixels (default: 36; 16 for a staged 4x)", min=8, max=512)
+    patch_size: int | None = opt(None, "training crop side in input pixels (default: 16 for a 2x network: 2x and a staged 4x; else 36)", min=8, max=512)
     batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
     learning_rate: float = _common()["learning_rate"]
     width: int = opt(16, "network width", min=4, max=256)
