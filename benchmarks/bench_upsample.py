@@ -11,7 +11,7 @@ model's truth-free self-check; then tiled vs whole-volume inference, speed, and 
 memory of a large 4x case run in a separate process.
 
     python benchmarks/bench_upsample.py [--train-seconds 60] [--factors 3 2 4] [--photons 0]
-        [--steps N] [--shape Z Y X] [--truth-seed 1]
+        [--steps N] [--shape Z Y X] [--truth-seed 1] [--no-large]
 
 ``--steps N`` trains every model for N steps (no time cap): the comparison of a loaded
 machine, with the time per step printed to convert; ``--shape``/``--truth-seed`` pick
@@ -100,6 +100,7 @@ def main():
     ap.add_argument("--truth-seed", type=int, default=1)
     ap.add_argument("--no-prior", action="store_true")
     ap.add_argument("--large-only", action="store_true")
+    ap.add_argument("--no-large", action="store_true", help="skip the large 4x inference case")
     ap.add_argument("--tmp", default=os.environ.get("TMPDIR", "/tmp"))
     args = ap.parse_args()
     if args.large_only:
@@ -201,6 +202,8 @@ def main():
     for f, g, s, gb in summary:
         print(f"  {f}x: {g:+.2f} dB, SSIM {s:+.4f}, {gb:+.2f} dB")
     print(f"peak memory (RSS) of this process: {peak_rss_mb():.0f} MB")
+    if args.no_large:
+        return
     out = subprocess.run([sys.executable, __file__, "--large-only", "--tmp", args.tmp],
                          capture_output=True, text=True)
     print(out.stdout.strip() or out.stderr.strip()[-2000:])

@@ -417,8 +417,9 @@ def _pass_work(shape, p) -> float:
     weighted by the pass's share of per-voxel work (the convolutions on the coarse grid,
     then interpolation and back-projection on the fine grid: 1 + prod(factors)) relative to
     one pass at the full factor, so that a one-stage model's work is its coarse voxels. A
-    staged 4x runs the input (1 + 2^d) and then the 2^d times larger 2x intermediate:
-    measured on a CPU, about 1.25x the time of one 4x pass (bench_upsample.py)."""
+    staged 4x runs the input (1 + 2^d) and then the 2^d times larger 2x intermediate: on a
+    (24, 72, 72) input this says 0.59x one 4x pass, measured 0.6-1.0x on a CPU (the probe,
+    which times the staged model itself, calibrates the rate)."""
     full = 1 + math.prod(axis_factors(len(shape), p.factor, p.lateral_only))
     work = 0.0
     for f in stage_factors(p, len(shape)):
