@@ -8,6 +8,7 @@ from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
 from napari_neurorestore.core.methods import get, params_for
 from napari_neurorestore.core.methods.upsample import heavy as up
+from napari_neurorestore.core.methods.upsample.check import WORTH_DB, format_check
 from napari_neurorestore.core.methods.upsample.data import _PairSampler, _robust_norm
 from napari_neurorestore.core.methods.upsample.net import bin_down, interp_upsample
 from napari_neurorestore.core.methods.upsample.spec import (
@@ -17,7 +18,6 @@ from napari_neurorestore.core.methods.upsample.spec import (
     stage_factors,
     train_patch,
 )
-from napari_neurorestore.core.methods.upsample.check import WORTH_DB, format_check
 from napari_neurorestore.core.metrics import psnr, ssim
 from napari_neurorestore.core.models import load_model, save_model
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain

@@ -42,13 +42,13 @@ from ...progress import CancelToken, PredictTally, Progress, drain
 from ...train import fit
 from ...zarr_io import ChunkRecorder
 from ..base import metadata_for, new_seed
+from .check import centre_block, self_check
 from .data import (
     _load_training_volume,
     _make_batches,
     _PairSampler,
     _robust_norm,
 )
-from .check import centre_block, self_check
 from .net import UpsampleNet, bin_down, interp_upsample
 from .spec import (
     UpsampleParams,

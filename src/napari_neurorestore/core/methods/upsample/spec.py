@@ -382,7 +382,6 @@ class UpsampleMethod(Method):
 
         mod = self.impl()
         small = replace(p, tile_size=min(p.tile_size, 12 if len(shape) == 3 else 48))
-        coarse = _cost_geometry(tuple(min(s, small.tile_size) for s in shape), small)[4]
         net = mod.build_net(small, len(shape))
         model = TrainedModel("upsample", small.to_dict(), net.state_dict(),
                              {"lo": 0.0, "scale": 1.0}, {"ndim": len(shape)})
