@@ -3,8 +3,9 @@
 What is kept from the paper: the only training data is the input itself; random crops of
 it, flipped/rotated, are down-sampled by the factor to make network inputs and the crops
 are the targets; a light network whose convolutions run on the coarse grid and whose last
-layer is a sub-pixel convolution; back-projection at inference; 4x optionally as two 2x
-stages; flip ensembling as an option.
+layer is a sub-pixel convolution; back-projection at inference; 4x as two 2x stages (the
+default; one 2x network trained on the input's own 2x pairs and applied twice, as the
+paper's x2-trained-twice); flip ensembling as an option.
 
 What differs (measured in benchmarks/bench_upsample.py; see its output):
 - down-sampling is area sampling (binning: each input pixel is the mean of factor^d output
@@ -19,7 +20,9 @@ What differs (measured in benchmarks/bench_upsample.py; see its output):
   binned at the true scale, are mixed into the batches; zero-shot alone trains at a scale
   factor-times coarser than the one it is applied at, and that gap can cost it the gain;
 - tiled inference with a halo that covers the receptive field, so tiling does not change
-  the result and memory stays bounded; the output can be a memmap/zarr (``out``).
+  the result and memory stays bounded; the output can be a memmap/zarr (``out``);
+- 2x networks train on small (16^3) crops, many cheap steps;
+- a truth-free self-check after training (:mod:`.check`).
 """
 
 from __future__ import annotations
