@@ -6,12 +6,19 @@ from scipy.ndimage import zoom
 from napari_neurorestore._widgets.layers import output_grid
 from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.errors import InputError
-from napari_neurorestore.core.methods import params_for
+from napari_neurorestore.core.methods import get, params_for
 from napari_neurorestore.core.methods.upsample import heavy as up
+from napari_neurorestore.core.methods.upsample.check import WORTH_DB, format_check
 from napari_neurorestore.core.methods.upsample.data import _PairSampler, _robust_norm
 from napari_neurorestore.core.methods.upsample.net import bin_down, interp_upsample
-from napari_neurorestore.core.methods.upsample.spec import UpsampleParams, bin_array, grid_change
-from napari_neurorestore.core.metrics import psnr
+from napari_neurorestore.core.methods.upsample.spec import (
+    UpsampleParams,
+    bin_array,
+    grid_change,
+    stage_factors,
+    train_patch,
+)
+from napari_neurorestore.core.metrics import psnr, ssim
 from napari_neurorestore.core.models import load_model, save_model
 from napari_neurorestore.core.progress import Cancelled, CancelToken, drain
 from napari_neurorestore.core.simulate import simulate_neuron_volume
@@ -47,10 +54,20 @@ def test_params_registered_and_validated():
     p = UpsampleParams(factor=2, lateral_only=True)
     assert UpsampleParams.from_dict(p.to_dict()) == p
     for kw in (dict(factor=1), dict(factor=5), dict(factor=2.0), dict(prior="imagenet"),
-               dict(base="sinc"), dict(two_stage=True, factor=3), dict(train_seconds=0),
+               dict(base="sinc"), dict(two_stage="yes"), dict(train_seconds=0),
                dict(patch_size=4), dict(device="tpu"), dict(ensemble="yes"), dict(steps=0)):
         with pytest.raises(ValueError):
             UpsampleParams(**kw)
+    # factor 4 is two 2x stages unless told otherwise; 2x and 3x are one stage either way
+    assert stage_factors(UpsampleParams(factor=4), 3) == [[2, 2, 2], [2, 2, 2]]
+    assert stage_factors(UpsampleParams(factor=4, lateral_only=True), 3) == [[1, 2, 2]] * 2
+    assert stage_factors(UpsampleParams(factor=4, two_stage=False), 2) == [[4, 4]]
+    assert stage_factors(UpsampleParams(factor=3, two_stage=True), 3) == [[3, 3, 3]]
+    # the automatic training crop: 16 for a 2x network (2x, staged 4x), 36 otherwise; a given
+    # one wins
+    assert [train_patch(UpsampleParams(factor=f)) for f in (2, 3, 4)] == [16, 36, 16]
+    assert train_patch(UpsampleParams(factor=4, two_stage=False)) == 36
+    assert train_patch(UpsampleParams(factor=4, patch_size=40)) == 40
 
 
 def test_area_convention_of_the_interpolation():
@@ -99,10 +116,16 @@ def test_lateral_only_and_two_stage_shapes(vol):
     assert res.data.shape == (8, 48, 48) and res.scale_factors == (1.0, 0.5, 0.5)
     assert res.translate_shift == (0.0, -0.25, -0.25)
     img = vol[4]  # a 2D image, 24x24
-    p4 = UpsampleParams(factor=4, two_stage=True, **{**FAST, "patch_size": 16})
-    res4 = drain(restore("upsample", img, p4))
-    assert res4.data.shape == (96, 96) and res4.model.state_dict["tail.bias"].numel() == 4
-    np.testing.assert_allclose(bin_array(res4.data, (4, 4)), img, rtol=1e-4, atol=1e-5)
+    for two_stage, stages, channels in ((True, [[2, 2], [2, 2]], 4), (False, [[4, 4]], 16)):
+        p4 = UpsampleParams(factor=4, two_stage=two_stage, **{**FAST, "patch_size": 16})
+        res4 = drain(restore("upsample", img, p4))
+        assert res4.data.shape == (96, 96) and res4.scale_factors == (0.25, 0.25)
+        assert res4.translate_shift == (-3 / 8, -3 / 8)
+        assert res4.model.state_dict["tail.bias"].numel() == channels
+        np.testing.assert_allclose(bin_array(res4.data, (4, 4)), img, rtol=1e-4, atol=1e-5)
+        md = res4.metadata["neurorestore"]  # provenance: the stages that ran, the parameters
+        assert md["training"]["stages"] == stages and md["factors"] == [4, 4]
+        assert md["params"]["two_stage"] is two_stage and md["training"]["patch_size"] == 16
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
@@ -169,6 +192,41 @@ def test_2d_images(truth):
     rng = float(np.ptp(img))
     cubic = cubic_baseline(x, 2)
     assert psnr(res.data, img, rng) > psnr(cubic, img, rng) + 0.5
+
+
+def test_4x_in_two_stages_beats_cubic_and_one_4x_network():
+    """4x (the default: two 2x stages of one 2x network) on a small simulated image: ahead
+    of the aligned cubic spline in PSNR and SSIM, and of one 4x network trained as long
+    (measured: +1.18 dB and +0.033 SSIM over cubic; one 4x network +0.67 dB)."""
+    truth = simulate_neuron_volume((192, 192), seed=2)
+    x = bin_array(truth, (4, 4))
+    rng = float(np.ptp(truth))
+    cubic = cubic_baseline(x, 4)
+    kw = dict(factor=4, steps=200, patch_size=16, batch_size=8, width=16, depth=2, seed=0,
+              device="cpu", train_seconds=None, learning_rate=2e-3)
+    staged = drain(restore("upsample", x, UpsampleParams(**kw))).data
+    one = drain(restore("upsample", x, UpsampleParams(two_stage=False, **kw))).data
+    assert psnr(staged, truth, rng) > psnr(cubic, truth, rng) + 0.6
+    assert ssim(staged, truth, rng) > ssim(cubic, truth, rng) + 0.015
+    assert psnr(staged, truth, rng) > psnr(one, truth, rng) + 0.2
+
+
+def test_self_check_says_when_the_factor_is_past_what_it_restores():
+    """The truth-free self-check (the input binned by the factor, upsampled back, against
+    cubic): recorded with the model and in the provenance; on an input with nothing to
+    learn (white noise) it says the factor is past what the method restores."""
+    noise = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    res = drain(restore("upsample", noise, UpsampleParams(factor=4, **{**FAST, "steps": 30,
+                                                                       "patch_size": 16})))
+    check = res.metadata["neurorestore"]["training"]["self_check"]
+    assert check["check_shape"] == [16, 16] and check["gain_db"] < WORTH_DB
+    line = get("upsample").training_summary(res.model.info)
+    assert "past what this method restores" in line and "4x" in line
+    assert "adds detail" in format_check({"gain_db": 2.5, "factor": 4})
+    assert "not available" in format_check({"skipped": "too small"})
+    assert "not available" in format_check(None)
+    tiny = drain(up.train(noise[:12, :12], UpsampleParams(factor=4, **FAST)))
+    assert "too small" in tiny.info["self_check"]["skipped"]
 
 
 def test_deterministic_with_seed(vol):

@@ -72,6 +72,8 @@ def test_preview_on_a_crop_then_run_reuses_its_model(widget):
     prev = w.last_result_layer
     assert prev is not None and "preview" in prev.name, w.status_label.value
     assert prev.data.shape == (16, 32, 32)  # an 8x16x16 crop, upsampled 2x
+    # the preview trained a model: its truth-free self-check is said (8x48x48 binned 2x)
+    assert "self-check" in w.status_label.value and "binned 2x" in w.status_label.value
     np.testing.assert_allclose(prev.scale, (1.0, 0.25, 0.25))
     assert w.model is not None and w.model.method == "upsample"
     model = w.model

@@ -58,6 +58,7 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {"device": DEVICES}
 NONE_AS: dict[str, tuple[Any, str]] = {
     "train_seconds": (0.0, "no cap"),
     "epochs": (0, "no limit"),
+    "patch_size": (0, "auto"),
     "steps": (0, "no limit"),
     "seed": (-1, "random"),
     "sigma_z": (-1.0, "estimate"),

@@ -321,7 +321,8 @@ class RestoreJobs:
 
     def _done_text(self, job: _Job, result: Any, new_layer: Any) -> str:
         elapsed = time.perf_counter() - job.t0
-        if job.kind == "preview" and result.model is not self.model:
+        trained_preview = job.kind == "preview" and result.model is not self.model
+        if trained_preview:
             self._use_model(result.model, f"trained on '{job.layer_name}' (preview)")
         if job.kind == "train":
             self._use_model(result.model, f"trained on '{job.layer_name}'")
@@ -336,6 +337,11 @@ class RestoreJobs:
                 text += f"\n{summary}"
         else:
             text = f"Restored in {format_seconds(elapsed)}; added '{new_layer.name}'."
+            # a preview that trained says what training found (e.g. upsampling's self-check)
+            summary = (get(result.model.method).training_summary(result.model.info)
+                       if trained_preview else None)
+            if summary:
+                text += f"\n{summary}"
         if job.live is not None:
             text += f" Written to {job.live.path}."
         sim = (result.metadata.get("neurorestore") or {}).get("simulation")

@@ -64,6 +64,10 @@ def add_field(group: Any, f: Field, doc: dict[str, str]) -> None:
         if "metavar" in f.metadata:
             kw["metavar"] = f.metadata["metavar"]
     group.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
+    if kind is bool and f.default is True and "on_flag" in f.metadata:
+        # a flag that used to turn on what is now the default keeps working
+        group.add_argument(f.metadata["on_flag"], dest=f.name, default=None,
+                           action="store_true", help="the default (kept for old scripts)")
 
 
 def add_parser(sub: Any, method: Any) -> argparse.ArgumentParser:

@@ -109,13 +109,15 @@ class _Params:
                         patch_multiple: int = 4) -> None:
         """Validate the training fields: the length (``length``: "epochs" or "steps"), the
         common ones, ``patch_size`` (in ``patch``, a multiple of ``patch_multiple``),
-        ``batch_size`` and ``width`` (4 to ``width_max``)."""
+        ``batch_size`` and ``width`` (4 to ``width_max``). A ``patch_size`` of None is the
+        method's automatic choice."""
         _check_length(length, getattr(self, length), self.train_seconds)
         self._check_common()
-        _check_int("patch_size", self.patch_size, *patch)
-        if self.patch_size % patch_multiple:
-            raise ValueError(f"patch_size must be a multiple of {patch_multiple}, got "
-                             f"{self.patch_size}")
+        if self.patch_size is not None:
+            _check_int("patch_size", self.patch_size, *patch)
+            if self.patch_size % patch_multiple:
+                raise ValueError(f"patch_size must be a multiple of {patch_multiple}, got "
+                                 f"{self.patch_size}")
         _check_int("batch_size", self.batch_size, 1, 1024)
         _check_int("width", self.width, 4, width_max)
 

@@ -66,15 +66,16 @@ def check_volume(data: Any, params: UpsampleParams, training: bool = True) -> tu
             f"expected a (z, y, x) volume or a (y, x) image, got {len(shape)}D data of shape "
             f"{shape}; for movies or channels, upsample one volume at a time")
     factors = axis_factors(len(shape), params.factor, params.lateral_only)
+    patch = train_patch(params)
     for ax, (n, f) in enumerate(zip(shape, factors, strict=True)):
         lateral = ax >= len(shape) - 2
-        if training and lateral and n < params.patch_size:
+        if training and lateral and n < patch:
             raise InputError(
                 f"the image ({'x'.join(map(str, shape))}) is smaller than one training patch "
-                f"({params.patch_size} pixels along y and x); use a smaller patch_size "
+                f"({patch} pixels along y and x); use a smaller patch_size "
                 f"(>= {3 * params.factor}) or a larger image")
-        if training and lateral and params.patch_size < 3 * params.factor:
-            raise InputError(f"patch_size {params.patch_size} is too small for factor "
+        if training and lateral and patch < 3 * params.factor:
+            raise InputError(f"patch_size {patch} is too small for factor "
                              f"{params.factor} (min {3 * params.factor})")
         if training and not lateral and f > 1 and n < 2 * f:
             raise InputError(
@@ -87,6 +88,35 @@ def check_volume(data: Any, params: UpsampleParams, training: bool = True) -> tu
 
 def _net_factors(factors: tuple[int, ...], two_stage: bool) -> tuple[int, ...]:
     return tuple(2 if (two_stage and f == 4) else f for f in factors)
+
+
+def staged(params: UpsampleParams) -> bool:
+    """Whether the model is two 2x stages of one 2x network (factor 4 with ``two_stage``)."""
+    return bool(params.two_stage and params.factor == 4)
+
+
+def stage_factors(params: UpsampleParams, ndim: int) -> list[list[int]]:
+    """The per-axis factors of each pass over the data (one, or two for a staged 4x)."""
+    factors = axis_factors(ndim, params.factor, params.lateral_only)
+    nf = list(_net_factors(factors, params.two_stage))
+    return [nf, nf] if staged(params) else [nf]
+
+
+#: training crop side (input pixels) when ``patch_size`` is None: a 2x network (2x, and
+#: both stages of a staged 4x) trains on 16^3 crops (8^3 coarse pixels): steps ~7x cheaper
+#: than 36^3 crops, and more of them beat fewer larger ones (simulated volume, staged 4x:
+#: 36^3 450 steps +2.7 dB, 24^3 1600 steps +3.4 dB, 16^3 2000 steps +3.4 dB at a third of
+#: 24^3's time, 12^3 3000 steps +3.1 dB; 2x: 36^3 550 steps +4.3 dB, 16^3 3500 steps
+#: +5.7 dB in about the same time; benchmarks/bench_upsample.py). 3x: 36.
+PATCH_AUTO = 36
+PATCH_AUTO_2X = 16
+
+
+def train_patch(params: UpsampleParams) -> int:
+    """The training crop side in input pixels (``patch_size``, or its automatic value)."""
+    if params.patch_size is not None:
+        return int(params.patch_size)
+    return PATCH_AUTO_2X if params.factor == 2 or staged(params) else PATCH_AUTO
 
 
 def tile_grid(shape: tuple[int, ...], tile_size: int) -> tuple[tuple[int, ...], np.ndarray]:
@@ -145,7 +175,8 @@ class UpsampleParams(_Params):
         whichever of ``steps`` and ``train_seconds`` comes first ends training).
     train_seconds : wall-time budget of training (default 60 s; None = no cap).
     patch_size : side of the training crops, in input pixels (rounded down to a multiple of
-        the factor; clipped to the volume's depth along z).
+        the factor; clipped to the volume's depth along z). None: 16 for a 2x network (2x, and
+        the two stages of a staged 4x), 36 otherwise.
     batch_size, learning_rate, width, depth : training batch, Adam's initial learning rate,
         channels and hidden layers of the network.
     base : the interpolation the network adds its residual to ("cubic" or "linear").
@@ -154,7 +185,9 @@ class UpsampleParams(_Params):
         scale the network is applied at.
     back_projection : make the output bin back exactly to the input (data consistency).
     ensemble : average the predictions over flips (8x slower inference).
-    two_stage : factor 4 as two 2x stages with one 2x network.
+    two_stage : factor 4 as two 2x stages of one 2x network, trained on the input's own 2x
+        pairs (default; False: one 4x network trained on the input binned 4x). 2x and 3x
+        are one stage either way; the stages used are recorded (``stages``).
     seed, device : as for the other methods.
     tile_size : side of the inference tiles (input pixels); bounds memory, does not change
         the result.
@@ -168,7 +201,7 @@ class UpsampleParams(_Params):
     prior: str = opt("none", "'simulated': also train on a simulated neuron volume at the true scale ('none': the input alone)", choices=("none", "simulated"))
     steps: int | None = _length("steps", "optimisation steps of one batch")
     train_seconds: float | None = _seconds("steps")
-    patch_size: int = opt(36, "training crop side in input pixels", min=8, max=512)
+    patch_size: int | None = opt(None, "training crop side in input pixels (default: 16 for a 2x network: 2x and a staged 4x; else 36)", min=8, max=512)
     batch_size: int = opt(8, "training crops per optimisation step", min=1, max=1024)
     learning_rate: float = _common()["learning_rate"]
     width: int = opt(16, "network width", min=4, max=256)
@@ -177,7 +210,7 @@ class UpsampleParams(_Params):
     scale_augment: bool = opt(True, "scale augmentation: half of the batches are crops interpolated up by a random factor")
     back_projection: bool = opt(True, "force the output to bin back to the input (data consistency)")
     ensemble: bool = opt(False, "average over flips (8x slower)")
-    two_stage: bool = opt(False, "factor 4 as two 2x stages")
+    two_stage: bool = opt(True, "factor 4 as two 2x stages of one 2x network (2x, 3x: one stage)", on_flag="--two-stage")
     seed: int | None = _common()["seed"]
     device: str = _common()["device"]
     tile_size: int = opt(64, "inference tile side in input pixels (memory bound; the CLI's default: the largest up to 64 whose working memory fits --memory-budget)", min=8, max=4096, step=8)
@@ -193,8 +226,6 @@ class UpsampleParams(_Params):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_choice(self, "prior")
         _check_choice(self, "base")
-        if self.two_stage and self.factor != 4:
-            raise ValueError("two_stage applies to factor 4 only")
         self._check_training("steps", (8, 512), 256, patch_multiple=1)
         _check_int("depth", self.depth, 0, 16)
         _check_int("tile_size", self.tile_size, 8)
@@ -256,10 +287,18 @@ class UpsampleMethod(Method):
         return r.reshape(new).mean(axis=tuple(range(1, 2 * len(factors), 2)), dtype=np.float64
                                    ).astype(np.float32)
 
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """The truth-free self-check: the gain over cubic interpolation one scale coarser."""
+        if "self_check" not in info:
+            return None
+        from .check import format_check
+
+        return format_check(info["self_check"])
+
     def check_request(self, req, model) -> None:
-        if req.distributed and req.params.two_stage:
-            raise ValueError("--workers/--dask-scheduler need a one-stage model (not "
-                             "--two-stage)")
+        if req.distributed and staged(req.params):
+            raise ValueError("--workers/--dask-scheduler need a one-stage model (at factor 4: "
+                             "--no-two-stage)")
 
     def prepare_predict(self, model, input_shape, params, given, options) -> Any:
         """``params`` with the inference tile: the one given, or the largest whose working
@@ -308,13 +347,14 @@ class UpsampleMethod(Method):
         if len(shape) not in (2, 3):
             raise InputError(f"upsampling needs a (z, y, x) volume or a (y, x) image, got {shape}")
         factors, halo, tile, n_tiles, coarse = _cost_geometry(shape, p)
-        fprod = math.prod(factors)
+        fprod = math.prod(stage_factors(p, len(shape))[-1])
         nbytes = F32 * math.prod(shape)
         cache = min(nbytes, 512 * 2**20)
         # the convolutions run on the coarse grid; the fine crops are the targets
-        coarse_patch = math.prod(max(1, p.patch_size // f) for f in factors)
+        patch = train_patch(p)
+        coarse_patch = math.prod(max(1, patch // f) for f in stage_factors(p, len(shape))[0])
         train_act = p.batch_size * F32 * (coarse_patch * 3 * p.width
-                                          + 6 * p.patch_size ** len(shape))
+                                          + 6 * patch ** len(shape))
         train = 2 * cache + read_extra(cache, itemsize, lazy) + 3 * train_act
         if p.prior == "simulated":
             train += 2 * F32 * math.prod((48, 144, 144) if len(shape) == 3 else (384, 384))
@@ -326,7 +366,7 @@ class UpsampleMethod(Method):
                    + (0 if gpu else act))
         out_shape = tuple(s * f for s, f in zip(shape, factors, strict=True))
         out_bytes = F32 * math.prod(out_shape)
-        if p.two_stage:  # the intermediate 2x volume (memory-mapped when above 2 GB)
+        if staged(p):  # the intermediate 2x volume (memory-mapped when above 2 GB)
             mid = out_bytes // 2 ** len(shape)
             predict += mid if mid <= 2 * 2**30 else 0
         if streaming or out_bytes > 2 * 2**30:  # predict memory-maps outputs above 2 GB
@@ -334,7 +374,7 @@ class UpsampleMethod(Method):
         flips = 2 ** len(shape) if p.ensemble else 1
         return {"ram": {"train": train, "output": out_bytes, "predict": predict},
                 "gpu": act + coarse * F32, "out_shape": out_shape,
-                "work": n_tiles * coarse * flips * (2 if p.two_stage else 1),
+                "work": _pass_work(shape, p) * flips,
                 "unit_work": coarse * flips, "unit": "tiles", "train_steps": float("inf") if p.steps is None else p.steps}
 
     def probe_inference(self, shape, p, device, timed):
@@ -342,7 +382,6 @@ class UpsampleMethod(Method):
 
         mod = self.impl()
         small = replace(p, tile_size=min(p.tile_size, 12 if len(shape) == 3 else 48))
-        coarse = _cost_geometry(tuple(min(s, small.tile_size) for s in shape), small)[4]
         net = mod.build_net(small, len(shape))
         model = TrainedModel("upsample", small.to_dict(), net.state_dict(),
                              {"lo": 0.0, "scale": 1.0}, {"ndim": len(shape)})
@@ -353,7 +392,8 @@ class UpsampleMethod(Method):
         def once(n):
             for _ in range(n):
                 drain(mod.predict(x, model, device=device))
-        return timed(once, lambda n: n * coarse * flips * (2 if p.two_stage else 1))
+        return timed(once, lambda n: n * _pass_work(tuple(min(s, small.tile_size)
+                                                           for s in shape), small) * flips)
 
     def probe_batch(self, shape, p):
         import torch
@@ -362,7 +402,7 @@ class UpsampleMethod(Method):
 
         net = self.impl().build_net(p, len(shape))
         f = net.factors
-        side = p.patch_size // p.factor * p.factor
+        side = train_patch(p) // max(f) * max(f)
         dims = tuple(min(side, s * ff) // ff * ff for s, ff in zip(shape, f, strict=True))
         y = torch.randn(p.batch_size, 1, *dims)
         return net, bin_down(y, f), y
@@ -371,9 +411,26 @@ class UpsampleMethod(Method):
         return self.impl().TRAIN_THREADS
 
 
+def _pass_work(shape, p) -> float:
+    """The work of inference: the coarse voxels (with their halos) of each pass's tiles,
+    weighted by the pass's share of per-voxel work (the convolutions on the coarse grid,
+    then interpolation and back-projection on the fine grid: 1 + prod(factors)) relative to
+    one pass at the full factor, so that a one-stage model's work is its coarse voxels. A
+    staged 4x runs the input (1 + 2^d) and then the 2^d times larger 2x intermediate: on a
+    (24, 72, 72) input this says 0.59x one 4x pass, measured 0.6-1.0x on a CPU (the probe,
+    which times the staged model itself, calibrates the rate)."""
+    full = 1 + math.prod(axis_factors(len(shape), p.factor, p.lateral_only))
+    work = 0.0
+    for f in stage_factors(p, len(shape)):
+        n_tiles, coarse = _cost_geometry(shape, p)[3:]
+        work += n_tiles * coarse * (1 + math.prod(f)) / full
+        shape = tuple(s * fi for s, fi in zip(shape, f, strict=True))
+    return work
+
+
 def _cost_geometry(shape, p):
     """(factors, halo, tile, number of tiles, coarse voxels per tile with its halo) of the
-    cost model."""
+    cost model (one pass over ``shape``)."""
     nd = len(shape)
     factors = (p.factor, p.factor) if nd == 2 else (1 if p.lateral_only else p.factor,
                                                      p.factor, p.factor)
