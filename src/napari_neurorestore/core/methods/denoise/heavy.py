@@ -196,8 +196,9 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
                 norm["centre_kernel"] = est["kernel"]
             if est["register"]:
                 norm["register"] = True
-            if est["context"] is not None:
-                norm["context"] = est["context"]
+            for key in ("context", "context_causal"):  # the full and the causal step
+                if est[key] is not None:
+                    norm[key] = est[key]
             norm["transient"] = est["transient"]
             check = est["check"]
     seconds = time.perf_counter() - t_start
@@ -250,8 +251,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.
     ``batch_size`` frames go through the net at once; None picks it from the frame size.
     A model's long-context step (:mod:`.context`) reads ``max(windows)`` frames on
-    each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out (live
-    mode, where those frames have not arrived). ``ensemble`` ("auto", "on", "off"; None:
+    each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out,
+    ``context="causal"`` applies its causal variant instead (live mode's: it reads ahead
+    only ``window // 2`` frames; none for a model saved without it). ``ensemble`` ("auto", "on", "off"; None:
     the model's setting) averages the net over flips and rotations
     (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
@@ -281,8 +283,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(norm.get("centre_kernel"), dev)
     register = bool(norm.get("register", False))
     transient = denoise_post.transient_step(norm.get("transient"))
-    spec = norm.get("context") if context else None
-    halo = max(k, denoise_context.halo(spec))
+    spec = denoise_context.select(norm, context)
+    halo, after = max(k, denoise_context.halo(spec)), max(k, denoise_context.halo(spec, True))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -312,7 +314,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
             lo, hi = max(0, a - k), min(t_len, b + k)  # the net's frames
-            rlo, rhi = max(0, a - halo), min(t_len, b + halo)  # and the context's
+            rlo, rhi = max(0, a - halo), min(t_len, b + after)  # and the context's
             tbuf = scratch.get("out", (b - a, h, w))  # kept: see Scratch
             buf = tbuf.numpy()
             for i, p in enumerate(planes):
