@@ -99,12 +99,13 @@ class LiveResult:
     shape: tuple[int, int] | None = None
     messages: list[str] = field(default_factory=list)
     first_rate: float | None = None  #: frames/s of compute on the first file restored
+    threads: int = 1  #: torch threads in use at the end of the first file
 
     def margin(self) -> str:
         """The real-time margin measured on the first file (frames/s it keeps up with)."""
         h, w = self.shape or (0, 0)
         return (f"keeps up with {self.first_rate:.0f} frames/s at this frame size ({h}x{w}; "
-                f"measured on the first file)")
+                f"measured on the first file, {self.threads} torch thread(s))")
 
     @property
     def files_restored(self) -> list[FileRecord]:
@@ -258,7 +259,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         assert buf_start == 0 or a >= k
         gen = dn.predict(view, model, cancel=CancelToken(), chunk_frames=max(b - a, 1),
                          batch_size=batch_size, device=str(dev), start=a, stop=b,
-                         on_chunk=None, net=net, context=live_context, ensemble="off")
+                         on_chunk=None, net=net, context=live_context, ensemble="off",
+                         threads=chooser)
         out = _drain(gen)
         z.resize((stop, *z.shape[1:]))
         z[done:stop] = out[a:b]
@@ -269,6 +271,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         res.compute_seconds += seconds
         if res.first_rate is None and seconds > 0:
             res.first_rate = (stop - prev) / seconds
+            res.threads = chooser.current
         now = clock()
         for f in list(waiting):
             if f.first + max(f.frames - k, 0) <= done or final:
@@ -308,6 +311,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads) if threads else min(AUTO_THREADS, os.cpu_count() or 1))
+    chooser = SessionThreads(enabled=not threads and dev.type == "cpu")
     yield Progress("live", 0, 0, message=f"watching {folder} (idle timeout {idle_timeout:g} s)")
     try:
         while True:
@@ -429,6 +433,22 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         raise
     finally:
         torch.set_num_threads(old_threads)
+
+
+def SessionThreads(enabled: bool):  # noqa: N802 -- a class made on demand (torch)
+    """A :class:`~napari_neurorestore.core.train.ThreadChooser` for a whole session, which
+    each file's inference continues: its clock is the session's, so the machine's count is
+    tried every ``every`` seconds, not at the start of every file."""
+    from .train import ThreadChooser
+
+    class _Session(ThreadChooser):
+        def before_step(self, now: float) -> None:
+            super().before_step(time.perf_counter())
+
+        def after_step(self, seconds: float, now: float) -> None:
+            super().after_step(seconds, time.perf_counter())
+
+    return _Session(enabled=enabled)
 
 
 def _drain(gen: Generator) -> Any:

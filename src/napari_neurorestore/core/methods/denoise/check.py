@@ -75,7 +75,8 @@ def estimate(net, src, params: DenoiseParams, device,
     if params.long_context:
         # the causal step first (live mode's: forward only the k frames its window waits
         # for), on the same predictions; the kernel below is fitted after the full one
-        causal, _, causal_cv = denoise_context.fit(seg, ts, pred, future=k)
+        causal, _, causal_cv = denoise_context.fit(seg, ts, pred, future=k,
+                                                   windows=denoise_context.CAUSAL_WINDOWS)
         context, pred, context_cv = denoise_context.fit(seg, ts, pred)
     est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
     est["check"].update(motion_cv=motion, registered=bool(register),

@@ -40,6 +40,8 @@ from .spec import select_context as select  # noqa: F401 -- heavy.predict's choi
 #: half-widths (frames) of the blind temporal means; the widest is the spec's
 #: CONTEXT_HALO (its memory model counts those frames)
 WINDOWS = (5, 16, CONTEXT_HALO)
+#: past half-widths of the causal step's means (their future: the network's half-window)
+CAUSAL_WINDOWS = WINDOWS
 #: pyramid levels of each mean (0: as is; l: 2^l x 2^l means brought back bilinearly)
 LEVELS = (0, 1, 2, 3)
 #: ridge added to the normal equations, relative to their mean diagonal

@@ -235,7 +235,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
             net: Any = None, context: bool = True, ensemble: str | None = None,
-            centre_correction: bool = True) -> Generator[Progress, None, Any]:
+            centre_correction: bool = True, threads: ThreadChooser | None = None
+            ) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -259,6 +260,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
     out every step fitted after training (registration, long context, centre-frame
     correction, transient step): the network alone, as a model trained without them.
+    ``threads``: a thread chooser kept across calls (live mode's); None: a new one.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -307,7 +309,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         spec, chunk_frames + 2 * halo, len(planes) if 3 * len(planes) * block_bytes <= 2**29 else 1)
     # on a CPU the thread count is measured as it goes (1 thread first, the configured
     # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
-    threads = ThreadChooser(enabled=dev.type == "cpu")
+    if threads is None:
+        threads = ThreadChooser(enabled=dev.type == "cpu")
+    else:
+        threads.resume()  # the count it chose in the calls before
     scratch = Scratch()
     t0 = time.perf_counter()
     with tally.cancel_message(), torch.inference_mode(), _restoring(threads):
