@@ -175,7 +175,10 @@ def test_causal_step_reads_no_frame_after_its_future(rng):
     spec, better, change = dx.fit(x, ts, pred[ts], windows=(2, 16, 64), future=2)
     assert spec is not None and spec["future"] == 2 and change < -0.05
     assert dx.halo(spec) == 64 and dx.halo(spec, after=True) == 2
-    err = lambda p: float(((p - clean[ts]) ** 2).mean())
+
+    def err(p):
+        return float(((p - clean[ts]) ** 2).mean())
+
     assert err(better) < 0.5 * err(pred[ts])  # a gain over no context
     f = torch.from_numpy(pred[:, None])
     t = 70

@@ -45,8 +45,8 @@ def estimate(net, src, params: DenoiseParams, device,
     correction (see :mod:`.centre`) on up to CHECK_FRAMES frames of the longest
     training segment; None when the segment is too short. Returns the kernel (None when
     held-out frames say it does not help), ``register``, the long-context step and its
-    causal variant (see :mod:`.context`; None when held-out frames say it does not help) and the
-    self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
+    causal variant (see :mod:`.context`; each None when held-out frames say it does not
+    help) and the self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
     so that what is fitted on them is what inference applies to)."""
     seg = max(src.segments, key=len)
     k = src.k

@@ -234,7 +234,7 @@ def _restoring(threads: ThreadChooser):
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
-            net: Any = None, context: bool = True, ensemble: str | None = None,
+            net: Any = None, context: bool | str = True, ensemble: str | None = None,
             centre_correction: bool = True, threads: ThreadChooser | None = None
             ) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
@@ -254,8 +254,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     A model's long-context step (:mod:`.context`) reads ``max(windows)`` frames on
     each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out,
     ``context="causal"`` applies its causal variant instead (live mode's: it reads ahead
-    only ``window // 2`` frames; none for a model saved without it). ``ensemble`` ("auto", "on", "off"; None:
-    the model's setting) averages the net over flips and rotations
+    only ``window // 2`` frames; none for a model saved without it). ``ensemble``
+    ("auto", "on", "off"; None: the model's setting) averages the net over flips and rotations
     (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
     out every step fitted after training (registration, long context, centre-frame
