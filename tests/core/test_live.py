@@ -147,14 +147,26 @@ def _with_causal_step(model, causal: bool):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_live_applies_the_causal_step_and_says_so(tmp_path, model, movie, causal):
+def test_live_applies_the_causal_step_and_says_so(tmp_path, model, movie, causal,
+                                                  monkeypatch):
     import torch
     import zarr
 
+    from napari_neurorestore.core.methods.denoise import context as dx
+
+    made, running = [], dx._Running  # the step's sums are continued by each file
+
+    class Counted(running):
+        def __init__(self, *a):
+            made.append(a)
+            super().__init__(*a)
+
+    monkeypatch.setattr(dx, "_Running", Counted)
     m = _with_causal_step(model, causal)
     blocks = blocks_of(movie, [12, 3, 15, 10, 20])
     before = torch.get_num_threads()
     res = run_live(tmp_path, m, Writer(None, blocks), threads=None)
+    assert len(made) < (len(blocks) if causal else 1)  # made again only while a block outgrows it
     assert torch.get_num_threads() == before  # the measured thread count is put back
     check_equal(res, m, blocks, tmp_path)  # offline predict(context="causal")
     z = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")

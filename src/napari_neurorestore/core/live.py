@@ -215,6 +215,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     k, window = params.half_window, params.window
     dev = resolve_device(device)
     net = dn.load_net(model, dev)
+    from .methods.denoise import context as denoise_context
     from .methods.denoise.spec import context_applied, select_context
 
     # the causal long-context step (None for a model saved without it) and the raw frames
@@ -222,6 +223,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     causal = select_context(model.norm, "causal")
     live_context = "causal" if causal else False
     past = max(k + 1, max(causal["windows"]) if causal else 0)
+    # its running sums and pyramid, continued by each file (not rebuilt over `past` frames)
+    context_run = denoise_context.context_step(causal) if causal else None
 
     res = LiveResult(output=None)
     t_start = clock()
@@ -260,7 +263,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         gen = dn.predict(view, model, cancel=CancelToken(), chunk_frames=max(b - a, 1),
                          batch_size=batch_size, device=str(dev), start=a, stop=b,
                          on_chunk=None, net=net, context=live_context, ensemble="off",
-                         threads=chooser)
+                         threads=chooser, context_state=context_run, origin=buf_start)
         out = _drain(gen)
         z.resize((stop, *z.shape[1:]))
         z[done:stop] = out[a:b]
@@ -413,7 +416,9 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
             rec.status, rec.first = "restored", res.frames_arrived
             res.files.append(rec)
             waiting.append(rec)
-            block = frames.astype(np.float32)
+            # integer frames are kept as they are (half the memory of float32; already
+            # finite): predict converts what it reads
+            block = frames if frames.dtype.kind in "iu" else frames.astype(np.float32)
             raw = block if raw is None else np.concatenate([raw, block])
             res.frames_arrived += len(frames)
             last_activity = clock()

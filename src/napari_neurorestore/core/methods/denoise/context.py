@@ -217,8 +217,9 @@ class _Running:
             s[first % (cap + 1)].zero_()
 
     def extends(self, first: int, n: int, n_total: int, size) -> bool:
-        """Whether block ``first:first + n`` can continue this run."""
-        return (n_total == self.n_total and tuple(size) == tuple(self.sizes[0]) and n <= self.cap
+        """Whether block ``first:first + n`` can continue this run (of a movie as long, or
+        one that grew: live mode's)."""
+        return (n_total >= self.n_total and tuple(size) == tuple(self.sizes[0]) and n <= self.cap
                 and self.start <= first <= self.end <= first + n
                 and first + n - self.base <= REBASE)
 
@@ -276,6 +277,7 @@ class ContextStep:
             run = _Running(max(len(block), self.capacity), self.sizes, self.levels, first,
                            n_total)
             self.runs[key] = run
+        run.n_total = n_total
         run.extend(block, first)
         self.run = run
 

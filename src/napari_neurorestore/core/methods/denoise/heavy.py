@@ -235,8 +235,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
             net: Any = None, context: bool | str = True, ensemble: str | None = None,
-            centre_correction: bool = True, threads: ThreadChooser | None = None
-            ) -> Generator[Progress, None, Any]:
+            centre_correction: bool = True, threads: ThreadChooser | None = None,
+            context_state: Any = None, origin: int = 0) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -261,6 +261,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     out every step fitted after training (registration, long context, centre-frame
     correction, transient step): the network alone, as a model trained without them.
     ``threads``: a thread chooser kept across calls (live mode's); None: a new one.
+    ``context_state``: the long-context step kept across calls (live mode's, from
+    :func:`.context.context_step`), whose running sums each call continues; ``data[0]``
+    is then frame ``origin`` of a movie that grows, and its frames never change.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -305,7 +308,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     frames = ChunkFrames(data, mean, std, keep=len(planes) * block_bytes <= 2**29)
     # the context step keeps its running sums for the next chunk (several planes' only
     # when they are small: they are about 1.7x a block)
-    widen = denoise_context.context_step(
+    widen = (context_state if spec else None) or denoise_context.context_step(
         spec, chunk_frames + 2 * halo, len(planes) if 3 * len(planes) * block_bytes <= 2**29 else 1)
     # on a CPU the thread count is measured as it goes (1 thread first, the configured
     # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
@@ -327,7 +330,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                 # once per chunk, not per window
                 frames_u = unshuffle(block[lo - rlo:hi - rlo], scratch)
                 if widen is not None:
-                    widen.new_block(block, rlo, t_len, key=p)
+                    widen.new_block(block, rlo + origin, t_len + origin, key=p)
                 if gbuf is None or gbuf.shape[1:3] != frames_u.shape[:2]:
                     gbuf = torch.empty((batch_size, *frames_u.shape[:2], len(offsets), 4))
                 for s in range(a, b, batch_size):
@@ -344,7 +347,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                         if register:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
                         if widen is not None:  # wide blind means (denoise_context)
-                            y = widen(y, ts)
+                            y = widen(y, ts + origin)
                         if correct is not None:  # out = f + k * (x_t - f): denoise_centre
                             y = y + correct(c - y)
                         if transient is not None:  # what stands out at a cell's scale
