@@ -29,11 +29,12 @@ training time; a model saved without it runs without the step. The flip ensemble
 the network's time per frame, so live mode leaves it out. The provenance records the step
 applied (``long_context_applied``: "causal" or "none").
 
-Threads. ``threads=None`` (the CLI's default) lets each file's inference measure its thread
-count as offline inference does (:class:`~napari_neurorestore.core.train.ThreadChooser`: 1
-thread first, then the machine's count tried, kept when faster): both cores when the
-machine is free, one when the acquisition keeps it busy. After the first file the session
-reports the rate it keeps up with at the frame size (frames restored per second of compute).
+Threads. ``threads=None`` (the CLI's default) measures the thread count over the session as
+offline inference does (:class:`~napari_neurorestore.core.train.ThreadChooser`, one for the
+session that each file's inference continues: 1 thread first, the machine's count tried
+every 20 s and kept when faster): both cores when the machine is free, one when the
+acquisition keeps it busy. After the first file the session reports the rate it keeps up
+with at the frame size (frames restored per second of compute on that file).
 
 Latency of a file: from its arrival (the later of its final mtime and ctime: the last write,
 or the rename into the folder) to the moment all but its last k frames are in the store.
@@ -64,8 +65,7 @@ from .paths import check_output_path
 from .progress import CancelToken, Progress
 
 PROGRESS_ATTR = "neurorestore_progress"
-#: the most torch threads ``threads=None`` allows (each file's inference measures whether
-#: they beat one thread)
+#: the most torch threads ``threads=None`` allows (the session measures if they beat one)
 AUTO_THREADS = 8
 
 @dataclass
@@ -190,8 +190,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     intra-op threads while the session runs (restored after): 1 pins one thread (OpenMP
     threads that spin-wait on a busy CPU are slower than one: measured at 256x256 on 2 busy
     cores, load 6: 2 threads 3.5 frames/s, 1 thread 39 frames/s); None (default) up to the
-    machine's cores (at most AUTO_THREADS), each file's inference measuring whether more
-    than one is faster.
+    machine's cores (at most AUTO_THREADS), the session measuring whether more than one is
+    faster (see the module's docstring).
     """
     from .device import resolve_device
     from .methods import get, live_methods
@@ -217,7 +217,6 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     net = dn.load_net(model, dev)
     from .methods.denoise import context as denoise_context
     from .methods.denoise.spec import context_applied, select_context
-
     # the causal long-context step (None for a model saved without it) and the raw frames
     # kept before the first frame to restore: its widest past window, or the net's k + 1
     causal = select_context(model.norm, "causal")
@@ -311,6 +310,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         return Progress("live", done, res.frames_arrived, message=f"skipped {rec.name}: {msg}")
 
     import torch
+
+    from .train import SessionThreads
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads) if threads else min(AUTO_THREADS, os.cpu_count() or 1))
@@ -438,22 +439,6 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         raise
     finally:
         torch.set_num_threads(old_threads)
-
-
-def SessionThreads(enabled: bool):  # noqa: N802 -- a class made on demand (torch)
-    """A :class:`~napari_neurorestore.core.train.ThreadChooser` for a whole session, which
-    each file's inference continues: its clock is the session's, so the machine's count is
-    tried every ``every`` seconds, not at the start of every file."""
-    from .train import ThreadChooser
-
-    class _Session(ThreadChooser):
-        def before_step(self, now: float) -> None:
-            super().before_step(time.perf_counter())
-
-        def after_step(self, seconds: float, now: float) -> None:
-            super().after_step(seconds, time.perf_counter())
-
-    return _Session(enabled=enabled)
 
 
 def _drain(gen: Generator) -> Any:
