@@ -215,15 +215,11 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     k, window = params.half_window, params.window
     dev = resolve_device(device)
     net = dn.load_net(model, dev)
-    from .methods.denoise import context as denoise_context
-    from .methods.denoise.spec import context_applied, select_context
-    # the causal long-context step (None for a model saved without it) and the raw frames
+    # the causal long-context step (none for a model saved without it) and the raw frames
     # kept before the first frame to restore: its widest past window, or the net's k + 1
-    causal = select_context(model.norm, "causal")
-    live_context = "causal" if causal else False
-    past = max(k + 1, max(causal["windows"]) if causal else 0)
-    # its running sums and pyramid, continued by each file (not rebuilt over `past` frames)
-    context_run = denoise_context.context_step(causal) if causal else None
+    live_context, reach, applied = method.live_context(model)
+    past = max(k + 1, reach)
+    context_run: dict = {}  # its running sums and pyramid, continued by each file
 
     res = LiveResult(output=None)
     t_start = clock()
@@ -395,8 +391,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
                                 chunks=chunk_frames, axes="tyx",
                                 metadata=metadata_for(model, {
                                     "mode": "live", "source_folder": str(folder),
-                                    "long_context_applied": context_applied(
-                                        model.norm, live_context)}))
+                                    "long_context_applied": applied}))
                 z.resize((0, *shape))
                 res.output = out_path
             elif shape != res.shape:

@@ -261,9 +261,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     out every step fitted after training (registration, long context, centre-frame
     correction, transient step): the network alone, as a model trained without them.
     ``threads``: a thread chooser kept across calls (live mode's); None: a new one.
-    ``context_state``: the long-context step kept across calls (live mode's, from
-    :func:`.context.context_step`), whose running sums each call continues; ``data[0]``
-    is then frame ``origin`` of a movie that grows, and its frames never change.
+    ``context_state``: a dict that keeps the long-context step across calls (live
+    mode's), whose running sums each call continues; ``data[0]`` is then frame ``origin``
+    of a movie that grows, and its frames never change.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -308,8 +308,12 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     frames = ChunkFrames(data, mean, std, keep=len(planes) * block_bytes <= 2**29)
     # the context step keeps its running sums for the next chunk (several planes' only
     # when they are small: they are about 1.7x a block)
-    widen = (context_state if spec else None) or denoise_context.context_step(
-        spec, chunk_frames + 2 * halo, len(planes) if 3 * len(planes) * block_bytes <= 2**29 else 1)
+    widen = (context_state or {}).get("step") if spec else None
+    widen = widen or denoise_context.context_step(
+        spec, chunk_frames + halo + after, len(planes) if 3 * len(planes) * block_bytes <= 2**29
+        else 1)
+    if context_state is not None:
+        context_state["step"] = widen
     # on a CPU the thread count is measured as it goes (1 thread first, the configured
     # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
     if threads is None:

@@ -183,6 +183,14 @@ class DenoiseMethod(Method):
     def removes_noise(self, md: dict) -> bool:
         return True
 
+    def live_context(self, model) -> tuple[bool | str, int, str]:
+        """Live mode's long-context step for ``model``: predict's ``context`` ("causal",
+        or False for a model saved without the causal step), how many frames before a
+        frame it reads, and the provenance's word for it."""
+        causal = select_context(model.norm, "causal")
+        ctx = "causal" if causal else False
+        return ctx, (max(causal["windows"]) if causal else 0), context_applied(model.norm, ctx)
+
     def output_metadata(self, model, params, input_shape) -> dict:
         """Which long-context step was applied ("full", "causal" or "none")."""
         return {"long_context_applied": context_applied(model.norm, run_context(params))}
