@@ -27,7 +27,7 @@ Prints:
                                     [--mode rename|grow] [--idle-timeout 5] [--threads N]
                                     [--no-quality] [--sweep]
 
-``--threads`` 0 (default): live mode's default (up to the machine's cores, each file measuring
+``--threads`` 0 (default): live mode's default (up to the machine's cores, the session measuring
 whether more than one thread is faster); N pins N threads.
 """
 
