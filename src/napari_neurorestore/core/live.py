@@ -422,6 +422,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
                 on_file(rec, frames)
             first_file = res.first_rate is None
             restore(res.frames_arrived - k, final=False)
+            last_activity = clock()  # restoring is not idle time
             if first_file and res.first_rate is not None:
                 yield Progress("live", done, res.frames_arrived, message=res.margin())
             if z is not None and done < res.frames_arrived and done == 0:
