@@ -98,7 +98,8 @@ def steps(model) -> str:
     """The steps after the network a model holds."""
     held = [s for s in ("context", "context_causal", "centre_kernel", "transient")
             if model.norm.get(s)]
-    return ", ".join(held) or "none"
+    return (", ".join(held) or "no steps after the network") + f" ({model.info.get('steps')} " \
+        f"training steps in {model.info.get('train_seconds')} s)"
 
 
 def drain_printing(gen, prefix: str):
