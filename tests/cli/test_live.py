@@ -87,8 +87,8 @@ def test_live_session_prints_rates_and_writes_the_offline_result(tmp_path, model
     assert "frames/s" in printed and "p50" in printed and "p95" in printed
     assert "48 of 48 frames restored" in printed
     cat = movie[:48].astype(np.uint16).astype(np.float32)
-    ref = drain(dn.predict(cat, model, device="cpu", context=False,
-                         ensemble="off"))  # live leaves them out
+    ref = drain(dn.predict(cat, model, device="cpu", context="causal",
+                         ensemble="off"))  # live's setting
     got = zarr.open_array(str(out), mode="r")[:]
     assert np.abs(got - ref).max() <= 1e-3 * float(cat.max() - cat.min())
 
@@ -126,6 +126,6 @@ def test_ctrl_c_ends_with_a_complete_store(tmp_path, model_file, movie):
     rec = dict(z.attrs["neurorestore_progress"])
     assert rec["complete"] and rec["frames_done"] == 24
     cat = movie[:24].astype(np.uint16).astype(np.float32)
-    ref = drain(dn.predict(cat, model, device="cpu", context=False,
-                         ensemble="off"))  # live leaves them out
+    ref = drain(dn.predict(cat, model, device="cpu", context="causal",
+                         ensemble="off"))  # live's setting
     assert np.abs(z[:] - ref).max() <= 1e-3 * float(cat.max() - cat.min())

@@ -162,3 +162,66 @@ def test_context_step_is_optional_and_off_without_the_centre_correction(tiny_mov
     none = drain(dn.train(tiny_movie.raw[:40], DenoiseParams(
         epochs=1, train_seconds=None, patch_size=16, device="cpu", centre_correction=False)))
     assert "context" not in none.norm
+
+
+def test_causal_step_reads_no_frame_after_its_future(rng):
+    """The causal step (live mode's) of frame t reads frames up to t + future only: frames
+    after them change nothing; it is fitted like the full step and helps as well on a
+    scene that hardly changes; applied chunk by chunk with ``future`` frames after each
+    chunk, it gives the same result."""
+    clean, x = _static_scene(rng, t=150)
+    ts = np.arange(8, 140, 2)
+    pred = _short_blind_mean(x)
+    spec, better, change = dx.fit(x, ts, pred[ts], windows=(2, 16, 64), future=2)
+    assert spec is not None and spec["future"] == 2 and change < -0.05
+    assert dx.halo(spec) == 64 and dx.halo(spec, after=True) == 2
+
+    def err(p):
+        return float(((p - clean[ts]) ** 2).mean())
+
+    assert err(better) < 0.5 * err(pred[ts])  # a gain over no context
+    f = torch.from_numpy(pred[:, None])
+    t = 70
+
+    def at_t(spec, movie):  # a new step each time: a step keeps its running sums
+        step = dx.context_step(spec)
+        step.new_block(torch.from_numpy(movie), 0, len(movie))
+        return step(f[t:t + 1], np.array([t]))
+
+    ref = at_t(spec, x)
+    later = x.copy()
+    later[t + 3:] += rng.normal(0, 5.0, later[t + 3:].shape).astype(np.float32)
+    assert torch.equal(at_t(spec, later), ref)
+    nearer = x.copy()
+    nearer[t + 2] += 5.0  # frame t + future is read: the step's output changes
+    assert not torch.allclose(at_t(spec, nearer), ref, atol=1e-3)
+    # the full step of the same windows reads 64 frames ahead: it changes
+    full, _, _ = dx.fit(x, ts, pred[ts], windows=(2, 16, 64))
+    assert "future" not in full
+    assert not torch.allclose(at_t(full, later), at_t(full, x), atol=1e-3)
+    step = dx.context_step(spec)
+    # the torch step equals the fit's combination; chunk by chunk (64 frames before each
+    # chunk, 2 after) the same
+    step.new_block(torch.from_numpy(x), 0, len(x))
+    whole = step(f[ts], ts)[:, 0].numpy()
+    assert np.abs(whole - better).max() < 1e-3
+    chunked = dx.context_step(spec, capacity=9 + 66)
+    out = []
+    for a in range(0, len(x), 9):
+        b = min(len(x), a + 9)
+        lo, hi = max(0, a - 64), min(len(x), b + 2)
+        chunked.new_block(torch.from_numpy(x[lo:hi]), lo, len(x))
+        out.append(chunked(f[a:b], np.arange(a, b)))
+    step.new_block(torch.from_numpy(x), 0, len(x))
+    assert torch.allclose(torch.cat(out), step(f, np.arange(len(x))), atol=1e-5)
+
+
+def test_which_step_a_run_applies():
+    full = {"windows": [5], "levels": [0], "weights": [[0.1]]}
+    causal = {**full, "future": 5}
+    norm = {"context": full, "context_causal": causal}
+    assert dx.select(norm, True) is full and dx.select(norm, "causal") is causal
+    assert dx.select(norm, False) is None
+    assert dx.select({"context": full}, "causal") is None  # an old model: no causal step
+    with pytest.raises(ValueError, match="causal"):
+        dx.select(norm, "sideways")

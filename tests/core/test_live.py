@@ -14,6 +14,7 @@ import tifffile
 from napari_neurorestore.core.live import PROGRESS_ATTR, natural_key, watch
 from napari_neurorestore.core.methods.denoise import heavy as dn
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
+from napari_neurorestore.core.models import TrainedModel
 from napari_neurorestore.core.progress import CancelToken, drain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -78,8 +79,8 @@ def blocks_of(movie, sizes):
 
 def offline(model, blocks):
     cat = np.concatenate(blocks).astype(np.float32)
-    return cat, drain(dn.predict(cat, model, device="cpu", context=False,
-                         ensemble="off"))  # live leaves them out
+    return cat, drain(dn.predict(cat, model, device="cpu", context="causal",
+                         ensemble="off"))  # live's step (none without one); no ensemble
 
 
 def run_live(tmp_path, model, writer=None, **kw):
@@ -89,7 +90,16 @@ def run_live(tmp_path, model, writer=None, **kw):
         writer.folder = folder
         writer.start()
     kw.setdefault("idle_timeout", 1.0)
-    res = drain(watch(folder, tmp_path / "out.zarr", model, **kw))
+    kw.setdefault("threads", 1)  # tiny frames: one thread (the default measures)
+    messages = []
+    gen = watch(folder, tmp_path / "out.zarr", model, **kw)
+    while True:
+        try:
+            messages.append(next(gen).message)
+        except StopIteration as stop:
+            res = stop.value
+            break
+    res.progress_messages = messages
     if writer is not None:
         writer.join(10)
         assert writer.error is None
@@ -122,6 +132,53 @@ def test_live_equals_offline_inference(tmp_path, model, movie, mode):
     assert len(res.latencies) == 4 and max(res.latencies) < 5
     assert res.fps > 0 and not res.files_skipped and not res.files_changed
     assert "p95" in res.summary()
+
+
+def _with_causal_step(model, causal: bool):
+    """``model`` with a causal long-context step of short windows (12 past frames, the
+    window's k future ones: the session keeps 12 frames before the next one to restore),
+    or without one (a model saved before the causal step)."""
+    norm = {n: v for n, v in model.norm.items() if n not in ("context", "context_causal")}
+    if causal:
+        k = DenoiseParams.from_dict(model.params).half_window
+        norm["context_causal"] = {"windows": [3, 12], "levels": [0, 1], "future": k,
+                                  "weights": [[0.2, 0.1], [0.3, 0.2]]}
+    return TrainedModel("denoise", model.params, model.state_dict, norm, model.info)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_live_applies_the_causal_step_and_says_so(tmp_path, model, movie, causal,
+                                                  monkeypatch):
+    import torch
+    import zarr
+
+    from napari_neurorestore.core.methods.denoise import context as dx
+
+    made, running = [], dx._Running  # the step's sums are continued by each file
+
+    class Counted(running):
+        def __init__(self, *a):
+            made.append(a)
+            super().__init__(*a)
+
+    monkeypatch.setattr(dx, "_Running", Counted)
+    m = _with_causal_step(model, causal)
+    blocks = blocks_of(movie, [12, 3, 15, 10, 20])
+    before = torch.get_num_threads()
+    res = run_live(tmp_path, m, Writer(None, blocks), threads=None)
+    assert len(made) < (len(blocks) if causal else 1)  # made again only while a block outgrows it
+    assert torch.get_num_threads() == before  # the measured thread count is put back
+    check_equal(res, m, blocks, tmp_path)  # offline predict(context="causal")
+    z = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    assert z.attrs["neurorestore"]["long_context_applied"] == ("causal" if causal else "none")
+    cat = np.concatenate(blocks).astype(np.float32)
+    bare = drain(dn.predict(cat, m, device="cpu", context=False, ensemble="off"))
+    diff = float(np.abs(z[:] - bare).max()) / float(np.ptp(cat))
+    assert (diff > 1e-3) if causal else (diff < 1e-5)  # the step is applied, or none
+    # the real-time margin, once, after the first file
+    margin = [s for s in res.progress_messages if "keeps up with" in s]
+    assert len(margin) == 1 and "32x32" in margin[0]
+    assert res.first_rate > 0
 
 
 def test_idle_timeout_without_files(tmp_path, model):

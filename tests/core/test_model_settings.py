@@ -13,6 +13,7 @@ from napari_neurorestore.core.methods.denoise import heavy as dn
 from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
 from napari_neurorestore.core.models import TrainedModel, save_model
 from napari_neurorestore.core.progress import drain
+from napari_neurorestore.core.report import read_provenance
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -30,6 +31,7 @@ def context_model(movie, one_torch_thread):
     model = drain(dn.train(movie, DenoiseParams(epochs=20, train_seconds=None, patch_size=32,
                                                 batch_size=8, device="cpu", seed=0)))
     assert model.norm.get("context") and model.norm.get("transient")
+    assert model.norm["context_causal"]["future"] == 5  # the causal step, beside the full one
     return model
 
 
@@ -53,10 +55,19 @@ def test_the_steps_after_the_network_are_run_time_settings(tmp_path, movie, cont
     # the flag is applied: the output differs, by more than round-off
     assert np.abs(live - full).max() > 1e-3 * scale
     assert np.abs(bare - live).max() > 1e-3 * scale
-    # README: live mode equals `neurorestore denoise --model M --no-long-context
-    # --ensemble off` (core.live runs predict with context=False, ensemble="off")
     ref = drain(dn.predict(movie, context_model, device="cpu", context=False, ensemble="off"))
     np.testing.assert_allclose(live, ref, rtol=0, atol=1e-5 * scale)
+    # live mode equals `neurorestore denoise --model M --causal-context --ensemble off`
+    # (core.live runs predict with context="causal", ensemble="off")
+    causal = _cli(tmp_path, movie, context_model, "causal", "--ensemble", "off",
+                  "--causal-context")
+    ref = drain(dn.predict(movie, context_model, device="cpu", context="causal", ensemble="off"))
+    np.testing.assert_allclose(causal, ref, rtol=0, atol=1e-5 * scale)
+    assert min(np.abs(causal - full).max(), np.abs(causal - live).max()) > 1e-3 * scale
+    md = read_provenance(tmp_path / "causal.tif")["neurorestore"]
+    assert md["long_context_applied"] == "causal"
+    assert read_provenance(tmp_path / "full.tif")["neurorestore"]["long_context_applied"] == "full"
+    assert read_provenance(tmp_path / "live.tif")["neurorestore"]["long_context_applied"] == "none"
     # without the steps fitted after training: the network alone
     norm = {k: context_model.norm[k] for k in ("mean", "std")}
     net_only = TrainedModel("denoise", context_model.params, context_model.state_dict, norm,

@@ -119,8 +119,8 @@ def test_session_matches_offline_and_traces_follow(viewer, widget, qtbot, tmp_pa
     assert rec["complete"] and rec["frames_done"] == rec["frames_total"] == len(movie)
     assert session.data.shape == movie.shape
     cat = movie.astype(np.float32)
-    ref = drain(dn.predict(cat, model, device="cpu", context=False,
-                         ensemble="off"))  # live leaves them out
+    ref = drain(dn.predict(cat, model, device="cpu", context="causal",
+                         ensemble="off"))  # live's setting
     span = float(cat.max() - cat.min())
     den = np.asarray(layer(viewer, folder, "denoised").data)
     assert np.abs(den - ref[-1]).max() <= 1e-3 * span

@@ -18,10 +18,13 @@ file") and denoise each new file's frames, in name order, as soon as the file is
 appending them to one zarr store along time. Files may appear by rename or grow in place.
 The last window//2 frames of a file wait for the next file's first frames; at the end they are
 finished with the mirror rule, so the store equals `neurorestore denoise --model M.pt
---no-long-context --ensemble off` of the concatenated movie (the long-context step needs
-the 64 frames after each frame, and the ensemble 8x the time, so live mode leaves them out;
-the offline run adds them). Ends after --idle-timeout seconds without a new file, or on
-Ctrl-C; the store is complete either way. Skipped files and frames are reported.
+--causal-context --ensemble off` of the concatenated movie: the full long-context step needs
+the 64 frames after each frame, so live mode applies the model's causal one (past frames and
+the window's own future; a model saved without it runs without the step), and the ensemble
+costs 8x the time, so live mode leaves it out; an offline run adds them. After the first
+file it says how many frames/s it keeps up with at the frame size. Ends after
+--idle-timeout seconds without a new file, or on Ctrl-C; the store is complete either way.
+Skipped files and frames are reported.
 """
 
 
@@ -39,8 +42,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="a file without a next one is complete once its size and mtime are "
                         "unchanged for S seconds (default 0.25)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch threads (default 1: the acquisition shares the machine, and "
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: up to the machine's cores, each file "
+                        "measuring whether more than one is faster; 1 pins one thread, as "
                         "spinning threads on a busy CPU are slower than one)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
@@ -61,7 +65,7 @@ def _check(args: Any) -> None:
         raise ValueError(f"the output must be a .zarr store, got {out.name}")
     if _inside(out, folder):
         raise ValueError(f"the output {out} must not be inside the watched folder {folder}")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise ValueError("--threads must be at least 1")
     if args.idle_timeout <= 0:
         raise ValueError("--idle-timeout must be positive")

@@ -17,12 +17,24 @@ How the temporal window crosses files. Frame t is restored from frames t-k..t+k
 (k = window // 2). When a file arrives, the frames up to ``arrived - k`` are restored (the
 first frames of the session mirror about the centre frame, as offline inference does); the
 file's last k frames wait for the next file's first frames. Only the raw frames from
-``done - k - 1`` on are kept. When the session ends (idle timeout, cancel, Ctrl-C, a file of
-another frame size) the waiting frames are restored with the mirror rule at the movie's end,
-so the store equals :func:`core.methods.denoise.heavy.predict` of the concatenated movie with
-``context=False, ensemble="off"``: the model's long-context step (``methods/denoise/context.py``)
-needs the 64 frames after each one, and the flip ensemble costs 8x the network's time per
-frame, so live mode leaves both out; an offline run of the session adds them.
+``done - max(k + 1, W)`` on are kept (W: the widest past window of the causal step below).
+When the session ends (idle timeout, cancel, Ctrl-C, a file of another frame size) the
+waiting frames are restored with the mirror rule at the movie's end, so the store equals
+:func:`core.methods.denoise.heavy.predict` of the concatenated movie with
+``context="causal", ensemble="off"`` (`neurorestore denoise --model M --causal-context
+--ensemble off`). The model's full long-context step (``methods/denoise/context.py``) needs
+the 64 frames after each one, so live mode applies its causal variant (means over past
+frames and the k future frames the window waits for anyway), fitted beside the full step at
+training time; a model saved without it runs without the step. The flip ensemble costs 8x
+the network's time per frame, so live mode leaves it out. The provenance records the step
+applied (``long_context_applied``: "causal" or "none").
+
+Threads. ``threads=None`` (the CLI's default) measures the thread count over the session as
+offline inference does (:class:`~napari_neurorestore.core.train.ThreadChooser`, one for the
+session that each file's inference continues: 1 thread first, the machine's count tried
+every 20 s and kept when faster): both cores when the machine is free, one when the
+acquisition keeps it busy. After the first file the session reports the rate it keeps up
+with at the frame size (frames restored per second of compute on that file).
 
 Latency of a file: from its arrival (the later of its final mtime and ctime: the last write,
 or the rename into the folder) to the moment all but its last k frames are in the store.
@@ -53,6 +65,9 @@ from .paths import check_output_path
 from .progress import CancelToken, Progress
 
 PROGRESS_ATTR = "neurorestore_progress"
+#: the most torch threads ``threads=None`` allows (the session measures if they beat one)
+AUTO_THREADS = 8
+
 @dataclass
 class FileRecord:
     """One acquisition file: what happened to it."""
@@ -83,6 +98,14 @@ class LiveResult:
     end_after_last_file: float | None = None  #: seconds from the last file's arrival to the end
     shape: tuple[int, int] | None = None
     messages: list[str] = field(default_factory=list)
+    first_rate: float | None = None  #: frames/s of compute on the first file restored
+    threads: int = 1  #: torch threads in use at the end of the first file
+
+    def margin(self) -> str:
+        """The real-time margin measured on the first file (frames/s it keeps up with)."""
+        h, w = self.shape or (0, 0)
+        return (f"keeps up with {self.first_rate:.0f} frames/s at this frame size ({h}x{w}; "
+                f"measured on the first file, {self.threads} torch thread(s))")
 
     @property
     def files_restored(self) -> list[FileRecord]:
@@ -151,7 +174,7 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
           idle_timeout: float = 30.0, cancel: CancelToken | None = None,
           overwrite: bool = False, settle: float = 0.25, poll: float = 0.02,
           corrupt_grace: float = 2.0, device: str = "cpu", chunk_frames: int = 16,
-          batch_size: int | None = None, threads: int | None = 1,
+          batch_size: int | None = None, threads: int | None = None,
           on_frames: Callable[[int, int], None] | None = None,
           on_file: Callable[[FileRecord, np.ndarray], None] | None = None,
           clock: Callable[[], float] = time.time) -> Generator[Progress, None, LiveResult]:
@@ -164,10 +187,11 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     the same way, with ``LiveResult.error`` set. ``on_frames(a, b)`` is called when frames
     ``a:b`` are in the store (``a:b`` of the concatenated movie). The store is created when
     the first file is read (so a session without files leaves none). ``threads``: torch's
-    intra-op threads while the session runs (restored after; None leaves them): 1 by
-    default, because the acquisition shares the machine and OpenMP threads that spin-wait
-    on a busy CPU are slower than one (measured at 256x256 on 2 busy cores, load 6: 2
-    threads 3.5 frames/s, 1 thread 39 frames/s).
+    intra-op threads while the session runs (restored after): 1 pins one thread (OpenMP
+    threads that spin-wait on a busy CPU are slower than one: measured at 256x256 on 2 busy
+    cores, load 6: 2 threads 3.5 frames/s, 1 thread 39 frames/s); None (default) up to the
+    machine's cores (at most AUTO_THREADS), the session measuring whether more than one is
+    faster (see the module's docstring).
     """
     from .device import resolve_device
     from .methods import get, live_methods
@@ -191,6 +215,11 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
     k, window = params.half_window, params.window
     dev = resolve_device(device)
     net = dn.load_net(model, dev)
+    # the causal long-context step (none for a model saved without it) and the raw frames
+    # kept before the first frame to restore: its widest past window, or the net's k + 1
+    live_context, reach, applied = method.live_context(model)
+    past = max(k + 1, reach)
+    context_run: dict = {}  # its running sums and pyramid, continued by each file
 
     res = LiveResult(output=None)
     t_start = clock()
@@ -228,20 +257,26 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
         assert buf_start == 0 or a >= k
         gen = dn.predict(view, model, cancel=CancelToken(), chunk_frames=max(b - a, 1),
                          batch_size=batch_size, device=str(dev), start=a, stop=b,
-                         on_chunk=None, net=net, context=False, ensemble="off")
+                         on_chunk=None, net=net, context=live_context, ensemble="off",
+                         threads=chooser, context_state=context_run, origin=buf_start)
         out = _drain(gen)
         z.resize((stop, *z.shape[1:]))
         z[done:stop] = out[a:b]
         prev, done = done, stop
         res.frames_restored = done
         record(False)
-        res.compute_seconds += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        res.compute_seconds += seconds
+        if res.first_rate is None and seconds > 0:
+            res.first_rate = (stop - prev) / seconds
+            res.threads = chooser.current
         now = clock()
         for f in list(waiting):
             if f.first + max(f.frames - k, 0) <= done or final:
                 f.latency = max(0.0, now - f.arrival)
                 waiting.remove(f)
-        keep = max(0, done - k - 1)  # k neighbours, and one more: predict needs a window
+        keep = max(0, done - past)  # k neighbours and one more (predict needs a window),
+        # or the causal step's past frames: frame `done` keeps all it reads before it
         raw = raw[keep - buf_start:].copy() if keep > buf_start else raw
         buf_start = max(buf_start, keep)
         if on_frames is not None:
@@ -272,9 +307,11 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
 
     import torch
 
+    from .train import SessionThreads
+
     old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(threads) if threads else min(AUTO_THREADS, os.cpu_count() or 1))
+    chooser = SessionThreads(enabled=not threads and dev.type == "cpu")
     yield Progress("live", 0, 0, message=f"watching {folder} (idle timeout {idle_timeout:g} s)")
     try:
         while True:
@@ -353,7 +390,8 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
                 z = open_output(out_path, (chunk_frames, *shape), overwrite=overwrite,
                                 chunks=chunk_frames, axes="tyx",
                                 metadata=metadata_for(model, {
-                                    "mode": "live", "source_folder": str(folder)}))
+                                    "mode": "live", "source_folder": str(folder),
+                                    "long_context_applied": applied}))
                 z.resize((0, *shape))
                 res.output = out_path
             elif shape != res.shape:
@@ -374,13 +412,19 @@ def watch(folder: str | os.PathLike, output: str | os.PathLike, model: Any,
             rec.status, rec.first = "restored", res.frames_arrived
             res.files.append(rec)
             waiting.append(rec)
-            block = frames.astype(np.float32)
+            # integer frames are kept as they are (half the memory of float32; already
+            # finite): predict converts what it reads
+            block = frames if frames.dtype.kind in "iu" else frames.astype(np.float32)
             raw = block if raw is None else np.concatenate([raw, block])
             res.frames_arrived += len(frames)
             last_activity = clock()
             if on_file is not None:
                 on_file(rec, frames)
+            first_file = res.first_rate is None
             restore(res.frames_arrived - k, final=False)
+            last_activity = clock()  # restoring is not idle time
+            if first_file and res.first_rate is not None:
+                yield Progress("live", done, res.frames_arrived, message=res.margin())
             if z is not None and done < res.frames_arrived and done == 0:
                 record(False)
             lat = f", latency {rec.latency:.2f} s" if rec.latency is not None else ""

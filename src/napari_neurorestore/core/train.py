@@ -76,6 +76,18 @@ class ThreadChooser:
         self._set(self.current)
 
 
+class SessionThreads(ThreadChooser):
+    """A chooser that several calls continue (live mode's session: one inference per file).
+    Its clock is its own, not a call's time since it began, so the configured count is
+    tried every ``every`` seconds of the session rather than at the start of every call."""
+
+    def before_step(self, now: float) -> None:
+        super().before_step(time.perf_counter())
+
+    def after_step(self, seconds: float, now: float) -> None:
+        super().after_step(seconds, time.perf_counter())
+
+
 def _median(values: list[float]) -> float:
     v = sorted(values)
     return v[len(v) // 2] if v else 0.0

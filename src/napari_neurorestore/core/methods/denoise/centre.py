@@ -51,7 +51,8 @@ CHECK_PIXELS = 2**21
 CHECK_SHARE = 0.05
 #: the checks' cost per check pixel, in units of a training step's time per batch pixel
 #: (measured on 2 cores at 128x128 and 512x512, rounded up): the net's prediction per
-#: ensemble member, the long-context fit, and the rest (spectra, folds, the threshold)
+#: ensemble member, one long-context fit (two are made: the full and the causal step), and
+#: the rest (spectra, folds, the threshold)
 CHECK_COST_NET, CHECK_COST_CONTEXT, CHECK_COST_REST = 0.3, 1.1, 0.5
 #: the transient step: Gaussian width (pixels, about a soma's radius) of the band, and the
 #: threshold in noise standard deviations of that band (measured on the benchmark's
@@ -76,10 +77,10 @@ def check_times(n: int, k: int, frame_shape) -> np.ndarray:
 def check_seconds(step_per_pixel: float, check_pixels: int, members: int,
                   context: bool) -> float:
     """Estimated time of the checks after training: the net's prediction of the check
-    frames (``members`` passes each), the long-context fit (when ``context``) and the
+    frames (``members`` passes each), the long-context fits (when ``context``) and the
     correction's spectra, from the training step's time per batch pixel (measured on this
     machine at its present load)."""
-    cost = CHECK_COST_NET * members + CHECK_COST_REST + (CHECK_COST_CONTEXT if context else 0)
+    cost = CHECK_COST_NET * members + CHECK_COST_REST + (2 * CHECK_COST_CONTEXT if context else 0)
     return step_per_pixel * check_pixels * cost
 
 

@@ -44,9 +44,9 @@ def estimate(net, src, params: DenoiseParams, device,
     """Decide on registration (see :mod:`.motion`) and fit the centre-frame
     correction (see :mod:`.centre`) on up to CHECK_FRAMES frames of the longest
     training segment; None when the segment is too short. Returns the kernel (None when
-    held-out frames say it does not help), ``register``, the long-context step (see
-    :mod:`.context`; None when held-out frames say it does not help) and the
-    self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
+    held-out frames say it does not help), ``register``, the long-context step and its
+    causal variant (see :mod:`.context`; each None when held-out frames say it does not
+    help) and the self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
     so that what is fitted on them is what inference applies to)."""
     seg = max(src.segments, key=len)
     k = src.k
@@ -71,14 +71,19 @@ def estimate(net, src, params: DenoiseParams, device,
         register = motion < -denoise_motion.CV_THRESHOLD
         if register:
             pred = denoise_motion.register(centre, p)[0].numpy()
-    context, context_cv = None, 0.0
+    context, context_cv, causal, causal_cv = None, 0.0, None, 0.0
     if params.long_context:
+        # the causal step first (live mode's: forward only the k frames its window waits
+        # for), on the same predictions; the kernel below is fitted after the full one
+        causal, _, causal_cv = denoise_context.fit(seg, ts, pred, future=k,
+                                                   windows=denoise_context.CAUSAL_WINDOWS)
         context, pred, context_cv = denoise_context.fit(seg, ts, pred)
     est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
     est["check"].update(motion_cv=motion, registered=bool(register),
-                        context_cv=float(context_cv), context=context is not None)
+                        context_cv=float(context_cv), context=context is not None,
+                        causal_context_cv=float(causal_cv), causal_context=causal is not None)
     est["register"] = bool(register)
-    est["context"] = context
+    est["context"], est["context_causal"] = context, causal
     est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
                         "threshold": denoise_post.transient_threshold(seg, ts, est["kernel"])}
     return est

@@ -17,8 +17,13 @@ mixed at each level, then the levels are summed coarse to fine.
 
 Measured in benchmarks/bench_denoise.py (60 s of training): see the README's table.
 
-The means need ``max(WINDOWS)`` frames on each side of a chunk (read with it); live mode,
-which restores frames as they arrive, leaves the step out.
+The means need ``max(WINDOWS)`` frames on each side of a chunk (read with it). Live mode,
+which restores frames as they arrive, cannot wait for them: it applies the *causal* step,
+fitted the same way beside the full one and stored with it (``norm["context_causal"]``),
+whose means reach back W frames but forward only ``future`` (the network's half-window,
+frames live mode waits for anyway): ``M_W(t) = mean(x_s, t - W <= s <= t + min(W, future),
+s != t)``. It is as blind to frame t as the full step. Offline runs keep the full step;
+``predict(..., context="causal")`` applies the causal one (live mode's store, offline).
 """
 
 from __future__ import annotations
@@ -30,19 +35,31 @@ import torch
 from torch.nn.functional import avg_pool2d, interpolate
 
 from .spec import CONTEXT_HALO
+from .spec import select_context as select  # noqa: F401 -- heavy.predict's choice
 
 #: half-widths (frames) of the blind temporal means; the widest is the spec's
 #: CONTEXT_HALO (its memory model counts those frames)
 WINDOWS = (5, 16, CONTEXT_HALO)
+#: how far back the causal step's means reach (their future: the network's half-window).
+#: A 128-frame mean makes up for the 59 future frames the 64-frame one loses, and the
+#: chunk's halo is still 2 x CONTEXT_HALO frames (the memory model's). Held-out 600x256^2
+#: simulation, net of 608 steps: full step 43.05 dB; causal (5, 16, 64) 42.54, (5, 16, 64,
+#: 128) 42.69 (after the first 128 frames 42.85 against 43.07: the session's first frames
+#: have few past frames)
+CAUSAL_WINDOWS = (5, 16, CONTEXT_HALO, 2 * CONTEXT_HALO)
 #: pyramid levels of each mean (0: as is; l: 2^l x 2^l means brought back bilinearly)
 LEVELS = (0, 1, 2, 3)
 #: ridge added to the normal equations, relative to their mean diagonal
 RIDGE = 1e-6
 
 
-def halo(spec: Any) -> int:
-    """Frames a chunk needs on each side for a model's step (0 without one)."""
-    return int(max(spec["windows"])) if spec else 0
+def halo(spec: Any, after: bool = False) -> int:
+    """Frames a chunk needs before it (``after``: after it) for a model's step (0 without
+    one); a causal step needs only its ``future`` frames after."""
+    if not spec:
+        return 0
+    wide = int(max(spec["windows"]))
+    return min(wide, int(spec["future"])) if after and "future" in spec else wide
 
 
 def prefix_sums(block: torch.Tensor) -> torch.Tensor:
@@ -56,26 +73,28 @@ def prefix_sums(block: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def window_bounds(ts, w: int, first: int, n_total: int, length: int):
-    """Block indices ``a, b`` of the frames ``t - w .. t + w`` (cut at the movie's ends)
-    around movie frames ``ts`` (an array or one int), in a block of ``length`` frames
-    that starts at movie frame ``first``; ValueError when the block does not hold them."""
+def window_bounds(ts, w: int, first: int, n_total: int, length: int, future: int | None = None):
+    """Block indices ``a, b`` of the frames ``t - w .. t + min(w, future)`` (cut at the
+    movie's ends; ``future`` None: ``w``) around movie frames ``ts`` (an array or one int),
+    in a block of ``length`` frames that starts at movie frame ``first``; ValueError when
+    the block does not hold them."""
+    ahead = w if future is None else min(w, int(future))
     a = np.maximum(0, np.asarray(ts) - w) - first
-    b = np.minimum(n_total, np.asarray(ts) + w + 1) - first
+    b = np.minimum(n_total, np.asarray(ts) + ahead + 1) - first
     if np.min(a) < 0 or np.max(b) > length:
         raise ValueError("the block does not hold the context window")
     return a, b
 
 
 def blind_means(sums: torch.Tensor, block: torch.Tensor, ts: np.ndarray, first: int,
-                n_total: int, windows) -> list[torch.Tensor]:
-    """Blind means ``M_W`` of frames ``ts`` (movie indices) for every W: (len(ts), h, w)
-    each. ``block`` holds movie frames ``first:first + len(block)`` (at least W beyond each
+                n_total: int, windows, future: int | None = None) -> list[torch.Tensor]:
+    """Blind means ``M_W`` of frames ``ts`` (movie indices) for every W (forward at most
+    ``future`` frames: see :func:`window_bounds`): (len(ts), h, w) each. ``block`` holds movie frames ``first:first + len(block)`` (at least W beyond each
     of ``ts`` where the movie has them) and ``sums`` its :func:`prefix_sums`."""
     ts = np.asarray(ts)
     out = []
     for w in windows:
-        a, b = window_bounds(ts, w, first, n_total, len(block))
+        a, b = window_bounds(ts, w, first, n_total, len(block), future)
         count = torch.from_numpy((b - a - 1).astype(np.float32))[:, None, None]
         out.append((sums[b] - sums[a] - block[ts - first]) / count)
     return out
@@ -112,12 +131,12 @@ def _up_chain(x: torch.Tensor, sizes, level: int) -> torch.Tensor:
 
 
 def components(frames: torch.Tensor, ts: np.ndarray, first: int, n_total: int,
-               windows, levels) -> list[torch.Tensor]:
+               windows, levels, future: int | None = None) -> list[torch.Tensor]:
     """``B_j`` of frames ``ts`` for every (W, level), in the order of ``weights[iw][il]``:
     (len(ts), H, W) each. Level 0: the blind mean itself; level l: its 2^l x 2^l means,
     brought back bilinearly one octave at a time (a blur of about 2^(l-1) px; what
     :class:`ContextStep` computes)."""
-    full = blind_means(prefix_sums(frames), frames, ts, first, n_total, windows)
+    full = blind_means(prefix_sums(frames), frames, ts, first, n_total, windows, future)
     sizes = level_sizes(frames.shape[-2:], max(levels))
     out = []
     for m in full:
@@ -144,17 +163,19 @@ def _combine(f: np.ndarray, comps: list[np.ndarray], a: np.ndarray) -> np.ndarra
 
 
 def fit(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
-        windows=WINDOWS, levels=LEVELS) -> tuple[dict | None, np.ndarray, float]:
+        windows=WINDOWS, levels=LEVELS, future: int | None = None
+        ) -> tuple[dict | None, np.ndarray, float]:
     """Fit the step on normalised ``frames`` (the training segment) at its frames ``ts``,
     whose blind predictions are ``predicted``. Returns ``(spec or None, the prediction
     after the step (unchanged when None), held-out change of error)``: the change is the
     relative change of the blind error on the half of ``ts`` left out of the fit (weights
     fitted on the even-numbered check frames scored on the odd ones and back), and the
-    step is kept only when it is negative."""
+    step is kept only when it is negative. ``future``: the causal step (means forward at
+    most ``future`` frames; the spec records it)."""
     if len(ts) < 2:
         return None, predicted, 0.0
     block = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-    comps = [c.numpy() for c in components(block, ts, 0, len(frames), windows, levels)]
+    comps = [c.numpy() for c in components(block, ts, 0, len(frames), windows, levels, future)]
     x = frames[ts]
     before = after = 0.0
     for part in (np.arange(len(ts)) % 2 == 0, np.arange(len(ts)) % 2 == 1):
@@ -169,6 +190,8 @@ def fit(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
     a = _solve(predicted, x, comps)
     spec = {"windows": [int(w) for w in windows], "levels": [int(v) for v in levels],
             "weights": [[float(v) for v in row] for row in a.reshape(len(windows), len(levels))]}
+    if future is not None:
+        spec["future"] = int(future)
     return spec, _combine(predicted, comps, a).astype(np.float32), change
 
 
@@ -194,8 +217,9 @@ class _Running:
             s[first % (cap + 1)].zero_()
 
     def extends(self, first: int, n: int, n_total: int, size) -> bool:
-        """Whether block ``first:first + n`` can continue this run."""
-        return (n_total == self.n_total and tuple(size) == tuple(self.sizes[0]) and n <= self.cap
+        """Whether block ``first:first + n`` can continue this run (of a movie as long, or
+        one that grew: live mode's)."""
+        return (n_total >= self.n_total and tuple(size) == tuple(self.sizes[0]) and n <= self.cap
                 and self.start <= first <= self.end <= first + n
                 and first + n - self.base <= REBASE)
 
@@ -238,6 +262,7 @@ class ContextStep:
         self.windows = [int(w) for w in spec["windows"]]
         self.levels = [int(v) for v in spec["levels"]]
         self.a = np.asarray(spec["weights"], np.float64)  # (windows, levels)
+        self.future = spec.get("future")  # None: the full step
         self.keep = float(1.0 - self.a.sum())
         self.capacity, self.max_runs = int(capacity), max(1, int(runs))
         self.runs: dict = {}
@@ -252,6 +277,7 @@ class ContextStep:
             run = _Running(max(len(block), self.capacity), self.sizes, self.levels, first,
                            n_total)
             self.runs[key] = run
+        run.n_total = n_total
         run.extend(block, first)
         self.run = run
 
@@ -265,7 +291,7 @@ class ContextStep:
             total = 0.0
             for i, w in enumerate(self.windows):
                 a, b = (int(v) + self.first for v in window_bounds(
-                    int(t), w, self.first, self.n_total, len(self.block)))
+                    int(t), w, self.first, self.n_total, len(self.block), self.future))
                 c = float(self.a[i, j]) / (b - a - 1)
                 if i == 0:
                     torch.mul(run.sum(lv, b), c, out=o)

@@ -196,8 +196,9 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
                 norm["centre_kernel"] = est["kernel"]
             if est["register"]:
                 norm["register"] = True
-            if est["context"] is not None:
-                norm["context"] = est["context"]
+            for key in ("context", "context_causal"):  # the full and the causal step
+                if est[key] is not None:
+                    norm[key] = est[key]
             norm["transient"] = est["transient"]
             check = est["check"]
     seconds = time.perf_counter() - t_start
@@ -233,8 +234,9 @@ def _restoring(threads: ThreadChooser):
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
-            net: Any = None, context: bool = True, ensemble: str | None = None,
-            centre_correction: bool = True) -> Generator[Progress, None, Any]:
+            net: Any = None, context: bool | str = True, ensemble: str | None = None,
+            centre_correction: bool = True, threads: ThreadChooser | None = None,
+            context_state: Any = None, origin: int = 0) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -250,13 +252,18 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     :class:`Cancelled` with a message that says how many frames were written. Returns ``out``.
     ``batch_size`` frames go through the net at once; None picks it from the frame size.
     A model's long-context step (:mod:`.context`) reads ``max(windows)`` frames on
-    each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out (live
-    mode, where those frames have not arrived). ``ensemble`` ("auto", "on", "off"; None:
-    the model's setting) averages the net over flips and rotations
+    each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out,
+    ``context="causal"`` applies its causal variant instead (live mode's: it reads ahead
+    only ``window // 2`` frames; none for a model saved without it). ``ensemble``
+    ("auto", "on", "off"; None: the model's setting) averages the net over flips and rotations
     (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
     out every step fitted after training (registration, long context, centre-frame
     correction, transient step): the network alone, as a model trained without them.
+    ``threads``: a thread chooser kept across calls (live mode's); None: a new one.
+    ``context_state``: a dict that keeps the long-context step across calls (live
+    mode's), whose running sums each call continues; ``data[0]`` is then frame ``origin``
+    of a movie that grows, and its frames never change.
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -281,8 +288,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(norm.get("centre_kernel"), dev)
     register = bool(norm.get("register", False))
     transient = denoise_post.transient_step(norm.get("transient"))
-    spec = norm.get("context") if context else None
-    halo = max(k, denoise_context.halo(spec))
+    spec = denoise_context.select(norm, context)
+    halo, after = max(k, denoise_context.halo(spec)), max(k, denoise_context.halo(spec, True))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -301,18 +308,25 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     frames = ChunkFrames(data, mean, std, keep=len(planes) * block_bytes <= 2**29)
     # the context step keeps its running sums for the next chunk (several planes' only
     # when they are small: they are about 1.7x a block)
-    widen = denoise_context.context_step(
-        spec, chunk_frames + 2 * halo, len(planes) if 3 * len(planes) * block_bytes <= 2**29 else 1)
+    widen = (context_state or {}).get("step") if spec else None
+    widen = widen or denoise_context.context_step(
+        spec, chunk_frames + halo + after, len(planes) if 3 * len(planes) * block_bytes <= 2**29
+        else 1)
+    if context_state is not None:
+        context_state["step"] = widen
     # on a CPU the thread count is measured as it goes (1 thread first, the configured
     # count tried every 20 s): on a busy 2-core CPU 2 threads ran 3-4x slower than 1
-    threads = ThreadChooser(enabled=dev.type == "cpu")
+    if threads is None:
+        threads = ThreadChooser(enabled=dev.type == "cpu")
+    else:
+        threads.resume()  # the count it chose in the calls before
     scratch = Scratch()
     t0 = time.perf_counter()
     with tally.cancel_message(), torch.inference_mode(), _restoring(threads):
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
             lo, hi = max(0, a - k), min(t_len, b + k)  # the net's frames
-            rlo, rhi = max(0, a - halo), min(t_len, b + halo)  # and the context's
+            rlo, rhi = max(0, a - halo), min(t_len, b + after)  # and the context's
             tbuf = scratch.get("out", (b - a, h, w))  # kept: see Scratch
             buf = tbuf.numpy()
             for i, p in enumerate(planes):
@@ -320,7 +334,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                 # once per chunk, not per window
                 frames_u = unshuffle(block[lo - rlo:hi - rlo], scratch)
                 if widen is not None:
-                    widen.new_block(block, rlo, t_len, key=p)
+                    widen.new_block(block, rlo + origin, t_len + origin, key=p)
                 if gbuf is None or gbuf.shape[1:3] != frames_u.shape[:2]:
                     gbuf = torch.empty((batch_size, *frames_u.shape[:2], len(offsets), 4))
                 for s in range(a, b, batch_size):
@@ -337,7 +351,7 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                         if register:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
                         if widen is not None:  # wide blind means (denoise_context)
-                            y = widen(y, ts)
+                            y = widen(y, ts + origin)
                         if correct is not None:  # out = f + k * (x_t - f): denoise_centre
                             y = y + correct(c - y)
                         if transient is not None:  # what stands out at a cell's scale

@@ -72,8 +72,11 @@ class DenoiseParams(_Params):
         :mod:`.centre`); also gives the self-check. Applying a saved model, off
         leaves out every step fitted after its training (the network alone).
     long_context : the long-context step (see :mod:`.context`); needs
-        ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
-        inference).
+        ``centre_correction``. Applying a saved model, off leaves its step out.
+    causal_context : apply the causal variant of the long-context step instead of the full
+        one (live mode's: means over past frames and only the ``window // 2`` future frames
+        the window waits for; fitted beside the full step at training time, so it changes
+        nothing while training). A model saved without it runs without the step.
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
         ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
@@ -98,6 +101,9 @@ class DenoiseParams(_Params):
                              "up to 64 frames each side, weighted by least squares on the "
                              "movie itself (what hardly changes is learned from many frames; "
                              "fitted with the centre-frame correction)", label="long context")
+    causal_context: bool = opt(False, "apply the causal long-context step (what live mode "
+                               "applies: past frames and the window's future only) instead "
+                               "of the full one", label="causal long context")
     ensemble: str = opt("auto", "average the network over the 8 flips and rotations of each "
                         "window (8x its work at inference): auto = for movies of at most 16 M "
                         "pixels, on, off", choices=("auto", "on", "off"), label="flip ensemble")
@@ -118,6 +124,32 @@ class DenoiseParams(_Params):
         return self.window // 2
 
 
+def select_context(norm: dict, context: Any) -> dict | None:
+    """The long-context step a run applies, from a model's ``norm``: the full one
+    (``context`` True), the causal one ("causal"; None for a model saved without it) or
+    none (False)."""
+    if context == "causal":
+        return norm.get("context_causal")
+    if context not in (True, False):
+        raise ValueError(f"context must be True, False or 'causal', got {context!r}")
+    return norm.get("context") if context else None
+
+
+def context_applied(norm: dict, context: Any) -> str:
+    """What :func:`select_context` applies, in words for the provenance: "full", "causal"
+    or "none"."""
+    spec = select_context(norm, context)
+    return "none" if not spec else ("causal" if "future" in spec else "full")
+
+
+def run_context(p: DenoiseParams) -> bool | str:
+    """The long-context step a run applies (heavy.predict's ``context``): the full one,
+    the causal one ("causal") or none (False)."""
+    if not (p.centre_correction and p.long_context):
+        return False
+    return "causal" if p.causal_context else True
+
+
 class DenoiseMethod(Method):
     params_class = DenoiseParams
     name = "denoise"
@@ -130,7 +162,7 @@ class DenoiseMethod(Method):
     noun = "a denoising model"
     #: the steps after the network are run-time settings: a saved model's can be left out
     runtime_fields = ("device", "chunk_frames", "ensemble", "centre_correction",
-                      "long_context")
+                      "long_context", "causal_context")
     distributed = True
     live = True
     nominal_rate = 12e6
@@ -151,6 +183,18 @@ class DenoiseMethod(Method):
     def removes_noise(self, md: dict) -> bool:
         return True
 
+    def live_context(self, model) -> tuple[bool | str, int, str]:
+        """Live mode's long-context step for ``model``: predict's ``context`` ("causal",
+        or False for a model saved without the causal step), how many frames before a
+        frame it reads, and the provenance's word for it."""
+        causal = select_context(model.norm, "causal")
+        ctx = "causal" if causal else False
+        return ctx, (max(causal["windows"]) if causal else 0), context_applied(model.norm, ctx)
+
+    def output_metadata(self, model, params, input_shape) -> dict:
+        """Which long-context step was applied ("full", "causal" or "none")."""
+        return {"long_context_applied": context_applied(model.norm, run_context(params))}
+
     def training_summary(self, info: dict[str, Any]) -> str | None:
         """The truth-free self-check against the best Gaussian filter."""
         if not isinstance(info.get("self_check"), dict):
@@ -163,7 +207,7 @@ class DenoiseMethod(Method):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
                                    device=params.device, on_chunk=on_chunk,
                                    ensemble=params.ensemble,
-                                   context=params.centre_correction and params.long_context,
+                                   context=run_context(params),
                                    centre_correction=params.centre_correction, **options)
 
     # ------------------------------------------------------------------ cost
