@@ -14,7 +14,9 @@ from . import centre as denoise_centre
 from . import context as denoise_context
 from . import motion as denoise_motion
 from . import post as denoise_post
+from . import held as denoise_held
 from .frames import auto_batch_size, neighbour_index, predict_windows
+from .post import blind_gaussian
 from .spec import DenoiseParams
 
 
@@ -41,12 +43,14 @@ def reserve(params: DenoiseParams, src, members: int):
 
 def estimate(net, src, params: DenoiseParams, device,
                      deadline: float | None = None, ensemble: int = 1) -> dict | None:
-    """Decide on registration (see :mod:`.motion`) and fit the centre-frame
+    """Decide on registration (see :mod:`.motion`), choose the output (the network,
+    the Gaussian or their blend, on the held-out frames ``src.held``: see :mod:`.held`)
+    and fit the centre-frame
     correction (see :mod:`.centre`) on up to CHECK_FRAMES frames of the longest
     training segment; None when the segment is too short. Returns the kernel (None when
     held-out frames say it does not help), ``register``, the long-context step (see
     :mod:`.context`; None when held-out frames say it does not help) and the
-    self-check. ``ensemble``: the members of the net's predictions (as in :func:`predict`,
+    self-check, and ``blend`` (None: the network alone). ``ensemble``: the members of the net's predictions (as in :func:`predict`,
     so that what is fitted on them is what inference applies to)."""
     seg = max(src.segments, key=len)
     k = src.k
@@ -71,14 +75,39 @@ def estimate(net, src, params: DenoiseParams, device,
         register = motion < -denoise_motion.CV_THRESHOLD
         if register:
             pred = denoise_motion.register(centre, p)[0].numpy()
+    tuned = denoise_centre.tune_gaussian(seg, ts, deadline)
+    blend, chosen = _blend(net, src, params, device, ensemble, tuned, register)
+    if blend is not None:  # what follows is fitted on the blend, as inference applies it
+        g = blind_gaussian(torch.from_numpy(seg), ts, 0, len(seg), blend["sigma_t"],
+                           blend["sigma_xy"])[:, 0].numpy()
+        pred = pred + blend["weight"] * (g - pred)
     context, context_cv = None, 0.0
     if params.long_context:
         context, pred, context_cv = denoise_context.fit(seg, ts, pred)
-    est = denoise_centre.estimate(seg, ts, pred, deadline=deadline)
+    est = denoise_centre.estimate(seg, ts, pred, tuned=tuned)
     est["check"].update(motion_cv=motion, registered=bool(register),
-                        context_cv=float(context_cv), context=context is not None)
+                        context_cv=float(context_cv), context=context is not None, **chosen)
+    est["blend"] = blend
     est["register"] = bool(register)
     est["context"] = context
     est["transient"] = {"sigma": denoise_centre.TRANSIENT_SIGMA,
                         "threshold": denoise_post.transient_threshold(seg, ts, est["kernel"])}
     return est
+
+
+def _blend(net, src, params, device, ensemble, tuned, register) -> tuple[dict | None, dict]:
+    """The blend of the net with the tuned Gaussian fitted on the held-out frames (None
+    for the network alone), and what the self-check records of the choice."""
+    if not params.gaussian_guard:
+        return None, {"output": "network", "output_forced": True, "gauss_weight": 0.0}
+    held = getattr(src, "held", None)
+    if held is None or not len(held):
+        return None, {}
+    seg = src.segments[src.held_segment]
+    fit = denoise_held.choose(net, seg, held, src.offsets, device, ensemble,
+                              tuned["gauss_sigma_t"], tuned["gauss_sigma_xy"],
+                              denoise_motion.register if register else None)
+    chosen = {k: v for k, v in fit.items() if k.startswith("held")}
+    chosen.update(output=denoise_held.output_kind(fit["weight"]), gauss_weight=fit["weight"])
+    spec = {k: fit[k] for k in ("sigma_t", "sigma_xy", "weight")}
+    return (spec if fit["weight"] > 0 else None), chosen

@@ -34,6 +34,7 @@ from ...train import ThreadChooser, fit
 from ...zarr_io import ChunkRecorder
 from . import check as denoise_check
 from . import context as denoise_context
+from . import held as denoise_held
 from . import motion as denoise_motion
 from . import post as denoise_post
 from .frames import (
@@ -110,6 +111,15 @@ class _TrainingSource:
         self.offsets = neighbour_offsets(window)
         self.centres = [max(0, len(s) - 2 * self.k) for s in self.segments]
         self.rng = rng
+        # held-out frames of the longest segment: never a training target (see .held)
+        self.held_segment = max(range(len(self.segments)), key=lambda i: len(self.segments[i]))
+        seg = self.segments[self.held_segment]
+        self.held = denoise_held.held_out(len(seg), self.k, seg.shape[-2:])
+        self.allowed = None
+        if len(self.held):
+            allowed = np.setdiff1d(np.arange(self.k, len(seg) - self.k), self.held)
+            self.allowed = allowed
+            self.centres[self.held_segment] = len(allowed)
 
     @property
     def n_windows(self) -> int:
@@ -125,7 +135,10 @@ class _TrainingSource:
         y = np.empty((batch_size, 1, py, px), np.float32)
         for i, s in enumerate(segs):
             seg = self.segments[s]
-            t = k + rng.integers(0, self.centres[s])
+            if self.allowed is not None and s == self.held_segment:
+                t = self.allowed[rng.integers(0, len(self.allowed))]
+            else:
+                t = k + rng.integers(0, self.centres[s])
             y0 = rng.integers(0, h - py + 1)
             x0 = rng.integers(0, w - px + 1)
             win = seg[t - k:t + k + 1, y0:y0 + py, x0:x0 + px]
@@ -177,9 +190,13 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     # a run ended by its time budget is not step-reproducible anyway, so it may pick its
     # thread count by speed; a run of set epochs keeps a fixed count (same seed, same result)
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
+    # the best weights on the held-out frames are kept (a longer budget never loses)
+    best = denoise_held.Checkpoints(net, src.segments[src.held_segment], src.held, src.offsets,
+                                    device, remaining, total)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads,
-                             reserve=denoise_check.reserve(params, src, members))
+                             reserve=denoise_check.reserve(params, src, members), on_step=best)
+    checkpoint = best.finish(len(history))
     norm = {"mean": src.mean, "std": src.std}
     check = None
     if params.centre_correction:
@@ -199,6 +216,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
             if est["context"] is not None:
                 norm["context"] = est["context"]
             norm["transient"] = est["transient"]
+            if est["blend"] is not None:
+                norm["gaussian"] = est["blend"]
             check = est["check"]
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -208,6 +227,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
             "threads": threads.chosen[-1] if threads.chosen else threads.base}
     if check is not None:
         info["self_check"] = check
+    if checkpoint is not None:
+        info["checkpoint"] = checkpoint
     return TrainedModel("denoise", params.to_dict(), state, norm, info)
 
 
@@ -234,7 +255,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
             net: Any = None, context: bool = True, ensemble: str | None = None,
-            centre_correction: bool = True) -> Generator[Progress, None, Any]:
+            centre_correction: bool = True, gaussian_guard: bool = True
+            ) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -256,7 +278,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
     out every step fitted after training (registration, long context, centre-frame
-    correction, transient step): the network alone, as a model trained without them.
+    correction, transient step, blend with the Gaussian): the network alone, as a model
+    trained without them; ``gaussian_guard=False`` leaves out the blend alone (see :mod:`.held`).
     """
     cancel = cancel or CancelToken()
     params = DenoiseParams.from_dict(model.params)
@@ -281,8 +304,10 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(norm.get("centre_kernel"), dev)
     register = bool(norm.get("register", False))
     transient = denoise_post.transient_step(norm.get("transient"))
+    gauss = norm.get("gaussian") if gaussian_guard else None
+    blend = denoise_held.blend_step(gauss)
     spec = norm.get("context") if context else None
-    halo = max(k, denoise_context.halo(spec))
+    halo = max(k, denoise_context.halo(spec), denoise_post.gauss_halo(gauss))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -332,10 +357,12 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     x = gather(frames_u, idx, gbuf)
                     y = predict_windows(net, x.to(dev), members)
                     if (correct is not None or register or transient is not None
-                            or widen is not None):
+                            or widen is not None or blend is not None):
                         c = block[ts - rlo][:, None].to(dev)
                         if register:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
+                        if blend is not None:  # with the Gaussian filter (denoise_held)
+                            y = blend(y, block, ts, rlo, t_len)
                         if widen is not None:  # wide blind means (denoise_context)
                             y = widen(y, ts)
                         if correct is not None:  # out = f + k * (x_t - f): denoise_centre

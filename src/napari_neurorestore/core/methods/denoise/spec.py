@@ -74,6 +74,10 @@ class DenoiseParams(_Params):
     long_context : the long-context step (see :mod:`.context`); needs
         ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
         inference).
+    gaussian_guard : fit, on frames held out of training, the blend of the network's
+        prediction with the self-check's blind Gaussian filter (weight 0: the network,
+        1: the Gaussian) and apply it (see :mod:`.held`); off: the network alone. Applying
+        a saved model, off leaves its blend out.
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
         ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
@@ -98,6 +102,10 @@ class DenoiseParams(_Params):
                              "up to 64 frames each side, weighted by least squares on the "
                              "movie itself (what hardly changes is learned from many frames; "
                              "fitted with the centre-frame correction)", label="long context")
+    gaussian_guard: bool = opt(True, "never worse than a Gaussian filter: blend the network "
+                               "with the self-check's Gaussian (up to the Gaussian alone) "
+                               "where frames held out of training say it is better; off: "
+                               "the network", label="never worse than a Gaussian")
     ensemble: str = opt("auto", "average the network over the 8 flips and rotations of each "
                         "window (8x its work at inference): auto = for movies of at most 16 M "
                         "pixels, on, off", choices=("auto", "on", "off"), label="flip ensemble")
@@ -130,7 +138,7 @@ class DenoiseMethod(Method):
     noun = "a denoising model"
     #: the steps after the network are run-time settings: a saved model's can be left out
     runtime_fields = ("device", "chunk_frames", "ensemble", "centre_correction",
-                      "long_context")
+                      "long_context", "gaussian_guard")
     distributed = True
     live = True
     nominal_rate = 12e6
@@ -164,7 +172,18 @@ class DenoiseMethod(Method):
                                    device=params.device, on_chunk=on_chunk,
                                    ensemble=params.ensemble,
                                    context=params.centre_correction and params.long_context,
-                                   centre_correction=params.centre_correction, **options)
+                                   centre_correction=params.centre_correction,
+                                   gaussian_guard=params.gaussian_guard, **options)
+
+    def output_metadata(self, model, params, input_shape) -> dict:
+        """Which output was used: the network, the Gaussian filter or their blend."""
+        spec = model.norm.get("gaussian") if params.centre_correction else None
+        weight = float(spec["weight"]) if spec and params.gaussian_guard else 0.0
+        md = {"output": ("network" if weight <= 0 else "gaussian" if weight >= 1 else "blend"),
+              "gaussian_weight": weight}
+        if weight > 0:
+            md["gaussian_sigma"] = [spec["sigma_t"], spec["sigma_xy"]]
+        return md
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
