@@ -15,9 +15,9 @@ from napari_neurorestore.core.methods.denoise import centre as dc
 from napari_neurorestore.core.methods.denoise import heavy as dn
 from napari_neurorestore.core.methods.denoise import held as dh
 from napari_neurorestore.core.methods.denoise.frames import neighbour_offsets
-from napari_neurorestore.core.methods.denoise.post import blind_gaussian
-from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
-from napari_neurorestore.core.models import save_model
+from napari_neurorestore.core.methods.denoise.post import blind_gaussian, gauss_halo
+from napari_neurorestore.core.methods.denoise.spec import GAUSS_HALO, DenoiseParams
+from napari_neurorestore.core.models import TrainedModel, save_model
 from napari_neurorestore.core.progress import drain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,6 +54,8 @@ def test_held_out_frames_are_never_training_targets(rng):
     assert src.n_windows == 70 - len(held)
     # too short a movie holds nothing out
     assert len(dh.held_out(30, 5, (32, 32))) == 0
+    # the memory model counts the widest Gaussian's frames
+    assert GAUSS_HALO == max(gauss_halo({"sigma_t": st, "weight": 1}) for st, _ in dc.GAUSS_GRID)
 
 
 def test_blind_gaussian_never_sees_its_frame(rng):
@@ -92,17 +94,19 @@ def test_checkpoints_keep_the_best_held_out_weights(rng):
     scene, raw = _static(rng, noise=0.5)
     net = _Fixed(s=0.0)
     held = dh.held_out(len(raw), 5, raw.shape[-2:])
-    ck = dh.Checkpoints(net, raw, held, neighbour_offsets(11), torch.device("cpu"), None, 8)
-    values = [5.0, 4.0, 0.1, 1.0, 2.0, 0.3, 3.0, 4.0]  # the best evaluated is 1.0, at step 4
-    for step, s in enumerate(values, 1):
+    ck = dh.Checkpoints(net, raw, held, neighbour_offsets(11), torch.device("cpu"), None, 40)
+    values = {step: 1.0 + abs(step - 20) / 5 for step in range(1, 41)}  # best near step 20
+    for step, s in values.items():
         with torch.no_grad():
             net.s.fill_(s)
         ck(step)
-    summary = ck.finish(8)
-    evaluated = [s for s, _ in summary["evaluated"]]
-    assert evaluated[0] >= 3 and evaluated[-1] == 8  # from FIRST_CHECK of the budget on
-    assert summary["best_step"] == 4 and float(net.s) == 1.0
-    assert summary["best_mse"] == min(v for _, v in summary["evaluated"]) < summary["last_mse"]
+    summary = ck.finish(40)
+    evaluated = dict(summary["evaluated"])
+    # from FIRST_CHECK of the budget on, CHECKS + 1 times, and the last weights
+    assert min(evaluated) == 4 and max(evaluated) == 40 and len(evaluated) <= dh.CHECKS + 2
+    assert summary["best_step"] == min(evaluated, key=evaluated.get)
+    assert abs(summary["best_step"] - 20) <= 2 and float(net.s) == pytest.approx(values[summary["best_step"]])
+    assert summary["best_mse"] == min(evaluated.values()) < summary["last_mse"]
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +138,15 @@ def test_where_the_gaussian_wins_the_output_is_the_gaussian(flat):
     # chunks read the Gaussian's frames on each side: the result does not depend on them
     small = drain(dn.predict(raw, model, device="cpu", chunk_frames=5))
     np.testing.assert_allclose(small, guarded, rtol=0, atol=1e-3)
+    # weight 1: the Gaussian alone, whatever the network
+    spec = {**model.norm["gaussian"], "weight": 1.0}
+    only = TrainedModel("denoise", model.params, model.state_dict,
+                        {**model.norm, "gaussian": spec}, model.info)
+    g = drain(dn.predict(raw, only, device="cpu", chunk_frames=5))
+    other = dn.build_net(params)  # untrained weights
+    np.testing.assert_allclose(drain(dn.predict(raw, only, device="cpu", net=other)), g,
+                               rtol=0, atol=1e-3)
+    assert err(g) < 0.7 * err(net)
 
 
 def test_the_guard_is_a_run_time_setting_and_can_be_off_at_training(tmp_path, flat):
@@ -155,3 +168,31 @@ def test_the_guard_is_a_run_time_setting_and_can_be_off_at_training(tmp_path, fl
     assert "gaussian" not in net_only.norm
     assert net_only.info["self_check"]["output_forced"]
     assert "output: the network (as set" in dc.format_check(net_only.info["self_check"])
+
+
+def test_cycles_restart_the_learning_rate_and_report_their_ends():
+    from napari_neurorestore.core.progress import CancelToken
+    from napari_neurorestore.core.train import fit
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    model = torch.nn.Module()
+    model.p = p
+    seen, ends = [], []
+    batch = lambda: (torch.zeros(1), torch.zeros(1))  # noqa: E731
+    loss = lambda out, y: model.p.sum()  # noqa: E731 - a constant gradient: Adam steps by lr
+    before = [0.0]
+
+    def on_step(step):
+        seen.append(before[0] - float(p))
+        before[0] = float(p)
+
+    model.forward = lambda x: x
+    drain(fit(model, batch, loss, 20, None, 1.0, CancelToken(), on_step=on_step,
+              cycles=[0.5, 1.0], on_cycle=ends.append))
+    assert ends == [10]
+    np.testing.assert_allclose(seen[0], 1.0, rtol=1e-3)  # the first step of each cycle: lr
+    np.testing.assert_allclose(seen[10], 1.0, rtol=1e-3)
+    assert seen[9] < 0.2 and seen[19] < 0.2  # decayed to about 10 % at each cycle's end
+    # a budget of up to 1.5x the default is one cycle; longer ones start with the default's
+    assert dh.restarts(60.0) is None and dh.restarts(90.0) is None
+    np.testing.assert_allclose(np.array(dh.restarts(300.0)) * 300, [60, 180, 300])

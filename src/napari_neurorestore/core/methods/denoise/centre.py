@@ -203,7 +203,8 @@ def _blind_gaussian(frames: np.ndarray, t: int, sigma_t: float, sigma_xy: float)
     return gaussian_filter(est, sigma_xy) if sigma_xy > 0 else est
 
 
-#: the self-check's Gaussian filters (sigma_t, sigma_xy), most likely first
+#: the self-check's Gaussian filters (sigma_t, sigma_xy), most likely first (the widest
+#: sigma_t sets spec.GAUSS_HALO)
 GAUSS_GRID = [(3.0, 0.5), (2.0, 0.5), (4.0, 0.5), (3.0, 0.0), (2.0, 0.0), (1.0, 0.5),
               (4.0, 0.0), (3.0, 1.0), (1.0, 0.0), (2.0, 1.0), (4.0, 1.0), (1.0, 1.0),
               (6.0, 1.0), (6.0, 2.0), (6.0, 3.0)]

@@ -12,9 +12,9 @@ from torch.nn.functional import pixel_unshuffle
 
 from . import centre as denoise_centre
 from . import context as denoise_context
+from . import held as denoise_held
 from . import motion as denoise_motion
 from . import post as denoise_post
-from . import held as denoise_held
 from .frames import auto_batch_size, neighbour_index, predict_windows
 from .post import blind_gaussian
 from .spec import DenoiseParams
@@ -32,10 +32,13 @@ def reserve(params: DenoiseParams, src, members: int):
     batch_px = max(2**14, params.batch_size * min(params.patch_size, h) * min(params.patch_size, w))
     longest = max(len(seg) for seg in src.segments)
     check_px = len(denoise_centre.check_times(longest, src.k, (h, w))) * h * w
+    # the held-out frames (.held): the last weights' evaluation and the blend's fit
+    held_px = len(getattr(src, "held", ())) * h * w
 
     def reserve(step_seconds: float) -> float:
         est = denoise_centre.check_seconds(step_seconds / batch_px, check_px, members,
                                            params.long_context)
+        est += step_seconds / batch_px * held_px * denoise_centre.CHECK_COST_NET * (1 + members)
         return max(denoise_centre.CHECK_SHARE * params.train_seconds,
                    min(0.5 * params.train_seconds, est))
     return reserve

@@ -195,7 +195,9 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
                                     device, remaining, total)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads,
-                             reserve=denoise_check.reserve(params, src, members), on_step=best)
+                             reserve=denoise_check.reserve(params, src, members), on_step=best,
+                             cycles=denoise_held.restarts(remaining) if len(src.held) else None,
+                             on_cycle=best.cycle_end)
     checkpoint = best.finish(len(history))
     norm = {"mean": src.mean, "std": src.std}
     check = None
@@ -305,7 +307,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     register = bool(norm.get("register", False))
     transient = denoise_post.transient_step(norm.get("transient"))
     gauss = norm.get("gaussian") if gaussian_guard else None
-    blend = denoise_held.blend_step(gauss)
+    blend = denoise_held.blend_step(gauss, dev)
+    gauss_only = blend is not None and float(gauss["weight"]) >= 1
     spec = norm.get("context") if context else None
     halo = max(k, denoise_context.halo(spec), denoise_post.gauss_halo(gauss))
     if out is None:
@@ -354,12 +357,13 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     idx = neighbour_index(ts, offsets, t_len) - lo
                     threads.before_step(time.perf_counter() - t0)
                     t_step = time.perf_counter()
-                    x = gather(frames_u, idx, gbuf)
-                    y = predict_windows(net, x.to(dev), members)
+                    # the Gaussian alone (blend weight 1): the net is not run
+                    y = None if gauss_only else predict_windows(
+                        net, gather(frames_u, idx, gbuf).to(dev), members)
                     if (correct is not None or register or transient is not None
                             or widen is not None or blend is not None):
                         c = block[ts - rlo][:, None].to(dev)
-                        if register:  # move the prediction onto the frame (denoise_motion)
+                        if register and y is not None:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
                         if blend is not None:  # with the Gaussian filter (denoise_held)
                             y = blend(y, block, ts, rlo, t_len)

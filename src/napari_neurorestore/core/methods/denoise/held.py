@@ -30,13 +30,30 @@ from .post import blind_gaussian
 
 #: share of a segment's target frames held out, and their bounds (frames; pixels in all)
 HELD_SHARE = 0.1
-HELD_MIN, HELD_MAX, HELD_PIXELS = 4, 16, 2**20
+HELD_MIN, HELD_MAX, HELD_PIXELS = 4, 16, 2**19
 #: fewer target frames than this: nothing is held out (no checkpoint choice, no blend)
 MIN_TARGETS = 24
 #: a fitted weight this close to 0 or 1 is taken as 0 or 1 (the network or the Gaussian)
 SNAP = 0.02
 #: checkpoints: the first evaluation after this share of training, then this many more
-FIRST_CHECK, CHECKS = 0.3, 8
+FIRST_CHECK, CHECKS = 0.1, 10
+#: a time budget longer than this is cycles of the learning rate (warm restarts), the first
+#: this long (s, the default budget) and each next twice the last, the last cut at the end
+CYCLE_SECONDS = 60.0
+
+
+def restarts(seconds: float | None) -> list[float] | None:
+    """The ends of the learning rate's cycles (fractions of a budget of ``seconds``; see
+    CYCLE_SECONDS) for :func:`~napari_neurorestore.core.train.fit`; None for one cycle.
+    With the best of the cycles' ends kept (:class:`Checkpoints`), a longer budget starts
+    with what the default one does, and can only add to it."""
+    if seconds is None or seconds <= CYCLE_SECONDS * 1.5:
+        return None
+    ends, length = [CYCLE_SECONDS], 2 * CYCLE_SECONDS
+    while ends[-1] + length < seconds - 0.5 * length:
+        ends.append(ends[-1] + length)
+        length *= 2
+    return [e / seconds for e in ends] + [1.0]
 
 
 def held_out(n: int, k: int, frame_shape) -> np.ndarray:
@@ -105,6 +122,11 @@ class Checkpoints:
         if len(self.ts) and self._due(step):
             self.evaluate(step)
 
+    def cycle_end(self, step: int) -> None:
+        """The training loop's ``on_cycle``: the weights at a learning-rate cycle's end."""
+        if len(self.ts) and (not self.scores or self.scores[-1][0] != step):
+            self.evaluate(step)
+
     def finish(self, steps: int) -> dict | None:
         """Evaluate the last weights, load the best; a summary for the model's info."""
         if not len(self.ts):
@@ -154,16 +176,16 @@ def output_kind(weight: float) -> str:
     return "network" if weight <= 0 else "gaussian" if weight >= 1 else "blend"
 
 
-def blend_step(spec, dev=None):
+def blend_step(spec, dev):
     """The function ``(f, block, ts, first, n_total) -> f + a (g - f)`` of a model's blend
-    on (B, 1, H, W) predictions (``block``: normalised frames ``first:`` holding
+    on (B, 1, H, W) predictions (``f`` may be None where ``a`` is 1) (``block``: normalised frames ``first:`` holding
     :func:`.post.gauss_halo` frames each side of ``ts``); None without one (weight 0)."""
     if not spec or float(spec.get("weight", 0)) <= 0:
         return None
     a, st, sxy = float(spec["weight"]), float(spec["sigma_t"]), float(spec["sigma_xy"])
 
     def step(f, block, ts, first, n_total):
-        g = blind_gaussian(block, ts, first, n_total, st, sxy).to(f)
+        g = blind_gaussian(block, ts, first, n_total, st, sxy).to(dev)
         return g if a >= 1 else f + a * (g - f)
 
     return step

@@ -20,6 +20,9 @@ TRAIN_CACHE_BYTES = 768 * 2**20
 #: frames read on each side of an inference chunk for the long-context step: the widest
 #: of ``denoise_context.WINDOWS``, which takes it from here
 CONTEXT_HALO = 64
+#: frames read on each side of an inference chunk for the blend with the Gaussian filter:
+#: 3 x the widest sigma_t of ``centre.GAUSS_GRID``
+GAUSS_HALO = 18
 #: ``ensemble="auto"`` averages the net over flips and rotations for movies of at most
 #: this many pixels (frames x planes x rows x columns): there, 8x the net's work costs
 #: seconds (600 x 128 x 128: about 12 s on 2 cores), and a long or large movie keeps
@@ -216,7 +219,10 @@ class DenoiseMethod(Method):
         # the long-context step (fitted with the centre correction) reads CONTEXT_HALO
         # frames each side and keeps their pyramid and running sums (about 1.7x those frames)
         context = p.centre_correction and p.long_context
-        wide = min(chunk + 2 * max(k, CONTEXT_HALO), t) * F32 * hp * wp if context else block
+        # the blend with the Gaussian (.held) reads up to GAUSS_HALO frames each side
+        halo = (CONTEXT_HALO if context else
+                GAUSS_HALO if p.centre_correction and p.gaussian_guard else k)
+        wide = min(chunk + 2 * max(k, halo), t) * F32 * hp * wp
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
         members = ensemble_size(p.ensemble, shape)
