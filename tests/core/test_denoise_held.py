@@ -149,7 +149,7 @@ def test_where_the_gaussian_wins_the_output_is_the_gaussian(flat):
     assert err(g) < 0.7 * err(net)
 
 
-def test_the_guard_is_a_run_time_setting_and_can_be_off_at_training(tmp_path, flat):
+def test_the_guard_is_a_run_time_setting_and_can_be_off_at_training(tmp_path, capsys, flat):
     clean, raw, model = flat
     src, m = tmp_path / "in.tif", tmp_path / "m.pt"
     tifffile.imwrite(src, raw)
@@ -157,6 +157,10 @@ def test_the_guard_is_a_run_time_setting_and_can_be_off_at_training(tmp_path, fl
     for name, flags in (("on", []), ("off", ["--no-gaussian-guard"])):
         assert main(["denoise", str(src), "-o", str(tmp_path / f"{name}.tif"), "--model", str(m),
                      "-q", "--device", "cpu", *flags]) == 0
+    # the CLI says which output was used
+    out = capsys.readouterr().out.splitlines()
+    assert "Gaussian filter (sigma_t=" in [ln for ln in out if "on.tif" in ln][0]
+    assert "output: the network)" in [ln for ln in out if "off.tif" in ln][0]
     off = tifffile.imread(tmp_path / "off.tif")
     ref = drain(dn.predict(raw, model, device="cpu", gaussian_guard=False))
     np.testing.assert_allclose(off, ref, rtol=0, atol=1e-3)

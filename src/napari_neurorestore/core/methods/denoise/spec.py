@@ -178,6 +178,20 @@ class DenoiseMethod(Method):
                                    centre_correction=params.centre_correction,
                                    gaussian_guard=params.gaussian_guard, **options)
 
+    def describe(self, model, params, grid) -> str:
+        """The output's shape and type, and which output was used (:meth:`output_metadata`)."""
+        base = super().describe(model, params, grid)
+        if model is None or not ("gaussian" in model.norm or not params.gaussian_guard
+                                 or "output" in model.info.get("self_check", {})):
+            return base
+        md = self.output_metadata(model, params, grid.shape)
+        a = md["gaussian_weight"]
+        what = {"network": "the network",
+                "gaussian": "the Gaussian filter (sigma_t={:g}, sigma_xy={:g})",
+                "blend": f"{1 - a:.2f} x network + {a:.2f} x Gaussian filter "
+                         "(sigma_t={:g}, sigma_xy={:g})"}[md["output"]]
+        return f"{base[:-1]}; output: {what.format(*md.get('gaussian_sigma', ()))})"
+
     def output_metadata(self, model, params, input_shape) -> dict:
         """Which output was used: the network, the Gaussian filter or their blend."""
         spec = model.norm.get("gaussian") if params.centre_correction else None
