@@ -16,7 +16,7 @@ from napari_neurorestore.core.methods.denoise import heavy as dn
 from napari_neurorestore.core.methods.denoise import held as dh
 from napari_neurorestore.core.methods.denoise.frames import neighbour_offsets
 from napari_neurorestore.core.methods.denoise.post import blind_gaussian, gauss_halo
-from napari_neurorestore.core.methods.denoise.spec import GAUSS_HALO, DenoiseParams
+from napari_neurorestore.core.methods.denoise.spec import CONTEXT_HALO, GAUSS_HALO, DenoiseParams
 from napari_neurorestore.core.models import TrainedModel, save_model
 from napari_neurorestore.core.progress import drain
 
@@ -56,6 +56,7 @@ def test_held_out_frames_are_never_training_targets(rng):
     assert len(dh.held_out(30, 5, (32, 32))) == 0
     # the memory model counts the widest Gaussian's frames
     assert GAUSS_HALO == max(gauss_halo({"sigma_t": st, "weight": 1}) for st, _ in dc.GAUSS_GRID)
+    assert GAUSS_HALO <= CONTEXT_HALO  # read with the context step's frames
 
 
 def test_blind_gaussian_never_sees_its_frame(rng):
@@ -138,6 +139,11 @@ def test_where_the_gaussian_wins_the_output_is_the_gaussian(flat):
     # chunks read the Gaussian's frames on each side: the result does not depend on them
     small = drain(dn.predict(raw, model, device="cpu", chunk_frames=5))
     np.testing.assert_allclose(small, guarded, rtol=0, atol=1e-3)
+    # live mode (context=False: no frames beyond the net's window) leaves it out
+    live = drain(dn.predict(raw, model, device="cpu", context=False, ensemble="off"))
+    np.testing.assert_allclose(live, drain(dn.predict(raw, model, device="cpu", context=False,
+                                                      ensemble="off", gaussian_guard=False)),
+                               rtol=0, atol=1e-4)
     # weight 1: the Gaussian alone, whatever the network
     spec = {**model.norm["gaussian"], "weight": 1.0}
     only = TrainedModel("denoise", model.params, model.state_dict,

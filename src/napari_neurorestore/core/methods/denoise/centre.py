@@ -290,7 +290,8 @@ def format_check(check: dict | None) -> str:
                    f"the blend fitted on {n} frames held out of training")
     notes = []
     if out == "network" and check.get("output_forced"):
-        notes.append("output: the network (as set; no blend with the Gaussian filter)")
+        notes.append("output: the network (as set: without 'never worse than a Gaussian' "
+                     "or the long context, no blend with the Gaussian filter)")
     elif out == "network" and n:
         notes.append(f"output: the network (better than the Gaussian filter on {n} frames "
                      f"held out of training)")

@@ -101,7 +101,7 @@ def estimate(net, src, params: DenoiseParams, device,
 def _blend(net, src, params, device, ensemble, tuned, register) -> tuple[dict | None, dict]:
     """The blend of the net with the tuned Gaussian fitted on the held-out frames (None
     for the network alone), and what the self-check records of the choice."""
-    if not params.gaussian_guard:
+    if not (params.gaussian_guard and params.long_context):  # inference leaves it out
         return None, {"output": "network", "output_forced": True, "gauss_weight": 0.0}
     held = getattr(src, "held", None)
     if held is None or not len(held):

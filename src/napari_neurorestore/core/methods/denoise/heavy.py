@@ -275,7 +275,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     ``batch_size`` frames go through the net at once; None picks it from the frame size.
     A model's long-context step (:mod:`.context`) reads ``max(windows)`` frames on
     each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out (live
-    mode, where those frames have not arrived). ``ensemble`` ("auto", "on", "off"; None:
+    mode, where those frames have not arrived), and the blend with the Gaussian filter too
+    (:mod:`.held`; it reads up to ``GAUSS_HALO`` frames each side). ``ensemble`` ("auto", "on", "off"; None:
     the model's setting) averages the net over flips and rotations
     (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
@@ -306,7 +307,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(norm.get("centre_kernel"), dev)
     register = bool(norm.get("register", False))
     transient = denoise_post.transient_step(norm.get("transient"))
-    gauss = norm.get("gaussian") if gaussian_guard else None
+    # the blend reads frames beyond the net's window too: live mode (context=False) has not
+    # got them, and leaves it out with the long-context step
+    gauss = norm.get("gaussian") if gaussian_guard and context else None
     blend = denoise_held.blend_step(gauss, dev)
     gauss_only = blend is not None and float(gauss["weight"]) >= 1
     spec = norm.get("context") if context else None

@@ -20,8 +20,9 @@ TRAIN_CACHE_BYTES = 768 * 2**20
 #: frames read on each side of an inference chunk for the long-context step: the widest
 #: of ``denoise_context.WINDOWS``, which takes it from here
 CONTEXT_HALO = 64
-#: frames read on each side of an inference chunk for the blend with the Gaussian filter:
-#: 3 x the widest sigma_t of ``centre.GAUSS_GRID``
+#: frames read on each side of an inference chunk for the blend with the Gaussian filter
+#: (3 x the widest sigma_t of ``centre.GAUSS_GRID``; applied with the long-context step,
+#: whose CONTEXT_HALO covers it)
 GAUSS_HALO = 18
 #: ``ensemble="auto"`` averages the net over flips and rotations for movies of at most
 #: this many pixels (frames x planes x rows x columns): there, 8x the net's work costs
@@ -76,11 +77,13 @@ class DenoiseParams(_Params):
         leaves out every step fitted after its training (the network alone).
     long_context : the long-context step (see :mod:`.context`); needs
         ``centre_correction``. Applying a saved model, off leaves its step out (live mode's
-        inference).
+        inference), and the blend with the Gaussian filter too (``gaussian_guard``: it
+        also reads frames beyond the network's window).
     gaussian_guard : fit, on frames held out of training, the blend of the network's
         prediction with the self-check's blind Gaussian filter (weight 0: the network,
         1: the Gaussian) and apply it (see :mod:`.held`); off: the network alone. Applying
-        a saved model, off leaves its blend out.
+        a saved model, off leaves its blend out. Needs ``long_context`` (live mode, which
+        has not got the frames either reads, leaves both out).
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
         ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
@@ -108,7 +111,8 @@ class DenoiseParams(_Params):
     gaussian_guard: bool = opt(True, "never worse than a Gaussian filter: blend the network "
                                "with the self-check's Gaussian (up to the Gaussian alone) "
                                "where frames held out of training say it is better; off: "
-                               "the network", label="never worse than a Gaussian")
+                               "the network (the blend needs the long context)",
+                               label="never worse than a Gaussian")
     ensemble: str = opt("auto", "average the network over the 8 flips and rotations of each "
                         "window (8x its work at inference): auto = for movies of at most 16 M "
                         "pixels, on, off", choices=("auto", "on", "off"), label="flip ensemble")
@@ -194,7 +198,8 @@ class DenoiseMethod(Method):
 
     def output_metadata(self, model, params, input_shape) -> dict:
         """Which output was used: the network, the Gaussian filter or their blend."""
-        spec = model.norm.get("gaussian") if params.centre_correction else None
+        spec = (model.norm.get("gaussian") if params.centre_correction and params.long_context
+                else None)
         weight = float(spec["weight"]) if spec and params.gaussian_guard else 0.0
         md = {"output": ("network" if weight <= 0 else "gaussian" if weight >= 1 else "blend"),
               "gaussian_weight": weight}
@@ -233,10 +238,9 @@ class DenoiseMethod(Method):
         # the long-context step (fitted with the centre correction) reads CONTEXT_HALO
         # frames each side and keeps their pyramid and running sums (about 1.7x those frames)
         context = p.centre_correction and p.long_context
-        # the blend with the Gaussian (.held) reads up to GAUSS_HALO frames each side
-        halo = (CONTEXT_HALO if context else
-                GAUSS_HALO if p.centre_correction and p.gaussian_guard else k)
-        wide = min(chunk + 2 * max(k, halo), t) * F32 * hp * wp
+        # (the blend with the Gaussian, applied with the context step, reads GAUSS_HALO
+        # frames each side, fewer than CONTEXT_HALO)
+        wide = min(chunk + 2 * max(k, CONTEXT_HALO), t) * F32 * hp * wp if context else block
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
         members = ensemble_size(p.ensemble, shape)
