@@ -206,3 +206,19 @@ def test_cycles_restart_the_learning_rate_and_report_their_ends():
     # a budget of up to 1.5x the default is one cycle; longer ones start with the default's
     assert dh.restarts(60.0) is None and dh.restarts(90.0) is None
     np.testing.assert_allclose(np.array(dh.restarts(300.0)) * 300, [60, 180, 300])
+
+
+def test_an_earlier_checkpoint_within_the_noise_does_not_replace_the_last(rng):
+    scene, raw = _static(rng, noise=0.5)
+    net = _Fixed(s=0.0)
+    held = dh.held_out(len(raw), 5, raw.shape[-2:])
+    ck = dh.Checkpoints(net, raw, held, neighbour_offsets(11), torch.device("cpu"), None, 10)
+    for step, s in enumerate([3.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0], 1):
+        with torch.no_grad():
+            net.s.fill_(s)
+        ck(step)
+    summary = ck.finish(10)
+    evaluated = dict(summary["evaluated"])
+    assert min(evaluated, key=evaluated.get) < 10  # an earlier one scored a little better
+    assert summary["best_step"] == 10 and float(net.s) == 1.0  # but the last is kept
+    assert summary["margin"] > 0
