@@ -154,13 +154,18 @@ class Checkpoints:
 
 
 def standard_error(d: torch.Tensor, block: int = 8) -> float:
-    """Standard error of the mean of per-pixel differences ``d`` (n, 1, H, W), from the
-    spread of the means of block x block tiles (neighbouring pixels' errors are
-    correlated: a per-pixel count would understate it)."""
+    """Standard error of the mean of per-pixel differences ``d`` (n, 1, H, W): the larger
+    of those from the spread of the means of block x block tiles (neighbouring pixels'
+    errors are correlated: a per-pixel count would understate it) and of the frames' means
+    (a transient in one frame moves all its pixels)."""
     h, w = d.shape[-2:]
     b = min(block, h, w)
-    tiles = torch.nn.functional.avg_pool2d(d.double(), b).flatten()
-    return float(tiles.std() / max(1, len(tiles)) ** 0.5) if len(tiles) > 1 else 0.0
+    out = 0.0
+    for means in (torch.nn.functional.avg_pool2d(d.double(), b).flatten(),
+                  d.double().mean((1, 2, 3))):
+        if len(means) > 1:
+            out = max(out, float(means.std() / len(means) ** 0.5))
+    return out
 
 
 def fit_weight(x: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> float:
