@@ -6,6 +6,8 @@ transient threshold and self-check they fit (each described in its own module:
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch.nn.functional import pixel_unshuffle
@@ -53,8 +55,9 @@ def estimate(net, src, params: DenoiseParams, device,
     training segment; None when the segment is too short. Returns the kernel (None when
     held-out frames say it does not help), ``register``, the long-context step (see
     :mod:`.context`; None when held-out frames say it does not help) and the
-    self-check, and ``blend`` (None: the network alone). ``ensemble``: the members of the net's predictions (as in :func:`predict`,
-    so that what is fitted on them is what inference applies to)."""
+    self-check, and ``blend`` (None: the network alone). ``ensemble``: the members of the
+    net's predictions (as in :func:`predict`, so that what is fitted on them is what
+    inference applies to)."""
     seg = max(src.segments, key=len)
     k = src.k
     if len(seg) < 2 * k + 1 or len(seg) < 3:
@@ -67,18 +70,21 @@ def estimate(net, src, params: DenoiseParams, device,
     bs = auto_batch_size(seg.shape[-2:], device)
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     net.to(memory_format=layout)
+    t0 = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(ts), bs):
             x = torch.from_numpy(seg[neighbour_index(ts[i:i + bs], src.offsets, len(seg))])
             xu = pixel_unshuffle(x.to(device), 2).contiguous(memory_format=layout)
             pred[i:i + bs] = predict_windows(net, xu, ensemble)[:, 0].float().cpu().numpy()
+        t_pred = time.perf_counter() - t0
         net.to(memory_format=torch.contiguous_format)
         centre, p = torch.from_numpy(seg[ts]), torch.from_numpy(pred)
         motion = denoise_motion.motion_cv(centre, p)
         register = motion < -denoise_motion.CV_THRESHOLD
         if register:
             pred = denoise_motion.register(centre, p)[0].numpy()
-    tuned = denoise_centre.tune_gaussian(seg, ts, deadline)
+    tuned = denoise_centre.tune_gaussian(seg, ts, _search_deadline(
+        deadline, t_pred, params, ensemble, len(getattr(src, "held", ())) / len(ts)))
     blend, chosen = _blend(net, src, params, device, ensemble, tuned, register)
     if blend is not None:  # what follows is fitted on the blend, as inference applies it
         g = blind_gaussian(torch.from_numpy(seg), ts, 0, len(seg), blend["sigma_t"],
@@ -114,3 +120,15 @@ def _blend(net, src, params, device, ensemble, tuned, register) -> tuple[dict | 
     chosen.update(output=denoise_held.output_kind(fit["weight"]), gauss_weight=fit["weight"])
     spec = {k: fit[k] for k in ("sigma_t", "sigma_xy", "weight")}
     return (spec if fit["weight"] > 0 else None), chosen
+
+
+def _search_deadline(deadline, t_pred: float, params, members: int, held_share: float):
+    """When the Gaussian search must end so that what follows it (the blend's fit on the
+    held-out frames, the long-context fit, the spectra) ends by ``deadline``: their time
+    from the check frames' prediction time ``t_pred`` and the checks' cost model."""
+    if deadline is None:
+        return None
+    rest = (denoise_centre.CHECK_COST_REST
+            + (denoise_centre.CHECK_COST_CONTEXT if params.long_context else 0.0))
+    per_member = t_pred / (denoise_centre.CHECK_COST_NET * max(1, members))
+    return deadline - per_member * rest - t_pred * held_share * 2

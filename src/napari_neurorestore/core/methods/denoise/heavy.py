@@ -192,7 +192,7 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
     # the best weights on the held-out frames are kept (a longer budget never loses)
     best = denoise_held.Checkpoints(net, src.segments[src.held_segment], src.held, src.offsets,
-                                    device, remaining, total)
+                                    device, remaining, total, threads)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads,
                              reserve=denoise_check.reserve(params, src, members), on_step=best,
