@@ -31,7 +31,7 @@ from .post import blind_gaussian
 
 #: share of a segment's target frames held out, and their bounds (frames; pixels in all)
 HELD_SHARE = 0.1
-HELD_MIN, HELD_MAX, HELD_PIXELS = 4, 16, 2**19
+HELD_MIN, HELD_MAX, HELD_PIXELS = 4, 8, 2**19
 #: fewer target frames than this: nothing is held out (no checkpoint choice, no blend)
 MIN_TARGETS = 24
 #: a fitted weight this close to 0 or 1 is taken as 0 or 1 (the network or the Gaussian)
