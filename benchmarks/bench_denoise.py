@@ -156,7 +156,17 @@ def real_row(path, seconds, centre, peers=None):
     return dict(name=os.path.basename(path), shape="x".join(map(str, even.shape)),
                 raw=mse(even), gauss=-g_score, gsig=f"{g_sig[0]}/{g_sig[1]}", ours=mse(ours),
                 ratio=mse(ours) / -g_score, excess=ex_o / ex_g if ex_g > 0 else float("nan"),
-                check=format_check(res.model.info.get("self_check")), peers=peer_rows)
+                check=format_check(res.model.info.get("self_check")), peers=peer_rows,
+                steps=res.model.info["steps"], secs=res.model.info["train_seconds"],
+                kept=checkpoint_note(res.model.info.get("checkpoint")))
+
+
+def checkpoint_note(ck) -> str:
+    """Which checkpoint was kept (the best on the held-out frames; see denoise.held)."""
+    if not ck:
+        return "no held-out frames"
+    return (f"kept step {ck['best_step']} (held-out blind MSE {ck['best_mse']:.4f}; last "
+            f"{ck['last_mse']:.4f}, {len(ck['evaluated'])} evaluations)")
 
 
 def inference_fps(shape=(512, 512), n=400, repeats=3):
@@ -258,7 +268,8 @@ def main():
         print(f"\nreal {r['name']} (even frames {r['shape']}, scored against the odd frames):"
               f" MSE raw {r['raw']:.2f}, best Gaussian {r['gauss']:.2f} ({r['gsig']}), ours "
               f"{r['ours']:.2f}: ratio {r['ratio']:.3f}; excess error over the noise floor, "
-              f"ours / Gaussian: {r['excess']:.2f}\n  {r['check']}  [{load()}]", flush=True)
+              f"ours / Gaussian: {r['excess']:.2f}\n  {r['steps']} steps in {r['secs']:.1f} s; "
+              f"{r['kept']}\n  {r['check']}  [{load()}]", flush=True)
         for name, p in r["peers"].items():
             print(f"  {name}: failed: {p}" if isinstance(p, str) else
                   f"  {name}: MSE {p['mse']:.2f}: ratio to the Gaussian {p['ratio']:.3f}, excess "

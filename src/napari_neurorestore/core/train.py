@@ -2,14 +2,15 @@
 
 It checks the cancel token every step and stops at whichever of the epoch budget and
 the wall-time budget comes first. The learning rate follows a cosine decay over the
-fraction of the budget used (steps or seconds), so a time-capped run still anneals.
+fraction of the budget used (steps or seconds), so a time-capped run still anneals; with
+``cycles`` it decays over each cycle and starts again at the next (warm restarts).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 
 import torch
 
@@ -105,6 +106,8 @@ def fit(
     on_step: Callable[[int], None] | None = None,
     threads: ThreadChooser | None = None,
     reserve: Callable[[float], float] | None = None,
+    cycles: Sequence[float] | None = None,
+    on_cycle: Callable[[int], None] | None = None,
 ) -> Generator[Progress, None, list[float]]:
     """Train ``model``; yields Progress, returns the loss history.
 
@@ -115,12 +118,15 @@ def fit(
     what follows training (a method's fits on the trained net), estimated from the
     typical step time, so that it is measured on this machine at its present load.
     ``train_seconds`` counts from the call, the optimiser's set-up included (its first
-    creation in a process imports about 1.5 s of torch).
+    creation in a process imports about 1.5 s of torch). ``cycles``, when given, are the
+    ends of the learning rate's cycles as fractions of the budget (ascending, the last 1):
+    the cosine decay starts again at each, and ``on_cycle(step)`` is called with the
+    weights at the end of each cycle but the last (e.g. to keep the best of them).
     """
     try:
         return (yield from _fit(model, sample_batch, loss_fn, total_steps, train_seconds,
                                 learning_rate, cancel, report_every, on_step, threads,
-                                reserve))
+                                reserve, cycles, on_cycle))
     finally:
         if threads is not None:
             threads.restore()
@@ -133,7 +139,7 @@ def _typical(step_times: list[float]) -> float:
 
 
 def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate, cancel,
-         report_every, on_step, threads, reserve=None):
+         report_every, on_step, threads, reserve=None, cycles=None, on_cycle=None):
     t0 = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history: list[float] = []
@@ -142,6 +148,7 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
     model.train()
     step = 0
     step_times: list[float] = []
+    ends, cycle, begun = list(cycles or [1.0]), 0, 0.0
     while step < total_steps:
         cancel.check()
         if step and getattr(cancel, "training_stopped", False):
@@ -157,7 +164,12 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
             if elapsed + typical >= limit:
                 break
             frac = max(frac, elapsed / max(limit, 1e-9))
-        lr = learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        while cycle < len(ends) - 1 and frac >= ends[cycle]:  # a cycle ended: restart
+            if on_cycle is not None and step:
+                on_cycle(step)
+            begun, cycle = ends[cycle], cycle + 1
+        local = (frac - begun) / max(ends[cycle] - begun, 1e-9)
+        lr = learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(local, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
         if threads is not None:

@@ -204,19 +204,49 @@ def _blind_gaussian(frames: np.ndarray, t: int, sigma_t: float, sigma_xy: float)
     return gaussian_filter(est, sigma_xy) if sigma_xy > 0 else est
 
 
+#: the self-check's Gaussian filters (sigma_t, sigma_xy), most likely first (the widest
+#: sigma_t sets spec.GAUSS_HALO)
+GAUSS_GRID = [(3.0, 0.5), (2.0, 0.5), (4.0, 0.5), (3.0, 0.0), (2.0, 0.0), (1.0, 0.5),
+              (4.0, 0.0), (3.0, 1.0), (1.0, 0.0), (2.0, 1.0), (4.0, 1.0), (1.0, 1.0),
+              (6.0, 1.0), (6.0, 2.0), (6.0, 3.0)]
+
+
+def tune_gaussian(frames: np.ndarray, ts: np.ndarray, deadline: float | None = None) -> dict:
+    """The best blind Gaussian filter of the neighbours (:data:`GAUSS_GRID`) by the error
+    left after the ideal correction, on frames ``ts`` of normalised ``frames``.
+    ``deadline`` (a ``time.perf_counter()`` value) ends the search early, most likely
+    widths first (``gauss_searched`` says how many were tried)."""
+    import time
+
+    centre = frames[ts]
+    p_noise = noise_spectrum(frames[ts - 1], centre, frames[ts + 1])
+    shape = centre.shape[-2:]
+    best = None
+    tried = 0
+    for st, sxy in GAUSS_GRID:
+        if tried and deadline is not None and time.perf_counter() > deadline:
+            break
+        tried += 1
+        g = np.stack([_blind_gaussian(frames, int(t), st, sxy) for t in ts])
+        err = left_error(_periodogram(centre - g), p_noise, shape)
+        if best is None or err < best[0]:
+            best = (err, st, sxy, float(((centre - g) ** 2).mean()))
+    return dict(gauss_error=best[0], gauss_sigma_t=best[1], gauss_sigma_xy=best[2],
+                gauss_blind_mse=best[3], gauss_searched=tried)
+
+
 def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
-             gaussian: bool = True, deadline: float | None = None) -> dict:
+             gaussian: bool = True, deadline: float | None = None,
+             tuned: dict | None = None) -> dict:
     """Correction kernel and self-check from normalised frames.
 
     ``frames`` (n, h, w) hold the frames ``ts`` and their neighbours ``ts +- 1`` (indices
     into ``frames``); ``predicted`` (len(ts), h, w) is the network's blind prediction of
-    each. ``deadline`` (a ``time.perf_counter()`` value) ends the Gaussian search early,
-    most likely widths first (``check["gauss_searched"]`` says how many were tried).
+    each. ``gaussian``: compare with the best Gaussian filter (``tuned``, the result of
+    :func:`tune_gaussian`, or searched here until ``deadline``).
     Returns ``{"kernel": list, or None where held-out frames say the correction does not
     help, "check": {...}}``.
     """
-    import time
-
     centre = frames[ts]
     p_noise = noise_spectrum(frames[ts - 1], centre, frames[ts + 1])
     p_net = _periodogram(centre - predicted)
@@ -235,21 +265,9 @@ def estimate(frames: np.ndarray, ts: np.ndarray, predicted: np.ndarray,
                            max(_mean_power(p_net - p_noise, shape),
                                left_error(p_net, p_noise, shape)))}
     if gaussian:
-        best = None
-        tried = 0
-        for st, sxy in [(3.0, 0.5), (2.0, 0.5), (4.0, 0.5), (3.0, 0.0), (2.0, 0.0), (1.0, 0.5),
-                        (4.0, 0.0), (3.0, 1.0), (1.0, 0.0), (2.0, 1.0), (4.0, 1.0), (1.0, 1.0),
-                        (6.0, 1.0), (6.0, 2.0)]:
-            if tried and deadline is not None and time.perf_counter() > deadline:
-                break
-            tried += 1
-            g = np.stack([_blind_gaussian(frames, int(t), st, sxy) for t in ts])
-            err = left_error(_periodogram(centre - g), p_noise, shape)
-            if best is None or err < best[0]:
-                best = (err, st, sxy, float(((centre - g) ** 2).mean()))
-        check.update(gauss_error=best[0], gauss_sigma_t=best[1], gauss_sigma_xy=best[2],
-                     gauss_blind_mse=best[3], gauss_searched=tried)
-        check["gain_db"] = 10 * math.log10(max(best[0], 1e-12) / max(check["net_error"], 1e-12))
+        check.update(tuned or tune_gaussian(frames, ts, deadline))
+        check["gain_db"] = 10 * math.log10(max(check["gauss_error"], 1e-12)
+                                           / max(check["net_error"], 1e-12))
     return {"kernel": kernel.tolist() if use else None, "check": check}
 
 
@@ -258,15 +276,30 @@ def format_check(check: dict | None) -> str:
     if not check or "gain_db" not in check:
         return "self-check: not available"
     g = check["gain_db"]
+    gauss = f"sigma_t={check['gauss_sigma_t']:g}, sigma_xy={check['gauss_sigma_xy']:g}"
+    out, n = check.get("output"), check.get("held_out_frames")
     verdict = ("the network is worth it" if g >= 0.3 else
                "about the same as a Gaussian filter" if g > -0.3 else
                "a Gaussian filter would do better on this recording")
+    if out == "gaussian":  # see .held
+        verdict = (f"the network was no better than this Gaussian filter on {n} frames held "
+                   f"out of training, so the output is the Gaussian filter (then the same "
+                   f"fitted steps)")
+    elif out == "blend":
+        a = float(check.get("gauss_weight", 0))
+        verdict = (f"the output is {1 - a:.2f} x network + {a:.2f} x this Gaussian filter, "
+                   f"the blend fitted on {n} frames held out of training")
     notes = []
+    if out == "network" and check.get("output_forced"):
+        notes.append("output: the network (as set: without 'never worse than a Gaussian' "
+                     "or the long context, no blend with the Gaussian filter)")
+    elif out == "network" and n:
+        notes.append(f"output: the network (better than the Gaussian filter on {n} frames "
+                     f"held out of training)")
     if check.get("registered"):
         notes.append("frame-to-frame motion found: each prediction is registered to its frame")
     if check.get("corrected") is False:
         notes.append("centre-frame correction left out: it did not help on held-out frames")
     return (f"self-check (no ground truth; held-out noise of this recording): estimated "
-            f"{g:+.1f} dB over the best Gaussian filter (sigma_t={check['gauss_sigma_t']:g}, "
-            f"sigma_xy={check['gauss_sigma_xy']:g}): {verdict}"
+            f"{g:+.1f} dB over the best Gaussian filter ({gauss}): {verdict}"
             + "".join(f"; {n}" for n in notes))

@@ -34,6 +34,7 @@ from ...train import ThreadChooser, fit
 from ...zarr_io import ChunkRecorder
 from . import check as denoise_check
 from . import context as denoise_context
+from . import held as denoise_held
 from . import motion as denoise_motion
 from . import post as denoise_post
 from .frames import (
@@ -110,6 +111,15 @@ class _TrainingSource:
         self.offsets = neighbour_offsets(window)
         self.centres = [max(0, len(s) - 2 * self.k) for s in self.segments]
         self.rng = rng
+        # held-out frames of the longest segment: never a training target (see .held)
+        self.held_segment = max(range(len(self.segments)), key=lambda i: len(self.segments[i]))
+        seg = self.segments[self.held_segment]
+        self.held = denoise_held.held_out(len(seg), self.k, seg.shape[-2:])
+        self.allowed = None
+        if len(self.held):
+            allowed = np.setdiff1d(np.arange(self.k, len(seg) - self.k), self.held)
+            self.allowed = allowed
+            self.centres[self.held_segment] = len(allowed)
 
     @property
     def n_windows(self) -> int:
@@ -125,7 +135,10 @@ class _TrainingSource:
         y = np.empty((batch_size, 1, py, px), np.float32)
         for i, s in enumerate(segs):
             seg = self.segments[s]
-            t = k + rng.integers(0, self.centres[s])
+            if self.allowed is not None and s == self.held_segment:
+                t = self.allowed[rng.integers(0, len(self.allowed))]
+            else:
+                t = k + rng.integers(0, self.centres[s])
             y0 = rng.integers(0, h - py + 1)
             x0 = rng.integers(0, w - px + 1)
             win = seg[t - k:t + k + 1, y0:y0 + py, x0:x0 + px]
@@ -177,9 +190,15 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     # a run ended by its time budget is not step-reproducible anyway, so it may pick its
     # thread count by speed; a run of set epochs keeps a fixed count (same seed, same result)
     threads = ThreadChooser(enabled=device.type == "cpu" and params.epochs is None)
+    # the best weights on the held-out frames are kept (a longer budget never loses)
+    best = denoise_held.Checkpoints(net, src.segments[src.held_segment], src.held, src.offsets,
+                                    device, remaining, total, threads)
     history = yield from fit(net, sample_batch, torch.nn.functional.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads,
-                             reserve=denoise_check.reserve(params, src, members))
+                             reserve=denoise_check.reserve(params, src, members), on_step=best,
+                             cycles=denoise_held.restarts(remaining) if len(src.held) else None,
+                             on_cycle=best.cycle_end)
+    checkpoint = best.finish(len(history))
     norm = {"mean": src.mean, "std": src.std}
     check = None
     if params.centre_correction:
@@ -200,6 +219,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
                 if est[key] is not None:
                     norm[key] = est[key]
             norm["transient"] = est["transient"]
+            if est["blend"] is not None:
+                norm["gaussian"] = est["blend"]
             check = est["check"]
     seconds = time.perf_counter() - t_start
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -209,6 +230,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
             "threads": threads.chosen[-1] if threads.chosen else threads.base}
     if check is not None:
         info["self_check"] = check
+    if checkpoint is not None:
+        info["checkpoint"] = checkpoint
     return TrainedModel("denoise", params.to_dict(), state, norm, info)
 
 
@@ -235,8 +258,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             chunk_frames: int = 64, batch_size: int | None = None, device: str = "auto",
             start: int = 0, stop: int | None = None, on_chunk: Any = "auto",
             net: Any = None, context: bool | str = True, ensemble: str | None = None,
-            centre_correction: bool = True, threads: ThreadChooser | None = None,
-            context_state: Any = None, origin: int = 0) -> Generator[Progress, None, Any]:
+            centre_correction: bool = True, gaussian_guard: bool = True,
+            threads: ThreadChooser | None = None, context_state: Any = None,
+            origin: int = 0) -> Generator[Progress, None, Any]:
     """Apply a trained denoiser to frames ``start:stop`` of ``data``, chunk by chunk.
 
     Each chunk reads its frames plus ``window // 2`` on each side (mirrored about the
@@ -254,12 +278,15 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     A model's long-context step (:mod:`.context`) reads ``max(windows)`` frames on
     each side of a chunk instead of ``window // 2``; ``context=False`` leaves it out,
     ``context="causal"`` applies its causal variant instead (live mode's: it reads ahead
-    only ``window // 2`` frames; none for a model saved without it). ``ensemble``
+    only ``window // 2`` frames; none for a model saved without it). The blend with the
+    Gaussian filter (:mod:`.held`; it reads up to ``GAUSS_HALO`` frames each side) goes with
+    the full step only. ``ensemble``
     ("auto", "on", "off"; None: the model's setting) averages the net over flips and rotations
     (:func:`~.frames.predict_windows`); "auto" decides on ``data``'s whole shape,
     so every part of a distributed run decides the same. ``centre_correction=False`` leaves
     out every step fitted after training (registration, long context, centre-frame
-    correction, transient step): the network alone, as a model trained without them.
+    correction, transient step, blend with the Gaussian): the network alone, as a model
+    trained without them; ``gaussian_guard=False`` leaves out the blend alone.
     ``threads``: a thread chooser kept across calls (live mode's); None: a new one.
     ``context_state``: a dict that keeps the long-context step across calls (live
     mode's), whose running sums each call continues; ``data[0]`` is then frame ``origin``
@@ -288,8 +315,14 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     correct = denoise_post.centre_correction(norm.get("centre_kernel"), dev)
     register = bool(norm.get("register", False))
     transient = denoise_post.transient_step(norm.get("transient"))
+    # the blend reads frames beyond the net's window too: it goes with the full long-context
+    # step (live mode's causal step has not got those frames, and leaves it out)
+    gauss = norm.get("gaussian") if gaussian_guard and context is True else None
+    blend = denoise_held.blend_step(gauss, dev)
+    gauss_only = blend is not None and float(gauss["weight"]) >= 1
     spec = denoise_context.select(norm, context)
-    halo, after = max(k, denoise_context.halo(spec)), max(k, denoise_context.halo(spec, True))
+    halo = max(k, denoise_context.halo(spec), denoise_post.gauss_halo(gauss))
+    after = max(k, denoise_context.halo(spec, True), denoise_post.gauss_halo(gauss))
     if out is None:
         out = np.empty(data.shape, np.float32)
     elif tuple(out.shape) != tuple(data.shape):
@@ -343,13 +376,16 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
                     idx = neighbour_index(ts, offsets, t_len) - lo
                     threads.before_step(time.perf_counter() - t0)
                     t_step = time.perf_counter()
-                    x = gather(frames_u, idx, gbuf)
-                    y = predict_windows(net, x.to(dev), members)
+                    # the Gaussian alone (blend weight 1): the net is not run
+                    y = None if gauss_only else predict_windows(
+                        net, gather(frames_u, idx, gbuf).to(dev), members)
                     if (correct is not None or register or transient is not None
-                            or widen is not None):
+                            or widen is not None or blend is not None):
                         c = block[ts - rlo][:, None].to(dev)
-                        if register:  # move the prediction onto the frame (denoise_motion)
+                        if register and y is not None:  # move the prediction onto the frame (denoise_motion)
                             y = denoise_motion.register(c[:, 0], y[:, 0])[0][:, None]
+                        if blend is not None:  # with the Gaussian filter (denoise_held)
+                            y = blend(y, block, ts, rlo, t_len)
                         if widen is not None:  # wide blind means (denoise_context)
                             y = widen(y, ts + origin)
                         if correct is not None:  # out = f + k * (x_t - f): denoise_centre

@@ -41,15 +41,47 @@ def band(res: torch.Tensor, sigma: float) -> torch.Tensor:
     sigma / 2 at that half resolution, and a bilinear return to full size (4x cheaper than
     the full-resolution Gaussian, and nearly the same band)."""
     h, w = res.shape[-2:]
-    half = torch.nn.functional.avg_pool2d(res, 2, ceil_mode=True)
-    s = sigma / 2
-    r = max(1, int(math.ceil(3 * s)))
-    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=res.dtype, device=res.device) / s) ** 2)
-    g = g / g.sum()
-    mode = "reflect" if min(half.shape[-2:]) > r else "replicate"
-    half = conv2d(torch.nn.functional.pad(half, [0, 0, r, r], mode=mode), g.view(1, 1, -1, 1))
-    half = conv2d(torch.nn.functional.pad(half, [r, r, 0, 0], mode=mode), g.view(1, 1, 1, -1))
+    half = blur(torch.nn.functional.avg_pool2d(res, 2, ceil_mode=True), sigma / 2)
     return torch.nn.functional.interpolate(half, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def blur(x: torch.Tensor, s: float) -> torch.Tensor:
+    """Separable Gaussian of width ``s`` (pixels; cut at 3 s, reflect-padded) of
+    (B, 1, H, W) images."""
+    r = max(1, int(math.ceil(3 * s)))
+    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / s) ** 2)
+    g = g / g.sum()
+    mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
+    x = conv2d(torch.nn.functional.pad(x, [0, 0, r, r], mode=mode), g.view(1, 1, -1, 1))
+    return conv2d(torch.nn.functional.pad(x, [r, r, 0, 0], mode=mode), g.view(1, 1, 1, -1))
+
+
+def gauss_halo(spec: Any) -> int:
+    """Frames each side that a model's blend with the Gaussian (:mod:`.held`) reads
+    (0 without one)."""
+    if not spec or float(spec.get("weight", 0)) <= 0:
+        return 0
+    return max(1, int(math.ceil(3 * float(spec["sigma_t"]))))
+
+
+def blind_gaussian(block: torch.Tensor, ts, first: int, n_total: int, sigma_t: float,
+                   sigma_xy: float) -> torch.Tensor:
+    """The blind Gaussian filter of frames ``ts`` (movie indices): a Gaussian mean of
+    width ``sigma_t`` over the neighbours within 3 sigma_t (the frame itself weighted 0,
+    cut at the movie's ends, renormalised), then a spatial Gaussian of width ``sigma_xy``.
+    ``block`` (n, H, W) holds movie frames ``first:first + n`` of a movie of ``n_total``.
+    Returns (len(ts), 1, H, W)."""
+    ts = np.asarray(ts)
+    r = max(1, int(math.ceil(3 * sigma_t)))
+    lo, hi = max(0, int(ts.min()) - r), min(n_total, int(ts.max()) + r + 1)
+    if lo < first or hi > first + len(block):
+        raise ValueError("the block does not hold the Gaussian's frames")
+    d = np.arange(lo, hi)[None, :] - ts[:, None]
+    wts = np.where((np.abs(d) <= r) & (d != 0), np.exp(-0.5 * (d / sigma_t) ** 2), 0.0)
+    wts = torch.from_numpy((wts / wts.sum(1, keepdims=True)).astype(np.float32)).to(block.device)
+    frames = block[lo - first:hi - first]
+    g = (wts @ frames.reshape(len(frames), -1).to(wts)).reshape(len(ts), 1, *frames.shape[-2:])
+    return blur(g, sigma_xy) if sigma_xy > 0 else g
 
 
 def transient_step(spec: Any):

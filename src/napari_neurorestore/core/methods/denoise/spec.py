@@ -20,6 +20,10 @@ TRAIN_CACHE_BYTES = 768 * 2**20
 #: frames read on each side of an inference chunk for the long-context step: the widest
 #: of ``denoise_context.WINDOWS``, which takes it from here
 CONTEXT_HALO = 64
+#: frames read on each side of an inference chunk for the blend with the Gaussian filter
+#: (3 x the widest sigma_t of ``centre.GAUSS_GRID``; applied with the long-context step,
+#: whose CONTEXT_HALO covers it)
+GAUSS_HALO = 18
 #: ``ensemble="auto"`` averages the net over flips and rotations for movies of at most
 #: this many pixels (frames x planes x rows x columns): there, 8x the net's work costs
 #: seconds (600 x 128 x 128: about 12 s on 2 cores), and a long or large movie keeps
@@ -72,11 +76,19 @@ class DenoiseParams(_Params):
         :mod:`.centre`); also gives the self-check. Applying a saved model, off
         leaves out every step fitted after its training (the network alone).
     long_context : the long-context step (see :mod:`.context`); needs
-        ``centre_correction``. Applying a saved model, off leaves its step out.
+        ``centre_correction``. Applying a saved model, off leaves its step out, and the
+        blend with the Gaussian filter too (``gaussian_guard``: it also reads frames beyond
+        the network's window).
     causal_context : apply the causal variant of the long-context step instead of the full
         one (live mode's: means over past frames and only the ``window // 2`` future frames
         the window waits for; fitted beside the full step at training time, so it changes
-        nothing while training). A model saved without it runs without the step.
+        nothing while training). A model saved without it runs without the step. Like live
+        mode, it leaves the blend with the Gaussian filter out.
+    gaussian_guard : fit, on frames held out of training, the blend of the network's
+        prediction with the self-check's blind Gaussian filter (weight 0: the network,
+        1: the Gaussian) and apply it (see :mod:`.held`); off: the network alone. Applying
+        a saved model, off leaves its blend out. Needs the full ``long_context`` (live mode
+        and ``causal_context``, which have not got the frames it reads, leave it out).
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
         ``ENSEMBLE_AUTO_PIXELS`` pixels ("auto"); 4-8x the network's work at inference.
@@ -104,6 +116,11 @@ class DenoiseParams(_Params):
     causal_context: bool = opt(False, "apply the causal long-context step (what live mode "
                                "applies: past frames and the window's future only) instead "
                                "of the full one", label="causal long context")
+    gaussian_guard: bool = opt(True, "never worse than a Gaussian filter: blend the network "
+                               "with the self-check's Gaussian (up to the Gaussian alone) "
+                               "where frames held out of training say it is better; off: "
+                               "the network (the blend needs the full long context)",
+                               label="never worse than a Gaussian")
     ensemble: str = opt("auto", "average the network over the 8 flips and rotations of each "
                         "window (8x its work at inference): auto = for movies of at most 16 M "
                         "pixels, on, off", choices=("auto", "on", "off"), label="flip ensemble")
@@ -162,7 +179,7 @@ class DenoiseMethod(Method):
     noun = "a denoising model"
     #: the steps after the network are run-time settings: a saved model's can be left out
     runtime_fields = ("device", "chunk_frames", "ensemble", "centre_correction",
-                      "long_context", "causal_context")
+                      "long_context", "causal_context", "gaussian_guard")
     distributed = True
     live = True
     nominal_rate = 12e6
@@ -191,10 +208,6 @@ class DenoiseMethod(Method):
         ctx = "causal" if causal else False
         return ctx, (max(causal["windows"]) if causal else 0), context_applied(model.norm, ctx)
 
-    def output_metadata(self, model, params, input_shape) -> dict:
-        """Which long-context step was applied ("full", "causal" or "none")."""
-        return {"long_context_applied": context_applied(model.norm, run_context(params))}
-
     def training_summary(self, info: dict[str, Any]) -> str | None:
         """The truth-free self-check against the best Gaussian filter."""
         if not isinstance(info.get("self_check"), dict):
@@ -208,7 +221,36 @@ class DenoiseMethod(Method):
                                    device=params.device, on_chunk=on_chunk,
                                    ensemble=params.ensemble,
                                    context=run_context(params),
-                                   centre_correction=params.centre_correction, **options)
+                                   centre_correction=params.centre_correction,
+                                   gaussian_guard=params.gaussian_guard, **options)
+
+    def describe(self, model, params, grid) -> str:
+        """The output's shape and type, and which output was used (:meth:`output_metadata`)."""
+        base = super().describe(model, params, grid)
+        if model is None or not ("gaussian" in model.norm or not params.gaussian_guard
+                                 or "output" in model.info.get("self_check", {})):
+            return base
+        md = self.output_metadata(model, params, grid.shape)
+        a = md["gaussian_weight"]
+        what = {"network": "the network",
+                "gaussian": "the Gaussian filter (sigma_t={:g}, sigma_xy={:g})",
+                "blend": f"{1 - a:.2f} x network + {a:.2f} x Gaussian filter "
+                         "(sigma_t={:g}, sigma_xy={:g})"}[md["output"]]
+        return f"{base[:-1]}; output: {what.format(*md.get('gaussian_sigma', ()))})"
+
+    def output_metadata(self, model, params, input_shape) -> dict:
+        """Which long-context step was applied ("full", "causal" or "none") and which
+        output was used: the network, the Gaussian filter or their blend (the blend goes
+        with the full long-context step: :func:`run_context` is True)."""
+        ctx = run_context(params)
+        spec = model.norm.get("gaussian") if ctx is True else None
+        weight = float(spec["weight"]) if spec and params.gaussian_guard else 0.0
+        md = {"long_context_applied": context_applied(model.norm, ctx),
+              "output": ("network" if weight <= 0 else "gaussian" if weight >= 1 else "blend"),
+              "gaussian_weight": weight}
+        if weight > 0:
+            md["gaussian_sigma"] = [spec["sigma_t"], spec["sigma_xy"]]
+        return md
 
     # ------------------------------------------------------------------ cost
     def memory_model(self, shape, p, itemsize, lazy, streaming, gpu):
@@ -241,6 +283,8 @@ class DenoiseMethod(Method):
         # the long-context step (fitted with the centre correction) reads CONTEXT_HALO
         # frames each side and keeps their pyramid and running sums (about 1.7x those frames)
         context = p.centre_correction and p.long_context
+        # (the blend with the Gaussian, applied with the context step, reads GAUSS_HALO
+        # frames each side, fewer than CONTEXT_HALO)
         wide = min(chunk + 2 * max(k, CONTEXT_HALO), t) * F32 * hp * wp if context else block
         bpix = _batch_pixels(h, w, gpu)
         act = bpix * F32 * (p.window + 2 + 6 * p.width / 4)  # half-res U-Net, 4x channels
