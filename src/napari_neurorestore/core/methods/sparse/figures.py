@@ -11,6 +11,10 @@ import numpy as np
 from ...metrics import nrmse, psnr
 from ...traces.rois import auto_rois as most_active_tiles
 
+#: below this estimated gain over cubic interpolation (the self-check, :mod:`.check`) the
+#: skip factor is reported as past what the method restores on the recording
+MIN_GAIN_DB = 1.0
+
 
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
     """ROIs for trace figures when none are given: :func:`...traces.rois.auto_rois` (the most
@@ -64,3 +68,24 @@ def format_simulation(figs: dict[str, Any]) -> str:
              f"{figs.get('n_rois', 0)} ROIs)",
              row("sparse-axis reconstruction", figs), row("cubic interpolation", figs["cubic"])]
     return "\n".join(lines)
+
+
+def verdict(check: dict) -> str:
+    g, f = check["gain_db"], check["vs_full_scan_db"]
+    if g < MIN_GAIN_DB:
+        return (f"M={check['factor']} looks past what the method can restore on this "
+                f"recording (hardly better than cubic interpolation)")
+    if f < 0:
+        return "the restored lines are estimated noisier than a fully sampled scan"
+    return "the restored lines are estimated less noisy than a fully sampled scan"
+
+
+def format_check(check: dict | None) -> str | None:
+    """One line for the CLI, the widget and the trust report (None: no check)."""
+    if not check or "gain_db" not in check:
+        return None
+    more = "at least " if check.get("at_floor") else ""
+    return (f"self-check (no ground truth; {check['frames']} held-out frames, columns "
+            f"dropped 1 in {check['factor']}): estimated {more}{check['gain_db']:+.1f} dB "
+            f"over cubic interpolation and {more}{check['vs_full_scan_db']:+.1f} dB over a "
+            f"fully sampled raw scan: {verdict(check)}")

@@ -1,0 +1,102 @@
+"""Sparse reconstruction's first stage: the project's temporal denoiser on the acquired
+lines (torch; imported by :mod:`.heavy`).
+
+The fiberscopy paper's pipeline denoises as it inpaints (two networks: denoise, then
+inpaint). Here the first stage is :mod:`..denoise` trained on the sparse movie itself:
+the acquired lines of one frame are predicted from the same lines of the frames around
+it (a temporal blind spot), so its noise cannot be copied. Its noise assumptions hold on
+the acquired lines (each pixel a measurement with its own noise); they would not hold on
+inpainted lines (their errors are smooth along the sparse axis and mix the context
+frames), so the denoiser runs before the inpainting network and never after it. The
+second stage (the sparse network) then trains on and restores the denoised lines.
+
+Settings of the stage (measured on the 600 x 128 x 128 simulation, bench_sparse.py,
+M = 8, 15 s + 15 s of training on a loaded 2-core CPU, ROI ΔF/F trace NRMSE against the
+clean movie): a short window (5 frames) and no long-context step, because the ROI traces
+are what suffers from temporal smoothing: window 11 with the long-context step gave
+9.2 % against 6.8 % (PSNR 25.0 dB either way); the flip ensemble is off (8x the
+inference work for the small gain it brings at this stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+
+from ...device import resolve_device
+from ...models import TrainedModel
+from ...progress import CancelToken, Progress, drain
+from ..denoise import heavy as dn
+from ..denoise.context import halo as context_halo
+from ..denoise.spec import DenoiseParams
+from .spec import SparseParams, _Frames
+
+#: the denoiser's settings in the chain (see the module's docstring)
+STAGE = {"window": 5, "long_context": False, "ensemble": "off", "centre_correction": True}
+#: share of the training budget given to the first stage
+STAGE_SHARE = 0.5
+
+
+def stage_params(params: SparseParams, seconds: float | None) -> DenoiseParams:
+    return DenoiseParams(epochs=params.epochs, train_seconds=seconds, seed=params.seed,
+                         device=params.device, chunk_frames=params.chunk_frames, **STAGE)
+
+
+def why_not(data: Any, params: SparseParams, reference: Any = None) -> str | None:
+    """Why the first stage cannot run on ``data`` (None: it can)."""
+    if not params.temporal_denoise:
+        return "off (temporal_denoise=False)"
+    if reference is not None:
+        return "off: trained on a fully sampled reference"
+    shape = tuple(np.shape(data))
+    if len(shape) < 3 or shape[0] < STAGE["window"]:
+        return (f"skipped: it needs a movie of at least {STAGE['window']} frames, "
+                f"got shape {shape}")
+    return None
+
+
+def train_stage(data: Any, params: SparseParams, cancel: CancelToken
+                ) -> Generator[Progress, None, dict]:
+    """Train the denoiser on the sparse movie ``data`` (its share of the budget); returns
+    the model as a plain dict (kept in the sparse model's ``norm["denoiser"]``)."""
+    seconds = None if params.train_seconds is None else STAGE_SHARE * params.train_seconds
+    yield Progress("prepare", message="first stage: denoising the acquired lines")
+    model = yield from dn.train(data, stage_params(params, seconds), cancel)
+    return {"params": model.params, "state_dict": model.state_dict, "norm": model.norm,
+            "info": model.info}
+
+
+def stage_model(packed: dict) -> TrainedModel:
+    return TrainedModel("denoise", packed["params"], packed["state_dict"], packed["norm"],
+                        packed["info"])
+
+
+class DenoisedFrames(_Frames):
+    """:class:`.spec._Frames` whose :meth:`read` returns the frames restored by the first
+    stage (each block read with the denoiser's halo of frames around it, so a frame's
+    value does not depend on the block it was read in)."""
+
+    def __init__(self, data: Any, axis: str, packed: dict, cancel: CancelToken | None = None,
+                 device: str = "auto"):
+        super().__init__(data, axis)
+        self.model = stage_model(packed)
+        self.cancel = cancel or CancelToken()
+        self.device = device
+        p = DenoiseParams.from_dict(self.model.params)
+        self.halo = max(p.half_window, context_halo(self.model.norm.get("context")))
+        self.net = None
+
+    def read(self, t0: int, t1: int, plane: int | None) -> np.ndarray:
+        lo, hi = max(0, t0 - self.halo), min(self.n, t1 + self.halo)
+        raw = super().read(lo, hi, plane)
+        if self.axis == "x":  # the denoiser runs on the frames as they were acquired
+            raw = np.swapaxes(raw, -1, -2)
+        if self.net is None:
+            self.net = dn.load_net(self.model, resolve_device(self.device))
+        out = drain(dn.predict(np.ascontiguousarray(raw), self.model, self.cancel,
+                               start=t0 - lo, stop=t1 - lo, on_chunk=None, net=self.net,
+                               ensemble=self.model.params.get("ensemble", "off")))
+        out = out[t0 - lo:t1 - lo]
+        return out if self.axis == "y" else np.swapaxes(out, -1, -2)

@@ -1,0 +1,76 @@
+"""Sparse reconstruction's truth-free self-check (torch; imported by :mod:`.heavy`).
+
+On held-out frames, columns of the fully sampled axis are dropped as in training (one in
+M kept) and restored twice: by the trained chain and by cubic interpolation. Both are
+scored against the *measured* dropped samples, whose noise is independent of either
+estimate, so ``error = mean squared error against the measurement - noise variance``
+(the noise variance from the frames before and after: ``x_t - (x_t-1 + x_t+1) / 2`` has
+1.5 times the variance of white noise). A fully sampled raw scan's error is the noise
+variance itself. The dropped columns lie between kept ones that are themselves M lines
+apart along the sparse axis, a harder problem than the real one: the figures are a
+conservative preview, not a measurement of the output. Its text: :func:`.figures.format_check`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .spec import _Frames, cubic_upsample, frame_index
+
+#: held-out frames scored (at most)
+CHECK_FRAMES = 16
+
+
+def _db(a: float, b: float) -> float:
+    return float(10 * np.log10(max(a, 1e-12) / max(b, 1e-12)))
+
+
+def estimate(net: Any, src: Any, raw: _Frames, device: torch.device) -> dict | None:
+    """The self-check on up to CHECK_FRAMES held-out frames of the training ``src`` (its
+    inputs: the frames the network is given) against the measured frames ``raw``; None
+    when no frame is held out or the movie has fewer than 3 frames."""
+    m, k = src.m, src.k
+    cands = [(s, t) for s, held in enumerate(src.held) for t in held
+             if 1 <= t < len(src.segments[s]) - 1]
+    if not cands or src.reference:
+        return None
+    pick = np.linspace(0, len(cands) - 1, min(CHECK_FRAMES, len(cands))).astype(int)
+    se = {"net": 0.0, "cubic": 0.0, "noise": 0.0}
+    count = 0
+    net.eval()
+    for i in pick:
+        s, t = cands[i]
+        t0, plane = src.origins[s]
+        seg = src.segments[s]
+        n_a, n_b = seg.shape[-2:]
+        lp = n_b // m
+        if lp < 4:
+            return None
+        meas = raw.read(t0 + t - 1, t0 + t + 2, plane)[:, :, :lp * m]  # (3, n_a, lp*m)
+        x = seg[frame_index(np.array([t]), k, len(seg))[0]][:, :, :lp * m:m]
+        with torch.inference_mode():
+            xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).to(device)
+            y = net(xt[None])[0].float().cpu().numpy()  # (m, lp, n_a)
+        pred = y.transpose(2, 1, 0).reshape(n_a, lp * m) * src.std + src.mean
+        cub = cubic_upsample(meas[1, :, ::m], m, "x")
+        drop = np.ones(lp * m, bool)
+        drop[::m] = False
+        drop[-m:] = False  # past the last kept column cubic extrapolates: left out
+        tgt = meas[1][:, drop]
+        se["net"] += float(np.sum((pred[:, drop] - tgt) ** 2))
+        se["cubic"] += float(np.sum((cub[:, drop] - tgt) ** 2))
+        d = tgt - 0.5 * (meas[0][:, drop] + meas[2][:, drop])
+        se["noise"] += float(np.sum(d**2)) / 1.5
+        count += tgt.size
+    if count == 0:
+        return None
+    noise, net_e, cub_e = (se[key] / count for key in ("noise", "net", "cubic"))
+    floor = 0.01 * noise
+    err_net, err_cubic = max(net_e - noise, floor), max(cub_e - noise, floor)
+    return {"factor": m, "frames": len(pick), "noise_var": noise,
+            "net_error": err_net, "cubic_error": err_cubic,
+            "at_floor": bool(net_e - noise <= floor),
+            "gain_db": _db(err_cubic, err_net), "vs_full_scan_db": _db(noise, err_net)}
