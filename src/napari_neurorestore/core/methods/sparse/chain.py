@@ -29,6 +29,7 @@ from ...device import resolve_device
 from ...models import TrainedModel
 from ...progress import CancelToken, Progress, drain
 from ..denoise import heavy as dn
+from ..denoise.centre import KERNEL
 from ..denoise.context import halo as context_halo
 from ..denoise.spec import DenoiseParams
 from .spec import SparseParams, _Frames
@@ -39,9 +40,16 @@ STAGE = {"window": 5, "long_context": False, "ensemble": "off", "centre_correcti
 STAGE_SHARE = 0.5
 
 
-def stage_params(params: SparseParams, seconds: float | None) -> DenoiseParams:
+def stage_params(params: SparseParams, seconds: float | None, frame: tuple[int, ...]
+                 ) -> DenoiseParams:
+    """The denoiser's parameters; the centre-frame correction is left out of frames
+    smaller than its kernel (sparse frames at large M: the denoiser's kernel fit does not
+    take them)."""
+    stage = dict(STAGE)
+    if min(frame) < KERNEL:
+        stage["centre_correction"] = False
     return DenoiseParams(epochs=params.epochs, train_seconds=seconds, seed=params.seed,
-                         device=params.device, chunk_frames=params.chunk_frames, **STAGE)
+                         device=params.device, chunk_frames=params.chunk_frames, **stage)
 
 
 def why_not(data: Any, params: SparseParams, reference: Any = None) -> str | None:
@@ -63,7 +71,8 @@ def train_stage(data: Any, params: SparseParams, cancel: CancelToken
     the model as a plain dict (kept in the sparse model's ``norm["denoiser"]``)."""
     seconds = None if params.train_seconds is None else STAGE_SHARE * params.train_seconds
     yield Progress("prepare", message="first stage: denoising the acquired lines")
-    model = yield from dn.train(data, stage_params(params, seconds), cancel)
+    model = yield from dn.train(data, stage_params(params, seconds, tuple(data.shape[-2:])),
+                                cancel)
     return {"params": model.params, "state_dict": model.state_dict, "norm": model.norm,
             "info": model.info}
 
@@ -76,27 +85,43 @@ def stage_model(packed: dict) -> TrainedModel:
 class DenoisedFrames(_Frames):
     """:class:`.spec._Frames` whose :meth:`read` returns the frames restored by the first
     stage (each block read with the denoiser's halo of frames around it, so a frame's
-    value does not depend on the block it was read in)."""
+    value does not depend on the block it was read in).
+
+    ``phases`` = M denoises the M phases of the fully sampled axis (samples j, j + M, ...)
+    separately, for training: the network's inputs are then one phase and its targets the
+    others, and a denoiser that saw every column would carry the targets' neighbours (of
+    the frames around) into the inputs, which the sparse axis never offers at inference
+    (measured at M=8: a self-check of +17 dB over cubic, against +5 dB measured).
+    """
 
     def __init__(self, data: Any, axis: str, packed: dict, cancel: CancelToken | None = None,
-                 device: str = "auto"):
+                 device: str = "auto", phases: int = 1):
         super().__init__(data, axis)
         self.model = stage_model(packed)
         self.cancel = cancel or CancelToken()
         self.device = device
+        self.phases = phases
         p = DenoiseParams.from_dict(self.model.params)
         self.halo = max(p.half_window, context_halo(self.model.norm.get("context")))
         self.net = None
 
-    def read(self, t0: int, t1: int, plane: int | None) -> np.ndarray:
-        lo, hi = max(0, t0 - self.halo), min(self.n, t1 + self.halo)
-        raw = super().read(lo, hi, plane)
+    def _denoise(self, raw: np.ndarray, start: int, stop: int) -> np.ndarray:
         if self.axis == "x":  # the denoiser runs on the frames as they were acquired
             raw = np.swapaxes(raw, -1, -2)
         if self.net is None:
             self.net = dn.load_net(self.model, resolve_device(self.device))
         out = drain(dn.predict(np.ascontiguousarray(raw), self.model, self.cancel,
-                               start=t0 - lo, stop=t1 - lo, on_chunk=None, net=self.net,
+                               start=start, stop=stop, on_chunk=None, net=self.net,
                                ensemble=self.model.params.get("ensemble", "off")))
-        out = out[t0 - lo:t1 - lo]
+        out = out[start:stop]
         return out if self.axis == "y" else np.swapaxes(out, -1, -2)
+
+    def read(self, t0: int, t1: int, plane: int | None) -> np.ndarray:
+        lo, hi = max(0, t0 - self.halo), min(self.n, t1 + self.halo)
+        raw = super().read(lo, hi, plane)
+        if self.phases == 1:
+            return self._denoise(raw, t0 - lo, t1 - lo)
+        out = np.empty((t1 - t0, *raw.shape[1:]), np.float32)
+        for j in range(min(self.phases, raw.shape[-1])):
+            out[..., j::self.phases] = self._denoise(raw[..., j::self.phases], t0 - lo, t1 - lo)
+        return out

@@ -28,29 +28,38 @@ def _db(a: float, b: float) -> float:
     return float(10 * np.log10(max(a, 1e-12) / max(b, 1e-12)))
 
 
-def estimate(net: Any, src: Any, raw: _Frames, device: torch.device) -> dict | None:
-    """The self-check on up to CHECK_FRAMES held-out frames of the training ``src`` (its
-    inputs: the frames the network is given) against the measured frames ``raw``; None
-    when no frame is held out or the movie has fewer than 3 frames."""
+def estimate(net: Any, src: Any, raw: _Frames, device: torch.device,
+             inputs: _Frames | None = None) -> dict | None:
+    """The self-check on up to CHECK_FRAMES consecutive held-out frames of the training
+    ``src`` (one frame in 10; from the middle of the segment with the most) against the
+    measured frames ``raw``; the network's inputs are ``src``'s frames, or ``inputs``'
+    (the first stage's output denoised phase by phase: no input column then carries
+    anything of a dropped one), read once for all the frames. None when no frame is held
+    out or the movie has fewer than 3 frames."""
     m, k = src.m, src.k
-    cands = [(s, t) for s, held in enumerate(src.held) for t in held
-             if 1 <= t < len(src.segments[s]) - 1]
-    if not cands or src.reference:
+    if src.reference or not any(len(h) for h in src.held):
         return None
-    pick = np.linspace(0, len(cands) - 1, min(CHECK_FRAMES, len(cands))).astype(int)
-    se = {"net": 0.0, "cubic": 0.0, "noise": 0.0}
+    s = int(np.argmax([len(h) for h in src.held]))
+    seg, (t0, plane) = src.segments[s], src.origins[s]
+    held = [int(t) for t in src.held[s] if 1 <= t < len(seg) - 1]
+    if not held:
+        return None
+    first = max(0, len(held) // 2 - CHECK_FRAMES // 2)
+    ts = held[first:first + CHECK_FRAMES]
+    lo, hi = max(0, ts[0] - k), min(len(seg), ts[-1] + k + 1)
+    frames = seg if inputs is None else np.concatenate(
+        [np.zeros((lo, *seg.shape[1:]), np.float32),
+         (inputs.read(t0 + lo, t0 + hi, plane) - src.mean) / src.std])
+    n_a, n_b = seg.shape[-2:]
+    lp = n_b // m
+    if lp < 4:
+        return None
+    se = {"net": 0.0, "cubic": 0.0, "noise": 0.0, "signal": 0.0}
     count = 0
     net.eval()
-    for i in pick:
-        s, t = cands[i]
-        t0, plane = src.origins[s]
-        seg = src.segments[s]
-        n_a, n_b = seg.shape[-2:]
-        lp = n_b // m
-        if lp < 4:
-            return None
+    for t in ts:
         meas = raw.read(t0 + t - 1, t0 + t + 2, plane)[:, :, :lp * m]  # (3, n_a, lp*m)
-        x = seg[frame_index(np.array([t]), k, len(seg))[0]][:, :, :lp * m:m]
+        x = frames[frame_index(np.array([t]), k, len(seg))[0]][:, :, :lp * m:m]
         with torch.inference_mode():
             xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).to(device)
             y = net(xt[None])[0].float().cpu().numpy()  # (m, lp, n_a)
@@ -64,13 +73,16 @@ def estimate(net: Any, src: Any, raw: _Frames, device: torch.device) -> dict | N
         se["cubic"] += float(np.sum((cub[:, drop] - tgt) ** 2))
         d = tgt - 0.5 * (meas[0][:, drop] + meas[2][:, drop])
         se["noise"] += float(np.sum(d**2)) / 1.5
+        se["signal"] += float(np.sum((tgt - tgt.mean()) ** 2))
         count += tgt.size
     if count == 0:
         return None
-    noise, net_e, cub_e = (se[key] / count for key in ("noise", "net", "cubic"))
+    noise, net_e, cub_e, var = (se[key] / count for key in ("noise", "net", "cubic", "signal"))
     floor = 0.01 * noise
     err_net, err_cubic = max(net_e - noise, floor), max(cub_e - noise, floor)
-    return {"factor": m, "frames": len(pick), "noise_var": noise,
+    return {"factor": m, "frames": len(ts), "noise_var": noise,
             "net_error": err_net, "cubic_error": err_cubic,
             "at_floor": bool(net_e - noise <= floor),
+            # the share of the signal's variance between the kept columns left unexplained
+            "unexplained": float(err_net / max(var - noise, floor)),
             "gain_db": _db(err_cubic, err_net), "vs_full_scan_db": _db(noise, err_net)}

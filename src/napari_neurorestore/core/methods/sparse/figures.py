@@ -14,6 +14,8 @@ from ...traces.rois import auto_rois as most_active_tiles
 #: below this estimated gain over cubic interpolation (the self-check, :mod:`.check`) the
 #: skip factor is reported as past what the method restores on the recording
 MIN_GAIN_DB = 1.0
+#: ... or when the restored lines miss more than this share of the signal's variance
+MAX_UNEXPLAINED = 0.5
 
 
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
@@ -71,10 +73,12 @@ def format_simulation(figs: dict[str, Any]) -> str:
 
 
 def verdict(check: dict) -> str:
-    g, f = check["gain_db"], check["vs_full_scan_db"]
-    if g < MIN_GAIN_DB:
+    g, f, u = check["gain_db"], check["vs_full_scan_db"], check.get("unexplained", 0.0)
+    if g < MIN_GAIN_DB or u > MAX_UNEXPLAINED:
+        why = ("hardly better than cubic interpolation" if g < MIN_GAIN_DB else
+               f"{100 * min(u, 1):.0f} % of the signal between the kept lines is missed")
         return (f"M={check['factor']} looks past what the method can restore on this "
-                f"recording (hardly better than cubic interpolation)")
+                f"recording ({why})")
     if f < 0:
         return "the restored lines are estimated noisier than a fully sampled scan"
     return "the restored lines are estimated less noisy than a fully sampled scan"

@@ -35,6 +35,11 @@ What differs, and why (figures in benchmarks/bench_sparse.py):
   on a shared 2-core CPU: 506 vs 254 steps, 28.8 vs 29.0 dB, trace NRMSE 4.7 vs 4.6 %).
 * A fully sampled reference stack from the same rig can replace self-supervision
   (supervised pairs made by dropping lines of the reference).
+* Two stages, as the fiberscopy paper's (``temporal_denoise``, default on; :mod:`.chain`):
+  the project's denoiser restores the acquired lines first (a temporal blind spot), and
+  the network trains on and inpaints its output, so the whole movie is denoised; the
+  acquired lines are then the denoiser's values. A truth-free self-check (:mod:`.check`)
+  scores the chain against cubic interpolation and a raw full scan after training.
 """
 
 from __future__ import annotations
@@ -246,7 +251,10 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
         validate(len(history), force=True)  # the final weights compete too
         if best["state"] is not None:
             net.load_state_dict(best["state"])
-    check = self_check.estimate(net, src, raw_frames, device)
+    # the check's inputs carry nothing of the columns it drops (chain.DenoisedFrames)
+    check = self_check.estimate(net, src, raw_frames, device, None if stage is None else
+                                chain.DenoisedFrames(src_data, params.axis, stage, cancel,
+                                                     params.device, phases=params.factor))
     seconds = time.perf_counter() - t_start
     state = {kk: v.detach().cpu() for kk, v in net.state_dict().items()}
     info = {"train_seconds": round(seconds, 2), "steps": len(history),

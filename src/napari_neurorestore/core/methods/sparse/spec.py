@@ -383,6 +383,9 @@ class SparseMethod(Method):
         train_act = p.batch_size * p.patch_size**2 * F32 * (2 * k + 1 + 3 * m + 12 * p.width)
         # the normalised list is built while the raw one still exists
         train = 2 * cache + seg + read_extra(seg, itemsize, lazy) + 3 * train_act
+        if p.temporal_denoise and n >= 5:  # the first stage's own cache, freed before
+            stage = 2 * min(768 * 2**20, n * planes * fb)
+            train = max(train, stage + read_extra(seg, itemsize, lazy))
         chunk = min(p.chunk_frames, n)
         raw = (chunk + 2 * k) * fb
         res = chunk * fb * m
