@@ -226,6 +226,8 @@ def test_denoising_stage_restores_with_less_error_than_a_full_raw_scan(trained, 
     closer to the truth than the fully sampled raw movie, not just than cubic."""
     sparse, res = trained
     assert res.model.info["denoise_stage"].startswith("on") and "denoiser" in res.model.norm
+    training = res.metadata["neurorestore"]["training"]  # the provenance records the stage
+    assert training["denoise_stage_params"]["window"] == 5 and "self_check" in training
     clean = movie.clean
     err = float(np.mean((res.data - clean) ** 2))
     assert err < 0.7 * float(np.mean((movie.raw.astype(np.float32) - clean) ** 2))

@@ -29,6 +29,7 @@ self-check does use such phases (:mod:`.check`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Generator
 from typing import Any
 
@@ -37,11 +38,16 @@ import numpy as np
 from ...device import resolve_device
 from ...models import TrainedModel
 from ...progress import CancelToken, Progress, drain
-from ..denoise import heavy as dn
-from ..denoise.centre import KERNEL
-from ..denoise.context import halo as context_halo
-from ..denoise.spec import DenoiseParams
 from .spec import SparseParams, _Frames
+
+#: the denoiser's package, loaded by name as the registry loads methods (a method package
+#: imports no other one: tests/core/test_import_graph.py); its heavy module (train,
+#: predict, load_net, DenoiseParams, its context step) and its centre-correction kernel
+DENOISER = "napari_neurorestore.core.methods.denoise"
+
+
+def _denoiser(part: str = "heavy") -> Any:
+    return importlib.import_module(f"{DENOISER}.{part}")
 
 #: the denoiser's settings in the chain (see the module's docstring)
 STAGE = {"window": 5, "long_context": False, "ensemble": "off", "centre_correction": True}
@@ -50,15 +56,16 @@ STAGE_SHARE = 0.5
 
 
 def stage_params(params: SparseParams, seconds: float | None, frame: tuple[int, ...]
-                 ) -> DenoiseParams:
+                 ) -> Any:
     """The denoiser's parameters; the centre-frame correction is left out of frames
     smaller than its kernel (sparse frames at large M: the denoiser's kernel fit does not
     take them)."""
     stage = dict(STAGE)
-    if min(frame) < KERNEL:
+    if min(frame) < _denoiser("centre").KERNEL:
         stage["centre_correction"] = False
-    return DenoiseParams(epochs=params.epochs, train_seconds=seconds, seed=params.seed,
-                         device=params.device, chunk_frames=params.chunk_frames, **stage)
+    return _denoiser().DenoiseParams(epochs=params.epochs, train_seconds=seconds,
+                                     seed=params.seed, device=params.device,
+                                     chunk_frames=params.chunk_frames, **stage)
 
 
 def why_not(data: Any, params: SparseParams, reference: Any = None) -> str | None:
@@ -80,7 +87,7 @@ def train_stage(data: Any, params: SparseParams, cancel: CancelToken
     the model as a plain dict (kept in the sparse model's ``norm["denoiser"]``)."""
     seconds = None if params.train_seconds is None else STAGE_SHARE * params.train_seconds
     yield Progress("prepare", message="first stage: denoising the acquired lines")
-    model = yield from dn.train(data, stage_params(params, seconds, tuple(data.shape[-2:])),
+    model = yield from _denoiser().train(data, stage_params(params, seconds, tuple(data.shape[-2:])),
                                 cancel)
     return {"params": model.params, "state_dict": model.state_dict, "norm": model.norm,
             "info": model.info}
@@ -110,13 +117,16 @@ class DenoisedFrames(_Frames):
         self.cancel = cancel or CancelToken()
         self.device = device
         self.phases = phases
-        p = DenoiseParams.from_dict(self.model.params)
-        self.halo = max(p.half_window, context_halo(self.model.norm.get("context")))
+        dn = self.dn = _denoiser()
+        p = dn.DenoiseParams.from_dict(self.model.params)
+        self.halo = max(p.half_window, dn.denoise_context.halo(self.model.norm.get("context")))
+        self.kernel = _denoiser("centre").KERNEL
         self.net = None
 
     def _denoise(self, raw: np.ndarray, start: int, stop: int) -> np.ndarray:
         if self.axis == "x":  # the denoiser runs on the frames as they were acquired
             raw = np.swapaxes(raw, -1, -2)
+        dn = self.dn
         if self.net is None:
             self.net = dn.load_net(self.model, resolve_device(self.device))
         # the fitted steps (centre-frame correction) need frames of at least the kernel's
@@ -124,7 +134,7 @@ class DenoisedFrames(_Frames):
         out = drain(dn.predict(np.ascontiguousarray(raw), self.model, self.cancel,
                                start=start, stop=stop, on_chunk=None, net=self.net,
                                ensemble=self.model.params.get("ensemble", "off"),
-                               centre_correction=min(raw.shape[-2:]) >= KERNEL))
+                               centre_correction=min(raw.shape[-2:]) >= self.kernel))
         out = out[start:stop]
         return out if self.axis == "y" else np.swapaxes(out, -1, -2)
 

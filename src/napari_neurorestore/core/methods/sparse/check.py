@@ -22,6 +22,24 @@ from .spec import _Frames, cubic_upsample, frame_index
 
 #: held-out frames scored (at most)
 CHECK_FRAMES = 16
+#: share of the training budget kept for the check (at least; at most a quarter)
+CHECK_SHARE = 0.05
+
+
+def reserve(params: Any, src: Any, staged: bool):
+    """The time to keep of the training budget for :func:`estimate`, from the step time:
+    its frames (with the first stage, about 10 x CHECK_FRAMES frames denoised M times
+    over narrower phases) against a step's crops; None without a budget."""
+    if params.train_seconds is None:
+        return None
+    n_a, n_b = src.segments[0].shape[-2:]
+    frames = CHECK_FRAMES * ((10 if staged else 0) + 2 * src.k + 1)
+    ratio = frames * n_a * n_b / (params.batch_size * params.patch_size**2)
+
+    def keep(step_seconds: float) -> float:
+        return max(CHECK_SHARE * params.train_seconds,
+                   min(0.25 * params.train_seconds, step_seconds * ratio / 3))
+    return keep
 
 
 def _db(a: float, b: float) -> float:

@@ -246,7 +246,8 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     if params.train_seconds is not None:
         remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
     history = yield from fit(net, sample_batch, _masked_mse, total, remaining,
-                             params.learning_rate, cancel, on_step=validate)
+                             params.learning_rate, cancel, on_step=validate,
+                             reserve=self_check.reserve(params, src, stage is not None))
     if val is not None:
         validate(len(history), force=True)  # the final weights compete too
         if best["state"] is not None:
@@ -269,6 +270,7 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     norm = {"mean": src.mean, "std": src.std}
     if stage is not None:
         info["denoise_stage_training"] = stage["info"]
+        info["denoise_stage_params"] = dict(stage["params"])
         norm["denoiser"] = stage
     if check is not None:
         info["self_check"] = check
