@@ -108,4 +108,5 @@ def estimate(net: Any, src: Any, raw: _Frames, device: torch.device,
             "at_floor": bool(net_e - noise <= floor),
             # the share of the signal's variance between the kept columns left unexplained
             "unexplained": float(err_net / max(var - noise, floor)),
+            "signal_var": float(var - noise),
             "gain_db": _db(err_cubic, err_net), "vs_full_scan_db": _db(noise, err_net)}

@@ -74,6 +74,9 @@ def format_simulation(figs: dict[str, Any]) -> str:
 
 def verdict(check: dict) -> str:
     g, f, u = check["gain_db"], check["vs_full_scan_db"], check.get("unexplained", 0.0)
+    if check.get("signal_var", check["noise_var"]) < 0.1 * check["noise_var"]:
+        return ("the signal between the kept lines is too weak against the noise to judge "
+                "the reconstruction (these figures are unreliable)")
     if g < MIN_GAIN_DB or u > MAX_UNEXPLAINED:
         why = ("hardly better than cubic interpolation" if g < MIN_GAIN_DB else
                f"{100 * min(u, 1):.0f} % of the signal between the kept lines is missed")
