@@ -252,9 +252,15 @@ def test_self_check_says_when_the_factor_is_past_what_can_be_restored(trained, m
     check = res.model.info["self_check"]
     line = get("sparse").training_summary(res.model.info)
     assert check["gain_db"] > 1 and "past what" not in line and "over cubic" in line
-    # frames of white noise on a random signal that no line tells about its neighbours
+    # a still scene of white noise: no line tells anything about its neighbours
     r = np.random.default_rng(0)
-    noise = r.poisson(r.uniform(20, 200, (30, 10, 40))).astype(np.float32)
-    res = drain(restore("sparse", noise, SparseParams(**FAST)))
+    scene = r.uniform(20, 200, (10, 40))
+    res = drain(restore("sparse", r.poisson(scene, (30, 10, 40)).astype(np.float32),
+                        SparseParams(**FAST)))
     line = get("sparse").training_summary(res.model.info)
     assert "past what the method can restore" in line, line
+    # a scene that changes every frame: signal and noise cannot be told apart
+    moving = r.poisson(r.uniform(20, 200, (30, 10, 40))).astype(np.float32)
+    line = get("sparse").training_summary(
+        drain(restore("sparse", moving, SparseParams(**FAST))).model.info)
+    assert "too weak against the noise to judge" in line, line
