@@ -77,7 +77,7 @@ def estimate(net: Any, src: Any, raw: _Frames, device: torch.device,
     lp = n_b // m
     if lp < 4:
         return None
-    se = {"net": 0.0, "cubic": 0.0, "noise": 0.0, "signal": 0.0}
+    se = {"net": 0.0, "cubic": 0.0, "noise": 0.0, "signal": 0.0, "lag1": 0.0}
     count = 0
     net.eval()
     for t in ts:
@@ -97,6 +97,8 @@ def estimate(net: Any, src: Any, raw: _Frames, device: torch.device,
         d = tgt - 0.5 * (meas[0][:, drop] + meas[2][:, drop])
         se["noise"] += float(np.sum(d**2)) / 1.5
         se["signal"] += float(np.sum((tgt - tgt.mean()) ** 2))
+        dd = meas[1] - 0.5 * (meas[0] + meas[2])  # the noise's neighbour correlation
+        se["lag1"] += float(np.mean(dd[:, 1:] * dd[:, :-1]) / max(np.mean(dd**2), 1e-12))
         count += tgt.size
     if count == 0:
         return None
@@ -109,4 +111,5 @@ def estimate(net: Any, src: Any, raw: _Frames, device: torch.device,
             # the share of the signal's variance between the kept columns left unexplained
             "unexplained": float(err_net / max(var - noise, floor)),
             "signal_var": float(var - noise),
+            "noise_lag1": se["lag1"] / len(ts),
             "gain_db": _db(err_cubic, err_net), "vs_full_scan_db": _db(noise, err_net)}
