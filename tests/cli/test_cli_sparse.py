@@ -107,3 +107,14 @@ def test_python_api(tiny_movie):
                  device="cpu", labels=tiny_movie.labels, return_result=True)
     figs = res.metadata["neurorestore"]["simulation"]
     assert {"psnr", "ssim", "trace_nrmse", "cubic"} <= set(figs)
+
+
+def test_cli_no_temporal_denoise_is_honoured_and_recorded(sparse_path, tmp_path):
+    from napari_neurorestore.core.models import load_model
+
+    out, model = tmp_path / "o.tif", tmp_path / "m.pt"
+    assert main(["sparse", str(sparse_path), "-o", str(out), "--no-temporal-denoise",
+                 "--save-model", str(model), *FAST]) == 0
+    m = load_model(model)
+    assert m.params["temporal_denoise"] is False and "denoiser" not in m.norm
+    assert m.info["denoise_stage"].startswith("off")

@@ -36,7 +36,7 @@ def test_blind_means_never_see_their_frame(rng):
     y[5] += 100.0  # frame 5 changes: its own means must not
     b2 = torch.from_numpy(y)
     after = dx.blind_means(dx.prefix_sums(b2), b2, ts, 0, 30, [3, 64])
-    for m0, m1 in zip(before, after):
+    for m0, m1 in zip(before, after, strict=True):
         assert torch.allclose(m0[1], m1[1], atol=1e-4)
     assert torch.allclose(before[0][0], after[0][0], atol=1e-4)  # frames 1-3 only
     assert not torch.allclose(before[1][0], after[1][0])  # the 64-frame mean includes 5
@@ -53,7 +53,10 @@ def test_fit_learns_the_static_part_from_wide_means(rng):
     pred = _short_blind_mean(x)  # a blind predictor from 4 frames: noisy
     spec, better, change = dx.fit(x, ts, pred[ts])
     assert spec is not None and change < -0.05
-    err = lambda p: float(((p - clean[ts]) ** 2).mean())
+
+    def err(p):
+        return float(((p - clean[ts]) ** 2).mean())
+
     assert err(better) < 0.5 * err(pred[ts])  # the wide means know the scene far better
     # the torch step applied to the same frames gives the same result
     step = dx.context_step(spec)

@@ -118,9 +118,11 @@ def test_out_array_of_wrong_shape_is_refused(trained):
 
 
 def test_axis_x_is_the_transpose_of_axis_y(movie):
+    # without the denoising stage: its sampler draws different crops from transposed frames
     sparse = make_sparse(movie.raw[:20], 4)
-    a = drain(restore("sparse", sparse, SparseParams(**FAST))).data
-    b = drain(restore("sparse", np.swapaxes(sparse, 1, 2), SparseParams(axis="x", **FAST)))
+    kw = dict(FAST, temporal_denoise=False)
+    a = drain(restore("sparse", sparse, SparseParams(**kw))).data
+    b = drain(restore("sparse", np.swapaxes(sparse, 1, 2), SparseParams(axis="x", **kw)))
     assert b.scale_factors == (1.0, 1.0, 0.25)
     np.testing.assert_allclose(np.swapaxes(b.data, 1, 2), a, rtol=1e-5, atol=1e-3)
 
@@ -217,3 +219,48 @@ def test_cancel_stops_training(movie):
         for p in gen:
             if p.stage == "train" and p.step >= 2:
                 token.cancel()
+
+
+def test_denoising_stage_restores_with_less_error_than_a_full_raw_scan(trained, movie):
+    """The first stage (the denoiser on the acquired lines) makes the whole restored movie
+    closer to the truth than the fully sampled raw movie, not just than cubic."""
+    sparse, res = trained
+    assert res.model.info["denoise_stage"].startswith("on") and "denoiser" in res.model.norm
+    training = res.metadata["neurorestore"]["training"]  # the provenance records the stage
+    assert training["denoise_stage_params"]["window"] == 5 and "self_check" in training
+    clean = movie.clean
+    err = float(np.mean((res.data - clean) ** 2))
+    assert err < 0.7 * float(np.mean((movie.raw.astype(np.float32) - clean) ** 2))
+    # the acquired lines are the first stage's values (a restored estimate, not the
+    # measurement); with denoise off they are exactly the measurement (tested above)
+    assert not np.array_equal(res.data[:, ::4], sparse.astype(np.float32))
+
+
+def test_denoising_stage_off_or_impossible_is_recorded(movie):
+    sparse = make_sparse(movie.raw[:20], 4)
+    off = drain(restore("sparse", sparse, SparseParams(temporal_denoise=False, **FAST)))
+    assert off.model.info["denoise_stage"].startswith("off") and "denoiser" not in off.model.norm
+    assert not off.metadata["neurorestore"]["params"]["temporal_denoise"]
+    img = drain(restore("sparse", sparse[0], SparseParams(**FAST)))  # one frame: no time axis
+    assert img.model.info["denoise_stage"].startswith("skipped")
+
+
+def test_self_check_says_when_the_factor_is_past_what_can_be_restored(trained, movie):
+    from napari_neurorestore.core.methods import get
+
+    _, res = trained  # a simulated movie at M=4: worth it
+    check = res.model.info["self_check"]
+    line = get("sparse").training_summary(res.model.info)
+    assert check["gain_db"] > 1 and "past what" not in line and "over cubic" in line
+    # a still scene of white noise: no line tells anything about its neighbours
+    r = np.random.default_rng(0)
+    scene = r.uniform(20, 200, (10, 40))
+    res = drain(restore("sparse", r.poisson(scene, (30, 10, 40)).astype(np.float32),
+                        SparseParams(**FAST)))
+    line = get("sparse").training_summary(res.model.info)
+    assert "past what the method can restore" in line, line
+    # a scene that changes every frame: signal and noise cannot be told apart
+    moving = r.poisson(r.uniform(20, 200, (30, 10, 40))).astype(np.float32)
+    line = get("sparse").training_summary(
+        drain(restore("sparse", moving, SparseParams(**FAST))).model.info)
+    assert "too weak against the noise to judge" in line, line

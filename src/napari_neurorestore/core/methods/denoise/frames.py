@@ -148,7 +148,7 @@ def gather(frames: torch.Tensor, idx: np.ndarray, buf: torch.Tensor) -> torch.Te
     """The net's input for windows ``idx`` (B, m) of unshuffled ``frames``, built in
     ``buf`` (>= B, H/2, W/2, m, 4): (B, 4 m, H/2, W/2) in channels-last memory, which the
     first convolution reads twice as fast as the (B, C, H, W) layout, with no reorder."""
-    for row, dst in zip(idx, buf):
+    for row, dst in zip(idx, buf, strict=False):
         j = 0
         for run in np.split(row, np.flatnonzero(np.diff(row) != 1) + 1):
             dst[:, :, j:j + len(run)].copy_(frames[:, :, run[0]:run[-1] + 1])

@@ -11,6 +11,15 @@ import numpy as np
 from ...metrics import nrmse, psnr
 from ...traces.rois import auto_rois as most_active_tiles
 
+#: below this estimated gain over cubic interpolation (the self-check, :mod:`.check`) the
+#: skip factor is reported as past what the method restores on the recording
+MIN_GAIN_DB = 1.0
+#: ... or when the restored lines miss more than this share of the signal's variance
+MAX_UNEXPLAINED = 0.5
+#: noise correlated between neighbouring pixels beyond this: no verdict (thunder_mouse,
+#: lag-1 0.4: +8.3 dB over cubic estimated at M=4, -0.5 dB measured on the rows left out)
+MAX_NOISE_LAG1 = 0.2
+
 
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
     """ROIs for trace figures when none are given: :func:`...traces.rois.auto_rois` (the most
@@ -64,3 +73,33 @@ def format_simulation(figs: dict[str, Any]) -> str:
              f"{figs.get('n_rois', 0)} ROIs)",
              row("sparse-axis reconstruction", figs), row("cubic interpolation", figs["cubic"])]
     return "\n".join(lines)
+
+
+def verdict(check: dict) -> str:
+    g, f, u = check["gain_db"], check["vs_full_scan_db"], check.get("unexplained", 0.0)
+    if check.get("noise_lag1", 0.0) > MAX_NOISE_LAG1:
+        return (f"the noise is correlated between neighbouring pixels (lag-1 "
+                f"{check['noise_lag1']:.2f}): a dropped column shares noise with the kept "
+                f"ones, so these figures are unreliable (optimistic)")
+    if check.get("signal_var", check["noise_var"]) < 0.1 * check["noise_var"]:
+        return ("the signal between the kept lines is too weak against the noise to judge "
+                "the reconstruction (these figures are unreliable)")
+    if g < MIN_GAIN_DB or u > MAX_UNEXPLAINED:
+        why = ("hardly better than cubic interpolation" if g < MIN_GAIN_DB else
+               f"{100 * min(u, 1):.0f} % of the signal between the kept lines is missed")
+        return (f"M={check['factor']} looks past what the method can restore on this "
+                f"recording ({why})")
+    if f < 0:
+        return "the restored lines are estimated noisier than a fully sampled scan"
+    return "the restored lines are estimated less noisy than a fully sampled scan"
+
+
+def format_check(check: dict | None) -> str | None:
+    """One line for the CLI, the widget and the trust report (None: no check)."""
+    if not check or "gain_db" not in check:
+        return None
+    more = "at least " if check.get("at_floor") else ""
+    return (f"self-check (no ground truth; {check['frames']} held-out frames, columns "
+            f"dropped 1 in {check['factor']}): estimated {more}{check['gain_db']:+.1f} dB "
+            f"over cubic interpolation and {more}{check['vs_full_scan_db']:+.1f} dB over a "
+            f"fully sampled raw scan: {verdict(check)}")

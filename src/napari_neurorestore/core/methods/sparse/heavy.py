@@ -35,6 +35,11 @@ What differs, and why (figures in benchmarks/bench_sparse.py):
   on a shared 2-core CPU: 506 vs 254 steps, 28.8 vs 29.0 dB, trace NRMSE 4.7 vs 4.6 %).
 * A fully sampled reference stack from the same rig can replace self-supervision
   (supervised pairs made by dropping lines of the reference).
+* Two stages, as the fiberscopy paper's (``temporal_denoise``, default on; :mod:`.chain`):
+  the project's denoiser restores the acquired lines first (a temporal blind spot), and
+  the network trains on and inpaints its output, so the whole movie is denoised; the
+  acquired lines are then the denoiser's values. A truth-free self-check (:mod:`.check`)
+  scores the chain against cubic interpolation and a raw full scan after training.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
 from ...zarr_io import ChunkRecorder
 from ..base import new_seed
+from . import chain
+from . import check as self_check
 from .figures import fidelity
 from .net import SparseAxisNet
 from .spec import (
@@ -105,6 +112,7 @@ class _TrainingSource:
             run_len = max(8 * (2 * k + 1), 64)
             starts = np.linspace(0, frames.n - run_len, max(1, budget // run_len)).astype(int)
             runs = [(int(s), int(s) + run_len) for s in starts]
+        self.origins = [(a, p) for p in frames.planes for a, _ in runs]
         self.segments = [frames.read(a, b, p) for p in frames.planes for a, b in runs]
         sample = np.concatenate([s[:: max(1, len(s) // 32)].ravel() for s in self.segments])
         self.mean = float(sample.mean())
@@ -186,9 +194,14 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     seed = new_seed(params.seed)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    yield Progress("prepare", message="reading training frames")
     t_start = time.perf_counter()
-    frames = _Frames(src_data, params.axis)
+    # the first stage (chain.py): the denoiser, trained on the acquired lines themselves
+    stage_note = chain.why_not(src_data, params, reference)
+    stage = None if stage_note else (yield from chain.train_stage(src_data, params, cancel))
+    yield Progress("prepare", message="reading training frames")
+    raw_frames = _Frames(src_data, params.axis)
+    frames = raw_frames if stage is None else chain.DenoisedFrames(
+        src_data, params.axis, stage, cancel, params.device)
     k = _context(params, frames.n)
     src = _TrainingSource(frames, params.factor, k, reference is not None, rng)
     cancel.check()
@@ -233,11 +246,16 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
     if params.train_seconds is not None:
         remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
     history = yield from fit(net, sample_batch, _masked_mse, total, remaining,
-                             params.learning_rate, cancel, on_step=validate)
+                             params.learning_rate, cancel, on_step=validate,
+                             reserve=self_check.reserve(params, src, stage is not None))
     if val is not None:
         validate(len(history), force=True)  # the final weights compete too
         if best["state"] is not None:
             net.load_state_dict(best["state"])
+    # the check's inputs carry nothing of the columns it drops (chain.DenoisedFrames)
+    check = self_check.estimate(net, src, raw_frames, device, None if stage is None else
+                                chain.DenoisedFrames(src_data, params.axis, stage, cancel,
+                                                     params.device, phases=params.factor))
     seconds = time.perf_counter() - t_start
     state = {kk: v.detach().cpu() for kk, v in net.state_dict().items()}
     info = {"train_seconds": round(seconds, 2), "steps": len(history),
@@ -246,9 +264,17 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
             "p_unshuffle": net.pu,
             "validation_loss": best["loss"] if val is not None else None,
             "best_step": best["step"] if val is not None else None,
-            "teacher": "reference" if reference is not None else "self (fully sampled axis)"}
-    return TrainedModel("sparse", params.to_dict(), state, {"mean": src.mean, "std": src.std},
-                        info)
+            "teacher": "reference" if reference is not None else "self (fully sampled axis)",
+            "denoise_stage": stage_note or "on: the denoiser (temporal blind spot) restored "
+            "the acquired lines first; the network trained on its output"}
+    norm = {"mean": src.mean, "std": src.std}
+    if stage is not None:
+        info["denoise_stage_training"] = stage["info"]
+        info["denoise_stage_params"] = dict(stage["params"])
+        norm["denoiser"] = stage
+    if check is not None:
+        info["self_check"] = check
+    return TrainedModel("sparse", params.to_dict(), state, norm, info)
 
 
 # ----------------------------------------------------------------------------- predict
@@ -327,6 +353,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     net = load_net(model, dev) if net is None else net
     k = int(model.info.get("context", params.context))
     frames = _Frames(data, axis)
+    stage = None if "denoiser" not in model.norm else chain.DenoisedFrames(
+        data, axis, model.norm["denoiser"], cancel, str(dev))
     shape = output_shape(tuple(data.shape), m, axis)
     if out is None:
         out = np.empty(shape, np.float32)
@@ -347,19 +375,21 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             b = min(stop, a + chunk_frames)
             for p in frames.planes:
                 lo, hi = max(0, a - k), min(n, b + k)
-                raw = frames.read(lo, hi, p)
-                block = torch.from_numpy((raw - mean) / std).to(dev)
+                inp = frames.read(lo, hi, p) if stage is None else stage.read(lo, hi, p)
+                raw = inp if stage is None or denoise else frames.read(lo, hi, p)
+                block = torch.from_numpy((inp - mean) / std).to(dev)
                 res = np.empty((b - a, na * m, nb), np.float32)
                 for s in range(a, b, batch_size):
                     cancel.check()
                     ts = np.arange(s, min(b, s + batch_size))
                     x = block[torch.from_numpy(frame_index(ts, k, n) - lo).to(dev)]
                     y = _apply(net, x, m, geometry)
-                    if denoise:
+                    if denoise and stage is None:
                         y[:, 0] = acquired_estimate(y)
                     y = y.float().cpu().numpy() * std + mean
-                    if not denoise:
-                        y[:, 0] = raw[ts - lo]  # acquired lines exactly as measured
+                    if not denoise or stage is not None:
+                        # as measured, or as the first stage restored them
+                        y[:, 0] = raw[ts - lo]
                     res[s - a:s - a + len(ts)] = y.transpose(0, 2, 1, 3).reshape(
                         len(ts), na * m, nb)
                 frames.write(out, a, b, p, res)

@@ -186,6 +186,9 @@ class SparseParams(_Params):
         extra input (0 = frame by frame).
     denoise : also denoise the acquired lines (their values are then a restored estimate);
         off keeps the acquired lines exactly as measured.
+    temporal_denoise : first stage: train the project's denoiser (temporal blind spot) on
+        the acquired lines and reconstruct from its output, so that the restored movie is
+        denoised as a whole (a movie of at least 5 frames; not with a reference).
     epochs : training length: an epoch draws about as many random crops as the frames
         hold (at least 10 steps); None = no limit; whichever of ``epochs`` and
         ``train_seconds`` comes first ends training (the CLI's ``--steps``).
@@ -204,6 +207,7 @@ class SparseParams(_Params):
     simulate: bool = opt(False, "the input is fully sampled: keep every M-th line, reconstruct, and print PSNR/SSIM/trace NRMSE against the full stack")
     context: int = opt(6, "neighbouring frames on each side given to the network", min=0, max=8)
     denoise: bool = opt(True, "also denoise the acquired lines (off: keep them exactly as measured)")
+    temporal_denoise: bool = opt(True, "first stage: the denoiser (temporal blind spot) on the acquired lines, then the reconstruction from its output")
     epochs: int | None = _length("epochs", "an epoch: about as many crops as the frames "
                                  "hold, at least 10 steps")
     train_seconds: float | None = _seconds("epochs")
@@ -221,7 +225,7 @@ class SparseParams(_Params):
         _check_int("factor", self.factor, 2, 16)
         if self.axis not in ("y", "x"):
             raise ValueError(f"axis must be 'y' or 'x', got {self.axis!r}")
-        for name in ("simulate", "denoise"):
+        for name in ("simulate", "denoise", "temporal_denoise"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_int("context", self.context, 0, 8)
@@ -285,6 +289,13 @@ class SparseMethod(Method):
 
     def removes_noise(self, md: dict) -> bool:
         return bool(dict(md.get("params", {})).get("denoise", True))
+
+    def training_summary(self, info: dict[str, Any]) -> str | None:
+        """The truth-free self-check against cubic interpolation and a full scan (an honest
+        preview: it says when the factor is past what the method restores)."""
+        from .figures import format_check
+
+        return format_check(info.get("self_check"))
 
     def check_request(self, req, model) -> None:
         if req.model and req.options.get("reference"):
@@ -372,6 +383,9 @@ class SparseMethod(Method):
         train_act = p.batch_size * p.patch_size**2 * F32 * (2 * k + 1 + 3 * m + 12 * p.width)
         # the normalised list is built while the raw one still exists
         train = 2 * cache + seg + read_extra(seg, itemsize, lazy) + 3 * train_act
+        if p.temporal_denoise and n >= 5:  # the first stage's own cache, freed before
+            stage = 2 * min(768 * 2**20, n * planes * fb)
+            train = max(train, stage + read_extra(seg, itemsize, lazy))
         chunk = min(p.chunk_frames, n)
         raw = (chunk + 2 * k) * fb
         res = chunk * fb * m

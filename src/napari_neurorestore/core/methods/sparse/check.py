@@ -1,0 +1,115 @@
+"""Sparse reconstruction's truth-free self-check (torch; imported by :mod:`.heavy`).
+
+On held-out frames, columns of the fully sampled axis are dropped as in training (one in
+M kept) and restored twice: by the trained chain and by cubic interpolation. Both are
+scored against the *measured* dropped samples, whose noise is independent of either
+estimate, so ``error = mean squared error against the measurement - noise variance``
+(the noise variance from the frames before and after: ``x_t - (x_t-1 + x_t+1) / 2`` has
+1.5 times the variance of white noise). A fully sampled raw scan's error is the noise
+variance itself. The dropped columns lie between kept ones that are themselves M lines
+apart along the sparse axis. The figures are a preview, not a measurement of the output,
+and they are optimistic, more so at large M: on the 600 x 128 x 128 simulation (30 s of
+training, loaded CPU) the estimated error of the restored lines was 1.9 / 5.4 / 10.7
+against 2.3 / 8.2 / 18.5 measured on the rows left out at M = 4 / 8 / 16 (noise variance
+10.4); at M=16 one 60 s run estimated +5.0 dB over a raw full scan where the truth was
+-1.9 dB. (Not the network's geometry: applying it phase by phase instead of to whole
+frames changed the result by 0.1-0.2.) Its text: :func:`.figures.format_check`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .spec import _Frames, cubic_upsample, frame_index
+
+#: held-out frames scored (at most)
+CHECK_FRAMES = 16
+#: share of the training budget kept for the check (at least; at most 10 %)
+CHECK_SHARE = 0.05
+
+
+def reserve(params: Any, src: Any, staged: bool):
+    """The time to keep of the training budget for :func:`estimate`, from the step time:
+    its frames (with the first stage, about 10 x CHECK_FRAMES frames denoised M times
+    over narrower phases) against a step's crops; None without a budget."""
+    if params.train_seconds is None:
+        return None
+    n_a, n_b = src.segments[0].shape[-2:]
+    frames = CHECK_FRAMES * ((10 if staged else 0) + 2 * src.k + 1)
+    ratio = frames * n_a * n_b / (params.batch_size * params.patch_size**2)
+
+    def keep(step_seconds: float) -> float:  # inference: ~10x cheaper a pixel than a step
+        return max(CHECK_SHARE * params.train_seconds,
+                   min(0.1 * params.train_seconds, step_seconds * ratio / 10))
+    return keep
+
+
+def _db(a: float, b: float) -> float:
+    return float(10 * np.log10(max(a, 1e-12) / max(b, 1e-12)))
+
+
+def estimate(net: Any, src: Any, raw: _Frames, device: torch.device,
+             inputs: _Frames | None = None) -> dict | None:
+    """The self-check on up to CHECK_FRAMES consecutive held-out frames of the training
+    ``src`` (one frame in 10; from the middle of the segment with the most) against the
+    measured frames ``raw``; the network's inputs are ``src``'s frames, or ``inputs``'
+    (the first stage's output denoised phase by phase: no input column then carries
+    anything of a dropped one), read once for all the frames. None when no frame is held
+    out or the movie has fewer than 3 frames."""
+    m, k = src.m, src.k
+    if src.reference or not any(len(h) for h in src.held):
+        return None
+    s = int(np.argmax([len(h) for h in src.held]))
+    seg, (t0, plane) = src.segments[s], src.origins[s]
+    held = [int(t) for t in src.held[s] if 1 <= t < len(seg) - 1]
+    if not held:
+        return None
+    first = max(0, len(held) // 2 - CHECK_FRAMES // 2)
+    ts = held[first:first + CHECK_FRAMES]
+    lo, hi = max(0, ts[0] - k), min(len(seg), ts[-1] + k + 1)
+    frames = seg if inputs is None else np.concatenate(
+        [np.zeros((lo, *seg.shape[1:]), np.float32),
+         (inputs.read(t0 + lo, t0 + hi, plane) - src.mean) / src.std])
+    n_a, n_b = seg.shape[-2:]
+    lp = n_b // m
+    if lp < 4:
+        return None
+    se = {"net": 0.0, "cubic": 0.0, "noise": 0.0, "signal": 0.0, "lag1": 0.0}
+    count = 0
+    net.eval()
+    for t in ts:
+        meas = raw.read(t0 + t - 1, t0 + t + 2, plane)[:, :, :lp * m]  # (3, n_a, lp*m)
+        x = frames[frame_index(np.array([t]), k, len(seg))[0]][:, :, :lp * m:m]
+        with torch.inference_mode():
+            xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).to(device)
+            y = net(xt[None])[0].float().cpu().numpy()  # (m, lp, n_a)
+        pred = y.transpose(2, 1, 0).reshape(n_a, lp * m) * src.std + src.mean
+        cub = cubic_upsample(meas[1, :, ::m], m, "x")
+        drop = np.ones(lp * m, bool)
+        drop[::m] = False
+        drop[-m:] = False  # past the last kept column cubic extrapolates: left out
+        tgt = meas[1][:, drop]
+        se["net"] += float(np.sum((pred[:, drop] - tgt) ** 2))
+        se["cubic"] += float(np.sum((cub[:, drop] - tgt) ** 2))
+        d = tgt - 0.5 * (meas[0][:, drop] + meas[2][:, drop])
+        se["noise"] += float(np.sum(d**2)) / 1.5
+        se["signal"] += float(np.sum((tgt - tgt.mean()) ** 2))
+        dd = meas[1] - 0.5 * (meas[0] + meas[2])  # the noise's neighbour correlation
+        se["lag1"] += float(np.mean(dd[:, 1:] * dd[:, :-1]) / max(np.mean(dd**2), 1e-12))
+        count += tgt.size
+    if count == 0:
+        return None
+    noise, net_e, cub_e, var = (se[key] / count for key in ("noise", "net", "cubic", "signal"))
+    floor = 0.01 * noise
+    err_net, err_cubic = max(net_e - noise, floor), max(cub_e - noise, floor)
+    return {"factor": m, "frames": len(ts), "noise_var": noise,
+            "net_error": err_net, "cubic_error": err_cubic,
+            "at_floor": bool(net_e - noise <= floor),
+            # the share of the signal's variance between the kept columns left unexplained
+            "unexplained": float(err_net / max(var - noise, floor)),
+            "signal_var": float(var - noise),
+            "noise_lag1": se["lag1"] / len(ts),
+            "gain_db": _db(err_cubic, err_net), "vs_full_scan_db": _db(noise, err_net)}
