@@ -118,3 +118,24 @@ def _roi_means(movie, labels):
     from napari_neurorestore.core.traces import extract_traces, rois_from_labels
 
     return list(extract_traces(movie, rois_from_labels(labels)))
+
+
+def test_frames_narrower_than_the_kernel_get_a_smaller_kernel():
+    """A crop of 8 rows (narrower than the 11-px centre kernel) trains and restores with the
+    centre correction on (it raised a broadcast error before): the kernel fits the frame."""
+    from napari_neurorestore.core.methods.denoise import heavy as dn
+    from napari_neurorestore.core.methods.denoise.spec import DenoiseParams
+    from napari_neurorestore.core.progress import drain
+
+    rng = np.random.default_rng(0)
+    clean = np.broadcast_to((np.sin(np.linspace(0, 3, 8))[:, None] * 50 + 100)[None],
+                            (60, 8, 64))
+    noisy = (clean + rng.normal(0, 10, clean.shape)).astype(np.float32)
+    model = drain(dn.train(noisy, DenoiseParams(epochs=2, device="cpu", window=5,
+                                                long_context=False)))
+    kernel = model.norm.get("centre_kernel")
+    if kernel is not None:
+        assert max(np.shape(kernel)) <= 7
+    out = drain(dn.predict(noisy, model))
+    assert out.shape == noisy.shape
+    assert ((out - clean) ** 2).mean() < 0.5 * ((noisy - clean) ** 2).mean()

@@ -22,7 +22,10 @@ The rules (the layers, from the bottom up):
 * An arrow goes to the same layer or a lower one: core never imports a face, a method
   never imports a run, the shared modules import no method (not even the registry).
 * A method package imports only itself, ``core/methods/base.py`` and the shared layer: not
-  another method's package, not the registry (it is found *by* the registry).
+  another method's package, not the registry (it is found *by* the registry). A method
+  that chains another as a stage (sparse's first stage is the denoiser: the two stages of
+  the fiberscopy paper) loads it by name at run time, as the registry does
+  (``sparse/chain.py``): no edge, and the denoiser knows nothing of it.
 * Inside core nothing else imports a method package: the runs reach a method through the
   registry (``get(name)``, ``Method.impl()``). A face may import a method's light modules
   (its params dataclass, its figures' text) but none that imports torch at module level.

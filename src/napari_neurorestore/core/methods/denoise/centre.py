@@ -115,7 +115,9 @@ def left_error(p_resid: np.ndarray, p_noise: np.ndarray, shape: tuple[int, int])
 
 
 def kernel_from_gain(gain: np.ndarray, shape: tuple[int, int], size: int = KERNEL) -> np.ndarray:
-    """The spatial kernel (size x size) of a gain given on an rfft2 grid of ``shape``."""
+    """The spatial kernel (size x size) of a gain given on an rfft2 grid of ``shape``; on
+    frames narrower than ``size`` the largest odd size that fits them."""
+    size = min(size, 2 * ((min(shape) - 1) // 2) + 1)
     k = np.fft.fftshift(np.fft.irfft2(gain, s=shape))
     cy, cx = shape[0] // 2, shape[1] // 2
     r = size // 2
