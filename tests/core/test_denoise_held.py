@@ -222,3 +222,18 @@ def test_an_earlier_checkpoint_within_the_noise_does_not_replace_the_last(rng):
     assert min(evaluated, key=evaluated.get) < 10  # an earlier one scored a little better
     assert summary["best_step"] == 10 and float(net.s) == 1.0  # but the last is kept
     assert summary["margin"] > 0
+
+
+def test_a_longer_budget_evaluates_every_checkpoint_the_default_one_does():
+    """With restarts, the first cycle is a default (60-s) run: its evaluation times are
+    among the longer budget's, so the checkpoint a 60-s run keeps can be kept by a 300-s or
+    900-s run too (a 300-s run evaluated from 30 s on, after the best weights of a 50-frame
+    movie at 6 s)."""
+    from napari_neurorestore.core.methods.denoise.held import CYCLE_SECONDS, schedule
+
+    default = schedule(CYCLE_SECONDS) * CYCLE_SECONDS
+    assert len(default) == 11 and default[0] == pytest.approx(0.1 * CYCLE_SECONDS)
+    for seconds in (300.0, 900.0):
+        longer = schedule(seconds) * seconds
+        assert all(np.isclose(longer, t).any() for t in default)
+        assert longer[-1] == pytest.approx(seconds) and np.all(np.diff(longer) > 0)

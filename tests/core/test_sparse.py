@@ -32,7 +32,7 @@ def trained(movie):
     sparse = make_sparse(movie.raw, 4)
     res = drain(restore("sparse", sparse,
                         SparseParams(factor=4, epochs=12, batch_size=8, width=8, seed=0,
-                                            device="cpu")))
+                                     device="cpu", temporal_denoise=True)))
     return sparse, res
 
 
@@ -241,7 +241,7 @@ def test_denoising_stage_off_or_impossible_is_recorded(movie):
     off = drain(restore("sparse", sparse, SparseParams(temporal_denoise=False, **FAST)))
     assert off.model.info["denoise_stage"].startswith("off") and "denoiser" not in off.model.norm
     assert not off.metadata["neurorestore"]["params"]["temporal_denoise"]
-    img = drain(restore("sparse", sparse[0], SparseParams(**FAST)))  # one frame: no time axis
+    img = drain(restore("sparse", sparse[0], SparseParams(temporal_denoise=True, **FAST)))  # one frame
     assert img.model.info["denoise_stage"].startswith("skipped")
 
 
