@@ -10,6 +10,7 @@ import torch
 from torch.nn.functional import pixel_unshuffle
 
 from napari_neurorestore.cli.main import main
+from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods import get
 from napari_neurorestore.core.methods.denoise import centre as dc
 from napari_neurorestore.core.methods.denoise import heavy as dn
@@ -155,22 +156,38 @@ def test_where_the_gaussian_wins_the_output_is_the_gaussian(flat):
     assert err(g) < 0.7 * err(net)
 
 
-def test_the_guard_is_a_run_time_setting_and_can_be_off_at_training(tmp_path, capsys, flat):
+def test_the_guard_cannot_be_left_out_of_a_model_fitted_with_it(tmp_path, capsys, flat):
     clean, raw, model = flat
     src, m = tmp_path / "in.tif", tmp_path / "m.pt"
     tifffile.imwrite(src, raw)
     save_model(model, m)
-    for name, flags in (("on", []), ("off", ["--no-gaussian-guard"])):
-        assert main(["denoise", str(src), "-o", str(tmp_path / f"{name}.tif"), "--model", str(m),
-                     "-q", "--device", "cpu", *flags]) == 0
+    assert main(["denoise", str(src), "-o", str(tmp_path / "on.tif"), "--model", str(m),
+                 "-q", "--device", "cpu"]) == 0
     # the CLI says which output was used
     out = capsys.readouterr().out.splitlines()
     assert "Gaussian filter (sigma_t=" in [ln for ln in out if "on.tif" in ln][0]
-    assert "output: the network)" in [ln for ln in out if "off.tif" in ln][0]
-    off = tifffile.imread(tmp_path / "off.tif")
-    ref = drain(dn.predict(raw, model, device="cpu", gaussian_guard=False))
-    np.testing.assert_allclose(off, ref, rtol=0, atol=1e-3)
-    assert np.abs(tifffile.imread(tmp_path / "on.tif") - off).max() > 0.1
+    # the steps after the network were fitted on the blend: without it they do not fit,
+    # so leaving it out is refused in one line (exit 2), and nothing is written
+    assert main(["denoise", str(src), "-o", str(tmp_path / "off.tif"), "--model", str(m),
+                 "-q", "--device", "cpu", "--no-gaussian-guard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fitted on its blend with a Gaussian filter" in err[0]
+    assert not (tmp_path / "off.tif").exists()
+    params = dataclasses.replace(DenoiseParams.from_dict(model.params), gaussian_guard=False)
+    with pytest.raises(ValueError, match="train a new model with it off"):
+        drain(restore("denoise", raw, params, model=model))
+    # where the blend is not applied anyway (live mode's causal step, no long context),
+    # the setting changes nothing and is not refused
+    for other in (dataclasses.replace(params, causal_context=True),
+                  dataclasses.replace(params, long_context=False)):
+        assert drain(restore("denoise", raw[:30], other, model=model)).data.shape == (30, 32, 32)
+    # a model with no blend (weight 0) runs with the guard off
+    zero = TrainedModel("denoise", model.params, model.state_dict,
+                        {**model.norm, "gaussian": {**model.norm["gaussian"], "weight": 0.0}},
+                        model.info)
+    assert drain(restore("denoise", raw[:30], params, model=zero)).data.shape == (30, 32, 32)
+
+
     # set off at training: no blend is fitted, and the self-check says so
     net_only = drain(dn.train(raw, DenoiseParams(epochs=1, train_seconds=None, patch_size=16,
                                                  batch_size=4, device="cpu", seed=0,

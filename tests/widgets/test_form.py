@@ -98,3 +98,29 @@ def test_an_optional_field_shows_its_none_text(form):
     seed.native.setFocus()
     seed.native.clearFocus()  # leaving the field reads its text back: still None
     assert form.values()["seed"] is None and edit.text() == "random"
+
+
+def test_a_setting_without_effect_is_greyed_out_and_says_why(qtbot):
+    """The denoiser's blend with the Gaussian goes with the full long context only: with
+    the causal step (or no long context) the form shows it does not apply."""
+    from magicgui.widgets import Container
+
+    f = ParamForm(Container(), Container(labels=True))
+    f.build("denoise")
+    guard, causal, ctx = (f.widgets[n] for n in ("gaussian_guard", "causal_context", "long_context"))
+    assert guard.enabled and causal.enabled and "Not applied" not in guard.tooltip
+    free = guard.tooltip
+    causal.value = True
+    assert not guard.enabled and guard.tooltip.startswith("Not applied: needs 'causal long context' off")
+    assert guard.tooltip.endswith(free)
+    causal.value = False
+    assert guard.enabled and guard.tooltip == free
+    f.widgets["centre_correction"].value = False  # the long context is fitted with it
+    assert not ctx.enabled and not guard.enabled and not causal.enabled
+    assert "'centre-frame correction' on" in ctx.tooltip
+    f.widgets["centre_correction"].value = True
+    assert ctx.enabled and guard.enabled
+    # a field a loaded model fixes stays fixed
+    f.fix({"long_context": True}, "fixed:")
+    f.apply_needs()
+    assert not ctx.enabled and ctx.tooltip.startswith("fixed:")

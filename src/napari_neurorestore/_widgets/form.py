@@ -7,7 +7,9 @@ One widget per field, in the field's order: a spin box for ``int``/``float``, a 
 the tables below where it does not:
 
 * ``field(metadata=...)`` keys: ``"label"`` (the widget's label), ``"min"``, ``"max"``,
-  ``"step"`` (its range), ``"help"`` (its tooltip), ``"choices"`` (a combo box);
+  ``"step"`` (its range), ``"help"`` (its tooltip), ``"choices"`` (a combo box),
+  ``"needs"`` (the other fields' values without which it has no effect: it is greyed out,
+  its tooltip saying why, while they differ; :meth:`ParamForm.apply_needs`);
 * otherwise the tooltip is the field's entry in the dataclass's numpy-style docstring, the
   label its name (or :data:`LABELS`), and the range :data:`FIELD_OPTIONS`.
 
@@ -27,7 +29,7 @@ from ..core.methods import names, params_for
 from ..core.params import field_docs
 
 #: the ``field(metadata=...)`` keys the form reads (each overrides the tables below)
-METADATA_KEYS = ("label", "min", "max", "step", "help", "choices")
+METADATA_KEYS = ("label", "min", "max", "step", "help", "choices", "needs")
 
 #: ranges and steps of the parameter widgets; a ``(method, name)`` key overrides a ``name``
 #: key, and a field's own ``metadata`` overrides both
@@ -229,6 +231,9 @@ class ParamForm:
         self.method: str | None = None
         #: fields shown as fixed (greyed out) by :meth:`fix`, with their free tooltips
         self.fixed: dict[str, str] = {}
+        #: field -> {other field: value} it needs (``needs`` metadata), and free tooltips
+        self.needs: dict[str, dict[str, Any]] = {}
+        self._free_tips: dict[str, str] = {}
 
     def build(self, method: str) -> None:
         """Replace the widgets by those of ``method``'s dataclass."""
@@ -240,6 +245,7 @@ class ParamForm:
         self.advanced.clear()
         self.widgets = {}
         self.fixed = {}
+        self.needs, self._free_tips = {}, {}
         self.method = method
         hints = typing.get_type_hints(cls)
         docs = field_docs(cls)  # the CLI's help reads the same entries
@@ -247,6 +253,12 @@ class ParamForm:
             w = make_param_widget(method, f, hints.get(f.name, Any), docs.get(f.name, ""))
             self.widgets[f.name] = w
             (self.advanced if f.name in ADVANCED else self.main).append(w)
+            if f.metadata.get("needs"):
+                self.needs[f.name] = dict(f.metadata["needs"])
+        # a change of what a field needs greys it out or back
+        for other in {o for need in self.needs.values() for o in need if o in self.widgets}:
+            self.widgets[other].changed.connect(lambda *_: self.apply_needs())
+        self.apply_needs()
         for container in (self.main, self.advanced):
             widen_labels(container)
 
@@ -310,3 +322,31 @@ class ParamForm:
                 w.value = value
             w.enabled = False
             w.tooltip = f"{note} {self.fixed[name]}".strip()
+
+    def unmet(self, name: str) -> list[str]:
+        """The labels of the settings field ``name`` needs and does not have (``needs``)."""
+        out = []
+        for other, value in self.needs.get(name, {}).items():
+            w = self.widgets.get(other)
+            if w is not None and w.value != value:
+                label = w.text if isinstance(w, CheckBox) else w.label
+                out.append(f"'{label}' {'on' if value is True else 'off' if value is False else value}")
+        return out
+
+    def apply_needs(self) -> None:
+        """Grey out the fields that have no effect with the other fields' values now
+        (``needs``), saying why in their tooltips, and enable them again when they do
+        (unless a loaded model fixes them, :meth:`fix`). A value the user set is not
+        silently ignored: the form shows that it does not apply."""
+        for name in self.needs:
+            w = self.widgets[name]
+            free = self._free_tips.setdefault(name, w.tooltip or "")
+            missing = self.unmet(name)
+            if name in self.fixed:
+                continue
+            if missing:
+                w.enabled = False
+                w.tooltip = f"Not applied: needs {' and '.join(missing)}. {free}"
+            else:
+                w.enabled = True
+                w.tooltip = free

@@ -271,6 +271,8 @@ class RestoreWidget(RestoreJobs, ModelFiles, DockBase):
             w.enabled = not busy
         self.extra_inputs.set_enabled(not busy)
         self.form.fix(self._fixed_by_model(), FIXED_NOTE)
+        if not busy:
+            self.form.apply_needs()  # what has no effect with the other settings: greyed
         self.live.update_buttons(busy, self.method)
 
     def _fixed_by_model(self) -> dict[str, Any]:

@@ -87,7 +87,8 @@ class DenoiseParams(_Params):
     gaussian_guard : fit, on frames held out of training, the blend of the network's
         prediction with the self-check's blind Gaussian filter (weight 0: the network,
         1: the Gaussian) and apply it (see :mod:`.held`); off: the network alone. Applying
-        a saved model, off leaves its blend out. Needs the full ``long_context`` (live mode
+        a saved model whose blend weight is above 0, off is refused (its later steps were
+        fitted on the blend). Needs the full ``long_context`` (live mode
         and ``causal_context``, which have not got the frames it reads, leave it out).
     ensemble : average the network's prediction over the flips and rotations of each
         window ("on"), never ("off"), or when the movie has at most
@@ -112,15 +113,19 @@ class DenoiseParams(_Params):
     long_context: bool = opt(True, "combine the network's prediction with blind means over "
                              "up to 64 frames each side, weighted by least squares on the "
                              "movie itself (what hardly changes is learned from many frames; "
-                             "fitted with the centre-frame correction)", label="long context")
+                             "fitted with the centre-frame correction)", label="long context",
+                             needs={"centre_correction": True})
     causal_context: bool = opt(False, "apply the causal long-context step (what live mode "
                                "applies: past frames and the window's future only) instead "
-                               "of the full one", label="causal long context")
+                               "of the full one", label="causal long context",
+                               needs={"centre_correction": True, "long_context": True})
     gaussian_guard: bool = opt(True, "never worse than a Gaussian filter: blend the network "
                                "with the self-check's Gaussian (up to the Gaussian alone) "
                                "where frames held out of training say it is better; off: "
                                "the network (the blend needs the full long context)",
-                               label="never worse than a Gaussian")
+                               label="never worse than a Gaussian",
+                               needs={"centre_correction": True, "long_context": True,
+                                      "causal_context": False})
     ensemble: str = opt("auto", "average the network over the 8 flips and rotations of each "
                         "window (8x its work at inference): auto = for movies of at most 16 M "
                         "pixels, on, off", choices=("auto", "on", "off"), label="flip ensemble")
@@ -237,6 +242,25 @@ class DenoiseMethod(Method):
                 "blend": f"{1 - a:.2f} x network + {a:.2f} x Gaussian filter "
                          "(sigma_t={:g}, sigma_xy={:g})"}[md["output"]]
         return f"{base[:-1]}; output: {what.format(*md.get('gaussian_sigma', ()))})"
+
+    def check_request(self, req, model) -> None:
+        if model is not None and req.params is not None:
+            self.prepare_predict(model, (), req.params, {}, {})
+
+    def prepare_predict(self, model, input_shape, params, given, options) -> Any:
+        """Refuse the blend with the Gaussian turned off for a model that has one: its later
+        steps (long context, centre correction) were fitted on the blend, and without it
+        they do not fit (allen_movie: 0.92 of the tuned Gaussian's excess error with the
+        blend, 1.59 without it)."""
+        spec = model.norm.get("gaussian") if model is not None else None
+        if (spec and float(spec.get("weight", 0)) > 0 and not params.gaussian_guard
+                and run_context(params) is True):
+            raise InputError(
+                f"this model's steps after the network were fitted on its blend with a "
+                f"Gaussian filter (weight {float(spec['weight']):.2f}), so they cannot be "
+                f"applied without it: keep 'never worse than a Gaussian' on, or train a new "
+                f"model with it off to get the network alone")
+        return params
 
     def output_metadata(self, model, params, input_shape) -> dict:
         """Which long-context step was applied ("full", "causal" or "none") and which
