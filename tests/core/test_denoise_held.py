@@ -254,3 +254,45 @@ def test_a_longer_budget_evaluates_every_checkpoint_the_default_one_does():
         longer = schedule(seconds) * seconds
         assert all(np.isclose(longer, t).any() for t in default)
         assert longer[-1] == pytest.approx(seconds) and np.all(np.diff(longer) > 0)
+
+
+def test_a_step_cap_within_a_time_budget_anneals_the_rate_by_the_cap():
+    from napari_neurorestore.core.progress import CancelToken
+    from napari_neurorestore.core.train import fit
+
+    model = torch.nn.Module()
+    model.p = torch.nn.Parameter(torch.zeros(1))
+    model.forward = lambda x: x
+    seen, before = [], [0.0]
+
+    def on_step(step):
+        seen.append(before[0] - float(model.p))
+        before[0] = float(model.p)
+
+    history = drain(fit(model, lambda: (torch.zeros(1), torch.zeros(1)),
+                        lambda out, y: model.p.sum(), 20, 600.0, 1.0, CancelToken(),
+                        on_step=on_step, cycles=[0.1, 0.3, 1.0]))
+    # the 20 steps end long before the 600 s (and its first cycle's 60 s): the rate
+    # decays to about 10 % by the cap, with no restart
+    assert len(history) == 20
+    np.testing.assert_allclose(seen[0], 1.0, rtol=1e-3)
+    assert seen[-1] < 0.2 and all(a >= b - 1e-6 for a, b in zip(seen[:-1], seen[1:], strict=True))
+
+
+def test_a_short_movie_stops_after_max_passes_and_says_so(monkeypatch):
+    monkeypatch.setattr(dh, "MAX_PASSES", 10)
+    r = np.random.default_rng(0)
+    raw = (50 + r.normal(0, 5, (40, 16, 16))).astype(np.float32)
+    p = DenoiseParams(train_seconds=60, patch_size=16, batch_size=4, device="cpu", seed=0)
+    model = drain(dn.train(raw, p))
+    # 40 frames, window 11: 30 targets, 4 held out; 10 passes of 26 x 16 x 16 pixels
+    # in crops of 16 x 16, 4 a step
+    assert dh.step_cap(26, (16, 16), 4, 16) == 65
+    assert model.info["steps"] == 65 and model.info["train_seconds"] < 30
+    assert model.info["pass_cap"] == {"passes": 10, "steps": 65}
+    line = get("denoise").training_summary(model.info)
+    assert "training ended after 10 passes over the movie's frames (65 steps" in line
+    # a run of set epochs is not capped
+    capped = dh.step_cap(26, (16, 16), 4, 16)
+    by_epochs = drain(dn.train(raw, dataclasses.replace(p, epochs=30, train_seconds=None)))
+    assert by_epochs.info["steps"] > capped and "pass_cap" not in by_epochs.info

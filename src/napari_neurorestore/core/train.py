@@ -122,6 +122,9 @@ def fit(
     ends of the learning rate's cycles as fractions of the budget (ascending, the last 1):
     the cosine decay starts again at each, and ``on_cycle(step)`` is called with the
     weights at the end of each cycle but the last (e.g. to keep the best of them).
+    With both ``train_seconds`` and a ``total_steps`` that may come first (a cap), the
+    cycle under way decays by whichever is nearer its end, so training that the cap ends
+    ends annealed.
     """
     try:
         return (yield from _fit(model, sample_batch, loss_fn, total_steps, train_seconds,
@@ -148,13 +151,16 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
     model.train()
     step = 0
     step_times: list[float] = []
-    ends, cycle, begun = list(cycles or [1.0]), 0, 0.0
+    ends, cycle, begun, first = list(cycles or [1.0]), 0, 0.0, 0
     while step < total_steps:
         cancel.check()
         if step and getattr(cancel, "training_stopped", False):
             break  # the user's "stop training": keep what was learned (after >= 1 step)
         elapsed = time.perf_counter() - t0
         frac = step / total_steps
+        # the cycle's progress: by time, or by steps towards ``total_steps`` when that
+        # comes first (a step cap within a time budget: the rate anneals by the cap)
+        by_steps = (step - first) / max(total_steps - first, 1)
         if train_seconds is not None:
             # stop when the next step would end past the budget (a step's time: the
             # median of the last ones), so that the cap holds to about one step
@@ -163,12 +169,14 @@ def _fit(model, sample_batch, loss_fn, total_steps, train_seconds, learning_rate
             limit = train_seconds - (reserve(typical) if settled else 0.0)
             if elapsed + typical >= limit:
                 break
-            frac = max(frac, elapsed / max(limit, 1e-9))
+            frac = elapsed / max(limit, 1e-9)
         while cycle < len(ends) - 1 and frac >= ends[cycle]:  # a cycle ended: restart
             if on_cycle is not None and step:
                 on_cycle(step)
-            begun, cycle = ends[cycle], cycle + 1
-        local = (frac - begun) / max(ends[cycle] - begun, 1e-9)
+            begun, cycle, first = ends[cycle], cycle + 1, step
+            by_steps = 0.0
+        local = max((frac - begun) / max(ends[cycle] - begun, 1e-9), by_steps)
+        frac = max(frac, step / total_steps)
         lr = learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(local, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr

@@ -177,7 +177,12 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
     cancel.check()
     net = build_net(params).to(device)
     steps_per_epoch = max(1, -(-src.n_windows // (params.stride * params.batch_size)))
-    total = 10**9 if params.epochs is None else params.epochs * steps_per_epoch
+    if params.epochs is None:  # the time budget ends training, or MAX_PASSES over the
+        # frames if they come first (a short movie: longer training fits its noise)
+        total = denoise_held.step_cap(src.n_windows, src.segments[0].shape[-2:],
+                                      params.batch_size, params.patch_size)
+    else:
+        total = params.epochs * steps_per_epoch
 
     def sample_batch():
         x, y = src.batch(params.batch_size, params.patch_size)
@@ -232,6 +237,8 @@ def train(data: Any, params: DenoiseParams, cancel: CancelToken | None = None
         info["self_check"] = check
     if checkpoint is not None:
         info["checkpoint"] = checkpoint
+    if params.epochs is None and len(history) >= total:
+        info["pass_cap"] = {"passes": denoise_held.MAX_PASSES, "steps": total}
     return TrainedModel("denoise", params.to_dict(), state, norm, info)
 
 

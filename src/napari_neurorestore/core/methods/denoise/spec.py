@@ -64,7 +64,9 @@ class DenoiseParams(_Params):
         alone ends training; the CLI's ``--steps``).
     train_seconds : wall-time budget of training, reading the training frames included
         (default 60 s, as for every method; None = no cap, then ``epochs`` must be set);
-        whichever of ``epochs`` and ``train_seconds`` comes first ends training.
+        whichever of ``epochs`` and ``train_seconds`` comes first ends training. A run
+        the budget ends stops after ``held.MAX_PASSES`` passes over the training frames'
+        pixels if they come first (a short movie: longer training fits its noise).
     patch_size : side of the random square crops used for training (multiple of 4).
     batch_size : training windows per optimisation step.
     learning_rate : Adam's initial learning rate (cosine-decayed to 10 %).
@@ -219,7 +221,13 @@ class DenoiseMethod(Method):
             return None
         from .centre import format_check
 
-        return format_check(info["self_check"])
+        line = format_check(info["self_check"])
+        cap = info.get("pass_cap")
+        if cap:
+            line += (f"; training ended after {cap['passes']} passes over the movie's frames "
+                     f"({cap['steps']} steps, {info.get('train_seconds', 0):g} s): on a "
+                     f"movie this short, longer training fits its noise")
+        return line
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,
