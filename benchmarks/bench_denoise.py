@@ -291,7 +291,10 @@ def main():
         print(f"\nreal {r['name']} (even frames {r['shape']}, scored against the odd frames):"
               f" MSE raw {r['raw']:.2f}, best Gaussian {r['gauss']:.2f} ({r['gsig']}), ours "
               f"{r['ours']:.2f}: ratio {r['ratio']:.3f}; excess error over the noise floor, "
-              f"ours / Gaussian: {r['excess']:.2f}\n  {r['steps']} steps in {r['secs']:.1f} s; "
+              f"ours / Gaussian: {r['excess']:.2f}\n  signal change between adjacent frames D = "
+              f"{r['change']:.1f} ({r['change_share']:.2f} x the Gaussian's excess error); a "
+              f"perfect restoration would score about {r['perfect']:.2f} (benchmarks/README.md)"
+              f"\n  {r['steps']} steps in {r['secs']:.1f} s; "
               f"{r['kept']}\n  {r['check']}  [{load()}]", flush=True)
         for name, p in r["peers"].items():
             print(f"  {name}: failed: {p}" if isinstance(p, str) else
