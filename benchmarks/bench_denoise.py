@@ -9,6 +9,10 @@ self-check. Real recordings (``--real FILE.tif``) are scored without truth: the 
 frames are restored and compared with the odd frames (independent noise, nearly the same
 signal), for ours and for a Gaussian tuned on that same criterion. Finally inference
 frames/s at 512x512 and peak memory. Prints the load average: run it alone.
+Under each real recording: the signal's change between adjacent frames (D) and what a
+perfect restoration would score on the odd/even protocol (``_odd_even.py``; where D is as
+large as the Gaussian's excess error, the ratio says little). ``--protocol-check REGIME...``
+runs that protocol on simulated regimes beside the truth's figure.
 
 Peers (``--peers careamics``): on the same movie, with the same ``--train-seconds``, a
 peer's PSNR, trace r, training seconds, steps and inference frames/s (at the movie's size)
@@ -19,6 +23,7 @@ environment never imports them; a missing one is skipped with the reason printed
     python benchmarks/bench_denoise.py [--regimes base "corr 0.3" ...] [--train-seconds 60]
                                        [--real /path/movie.tif ...] [--no-centre]
                                        [--peers careamics deepcad] [--peer-python PATH]
+                                       [--protocol-check "7.5 Hz" "jitter 0.5 px" ...]
 """
 
 from __future__ import annotations
