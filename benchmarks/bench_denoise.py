@@ -9,6 +9,10 @@ self-check. Real recordings (``--real FILE.tif``) are scored without truth: the 
 frames are restored and compared with the odd frames (independent noise, nearly the same
 signal), for ours and for a Gaussian tuned on that same criterion. Finally inference
 frames/s at 512x512 and peak memory. Prints the load average: run it alone.
+Under each real recording: the signal's change between adjacent frames (D) and what a
+perfect restoration would score on the odd/even protocol (``_odd_even.py``; where D is as
+large as the Gaussian's excess error, the ratio says little). ``--protocol-check REGIME...``
+runs that protocol on simulated regimes beside the truth's figure.
 
 Peers (``--peers careamics``): on the same movie, with the same ``--train-seconds``, a
 peer's PSNR, trace r, training seconds, steps and inference frames/s (at the movie's size)
@@ -19,6 +23,7 @@ environment never imports them; a missing one is skipped with the reason printed
     python benchmarks/bench_denoise.py [--regimes base "corr 0.3" ...] [--train-seconds 60]
                                        [--real /path/movie.tif ...] [--no-centre]
                                        [--peers careamics deepcad] [--peer-python PATH]
+                                       [--protocol-check "7.5 Hz" "jitter 0.5 px" ...]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import itertools
 import os
 
+import _odd_even as odd_even
 import numpy as np
 from _common import Timer, machine, peak_rss_mb
 from _peers import NOT_RUN, PEERS, peer_python, run_peer
@@ -136,29 +142,48 @@ def real_row(path, seconds, centre, peers=None):
     import tifffile
 
     movie = tifffile.imread(path).astype(np.float32)
-    even, odd = movie[0::2], movie[1::2]
-    n = min(len(even), len(odd))
-    even, odd = even[:n], odd[:n]
+    even, odd = odd_even.split(movie)
     mse = lambda x: float(((x - odd) ** 2).mean())  # noqa: E731
     g_score, g_sig, g = best_gaussian(even, lambda x: -mse(x))
     res = drain(restore("denoise", even, DenoiseParams(train_seconds=seconds, seed=0, centre_correction=centre)))
     ours = res.data
-    # the noise floor: the variance of odd-frame noise, from the odd frames' own second
-    # temporal differences (1.5 x noise variance plus a little signal curvature)
-    d = odd[1:-1] - 0.5 * (odd[:-2] + odd[2:])
-    floor = float(d.var() / 1.5)
-    ex_g, ex_o = -g_score - floor, mse(ours) - floor
+    floor = odd_even.noise_floor(odd)
+    ex_g = -g_score - floor
+    _, change = odd_even.adjacent_change(movie)
+    perfect = odd_even.perfect_ratio(movie, -g_score, floor)
     peer_rows = {}
     for name, (out, info) in (peers.run(even, seconds, 0) if peers else {}).items():
         peer_rows[name] = info if out is None else dict(
             mse=mse(out), ratio=mse(out) / -g_score,
-            excess=(mse(out) - floor) / ex_g if ex_g > 0 else float("nan"), info=info)
+            excess=odd_even.excess_ratio(out, odd, -g_score, floor), info=info)
     return dict(name=os.path.basename(path), shape="x".join(map(str, even.shape)),
                 raw=mse(even), gauss=-g_score, gsig=f"{g_sig[0]}/{g_sig[1]}", ours=mse(ours),
-                ratio=mse(ours) / -g_score, excess=ex_o / ex_g if ex_g > 0 else float("nan"),
+                ratio=mse(ours) / -g_score, excess=odd_even.excess_ratio(ours, odd, -g_score, floor),
+                change=change, change_share=change / ex_g if ex_g > 0 else float("nan"),
+                perfect=perfect,
                 check=format_check(res.model.info.get("self_check")), peers=peer_rows,
                 steps=res.model.info["steps"], secs=res.model.info["train_seconds"],
                 kept=checkpoint_note(res.model.info.get("checkpoint")))
+
+
+def protocol_row(reg, seconds, centre):
+    """The odd/even protocol of ``real_row`` run on a simulated regime, beside what it
+    stands for: ours against the truth of the even frames, relative to the Gaussian tuned
+    with that truth (both as ratios of error; see _odd_even)."""
+    mv = make_movie(reg)
+    even, odd = odd_even.split(mv.raw)
+    clean = mv.clean[0::2][:len(even)]
+    res = drain(restore("denoise", even, DenoiseParams(train_seconds=seconds, seed=reg.seed,
+                                                       centre_correction=centre)))
+    g_score, _, _ = best_gaussian(even, lambda x: -float(((x - odd) ** 2).mean()))
+    t_score, _, _ = best_gaussian(even, lambda x: -float(((x - clean) ** 2).mean()))
+    floor = odd_even.noise_floor(odd)
+    _, change = odd_even.adjacent_change(mv.raw)
+    return dict(regime=reg.name, protocol=odd_even.excess_ratio(res.data, odd, -g_score, floor),
+                perfect=odd_even.excess_ratio(clean, odd, -g_score, floor),
+                perfect_est=odd_even.perfect_ratio(mv.raw, -g_score, floor),
+                truth=float(((res.data - clean) ** 2).mean()) / -t_score,
+                change_share=change / (-g_score - floor), steps=res.model.info["steps"])
 
 
 def checkpoint_note(ck) -> str:
@@ -226,6 +251,9 @@ def main():
                     help="run N busy processes beside the benchmark (2 on 2 cores: the CPU "
                          "2x oversubscribed)")
     ap.add_argument("--no-fps", action="store_true", help="skip the 512x512 inference timing")
+    ap.add_argument("--protocol-check", nargs="*", default=[], metavar="REGIME",
+                    help="run the real recordings' odd/even protocol on these simulated "
+                         "regimes and print it beside the truth's figure")
     args = ap.parse_args()
     centre = not args.no_centre
     if args.busy:
@@ -268,12 +296,22 @@ def main():
         print(f"\nreal {r['name']} (even frames {r['shape']}, scored against the odd frames):"
               f" MSE raw {r['raw']:.2f}, best Gaussian {r['gauss']:.2f} ({r['gsig']}), ours "
               f"{r['ours']:.2f}: ratio {r['ratio']:.3f}; excess error over the noise floor, "
-              f"ours / Gaussian: {r['excess']:.2f}\n  {r['steps']} steps in {r['secs']:.1f} s; "
+              f"ours / Gaussian: {r['excess']:.2f}\n  signal change between adjacent frames D = "
+              f"{r['change']:.1f} ({r['change_share']:.2f} x the Gaussian's excess error); a "
+              f"perfect restoration would score about {r['perfect']:.2f} (benchmarks/README.md)"
+              f"\n  {r['steps']} steps in {r['secs']:.1f} s; "
               f"{r['kept']}\n  {r['check']}  [{load()}]", flush=True)
         for name, p in r["peers"].items():
             print(f"  {name}: failed: {p}" if isinstance(p, str) else
                   f"  {name}: MSE {p['mse']:.2f}: ratio to the Gaussian {p['ratio']:.3f}, excess "
                   f"{p['excess']:.2f}; {peer_fields(p['info'])}", flush=True)
+    for name in args.protocol_check:
+        r = protocol_row(by_name[name], args.train_seconds, centre)
+        print(f"\nodd/even protocol on {r['regime']}: excess error ours / Gaussian {r['protocol']:.2f} "
+              f"({-10 * np.log10(r['protocol']):+.2f} dB); against the truth of the even frames "
+              f"{r['truth']:.2f} ({-10 * np.log10(r['truth']):+.2f} dB); D {r['change_share']:.2f} "
+              f"x the Gaussian's excess; the truth itself scores {r['perfect']:.2f} (estimated without "
+              f"it: {r['perfect_est']:.2f}); {r['steps']} steps  [{load()}]", flush=True)
     if not args.no_fps:
         print()
         for name, (med, lo, hi, steps) in inference_fps().items():
