@@ -163,7 +163,8 @@ def real_row(path, seconds, centre, peers=None):
                 perfect=perfect,
                 check=format_check(res.model.info.get("self_check")), peers=peer_rows,
                 steps=res.model.info["steps"], secs=res.model.info["train_seconds"],
-                kept=checkpoint_note(res.model.info.get("checkpoint")))
+                kept=checkpoint_note(res.model.info.get("checkpoint"))
+                + ("; ended by the pass cap" if res.model.info.get("pass_cap") else ""))
 
 
 def protocol_row(reg, seconds, centre):
