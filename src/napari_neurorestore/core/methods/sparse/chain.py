@@ -23,7 +23,8 @@ short of training: its acquired rows' ROI traces reach 5.8 % after 111 steps and
 after 1330, where smoothing the raw acquired rows in time with the Gaussian the truth
 picks gives 5.7 % (benchmarks/bench_sparse.py's trace error budget). The rest of the
 error is the filled-in rows': cubic interpolation of the stage's output scores as the
-network does (6.95 % / 24.2 dB against 6.94 % / 24.3 dB, 544 steps).
+network does (6.95 % / 24.2 dB against 6.94 % / 24.3 dB, 544 steps; 6.71 % / 24.6 dB
+against 6.91 % / 24.7 dB after 1360 steps, so it is not short of training either).
 
 What it gained (same simulation, 40 s in all, CPU load 4-9, so few steps): at M=8
 24.75 dB / trace NRMSE 6.6 % against 22.95 dB / 11.3 % without the stage (cubic
