@@ -17,6 +17,15 @@ are what suffers from temporal smoothing: window 11 with the long-context step g
 9.2 % against 6.8 % (PSNR 25.0 dB either way); the flip ensemble is off (8x the
 inference work for the small gain it brings at this stage).
 
+Re-measured at M = 8 at fixed steps (3 epochs: 111 steps of the stage, 204 of the
+network; CPU load 5-6): window 9 gave 8.3 % against window 5's 7.6 %. The stage is not
+short of training: its acquired rows' ROI traces reach 5.8 % after 111 steps and 5.6 %
+after 1330, where smoothing the raw acquired rows in time with the Gaussian the truth
+picks gives 5.7 % (benchmarks/bench_sparse.py's trace error budget). The rest of the
+error is the filled-in rows': cubic interpolation of the stage's output scores as the
+network does (6.95 % / 24.2 dB against 6.94 % / 24.3 dB, 544 steps; 6.71 % / 24.6 dB
+against 6.91 % / 24.7 dB after 1360 steps, so it is not short of training either).
+
 What it gained (same simulation, 40 s in all, CPU load 4-9, so few steps): at M=8
 24.75 dB / trace NRMSE 6.6 % against 22.95 dB / 11.3 % without the stage (cubic
 19.6 dB / 8.5 %; the fully sampled raw movie 20.8 dB / 4.0 %); at M=4 30.2 dB / 5.0 %

@@ -37,6 +37,11 @@ def roi_dff(movie: np.ndarray, labels: np.ndarray, pct: float = 20.0) -> np.ndar
     flat = np.asarray(movie, np.float64).reshape(len(movie), -1)
     lab = labels.ravel()
     f = np.stack([flat[:, lab == i].mean(1) for i in ids]) if ids else np.zeros((0, len(movie)))
+    return dff(f, pct)
+
+
+def dff(f: np.ndarray, pct: float = 20.0) -> np.ndarray:
+    """ΔF/F of fluorescence traces ``f`` (n, t), F0 = each trace's ``pct`` percentile."""
     f0 = np.percentile(f, pct, axis=1, keepdims=True)
     return (f - f0) / np.where(f0 == 0, np.nan, f0)
 
