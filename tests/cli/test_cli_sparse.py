@@ -109,17 +109,22 @@ def test_python_api(tiny_movie):
     assert {"psnr", "ssim", "trace_nrmse", "cubic"} <= set(figs)
 
 
-def test_cli_temporal_denoise_is_off_by_default_and_honoured(sparse_path, tmp_path):
+def test_cli_temporal_denoise_is_auto_by_default_and_honoured(sparse_path, tmp_path):
     from napari_neurorestore.core.models import load_model
 
     out, model = tmp_path / "o.tif", tmp_path / "m.pt"
     assert main(["sparse", str(sparse_path), "-o", str(out),
                  "--save-model", str(model), *FAST]) == 0
-    m = load_model(model)
-    assert m.params["temporal_denoise"] is False and "denoiser" not in m.norm
-    assert m.info["denoise_stage"].startswith("off")
+    m = load_model(model)  # auto at M=4: off
+    assert m.params["temporal_denoise"] == "auto" and "denoiser" not in m.norm
+    assert m.info["denoise_stage"] == "off (temporal_denoise=auto: on from M=8)"
     out2, model2 = tmp_path / "o2.tif", tmp_path / "m2.pt"
+    # the flag alone (as before it took a value) turns it on
     assert main(["sparse", str(sparse_path), "-o", str(out2), "--temporal-denoise",
                  "--save-model", str(model2), *FAST]) == 0
     m2 = load_model(model2)
-    assert m2.params["temporal_denoise"] is True and "denoiser" in m2.norm
+    assert m2.params["temporal_denoise"] == "on" and "denoiser" in m2.norm
+    with pytest.raises(SystemExit) as e:  # argparse's one line, exit 2
+        main(["sparse", str(sparse_path), "-o", str(tmp_path / "o3.tif"),
+              "--temporal-denoise", "sometimes", *FAST])
+    assert e.value.code == 2

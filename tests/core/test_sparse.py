@@ -240,7 +240,14 @@ def test_denoising_stage_off_or_impossible_is_recorded(movie):
     sparse = make_sparse(movie.raw[:20], 4)
     off = drain(restore("sparse", sparse, SparseParams(temporal_denoise=False, **FAST)))
     assert off.model.info["denoise_stage"].startswith("off") and "denoiser" not in off.model.norm
-    assert not off.metadata["neurorestore"]["params"]["temporal_denoise"]
+    assert off.metadata["neurorestore"]["params"]["temporal_denoise"] == "off"  # False: "off"
+    assert SparseParams(temporal_denoise=True).temporal_denoise == "on"
+    # "auto": on from M=8
+    assert not SparseParams(factor=4).stage and SparseParams(factor=8).stage
+    assert SparseParams(factor=4, temporal_denoise="on").stage
+    assert not SparseParams(factor=16, temporal_denoise="off").stage
+    with pytest.raises(ValueError, match="'auto', 'on' or 'off'"):
+        SparseParams(temporal_denoise="yes")
     img = drain(restore("sparse", sparse[0], SparseParams(temporal_denoise=True, **FAST)))  # one frame
     assert img.model.info["denoise_stage"].startswith("skipped")
 

@@ -63,6 +63,8 @@ def add_field(group: Any, f: Field, doc: dict[str, str]) -> None:
             kw["choices"] = list(f.metadata["choices"])
         if "metavar" in f.metadata:
             kw["metavar"] = f.metadata["metavar"]
+        if "const" in f.metadata:  # the flag alone means this value
+            kw.update(nargs="?", const=f.metadata["const"])
     group.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
     if kind is bool and f.default is True and "on_flag" in f.metadata:
         # a flag that used to turn on what is now the default keeps working

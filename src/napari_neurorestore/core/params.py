@@ -28,7 +28,8 @@ def opt(default: Any, help: str, **meta: Any) -> Any:
     widget's label), ``min``/``max``/``step`` (ranges for the form and the help text; the
     dataclass's own validation stays the rule), ``flag`` (the CLI flag when it differs
     from ``--field-name``; booleans that default to True get ``--no-field-name``),
-    ``choices`` (the allowed values), ``metavar`` (the CLI's placeholder), ``needs`` (a
+    ``choices`` (the allowed values), ``metavar`` (the CLI's placeholder), ``const`` (the
+    value of the CLI's flag given without one), ``needs`` (a
     dict ``{other field: value}``: the field has no effect unless every other field has
     that value; the widget's form greys it out otherwise).
     """

@@ -47,7 +47,7 @@ import numpy as np
 from ...device import resolve_device
 from ...models import TrainedModel
 from ...progress import CancelToken, Progress, drain
-from .spec import SparseParams, _Frames
+from .spec import STAGE_AUTO_FACTOR, SparseParams, _Frames
 
 #: the denoiser's package, loaded by name as the registry loads methods (a method package
 #: imports no other one: tests/core/test_import_graph.py); its heavy module (train,
@@ -79,8 +79,9 @@ def stage_params(params: SparseParams, seconds: float | None, frame: tuple[int, 
 
 def why_not(data: Any, params: SparseParams, reference: Any = None) -> str | None:
     """Why the first stage cannot run on ``data`` (None: it can)."""
-    if not params.temporal_denoise:
-        return "off (temporal_denoise=False)"
+    if not params.stage:
+        return (f"off (temporal_denoise={params.temporal_denoise}"
+                + (f": on from M={STAGE_AUTO_FACTOR})" if params.temporal_denoise == "auto" else ")"))
     if reference is not None:
         return "off: trained on a fully sampled reference"
     shape = tuple(np.shape(data))

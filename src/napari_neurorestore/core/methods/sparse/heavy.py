@@ -35,7 +35,7 @@ What differs, and why (figures in benchmarks/bench_sparse.py):
   on a shared 2-core CPU: 506 vs 254 steps, 28.8 vs 29.0 dB, trace NRMSE 4.7 vs 4.6 %).
 * A fully sampled reference stack from the same rig can replace self-supervision
   (supervised pairs made by dropping lines of the reference).
-* Two stages, as the fiberscopy paper's (``temporal_denoise``, off by default: it costs trace fidelity at M=4; :mod:`.chain`):
+* Two stages, as the fiberscopy paper's (``temporal_denoise``, "auto": on from M=8, where it gains trace fidelity; it costs some at M=4; :mod:`.chain`):
   the project's denoiser restores the acquired lines first (a temporal blind spot), and
   the network trains on and inpaints its output, so the whole movie is denoised; the
   acquired lines are then the denoiser's values. A truth-free self-check (:mod:`.check`)
