@@ -277,7 +277,7 @@ def test_self_check_line():
     assert format_check(None) is None and format_check({}) is None
     ok = format_check({"gain_db": 0.8, "gain_signal_db": 6.0, "held_out": True}, 2.0)
     assert "between +0.80 dB" in ok and "and +6.00 dB (on their structure)" in ok
-    assert "sigma_z 2 px" in ok and "WARNING" not in ok
+    assert "sigma_z 2 px" in ok and "WARNING" not in ok and "a bracket" in ok
     bad = format_check({"gain_db": 0.3, "gain_signal_db": None, "held_out": False})
     assert "too few to hold any out" in bad and "WARNING" in bad
     assert "WARNING" in format_check({"gain_db": 0.3, "gain_signal_db": 0.9, "held_out": True})
