@@ -19,10 +19,11 @@
    ``--curve K`` (with ``--steps``) prints, every K training steps, the self-check on the
    held-out lateral slices next to the true gain, for ours and for two supervised upper
    bounds trained on the truth itself: its lateral slices (3x more slices than the input)
-   and its axial planes (the structure z really has).
+   and its axial planes (the structure z really has). ``--squeeze F`` adds a row of ours
+   trained with ``squeeze_augment`` F (simulation and real volumes).
 
     python benchmarks/bench_isotropize.py [--train-seconds 60] [--threads 0] [--ablate]
-        [--real FILE ...] [--no-sim] [--steps N] [--curve K]
+        [--real FILE ...] [--no-sim] [--steps N] [--curve K] [--squeeze F]
 """
 
 from __future__ import annotations
@@ -262,6 +263,9 @@ def real_volume(path, args):
             print_curves(raw, truth, t, r, args)
             continue
         runs = [("gaussian", {})]
+        if args.squeeze < 1:
+            runs.append((f"gaussian, squeeze_augment {args.squeeze:g}",
+                         {"squeeze_augment": args.squeeze}))
         if args.ablate and label == "isotropic truth":
             runs += [("gaussian, oracle sigma_z", {"sigma_z": sz}),
                      ("learned", {"degradation": "learned"})]
@@ -300,6 +304,8 @@ def main():
     ap.add_argument("--steps", type=int, default=None,
                     help="train a fixed number of steps instead of --train-seconds (for "
                          "comparisons on a loaded CPU)")
+    ap.add_argument("--squeeze", type=float, default=1.0, metavar="F",
+                    help="also train with squeeze_augment F (< 1) and print its row")
     ap.add_argument("--curve", type=int, default=0, metavar="K",
                     help="with --steps and --real: the held-out self-check and the true gain "
                          "every K steps, with two supervised upper bounds (no table rows)")
@@ -343,6 +349,11 @@ def main():
         extra = (f", learned kernel sigma {info['learned_sigma']:.2f}" if mode == "learned" else "")
         p, s = row(f"ours, {mode} ({info['steps']} steps{extra})", res.data, truth, rng)
         results[mode] = (p, s, res, secs)
+    if args.squeeze < 1:
+        res, _ = run_ours(raw, r, args.train_seconds, degradation="gaussian",
+                          squeeze_augment=args.squeeze)
+        row(f"ours, gaussian, squeeze_augment {args.squeeze:g} ({res.model.info['steps']} steps)",
+            res.data, truth, rng)
     if args.ablate:
         res, _ = run_ours(raw, r, args.train_seconds, degradation="gaussian", match_noise=False)
         row(f"ours, gaussian, no noise matching ({res.model.info['steps']} steps)", res.data,
