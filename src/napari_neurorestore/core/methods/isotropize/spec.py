@@ -156,7 +156,7 @@ class IsotropizeParams(_Params):
         structure finer along z than the lateral slices show (1 = off, the default). For
         volumes whose z holds finer detail than their lateral slices (a z step coarser than
         stated, a thin stack): on the 11-slice stardist volume 0.5 gained +1.15 dB; on the
-        isotropic simulation it cost 0.3 dB (benchmarks/bench_isotropize.py).
+        isotropic simulation it cost 0.3-0.4 dB (benchmarks/bench_isotropize.py).
     """
 
     z_ratio: float = opt(2.0, "z pixel size / lateral pixel size (required unless --model is given)", min=1.0, max=16.0, step=0.1, metavar="R", label="z ratio")
