@@ -16,9 +16,14 @@
    with the truth, ours), ours minus cubic and minus the best tuned interpolation, speed,
    peak memory and the load average. ``--ablate`` adds the oracle degradation (the true
    sigma_z), the learned one and the untouched (anisotropic) volume as the truth.
+   ``--curve K`` (with ``--steps``) prints, every K training steps, the self-check on the
+   held-out lateral slices next to the true gain, for ours and for two supervised upper
+   bounds trained on the truth itself: its lateral slices (3x more slices than the input)
+   and its axial planes (the structure z really has). ``--squeeze F`` adds a row of ours
+   trained with ``squeeze_augment`` F (simulation and real volumes).
 
     python benchmarks/bench_isotropize.py [--train-seconds 60] [--threads 0] [--ablate]
-        [--real FILE ...] [--no-sim] [--steps N]
+        [--real FILE ...] [--no-sim] [--steps N] [--curve K] [--squeeze F]
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from napari_neurorestore.core.engine import restore
 from napari_neurorestore.core.methods import get
 from napari_neurorestore.core.methods.isotropize import axial
 from napari_neurorestore.core.methods.isotropize import heavy as iso
+from napari_neurorestore.core.methods.isotropize.check import held_out_check
+from napari_neurorestore.core.methods.isotropize.data import _Source
 from napari_neurorestore.core.methods.isotropize.spec import IsotropizeParams
 from napari_neurorestore.core.metrics import psnr, ssim
 from napari_neurorestore.core.progress import drain
@@ -148,6 +155,82 @@ def classical_rows(raw, truth, r, sz):
     return max(keys, bs), max(lin, keys, bs, rl), bsp
 
 
+def hf_energy(v: np.ndarray, axis: int) -> float:
+    """Mean squared second difference along ``axis``: the structure's finest detail."""
+    return float(np.mean(np.diff(v.astype(np.float64), 2, axis=axis) ** 2))
+
+
+class _AxialPlanes(_Source):
+    """Training crops from (z, x) planes (the volume given as (y, z, x)), always degraded
+    along z: the supervised upper bound of ``--curve`` on the truth's own axial structure."""
+
+    def lateral(self, batch, check=False, rng=None):
+        class AlongRows:  # the source's choice "degrade along the slice's rows" every time
+            def __init__(self, g):
+                self.g = g
+
+            def integers(self, *a):
+                return self.g.integers(*a)
+
+            def random(self):
+                self.g.random()
+                return 0.0
+        return super().lateral(batch, check, AlongRows(self.rng if rng is None else rng))
+
+
+def curve(raw, truth, r, every, steps, train_on=None, planes=False):
+    """[(step, self-check lower, upper, true gain over cubic)] every ``every`` steps of
+    one training on ``train_on`` (default the input) restoring ``raw``."""
+    data = raw if train_on is None else train_on
+    p = IsotropizeParams(z_ratio=r, seed=0, steps=steps, train_seconds=None,
+                         sigma_z=None if train_on is None else iso.axial_blur(raw, r)[0])
+    states, fit0, src0 = [], iso.fit, iso._Source
+
+    def fit(net, *a, **kw):
+        def snap(step):
+            if step % every == 0 or step == steps:
+                states.append((step, {k: v.detach().clone() for k, v in net.state_dict().items()}))
+        return (yield from fit0(net, *a, on_step=snap, **kw))
+    iso.fit, iso._Source = fit, (_AxialPlanes if planes else _Source)
+    try:
+        model = drain(iso.train(data, p))
+    finally:
+        iso.fit, iso._Source = fit0, src0
+    info, sigma = model.info, model.info["sigma_z_used"]
+    src = (_AxialPlanes if planes else _Source)(data, r, p.patch_size, iso._margin(r, sigma),
+                                               np.random.default_rng(0), False)
+    na, nb = info["noise_model"]["a"], info["noise_model"]["b"]
+    noise = (na / src.std, (na * src.mean + nb) / src.std**2)
+    rng = float(np.ptp(truth))
+    cubic = psnr(axial.interp_z(raw, r), truth, rng)
+    net = iso.build_net(p)
+    rows = []
+    for step, state in states:
+        net.load_state_dict(state)
+        c = held_out_check(net, src, r, noise, torch.device("cpu"), sigma, seed=0)
+        m = type(model)("isotropize", model.params, state, model.norm, info)
+        rows.append((step, c["gain_db"], c["gain_signal_db"],
+                     psnr(drain(iso.predict(raw, m, device="cpu")), truth, rng) - cubic))
+    return rows
+
+
+def print_curves(raw, truth, truth0, r, args):
+    """``--curve``: ours and the two supervised upper bounds, step by step."""
+    noisy = np.random.default_rng(args.seed + 5).poisson(
+        np.clip(truth0, 0, None) * args.photons).astype(np.float32)
+    runs = [("ours (the input's lateral slices)", {}),
+            ("truth's lateral slices (noisy, supervised)", {"train_on": noisy}),
+            ("truth's axial planes (noisy, supervised)",
+             {"train_on": np.ascontiguousarray(noisy.transpose(1, 0, 2)), "planes": True})]
+    for name, kw in runs:
+        t0 = os.getloadavg()[0]
+        rows = curve(raw, truth, r, args.curve, args.steps, **kw)
+        print(f"   {name}, held-out self-check (lower / upper) and true gain over cubic, "
+              f"load {t0:.2f} -> {os.getloadavg()[0]:.2f}:")
+        print("     " + "; ".join(f"{s}: {lo:+.2f}/{'-' if hi is None else f'{hi:+.2f}'} "
+                                   f"true {g:+.2f}" for s, lo, hi, g in rows))
+
+
 def real_volume(path, args):
     """One real volume made isotropic, degraded in z like the simulation, restored."""
     r, sz = args.ratio, args.sigma_z
@@ -159,6 +242,10 @@ def real_volume(path, args):
           f"{w_z:.2f}, along y/x {w_l:.2f} px^2 -> lateral blur sigma {s_lat:.2f} px (truth "
           f"made isotropic); then z blurred sigma_z {sz}, one slice in {r:g} kept, Poisson noise "
           f"({args.photons:g} photons per unit); load average {os.getloadavg()[0]:.2f}")
+    e = [hf_energy(truth0, a) for a in range(3)]
+    print(f"truth's finest detail (mean squared 2nd difference) along z / y / x: "
+          f"{e[0]:.2e} / {e[1]:.2e} / {e[2]:.2e} (z / lateral {2 * e[0] / (e[1] + e[2]):.1f}: "
+          f"above 1, z has detail that the lateral slices, the training reference, lack)")
     cases = [("isotropic truth", truth0)]
     if args.ablate and s_lat > 0:
         cases.append(("the volume as it is (z blurrier than y, x)", normalise(vol)))
@@ -172,7 +259,13 @@ def real_volume(path, args):
               f"{how} {est:.2f} (added {sz})")
         print(f"{'':58s} {'PSNR dB':>8s} {'SSIM xy':>7s} {'SSIM xz':>7s}")
         (p_cub, s_cub), (p_best, _), _ = classical_rows(raw, truth, r, sz)
+        if args.curve and label == "isotropic truth":
+            print_curves(raw, truth, t, r, args)
+            continue
         runs = [("gaussian", {})]
+        if args.squeeze < 1:
+            runs.append((f"gaussian, squeeze_augment {args.squeeze:g}",
+                         {"squeeze_augment": args.squeeze}))
         if args.ablate and label == "isotropic truth":
             runs += [("gaussian, oracle sigma_z", {"sigma_z": sz}),
                      ("learned", {"degradation": "learned"})]
@@ -211,7 +304,14 @@ def main():
     ap.add_argument("--steps", type=int, default=None,
                     help="train a fixed number of steps instead of --train-seconds (for "
                          "comparisons on a loaded CPU)")
+    ap.add_argument("--squeeze", type=float, default=1.0, metavar="F",
+                    help="also train with squeeze_augment F (< 1) and print its row")
+    ap.add_argument("--curve", type=int, default=0, metavar="K",
+                    help="with --steps and --real: the held-out self-check and the true gain "
+                         "every K steps, with two supervised upper bounds (no table rows)")
     args = ap.parse_args()
+    if args.curve and not (args.steps and args.real):
+        ap.error("--curve needs --steps and --real")
     global FIXED_STEPS
     FIXED_STEPS = args.steps
     if args.threads:
@@ -249,6 +349,11 @@ def main():
         extra = (f", learned kernel sigma {info['learned_sigma']:.2f}" if mode == "learned" else "")
         p, s = row(f"ours, {mode} ({info['steps']} steps{extra})", res.data, truth, rng)
         results[mode] = (p, s, res, secs)
+    if args.squeeze < 1:
+        res, _ = run_ours(raw, r, args.train_seconds, degradation="gaussian",
+                          squeeze_augment=args.squeeze)
+        row(f"ours, gaussian, squeeze_augment {args.squeeze:g} ({res.model.info['steps']} steps)",
+            res.data, truth, rng)
     if args.ablate:
         res, _ = run_ours(raw, r, args.train_seconds, degradation="gaussian", match_noise=False)
         row(f"ours, gaussian, no noise matching ({res.model.info['steps']} steps)", res.data,

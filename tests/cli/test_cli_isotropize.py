@@ -67,3 +67,17 @@ def test_cli_isotropize_errors(volume_path, tmp_path, capsys):
     out.write_bytes(b"precious")
     assert main(["isotropize", str(volume_path), "-o", str(out), "--z-ratio", "2", *FAST]) == 2
     assert out.read_bytes() == b"precious" and "already exists" in capsys.readouterr().err
+
+
+def test_cli_isotropize_squeeze_augment(volume_path, tmp_path, capsys):
+    """--squeeze-augment is recorded with the model; out of range: one line, exit 2."""
+    from napari_neurorestore.core.models import load_model
+
+    model = tmp_path / "sq.pt"
+    assert main(["isotropize", str(volume_path), "-o", str(tmp_path / "sq.tif"), "--z-ratio",
+                 "3", "--squeeze-augment", "0.5", "--save-model", str(model), *FAST]) == 0
+    assert load_model(model).params["squeeze_augment"] == 0.5
+    rc = main(["isotropize", str(volume_path), "-o", str(tmp_path / "bad.tif"), "--z-ratio",
+               "3", "--squeeze-augment", "0.1", *FAST])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--squeeze-augment" in err and len(err.strip().splitlines()) == 1

@@ -223,6 +223,8 @@ def test_self_check_says_when_the_factor_is_past_what_it_restores():
     line = get("upsample").training_summary(res.model.info)
     assert "past what this method restores" in line and "4x" in line
     assert "adds detail" in format_check({"gain_db": 2.5, "factor": 4})
+    assert "reads low" in format_check({"gain_db": 0.9, "factor": 4})
+    assert "reads low" not in format_check({"gain_db": 6.6, "factor": 2})
     assert "not available" in format_check({"skipped": "too small"})
     assert "not available" in format_check(None)
     tiny = drain(up.train(noise[:12, :12], UpsampleParams(factor=4, **FAST)))

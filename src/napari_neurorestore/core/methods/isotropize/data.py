@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ...io import check_finite
-from .axial import cubic_weights, interp_z
+from .axial import _mirror, cubic_weights, interp_z
 
 #: bytes of float32 lateral slices kept in memory for training (a larger volume is sampled)
 TRAIN_CACHE_BYTES = 512 * 2**20
@@ -20,6 +21,8 @@ TRAIN_CACHE_BYTES = 512 * 2**20
 HOLDOUT_EVERY = 8
 #: a shorter stack than 2 HOLDOUT_EVERY holds out its middle slice if it has at least this many
 MIN_SLICES_FOR_HOLDOUT = 6
+#: the fraction of training crops squeezed along the degraded axis (``squeeze_augment``)
+SQUEEZE_FRACTION = 0.5
 
 
 def _is_integer(r: float) -> bool:
@@ -131,6 +134,7 @@ class _Source:
         self.check_slices = np.pad(vol[held], pad, mode="reflect") if self.held_out else self.slices
         self.h, self.w = h, w
         self.rng = rng
+        self.squeeze = 1.0  # lowest squeeze factor of the training crops (1: none)
         self.axial = None
         if need_axial:
             side = 160
@@ -148,6 +152,9 @@ class _Source:
         slices = self.check_slices if check else self.slices
         out = np.empty((batch, hs, p), np.float32)
         for b in range(batch):
+            if not check and self.squeeze < 1 and rng.random() < SQUEEZE_FRACTION:
+                out[b] = self._squeezed(slices, rng.uniform(self.squeeze, 1.0), rng)
+                continue
             z = rng.integers(len(slices))
             y0 = rng.integers(0, self.h - p + 1)
             x0 = rng.integers(0, self.w - p + 1)
@@ -156,6 +163,23 @@ class _Source:
             else:  # degrade along x: transpose so the degraded axis comes first
                 out[b] = slices[z, y0 + m:y0 + m + p, x0:x0 + hs].T
         return out
+
+    def _squeezed(self, slices: np.ndarray, factor: float, rng: np.random.Generator
+                  ) -> np.ndarray:
+        """A crop (P + 2 margin, P) whose degraded axis is ``1 / factor`` times as many
+        source lines averaged down (mirrored past the slice's edge): structure finer along
+        that axis than the lateral slices show, as z has it when its step is coarser than
+        the stated ratio or the structure is not alike along z and laterally."""
+        p, m = self.patch, self.margin
+        hs = p + 2 * m
+        n = int(math.ceil(hs / factor))
+        sl = slices[rng.integers(len(slices))]
+        if rng.random() < 0.5:  # degrade along x: that axis first
+            sl = sl.T
+        rows = _mirror(rng.integers(0, sl.shape[0]) + np.arange(n), sl.shape[0])
+        x0 = m + rng.integers(0, sl.shape[1] - 2 * m - p + 1)
+        crop = torch.from_numpy(np.ascontiguousarray(sl[rows, x0:x0 + p]))[None, None]
+        return F.interpolate(crop, size=(hs, p), mode="area")[0, 0].numpy()
 
     def axial_crops(self, batch: int, size: int) -> np.ndarray:
         """Real axial crops (B, size, size) from xz and yz slices of the interpolated volume."""

@@ -96,6 +96,7 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     margin = _margin(ratio, max(sigma, q / 4.0 if learned else sigma))
     yield Progress("prepare", message="reading the lateral slices")
     src = _Source(data, ratio, params.patch_size, margin, rng, learned)
+    src.squeeze = params.squeeze_augment
     na, nb = estimate_noise(data)
     mean, std = src.mean, src.std
     noise = (na / std, (na * mean + nb) / std**2) if params.match_noise else (0.0, 0.0)
