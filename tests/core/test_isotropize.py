@@ -331,3 +331,28 @@ def test_sigma_z_assumed_on_a_short_stack(neuron):
     assert "sigma_z was assumed" in get("isotropize").training_summary(m.info)
     given = drain(iso.train(neuron.raw[:10], IsotropizeParams(z_ratio=3, sigma_z=1.0, **FAST)))
     assert given.info["sigma_z_source"] == "given" and given.info["sigma_z_used"] == 1.0
+
+
+def test_a_small_stack_stops_after_max_passes_and_says_so(neuron, monkeypatch):
+    import napari_neurorestore.core.methods.isotropize.heavy as heavy_mod
+    from napari_neurorestore.core.params import pass_cap_steps
+
+    monkeypatch.setattr(heavy_mod, "MAX_PASSES", 2)
+    raw = neuron.raw
+    p = IsotropizeParams(z_ratio=3.0, steps=None, train_seconds=60, patch_size=16,
+                         batch_size=2, width=4, seed=0, device="cpu")
+    model = drain(iso.train(raw, p))
+    from napari_neurorestore.core.methods.isotropize.data import _Source
+
+    # the training slices (not those held out for the self-check), crops of 16 x 16
+    src = _Source(raw, 3.0, 16, 4, np.random.default_rng(0), False)
+    n, h, w = raw.shape
+    assert len(src.slices) < n
+    cap = pass_cap_steps(2, len(src.slices) * h * w, 2 * 16 * 16)
+    assert model.info["steps"] == cap and model.info["pass_cap"] == {"passes": 2, "steps": cap}
+    assert model.info["train_seconds"] < 30
+    line = get("isotropize").training_summary(model.info)
+    assert f"training ended after 2 passes over the lateral slices ({cap} steps" in line
+    # set steps are not capped
+    more = drain(iso.train(raw, IsotropizeParams(**{**FAST, "steps": cap + 5}, z_ratio=3.0)))
+    assert more.info["steps"] == cap + 5 and "pass_cap" not in more.info

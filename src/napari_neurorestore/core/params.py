@@ -139,3 +139,25 @@ def _check_choice(obj: Any, name: str) -> None:
     choices = f.metadata["choices"]
     if getattr(obj, name) not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {getattr(obj, name)!r}")
+
+
+def pass_cap_steps(passes: float, data_pixels: int, step_pixels: int) -> int:
+    """The optimisation steps that make ``passes`` passes over ``data_pixels`` training
+    pixels, ``step_pixels`` a step: the cap of a run its time budget ends (a small
+    recording: longer training fits what only its few frames or slices hold).
+
+    >>> pass_cap_steps(150, 26 * 16 * 16, 4 * 16 * 16)
+    975
+    """
+    return max(1, int(-(-passes * max(1, data_pixels) // max(1, step_pixels))))
+
+
+def pass_cap_note(info: dict[str, Any], what: str) -> str:
+    """The training summary's words for a run the pass cap ended (``info["pass_cap"]``;
+    empty when it did not): ``what`` names the training data ("the movie's frames")."""
+    cap = info.get("pass_cap")
+    if not cap:
+        return ""
+    return (f"; training ended after {cap['passes']:g} passes over {what} ({cap['steps']} "
+            f"steps, {info.get('train_seconds', 0):g} s): on data this small, longer "
+            f"training fits it and loses")

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn.functional import pixel_unshuffle
 
+from ...params import pass_cap_steps
 from .frames import neighbour_index, predict_windows
 from .post import blind_gaussian
 
@@ -73,8 +74,8 @@ def step_cap(n_targets: int, frame_shape, batch_size: int, patch_size: int) -> i
     over the pixels of ``n_targets`` target frames of ``frame_shape``, batches of
     ``batch_size`` crops of ``patch_size`` (at most the frame)."""
     h, w = (int(s) for s in frame_shape[-2:])
-    crop = min(patch_size, h) * min(patch_size, w)
-    return max(1, -(-MAX_PASSES * max(1, n_targets) * h * w // (batch_size * crop)))
+    return pass_cap_steps(MAX_PASSES, max(1, n_targets) * h * w,
+                          batch_size * min(patch_size, h) * min(patch_size, w))
 
 
 def schedule(seconds: float | None) -> np.ndarray:

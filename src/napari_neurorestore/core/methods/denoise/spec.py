@@ -12,7 +12,16 @@ import numpy as np
 
 from ...errors import InputError
 from ...io import check_movie
-from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
+from ...params import (
+    _check_choice,
+    _check_int,
+    _common,
+    _length,
+    _Params,
+    _seconds,
+    opt,
+    pass_cap_note,
+)
 from ..base import F32, Grid, Method, read_extra, same_grid
 
 #: bytes of float32 frames kept in memory for training (``heavy.TRAIN_CACHE_BYTES``)
@@ -221,13 +230,7 @@ class DenoiseMethod(Method):
             return None
         from .centre import format_check
 
-        line = format_check(info["self_check"])
-        cap = info.get("pass_cap")
-        if cap:
-            line += (f"; training ended after {cap['passes']} passes over the movie's frames "
-                     f"({cap['steps']} steps, {info.get('train_seconds', 0):g} s): on a "
-                     f"movie this short, longer training fits its noise")
-        return line
+        return format_check(info["self_check"]) + pass_cap_note(info, "the movie's frames")
 
     def predict(self, data, model, params, cancel=None, out=None, on_chunk="auto", **options):
         return self.impl().predict(data, model, cancel, out=out, chunk_frames=params.chunk_frames,

@@ -38,6 +38,7 @@ from ...device import resolve_device
 from ...io import check_finite
 from ...models import TrainedModel
 from ...nets import ready_for_inference
+from ...params import pass_cap_steps
 from ...progress import CancelToken, PredictTally, Progress
 from ...train import ThreadChooser, fit
 from ...zarr_io import ChunkRecorder
@@ -53,6 +54,7 @@ from .check import held_out_check
 from .data import _Degrader, _flip, _Source
 from .net import AXIAL_NET_HALO, AxialRestoreNet, PatchDiscriminator
 from .spec import (
+    MAX_PASSES,
     IsotropizeParams,
     _tile,
     output_tiles,
@@ -157,7 +159,9 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
     remaining = None
     if params.train_seconds is not None:
         remaining = max(1e-3, params.train_seconds - (time.perf_counter() - t_start))
-    total = 10**9 if params.steps is None else params.steps  # None: the time budget ends it
+    # None: the time budget ends it, or MAX_PASSES over the lateral slices if they come first
+    total = params.steps if params.steps is not None else pass_cap_steps(
+        MAX_PASSES, len(src.slices) * src.h * src.w, params.batch_size * src.patch**2)
     threads = ThreadChooser(enabled=device.type == "cpu" and params.steps is None)
     history = yield from fit(net, sample_batch, F.mse_loss, total, remaining,
                              params.learning_rate, cancel, threads=threads)
@@ -174,6 +178,8 @@ def train(data: Any, params: IsotropizeParams, cancel: CancelToken | None = None
             "sigma_z_estimated": None if estimated is None else round(float(estimated), 4),
             "sigma_z_source": source,
             "noise_model": {"a": na, "b": nb}, "self_check": check}
+    if params.steps is None and len(history) >= total:
+        info["pass_cap"] = {"passes": MAX_PASSES, "steps": total}
     if learned:
         k = torch.softmax(kernel_logits.detach(), 0).cpu().numpy().astype(np.float64)
         offs = np.arange(-q, q + 1)

@@ -14,7 +14,16 @@ import numpy as np
 
 from ...errors import InputError
 from ...models import TrainedModel
-from ...params import _check_choice, _check_int, _common, _length, _Params, _seconds, opt
+from ...params import (
+    _check_choice,
+    _check_int,
+    _common,
+    _length,
+    _Params,
+    _seconds,
+    opt,
+    pass_cap_note,
+)
 from ..base import F32, Grid, Method, OutputLayout, as_f32, grid_mismatch, read_extra
 from .axial import check_volume, output_slices
 
@@ -68,6 +77,10 @@ def blur_z(x: np.ndarray, sigma: float) -> np.ndarray:
 #: below this gain over cubic on held-out lateral slices, the self-check says the setting
 #: is past what the method restores on this volume (benchmarks/bench_isotropize.py)
 CHECK_MIN_GAIN_DB = 1.0
+#: training that the time budget ends stops after this many passes over the lateral
+#: training slices' pixels at most (a small stack: longer training fits its few slices and
+#: loses along z; see benchmarks/README.md, "Isotropization's pass cap")
+MAX_PASSES = 300
 
 
 def format_check(check: Any, sigma: Any = None) -> str | None:
@@ -224,6 +237,8 @@ class IsotropizeMethod(Method):
     def training_summary(self, info: dict[str, Any]) -> str | None:
         """The truth-free self-check: the gain over cubic on held-out lateral slices."""
         line = format_check(info.get("self_check"), info.get("sigma_z_used"))
+        if line:
+            line += pass_cap_note(info, "the lateral slices")
         if line and info.get("sigma_z_source") == "prior":
             line += ("; sigma_z was assumed (0.6 x R: too few slices to measure it), and the "
                      "self-check cannot see a wrong sigma_z: give the real one if known")
