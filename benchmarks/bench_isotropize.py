@@ -127,7 +127,7 @@ FIXED_STEPS: int | None = None
 
 def run_ours(raw, ratio, seconds, **kw):
     budget = ({"train_seconds": None, "steps": FIXED_STEPS} if FIXED_STEPS
-              else {"train_seconds": seconds, "steps": 10**6})
+              else {"train_seconds": seconds, "steps": None})
     p = IsotropizeParams(z_ratio=ratio, seed=0, **budget, **kw)
     with Timer() as t:
         res = drain(restore("isotropize", raw, p))
