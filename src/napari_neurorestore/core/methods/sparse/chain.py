@@ -47,7 +47,8 @@ import numpy as np
 from ...device import resolve_device
 from ...models import TrainedModel
 from ...progress import CancelToken, Progress, drain
-from .spec import STAGE_AUTO_FACTOR, SparseParams, _Frames
+from .lines import _Frames
+from .spec import STAGE_AUTO_FACTOR, SparseParams
 
 #: the denoiser's package, loaded by name as the registry loads methods (a method package
 #: imports no other one: tests/core/test_import_graph.py); its heavy module (train,

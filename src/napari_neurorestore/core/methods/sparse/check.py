@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .spec import _Frames, cubic_upsample, frame_index
+from .lines import _Frames, cubic_upsample, frame_index
 
 #: held-out frames scored (at most)
 CHECK_FRAMES = 16

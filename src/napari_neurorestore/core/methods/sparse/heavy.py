@@ -62,10 +62,7 @@ from ..base import new_seed
 from . import chain
 from . import check as self_check
 from .figures import fidelity
-from .net import SparseAxisNet
-from .spec import (
-    SparseParams,
-    _context,
+from .lines import (
     _Frames,
     check_input,
     check_simulation,
@@ -74,6 +71,8 @@ from .spec import (
     make_sparse,
     output_shape,
 )
+from .net import SparseAxisNet
+from .spec import SparseParams, _context
 
 SUFFIX = "sparse-restored"
 #: bytes of float32 frames kept in memory for training (the rest of a long movie is sampled)
