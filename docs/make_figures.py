@@ -283,10 +283,10 @@ def method_figures(out: Path, seconds: float) -> list[tuple[str, float]]:
     from scipy.ndimage import zoom
 
     from napari_neurorestore import denoise, isotropize, sparse, upsample
-    from napari_neurorestore.core.axial import interp_z
-    from napari_neurorestore.core.methods.sparse_figures import roi_dff
-    from napari_neurorestore.core.methods.sparse_spec import cubic_upsample, make_sparse
-    from napari_neurorestore.core.methods.upsample_spec import bin_array
+    from napari_neurorestore.core.methods.isotropize.axial import interp_z
+    from napari_neurorestore.core.methods.sparse.figures import roi_dff
+    from napari_neurorestore.core.methods.sparse.lines import cubic_upsample, make_sparse
+    from napari_neurorestore.core.methods.upsample.spec import bin_array
     from napari_neurorestore.core.metrics import psnr
     from napari_neurorestore.core.simulate import (
         degrade_axial,

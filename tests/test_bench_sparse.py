@@ -53,3 +53,32 @@ def test_trace_budget_names_each_source_of_trace_error():
     assert raw_part == noisy.split("raw acquired rows")[1].split(";")[0]
     acq = [float(t.split("ours on the acquired rows only ")[1].split(" ")[0]) for t in (line, noisy)]
     assert acq[0] < acq[1]
+
+
+def test_the_oracle_deconvolution_recovers_the_simulators_traces():
+    """_trace_bound: with the simulator's own kernel, a noise-free trace is fitted almost
+    exactly, and on noisy traces the fit beats the raw traces (the floor is a floor)."""
+    from _trace_bound import kernel_filter, oracle_traces
+    from scipy.signal import lfilter
+
+    from napari_neurorestore.core.metrics import nrmse
+
+    t = 300
+    spikes = np.zeros((3, t))
+    spikes[0, [20, 90, 200]] = 1.0
+    spikes[1, [50, 51, 180]] = 0.7
+    spikes[2, [10, 250]] = 1.3
+    b, a = kernel_filter(15.0, 1.5)
+    calcium = lfilter(b, a, spikes, axis=1) / lfilter(b, a, np.eye(1, 60)[0]).max()
+    f = 100.0 + 20.0 * calcium
+    truth = dff(f)
+
+    def score(g):
+        return float(np.mean([nrmse(x, y) for x, y in zip(dff(g), truth, strict=True)]))
+
+    clean_score, _ = oracle_traces(f + 1e-3 * np.random.default_rng(0).normal(size=f.shape),
+                                   15.0, 1.5, score)
+    assert clean_score < 0.01
+    noisy = f + np.random.default_rng(1).normal(0, 2.0, f.shape)
+    floor, mult = oracle_traces(noisy, 15.0, 1.5, score)
+    assert floor < 0.6 * score(noisy) and mult > 0

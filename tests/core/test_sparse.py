@@ -271,3 +271,26 @@ def test_self_check_says_when_the_factor_is_past_what_can_be_restored(trained, m
     line = get("sparse").training_summary(
         drain(restore("sparse", moving, SparseParams(**FAST))).model.info)
     assert "too weak against the noise to judge" in line, line
+
+
+def test_the_check_says_when_whole_objects_fall_between_the_lines():
+    """The scores cannot see a soma that no acquired line crosses: the check measures the
+    active structures' width along the fully sampled axis and calls M past what the method
+    restores when the lines are further apart than that."""
+    from napari_neurorestore.core.methods.sparse.check import structure_width
+    from napari_neurorestore.core.methods.sparse.figures import verdict
+    from napari_neurorestore.core.simulate import simulate_calcium_movie
+
+    sim = simulate_calcium_movie(n_frames=200, shape=(64, 64), n_cells=10, seed=1)
+    w = structure_width(make_sparse(sim.raw, 8).astype(np.float32))
+    assert w is not None and 8 < w < 16  # somata 8-14 px wide (radius 4-7)
+    # white noise, still: no structure; too few frames: not measured
+    r = np.random.default_rng(0)
+    assert structure_width(r.poisson(50.0, (60, 8, 64)).astype(np.float32)) is None
+    assert structure_width(sim.raw[:10, ::8].astype(np.float32)) is None
+    good = {"factor": 8, "gain_db": 5.0, "vs_full_scan_db": 2.0, "unexplained": 0.1,
+            "noise_var": 1.0, "signal_var": 5.0, "noise_lag1": 0.0, "structure_px": w}
+    assert "less noisy than a fully sampled scan" in verdict(good)
+    line = verdict({**good, "factor": 16})
+    assert "M=16 looks past what the method can restore" in line and f"{w:.0f} px" in line
+    assert "less noisy" in verdict({**good, "factor": 16, "structure_px": None})

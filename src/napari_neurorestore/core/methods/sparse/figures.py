@@ -89,6 +89,13 @@ def verdict(check: dict) -> str:
     if check.get("signal_var", check["noise_var"]) < 0.1 * check["noise_var"]:
         return ("the signal between the kept lines is too weak against the noise to judge "
                 "the reconstruction (these figures are unreliable)")
+    w = check.get("structure_px")
+    if w is not None and check["factor"] > w:
+        return (f"M={check['factor']} looks past what the method can restore on this "
+                f"recording (its active structures are about {w:.0f} px wide along the fully "
+                f"sampled axis: where they are as small along the sparse one, whole objects "
+                f"fall between acquired lines {check['factor']} px apart, and these figures "
+                f"cannot see them)")
     if g < MIN_GAIN_DB or u > MAX_UNEXPLAINED:
         why = ("hardly better than cubic interpolation" if g < MIN_GAIN_DB else
                f"{100 * min(u, 1):.0f} % of the signal between the kept lines is missed")
