@@ -227,7 +227,7 @@ def test_denoising_stage_restores_with_less_error_than_a_full_raw_scan(trained, 
     sparse, res = trained
     assert res.model.info["denoise_stage"].startswith("on") and "denoiser" in res.model.norm
     training = res.metadata["neurorestore"]["training"]  # the provenance records the stage
-    assert training["denoise_stage_params"]["window"] == 5 and "self_check" in training
+    assert training["denoise_stage_params"]["window"] == 15 and "self_check" in training
     clean = movie.clean
     err = float(np.mean((res.data - clean) ** 2))
     assert err < 0.7 * float(np.mean((movie.raw.astype(np.float32) - clean) ** 2))
@@ -294,3 +294,32 @@ def test_the_check_says_when_whole_objects_fall_between_the_lines():
     line = verdict({**good, "factor": 16})
     assert "M=16 looks past what the method can restore" in line and f"{w:.0f} px" in line
     assert "less noisy" in verdict({**good, "factor": 16, "structure_px": None})
+
+
+def test_the_chain_fills_in_lines_with_cubic_plus_a_static_correction(trained):
+    """With the first stage, the filled-in lines are cubic interpolation of the acquired
+    (denoised) lines plus one correction map for the whole movie (fill.py): the soma's
+    time course in them is its acquired lines', not a mean-squared-error mix with the
+    neuropil's. Any part of the movie restored alone (a dask task) gets the same map."""
+    from napari_neurorestore.core.methods.sparse.fill import sample_blocks
+
+    sparse, res = trained
+    assert res.model.info["fill"] == "static"
+    out = np.asarray(res.data)
+    diff = out - cubic_upsample(out[:, ::4], 4)
+    np.testing.assert_allclose(diff, np.broadcast_to(diff[:1], diff.shape), atol=1e-3)
+    assert np.abs(diff[0]).max() > 0.1  # the network's static part is not nothing
+    np.testing.assert_allclose(diff[0, ::4], 0.0, atol=1e-3)  # the acquired lines: theirs
+    part = drain(sp.predict(sparse, res.model, start=10, stop=30))
+    np.testing.assert_allclose(part[10:30], out[10:30], rtol=1e-5, atol=1e-3)
+    assert sample_blocks(30) == [(0, 30)] and sample_blocks(600) == [(0, 16), (292, 308),
+                                                                      (584, 600)]
+    # a model saved before the static fill (no "fill" in its record): the network's whole
+    # fill, which changes from frame to frame
+    import copy
+
+    old = copy.deepcopy(res.model)
+    del old.info["fill"]
+    dyn = np.asarray(drain(sp.predict(sparse, old)))
+    d2 = dyn - cubic_upsample(dyn[:, ::4], 4)
+    assert np.abs(d2 - d2[:1]).max() > 0.1

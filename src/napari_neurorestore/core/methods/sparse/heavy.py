@@ -37,8 +37,10 @@ What differs, and why (figures in benchmarks/bench_sparse.py):
   (supervised pairs made by dropping lines of the reference).
 * Two stages, as the fiberscopy paper's (``temporal_denoise``, "auto": on from M=8, where it gains trace fidelity; it costs some at M=4; :mod:`.chain`):
   the project's denoiser restores the acquired lines first (a temporal blind spot), and
-  the network trains on and inpaints its output, so the whole movie is denoised; the
-  acquired lines are then the denoiser's values. A truth-free self-check (:mod:`.check`)
+  the network trains on its output, so the whole movie is denoised; the acquired lines
+  are then the denoiser's values, and the filled-in lines cubic interpolation of them plus
+  the network's static correction (:mod:`.fill`: its frame-by-frame fill mixed somata
+  with neuropil, which cost the ROI traces at M=8). A truth-free self-check (:mod:`.check`)
   scores the chain against cubic interpolation and a raw full scan after training.
 """
 
@@ -59,7 +61,7 @@ from ...progress import CancelToken, PredictTally, Progress
 from ...train import fit
 from ...zarr_io import ChunkRecorder
 from ..base import new_seed
-from . import chain
+from . import chain, fill
 from . import check as self_check
 from .figures import fidelity
 from .lines import (
@@ -71,7 +73,7 @@ from .lines import (
     make_sparse,
     output_shape,
 )
-from .net import SparseAxisNet
+from .net import SparseAxisNet, acquired_estimate, apply_net
 from .spec import SparseParams, _context
 
 SUFFIX = "sparse-restored"
@@ -273,6 +275,8 @@ def train(data: Any, params: SparseParams, cancel: CancelToken | None = None,
         norm["denoiser"] = stage
     if check is not None:
         info["self_check"] = check
+    if stage is not None:
+        info["fill"] = "static"  # fill.py: the filled-in lines keep the network's static part
     return TrainedModel("sparse", params.to_dict(), state, norm, info)
 
 
@@ -284,36 +288,6 @@ def load_net(model: TrainedModel, device: torch.device) -> SparseAxisNet:
     net = build_net(params, int(model.info.get("context", params.context)),
                     int(model.info.get("p_unshuffle", 1)))
     return ready_for_inference(net, model.state_dict, device)
-
-
-def _apply(net: SparseAxisNet, x: torch.Tensor, m: int, geometry: str) -> torch.Tensor:
-    """(B, C, a, b) sparse along a -> (B, m, a, b): value at line a*m + j (channel j)."""
-    cl = x.device.type == "cpu"
-    if geometry == "full":
-        return net(x.contiguous(memory_format=torch.channels_last) if cl else x)
-    bsz, c, na, nb = x.shape
-    pb = (-nb) % m
-    if pb:
-        x = torch.nn.functional.pad(x, (0, pb), mode="replicate")
-    nq = (nb + pb) // m
-    xs = x.reshape(bsz, c, na, nq, m).permute(0, 4, 1, 2, 3).reshape(bsz * m, c, na, nq)
-    if cl:
-        xs = xs.contiguous(memory_format=torch.channels_last)
-    y = net(xs).reshape(bsz, m, m, na, nq).permute(0, 2, 3, 4, 1).reshape(bsz, m, na, nq * m)
-    return y[..., :nb]
-
-
-def acquired_estimate(y: torch.Tensor) -> torch.Tensor:
-    """Denoised values of the acquired lines from the network's output (B, M, a, b): the
-    mean of the restored lines just before and after each (line l*M - 1 and l*M + 1).
-
-    The network is scored only on lines it did not see (Noise2Noise), so it cannot learn a
-    denoised value for a line from that line's own noisy sample; its neighbours one pixel
-    away are such estimates (they use the acquired sample, not its noise).
-    """
-    nxt = y[:, 1]
-    prev = torch.cat([y[:, 1, :1], y[:, -1, :-1]], dim=1)  # line 0: mirror (line 1)
-    return 0.5 * (prev + nxt)
 
 
 def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, out: Any = None,
@@ -368,29 +342,51 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         on_chunk = ChunkRecorder(out, n)
     tally = PredictTally((stop - start) * len(frames.planes), "frames", "reconstructed",
                          "reconstructing", on_chunk, written_total=stop - start)
-    yield tally.start("reconstructing frames")
+
+    def restored(inp: np.ndarray, raw: np.ndarray, lo: int, a: int, b: int) -> np.ndarray:
+        """Frames a:b restored by the network from ``inp`` (frames lo.. of one plane)."""
+        block = torch.from_numpy((inp - mean) / std).to(dev)
+        res = np.empty((b - a, na * m, nb), np.float32)
+        for s in range(a, b, batch_size):
+            cancel.check()
+            ts = np.arange(s, min(b, s + batch_size))
+            x = block[torch.from_numpy(frame_index(ts, k, n) - lo).to(dev)]
+            y = apply_net(net, x, m, geometry)
+            if denoise and stage is None:
+                y[:, 0] = acquired_estimate(y)
+            y = y.float().cpu().numpy() * std + mean
+            if not denoise or stage is not None:
+                y[:, 0] = raw[ts - lo]  # as measured, or as the first stage restored them
+            res[s - a:s - a + len(ts)] = y.transpose(0, 2, 1, 3).reshape(len(ts), na * m, nb)
+        return res
+
+    def sample(p: int | None) -> Any:
+        def restore_block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            lo = max(0, a - k)
+            inp = stage.read(lo, min(n, b + k), p)
+            return restored(inp, inp, lo, a, b), inp[a - lo:b - lo]
+        return restore_block
+
+    static = stage is not None and model.info.get("fill") == "static"
     with tally.cancel_message(), torch.inference_mode():
+        correction = {}
+        if static:  # fill.py: cubic of the denoised lines + the network's static part
+            yield Progress("predict", 0, stop - start, message="measuring the static "
+                           "correction of the filled-in lines on sample frames")
+            correction = {p: fill.static_correction(sample(p), n, m) for p in frames.planes}
+        yield tally.start("reconstructing frames")
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
             for p in frames.planes:
-                lo, hi = max(0, a - k), min(n, b + k)
+                lo, hi = (a, b) if static else (max(0, a - k), min(n, b + k))
                 inp = frames.read(lo, hi, p) if stage is None else stage.read(lo, hi, p)
                 raw = inp if stage is None or denoise else frames.read(lo, hi, p)
-                block = torch.from_numpy((inp - mean) / std).to(dev)
-                res = np.empty((b - a, na * m, nb), np.float32)
-                for s in range(a, b, batch_size):
-                    cancel.check()
-                    ts = np.arange(s, min(b, s + batch_size))
-                    x = block[torch.from_numpy(frame_index(ts, k, n) - lo).to(dev)]
-                    y = _apply(net, x, m, geometry)
-                    if denoise and stage is None:
-                        y[:, 0] = acquired_estimate(y)
-                    y = y.float().cpu().numpy() * std + mean
-                    if not denoise or stage is not None:
-                        # as measured, or as the first stage restored them
-                        y[:, 0] = raw[ts - lo]
-                    res[s - a:s - a + len(ts)] = y.transpose(0, 2, 1, 3).reshape(
-                        len(ts), na * m, nb)
+                if static:
+                    res = fill.filled(inp, m, correction[p])
+                    if not denoise:
+                        res[:, ::m] = raw  # the acquired lines as measured
+                else:
+                    res = restored(inp, raw, lo, a, b)
                 frames.write(out, a, b, p, res)
                 if p is not None and p != frames.planes[-1]:
                     yield tally.step(b - a)

@@ -59,3 +59,33 @@ class SparseAxisNet(nn.Module):
             o = o.reshape(b, self.factor, u, hp, wp // u).permute(0, 1, 3, 4, 2).reshape(
                 b, self.factor, hp, wp)
         return self.base(x) + o[..., :h, :w]
+
+
+def apply_net(net: SparseAxisNet, x: torch.Tensor, m: int, geometry: str) -> torch.Tensor:
+    """(B, C, a, b) sparse along a -> (B, m, a, b): value at line a*m + j (channel j)."""
+    cl = x.device.type == "cpu"
+    if geometry == "full":
+        return net(x.contiguous(memory_format=torch.channels_last) if cl else x)
+    bsz, c, na, nb = x.shape
+    pb = (-nb) % m
+    if pb:
+        x = torch.nn.functional.pad(x, (0, pb), mode="replicate")
+    nq = (nb + pb) // m
+    xs = x.reshape(bsz, c, na, nq, m).permute(0, 4, 1, 2, 3).reshape(bsz * m, c, na, nq)
+    if cl:
+        xs = xs.contiguous(memory_format=torch.channels_last)
+    y = net(xs).reshape(bsz, m, m, na, nq).permute(0, 2, 3, 4, 1).reshape(bsz, m, na, nq * m)
+    return y[..., :nb]
+
+
+def acquired_estimate(y: torch.Tensor) -> torch.Tensor:
+    """Denoised values of the acquired lines from the network's output (B, M, a, b): the
+    mean of the restored lines just before and after each (line l*M - 1 and l*M + 1).
+
+    The network is scored only on lines it did not see (Noise2Noise), so it cannot learn a
+    denoised value for a line from that line's own noisy sample; its neighbours one pixel
+    away are such estimates (they use the acquired sample, not its noise).
+    """
+    nxt = y[:, 1]
+    prev = torch.cat([y[:, 1, :1], y[:, -1, :-1]], dim=1)  # line 0: mirror (line 1)
+    return 0.5 * (prev + nxt)

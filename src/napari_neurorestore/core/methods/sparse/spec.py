@@ -54,12 +54,13 @@ class SparseParams(_Params):
         off keeps the acquired lines exactly as measured.
     temporal_denoise : first stage: train the project's denoiser (temporal blind spot) on
         the acquired lines and reconstruct from its output, so that the restored movie is
-        denoised as a whole (a movie of at least 5 frames; not with a reference). "auto"
+        denoised as a whole (a movie of at least 15 frames; not with a reference). "auto"
         (the default): on from M = STAGE_AUTO_FACTOR (8), off below; "on", "off" (True and
         False are taken as "on" and "off"). On a 600x128x128 simulation (60 s, idle 2-core
         CPU) it gained PSNR at M=4 (30.1 -> 31.9 dB) but cost ROI trace NRMSE (3.6 -> 5.1
-        %); at M=8 it gained both (22.6 -> 25.2 dB, 10.9 -> 8.1 %: without it the traces
-        were further from the truth than cubic interpolation's, 8.5 %).
+        %); at M=8 it gains both (22.9 -> 24.6-25.1 dB, 9.3 -> 6.3-6.5 % since session
+        12: without it the traces are further from the truth than cubic interpolation's,
+        8.5 %).
     epochs : training length: an epoch draws about as many random crops as the frames
         hold (at least 10 steps); None = no limit; whichever of ``epochs`` and
         ``train_seconds`` comes first ends training (the CLI's ``--steps``).
