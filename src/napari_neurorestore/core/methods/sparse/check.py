@@ -21,7 +21,7 @@ network's correction averaged over the checked frames. Its text:
 The scores cannot see objects that fall whole between acquired lines, so the check also
 measures how wide the active structures are along the fully sampled axis
 (:func:`structure_width`), and the verdict says M is past what the method restores when
-the lines are further apart than that (the simulation's somata, 8-14 px wide: 10.5-12 px; at M = 16 a
+the lines are further apart than that (with a margin: ``figures.WIDTH_TOLERANCE``) (the simulation's somata, 8-14 px wide: 10.5-12 px; at M = 16 a
 third of them crossed no acquired line and the ROI traces were 42 % off, against 19 % for
 cubic interpolation, while the scores read +4.5 dB over cubic).
 """
@@ -61,6 +61,8 @@ def reserve(params: Any, src: Any, staged: bool):
 #: frames (at most) of the training data the structure width is measured on, and the
 #: largest distance (px) its correlation is measured at
 WIDTH_FRAMES, WIDTH_MAX_LAG = 600, 27
+#: fewer frames than this: no width (too few transients to measure it)
+WIDTH_MIN_FRAMES = 50
 
 
 def structure_width(seg: np.ndarray) -> float | None:
@@ -75,7 +77,7 @@ def structure_width(seg: np.ndarray) -> float | None:
     correlates beyond that level."""
     n, _, nb = seg.shape
     top = min(WIDTH_MAX_LAG, nb // 2)
-    if n < 20 or top < 12:
+    if n < WIDTH_MIN_FRAMES or top < 12:
         return None
     t0 = max(0, n // 2 - WIDTH_FRAMES // 2)
     x = np.asarray(seg[t0:t0 + WIDTH_FRAMES], np.float32)

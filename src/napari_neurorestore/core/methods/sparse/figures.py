@@ -19,6 +19,11 @@ MAX_UNEXPLAINED = 0.5
 #: noise correlated between neighbouring pixels beyond this: no verdict (thunder_mouse,
 #: lag-1 0.4: +8.3 dB over cubic estimated at M=4, -0.5 dB measured on the rows left out)
 MAX_NOISE_LAG1 = 0.2
+#: ... or when the lines are further apart than this many times the active structures'
+#: measured width (check.structure_width: 9-12 px on 200-frame simulations of somata
+#: 8-14 px wide, 6-13.5 px on 40-100 frames of a small field: the margin keeps M = 8
+#: from being flagged on those)
+WIDTH_TOLERANCE = 1.25
 
 
 def auto_rois(full: Any, n_rois: int = 20, size: int = 8) -> np.ndarray:
@@ -90,7 +95,7 @@ def verdict(check: dict) -> str:
         return ("the signal between the kept lines is too weak against the noise to judge "
                 "the reconstruction (these figures are unreliable)")
     w = check.get("structure_px")
-    if w is not None and check["factor"] > w:
+    if w is not None and check["factor"] > WIDTH_TOLERANCE * w:
         return (f"M={check['factor']} looks past what the method can restore on this "
                 f"recording (its active structures are about {w:.0f} px wide along the fully "
                 f"sampled axis: where they are as small along the sparse one, whole objects "

@@ -55,6 +55,7 @@ import torch
 
 from ...._version import __version__
 from ...device import resolve_device
+from ...errors import InputError
 from ...models import TrainedModel
 from ...nets import ready_for_inference
 from ...progress import CancelToken, PredictTally, Progress
@@ -328,6 +329,9 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
     frames = _Frames(data, axis)
     stage = None if "denoiser" not in model.norm else chain.DenoisedFrames(
         data, axis, model.norm["denoiser"], cancel, str(dev))
+    if stage is not None and frames.n < stage.window:
+        raise InputError(f"this model's first stage (the denoiser) takes {stage.window} "
+                         f"frames at a time; the input has {frames.n}")
     shape = output_shape(tuple(data.shape), m, axis)
     if out is None:
         out = np.empty(shape, np.float32)
