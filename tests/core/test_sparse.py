@@ -324,3 +324,13 @@ def test_the_chain_fills_in_lines_with_cubic_plus_a_static_correction(trained):
     dyn = np.asarray(drain(sp.predict(sparse, old)))
     d2 = dyn - cubic_upsample(dyn[:, ::4], 4)
     assert np.abs(d2 - d2[:1]).max() > 0.1
+
+
+def test_a_staged_model_refuses_a_movie_shorter_than_its_window(trained):
+    from napari_neurorestore.core.errors import InputError
+
+    sparse, res = trained
+    with pytest.raises(InputError, match="first stage .* takes 15 frames at a time; the input "
+                                         "has 8"):
+        drain(sp.predict(sparse[:8], res.model))
+    assert drain(sp.predict(sparse[:15], res.model)).shape == (15, *res.data.shape[1:])
