@@ -334,3 +334,26 @@ def test_a_staged_model_refuses_a_movie_shorter_than_its_window(trained):
                                          "has 8"):
         drain(sp.predict(sparse[:8], res.model))
     assert drain(sp.predict(sparse[:15], res.model)).shape == (15, *res.data.shape[1:])
+
+
+def test_the_check_warns_about_traces_when_transients_are_short():
+    """With the first stage, a signal that decorrelates within a few frames (low frame
+    rates) gets a warning: the temporal denoiser flattens such transients."""
+    from napari_neurorestore.core.methods.sparse.check import signal_frames
+    from napari_neurorestore.core.methods.sparse.figures import format_check
+    from napari_neurorestore.core.simulate import simulate_calcium_movie
+
+    def frames(tau):
+        sim = simulate_calcium_movie(n_frames=300, shape=(64, 64), n_cells=10, seed=1,
+                                     tau_frames=tau)
+        return signal_frames(make_sparse(sim.raw, 8).astype(np.float32))
+
+    fast, slow = frames(2.0), frames(15.0)
+    assert fast <= 3 and slow >= 8, (fast, slow)
+    assert signal_frames(np.zeros((20, 8, 64), np.float32)) is None  # too short
+    check = {"factor": 8, "frames": 16, "gain_db": 5.0, "vs_full_scan_db": 2.0,
+             "unexplained": 0.1, "noise_var": 1.0, "signal_var": 5.0, "noise_lag1": 0.0,
+             "staged": True, "signal_frames": fast}
+    assert "flattens such short transients" in format_check(check)
+    assert "flattens" not in format_check({**check, "signal_frames": slow})
+    assert "flattens" not in format_check({**check, "staged": False})  # no first stage
