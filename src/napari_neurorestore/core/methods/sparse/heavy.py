@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -364,12 +365,11 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
             res[s - a:s - a + len(ts)] = y.transpose(0, 2, 1, 3).reshape(len(ts), na * m, nb)
         return res
 
-    def sample(p: int | None) -> Any:
-        def restore_block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-            lo = max(0, a - k)
-            inp = stage.read(lo, min(n, b + k), p)
-            return restored(inp, inp, lo, a, b), inp[a - lo:b - lo]
-        return restore_block
+    def restore_block(p: int | None, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames a:b of plane p: the network's restoration and the stage's lines."""
+        lo = max(0, a - k)
+        inp = stage.read(lo, min(n, b + k), p)
+        return restored(inp, inp, lo, a, b), inp[a - lo:b - lo]
 
     static = stage is not None and model.info.get("fill") == "static"
     with tally.cancel_message(), torch.inference_mode():
@@ -377,7 +377,8 @@ def predict(data: Any, model: TrainedModel, cancel: CancelToken | None = None, o
         if static:  # fill.py: cubic of the denoised lines + the network's static part
             yield Progress("predict", 0, stop - start, message="measuring the static "
                            "correction of the filled-in lines on sample frames")
-            correction = {p: fill.static_correction(sample(p), n, m) for p in frames.planes}
+            correction = {p: fill.static_correction(partial(restore_block, p), n, m)
+                          for p in frames.planes}
         yield tally.start("reconstructing frames")
         for a in range(start, stop, chunk_frames):
             b = min(stop, a + chunk_frames)
